@@ -1,0 +1,98 @@
+//! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
+
+mod check_config;
+mod keygen;
+mod migrate;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use daygle::config::{self, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "daygle",
+    version,
+    about = "Daygle Mail Archiver: archive, scan and search your mail"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (INI). Default: ./daygle_mail_archiver.conf when it exists.
+    #[arg(long, global = true, env = "DAYGLE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (keys, private PostgreSQL cluster). Overrides storage.data_dir.
+    #[arg(long, global = true, env = "DAYGLE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: human or json. Overrides logging.format.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI and the background workers until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Print a new random key for security.sealing_key or security.session_key.
+    Keygen,
+    /// Validate the configuration and print the effective settings with secrets masked.
+    CheckConfig,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keygen => keygen::run(),
+        Command::CheckConfig => check_config::run(&cli.global),
+        Command::Serve(args) => {
+            let settings = load_settings(&cli.global, &args.overrides())?;
+            runtime()?.block_on(serve::run(settings))
+        }
+        Command::Migrate => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(migrate::run(settings))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the async runtime")
+}
+
+/// Layers the config, applies command-line overrides, validates, and starts logging.
+/// Problems are printed one per line and end the process with exit code 2.
+pub fn load_settings(global: &GlobalArgs, extra: &[(&str, String)]) -> anyhow::Result<Settings> {
+    let mut overrides: Vec<(&str, String)> = extra.to_vec();
+    if let Some(dir) = &global.data_dir {
+        overrides.push(("storage.data_dir", dir.display().to_string()));
+    }
+    if let Some(format) = &global.log_format {
+        overrides.push(("logging.format", format.clone()));
+    }
+    match config::load(global.config.as_deref(), &overrides) {
+        Ok(settings) => {
+            daygle::telemetry::init(&settings.logging.format, &settings.logging.level);
+            Ok(settings)
+        }
+        Err(errors) => {
+            for problem in &errors.0 {
+                eprintln!("config error: {problem}");
+            }
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! A private PostgreSQL cluster under the data directory, run with the machine's own
+//! `initdb`/`pg_ctl`/`postgres`. It listens on a unix socket inside its directory only.
+//!
+//! The cluster outlives a crash of `daygle` (pg_ctl detaches it), so the next start finds it
+//! running and adopts it. `owner` records which process stops it at shutdown: `serve` takes
+//! ownership from short-lived commands, and a dead owner's cluster is adopted by whoever comes
+//! next. A lock file serialises these decisions between processes.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::{Uid, User};
+use sqlx::postgres::PgConnectOptions;
+
+/// The port only names the socket file (`.s.PGSQL.5432`); nothing listens on TCP.
+const SOCKET_PORT: u16 = 5432;
+pub const SUPERUSER: &str = "daygle";
+const START_TIMEOUT_SECS: u32 = 60;
+/// Unix socket paths are limited to 107 bytes on Linux.
+const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no PostgreSQL server binaries (initdb, pg_ctl) found: install PostgreSQL (e.g. `apt-get install postgresql`), set database.pg_bin_dir, set database.url to an existing server, or use docker compose"
+    )]
+    NoBinaries,
+    #[error(
+        "daygle runs as root, and PostgreSQL refuses to: the private cluster runs as system user `{0}`, which does not exist; create it (`useradd --system {0}`) or set database.embedded_user"
+    )]
+    NoUser(String),
+    #[error(
+        "PostgreSQL user `{user}` cannot reach {dir}: allow it to traverse the directory (chmod o+x) or choose a storage.data_dir elsewhere"
+    )]
+    Unreachable { user: String, dir: PathBuf },
+    #[error("the socket path {0} is too long for a unix socket; choose a shorter storage.data_dir")]
+    PathTooLong(PathBuf),
+    #[error("{action} failed: {detail}")]
+    Command { action: String, detail: String },
+    #[error("could not {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let path = path.to_path_buf();
+    move |source| ClusterError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// How long the process that opens the cluster will keep using it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenure {
+    /// `daygle serve`: keeps the cluster up and stops it at shutdown.
+    Server,
+    /// A CLI command: uses a running cluster, or starts one for its own duration.
+    Command,
+}
+
+impl Tenure {
+    fn tag(self) -> &'static str {
+        match self {
+            Tenure::Server => "server",
+            Tenure::Command => "command",
+        }
+    }
+}
+
+/// Where the PostgreSQL binaries live: the configured dir, pg_config's, or the newest Debian one.
+pub fn find_bin_dir(configured: &str) -> Result<PathBuf, ClusterError> {
+    let has_tools = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+    if !configured.trim().is_empty() {
+        let dir = PathBuf::from(configured.trim());
+        return if has_tools(&dir) {
+            Ok(dir)
+        } else {
+            Err(ClusterError::NoBinaries)
+        };
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_tools(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, d)| has_tools(d))
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Ok(dir);
+    }
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if has_tools(&dir) {
+            return Ok(dir);
+        }
+    }
+    Err(ClusterError::NoBinaries)
+}
+
+/// The cluster's files and the account that runs it.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    root: PathBuf,
+    bin: PathBuf,
+    run_as: Option<User>,
+}
+
+impl Cluster {
+    /// `root` holds `data/`, the socket, the log and the ownership files.
+    pub fn new(root: &Path, bin_dir: &str, embedded_user: &str) -> Result<Self, ClusterError> {
+        let bin = find_bin_dir(bin_dir)?;
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name(embedded_user)
+                .ok()
+                .flatten()
+                .ok_or_else(|| ClusterError::NoUser(embedded_user.to_string()))?;
+            Some(user)
+        } else {
+            None
+        };
+        fs::create_dir_all(root).map_err(io_err("create", root))?;
+        let root = root.canonicalize().map_err(io_err("resolve", root))?;
+        let socket = root.join(format!(".s.PGSQL.{SOCKET_PORT}"));
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(ClusterError::PathTooLong(socket));
+        }
+        Ok(Self { root, bin, run_as })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("postgres.log")
+    }
+
+    /// Connection options for `database` over the cluster's socket.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.root)
+            .port(SOCKET_PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.data_dir().join("PG_VERSION").is_file()
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(tool));
+        cmd.current_dir(&self.root).env("LC_ALL", "C.UTF-8");
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        cmd
+    }
+
+    fn run(&self, action: &str, cmd: &mut Command) -> Result<Output, ClusterError> {
+        let out = cmd.output().map_err(|e| ClusterError::Command {
+            action: action.into(),
+            detail: e.to_string(),
+        })?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(ClusterError::Command {
+                action: action.into(),
+                detail: format!(
+                    "{}{}{}",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    if out.stderr.is_empty() { "" } else { " " },
+                    self.log_tail()
+                ),
+            })
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.log_file()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "(last lines of {}: {})",
+                self.log_file().display(),
+                lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )
+        }
+    }
+
+    /// Hands the cluster directory to the unprivileged user when running as root, and checks
+    /// that user can reach it.
+    fn prepare_dirs(&self) -> Result<(), ClusterError> {
+        let Some(user) = &self.run_as else {
+            return Ok(());
+        };
+        for dir in self.root.ancestors().skip(1) {
+            let meta = fs::metadata(dir).map_err(io_err("inspect", dir))?;
+            let traversable = meta.mode() & 0o001 != 0
+                || (meta.uid() == user.uid.as_raw() && meta.mode() & 0o100 != 0)
+                || (meta.gid() == user.gid.as_raw() && meta.mode() & 0o010 != 0);
+            if !traversable {
+                return Err(ClusterError::Unreachable {
+                    user: user.name.clone(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
+        nix::unistd::chown(&self.root, Some(user.uid), Some(user.gid))
+            .map_err(|e| io_err("hand over", &self.root)(e.into()))?;
+        Ok(())
+    }
+
+    /// Creates the cluster with UTF-8 encoding and a `daygle` superuser reachable only over
+    /// the socket in this directory.
+    pub fn init(&self) -> Result<(), ClusterError> {
+        self.prepare_dirs()?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("restrict permissions of", &self.root))?;
+        let data = self.data_dir();
+        self.run(
+            "initdb",
+            self.command("initdb").arg("-D").arg(&data).args([
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]),
+        )?;
+        Ok(())
+    }
+
+    /// True when a postmaster is serving this data directory.
+    pub fn is_running(&self) -> bool {
+        self.command("pg_ctl")
+            .arg("status")
+            .arg("-D")
+            .arg(self.data_dir())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Starts the server and waits until it accepts connections. A `postmaster.pid` left by a
+    /// killed server is cleared by PostgreSQL itself when its process is gone.
+    pub fn start(&self) -> Result<(), ClusterError> {
+        self.prepare_dirs()?;
+        let root = self.root.to_string_lossy();
+        if root.contains('\'') || root.contains('"') {
+            return Err(ClusterError::Command {
+                action: "pg_ctl start".into(),
+                detail: "the data directory path must not contain quotes".into(),
+            });
+        }
+        let options = format!(
+            "-c listen_addresses='' -k '{root}' -p {SOCKET_PORT} -c unix_socket_permissions=0700"
+        );
+        self.run(
+            "pg_ctl start",
+            self.command("pg_ctl")
+                .arg("start")
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.log_file())
+                .args(["-w", "-t", &START_TIMEOUT_SECS.to_string(), "-o", &options]),
+        )?;
+        Ok(())
+    }
+
+    /// Fast shutdown: open sessions are ended, data is flushed.
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        self.run(
+            "pg_ctl stop",
+            self.command("pg_ctl")
+                .arg("stop")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w", "-t", "60"]),
+        )?;
+        Ok(())
+    }
+
+    fn owner_file(&self) -> PathBuf {
+        self.root.join("owner")
+    }
+
+    fn lock(&self) -> Result<Flock<fs::File>, ClusterError> {
+        let path = self.root.join("daygle.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io_err("lock", &path)(e.into()))
+    }
+
+    /// Makes sure the cluster is up for this process and says whether this process must stop it.
+    pub fn acquire(&self, tenure: Tenure) -> Result<Lease, ClusterError> {
+        let _lock = self.lock()?;
+        let me = ProcessId::current();
+        if self.is_running() {
+            let owner = Owner::read(&self.owner_file());
+            let owner_alive = owner.as_ref().is_some_and(|o| o.process.is_alive());
+            let take_over = match &owner {
+                _ if !owner_alive => true,
+                Some(o) => tenure == Tenure::Server && o.tenure != Tenure::Server.tag(),
+                None => true,
+            };
+            if take_over {
+                tracing::info!(dir = %self.root.display(), adopted_from = ?owner.map(|o| o.process.pid), "using the running private PostgreSQL cluster");
+                self.write_owner(&me, tenure)?;
+            }
+            return Ok(Lease {
+                cluster: self.clone(),
+                me,
+            });
+        }
+        if !self.is_initialised() {
+            tracing::info!(dir = %self.root.display(), "creating the private PostgreSQL cluster (first run)");
+            self.init()?;
+        }
+        self.start()?;
+        self.write_owner(&me, tenure)?;
+        Ok(Lease {
+            cluster: self.clone(),
+            me,
+        })
+    }
+
+    fn write_owner(&self, me: &ProcessId, tenure: Tenure) -> Result<(), ClusterError> {
+        let path = self.owner_file();
+        let mut f = fs::File::create(&path).map_err(io_err("write", &path))?;
+        writeln!(f, "{} {} {}", me.pid, me.start_time, tenure.tag()).map_err(io_err("write", &path))
+    }
+}
+
+/// This process's use of the cluster. `release` stops it when this process owns it.
+#[derive(Debug)]
+pub struct Lease {
+    cluster: Cluster,
+    me: ProcessId,
+}
+
+impl Lease {
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    pub fn owns_cluster(&self) -> bool {
+        Owner::read(&self.cluster.owner_file()).is_some_and(|o| o.process == self.me)
+    }
+
+    /// Stops the cluster if this process is its owner.
+    pub fn release(self) -> Result<(), ClusterError> {
+        let _lock = self.cluster.lock()?;
+        if self.owns_cluster() {
+            tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
+            self.cluster.stop()?;
+            let _ = fs::remove_file(self.cluster.owner_file());
+        }
+        Ok(())
+    }
+}
+
+/// A process identified by pid and start time, so a recycled pid is not mistaken for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcessId {
+    pid: i32,
+    start_time: u64,
+}
+
+impl ProcessId {
+    fn current() -> Self {
+        let pid = std::process::id() as i32;
+        Self {
+            pid,
+            start_time: process_start_time(pid).unwrap_or(0),
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        process_start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+struct Owner {
+    process: ProcessId,
+    tenure: String,
+}
+
+impl Owner {
+    fn read(path: &Path) -> Option<Self> {
+        let text = fs::read_to_string(path).ok()?;
+        let mut parts = text.split_whitespace();
+        let pid = parts.next()?.parse().ok()?;
+        let start_time = parts.next()?.parse().ok()?;
+        let tenure = parts.next()?.to_string();
+        Some(Self {
+            process: ProcessId { pid, start_time },
+            tenure,
+        })
+    }
+}
+
+/// Field 22 of /proc/<pid>/stat: clock ticks since boot when the process started.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Waits for a freshly started server to accept a connection (pg_ctl -w already does most).
+pub async fn wait_until_accepting(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut last = None;
+    for _ in 0..50 {
+        match options.connect().await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last.unwrap_or(sqlx::Error::PoolTimedOut))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_bogus_start_time_is_not() {
+        let me = ProcessId::current();
+        assert!(me.is_alive());
+        let other = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!other.is_alive());
+    }
+}

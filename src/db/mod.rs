@@ -1,0 +1,191 @@
+//! The database: connection pool, embedded migrations, and the private cluster.
+
+pub mod cluster;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+pub use cluster::{Cluster, ClusterError, Lease, Tenure};
+
+/// Migrations are compiled into the binary, so a deployment can never run a mismatched set.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Oldest PostgreSQL we test against and whose features the schema relies on.
+const MIN_SERVER_VERSION: i32 = 130000;
+const EMBEDDED_DATABASE: &str = "daygle";
+
+/// An open database, and the private cluster behind it when there is one.
+pub struct Database {
+    pub pool: PgPool,
+    lease: Option<Lease>,
+}
+
+impl Database {
+    /// Connects to `database.url`, or starts (or joins) the private cluster under the data
+    /// directory when no URL is configured.
+    pub async fn open(settings: &Settings, tenure: Tenure) -> Result<Self> {
+        let (options, lease) = if settings.uses_embedded_database() {
+            let (options, lease) = start_embedded(settings, tenure).await?;
+            (options, Some(lease))
+        } else {
+            let options =
+                PgConnectOptions::from_str(settings.database.url.expose()).map_err(|e| {
+                    Error::Invalid {
+                        field: "database.url".into(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            (options, None)
+        };
+        let options = options
+            .application_name("daygle")
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::context("connect to PostgreSQL", e))?;
+        check_server_version(&pool).await?;
+        Ok(Self { pool, lease })
+    }
+
+    /// True when this process runs the private cluster and will stop it on close.
+    pub fn owns_embedded_cluster(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.owns_cluster())
+    }
+
+    /// Closes every connection, then stops the private cluster if this process owns it.
+    pub async fn close(self) -> Result<()> {
+        self.pool.close().await;
+        if let Some(lease) = self.lease {
+            tokio::task::spawn_blocking(move || lease.release())
+                .await
+                .map_err(|e| Error::Internal(format!("cluster stop task failed: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+async fn start_embedded(settings: &Settings, tenure: Tenure) -> Result<(PgConnectOptions, Lease)> {
+    let root = settings.data_dir().join("postgres");
+    let db = settings.database.clone();
+    let lease = tokio::task::spawn_blocking(move || {
+        let cluster = Cluster::new(&root, &db.pg_bin_dir, &db.embedded_user)?;
+        cluster.acquire(tenure)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("cluster start task failed: {e}")))??;
+    let cluster = lease.cluster();
+    let admin = cluster.connect_options("postgres");
+    cluster::wait_until_accepting(&admin)
+        .await
+        .map_err(|e| Error::context("connect to the private PostgreSQL cluster", e))?;
+    create_database_if_missing(&admin, EMBEDDED_DATABASE).await?;
+    Ok((cluster.connect_options(EMBEDDED_DATABASE), lease))
+}
+
+/// Creates `name` through a maintenance connection unless it exists.
+pub async fn create_database_if_missing(admin: &PgConnectOptions, name: &str) -> Result<()> {
+    let mut conn = admin
+        .connect()
+        .await
+        .map_err(|e| Error::context("connect to the maintenance database", e))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        // CREATE DATABASE takes no bind parameters; the name is quoted as an identifier.
+        let sql = format!("CREATE DATABASE {}", quote_ident(name));
+        sqlx::raw_sql(&sql).execute(&mut conn).await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// Quotes an SQL identifier (doubling embedded quotes).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn check_server_version(pool: &PgPool) -> Result<()> {
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(pool)
+        .await?;
+    if version < MIN_SERVER_VERSION {
+        return Err(Error::Internal(format!(
+            "PostgreSQL {} is too old; daygle needs 13 or newer",
+            version / 10000
+        )));
+    }
+    Ok(())
+}
+
+/// Applies every migration not yet applied.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| Error::context("apply database migrations", e))
+}
+
+/// How the database's schema compares with the migrations in this binary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationStatus {
+    pub expected: usize,
+    pub applied: usize,
+    pub pending: Vec<i64>,
+    /// Versions the database has that this binary does not know (a newer daygle migrated it).
+    pub unknown: Vec<i64>,
+}
+
+impl MigrationStatus {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+}
+
+pub async fn migration_status(pool: &PgPool) -> Result<MigrationStatus> {
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let applied: BTreeSet<i64> = if table_exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let expected: BTreeSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    Ok(MigrationStatus {
+        expected: expected.len(),
+        applied: applied.len(),
+        pending: expected.difference(&applied).copied().collect(),
+        unknown: applied.difference(&expected).copied().collect(),
+    })
+}
+
+/// Opens the database for a CLI command: joins a running private cluster or starts it for the
+/// command's duration.
+pub async fn open_for_command(settings: &Settings) -> Result<Database> {
+    Database::open(settings, Tenure::Command).await
+}
+
+/// The path of the private cluster for `data_dir`.
+pub fn embedded_root(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("postgres")
+}

@@ -1,0 +1,147 @@
+//! Daygle Mail Archiver as a library: `App` builds everything `daygle serve` runs, and the
+//! integration tests start the very same `App`.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod secrets;
+pub mod telemetry;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::db::{Database, Tenure};
+use crate::error::{Error, Result};
+use crate::secrets::{KeySource, Keys};
+use crate::web::AppState;
+use crate::web::metrics::Metrics;
+
+/// A built, bound, migrated application, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    database: Database,
+    tasks: TaskTracker,
+}
+
+impl App {
+    /// Loads keys, opens (or starts) the database, applies migrations and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self> {
+        let problems = settings.validate();
+        if !problems.is_empty() {
+            return Err(config::ConfigErrors(problems).into());
+        }
+        let data_dir = settings.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            Error::context(format!("create data directory {}", data_dir.display()), e)
+        })?;
+        let security = settings.security.clone();
+        let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
+            .await
+            .map_err(|e| Error::Internal(format!("key loading task failed: {e}")))??;
+        for (name, source) in [
+            ("session key", &keys.session_source),
+            ("sealing key", &keys.sealing_source),
+        ] {
+            if let KeySource::Generated(path) = source {
+                tracing::warn!(key = name, path = %path.display(), "generated a new secret key on first run; back this file up with the database");
+            }
+        }
+        let database = Database::open(&settings, Tenure::Server).await?;
+        db::migrate(&database.pool).await?;
+        let listener = TcpListener::bind(&settings.server.bind)
+            .await
+            .map_err(|e| {
+                Error::context(
+                    format!("listen on {} (server.bind)", settings.server.bind),
+                    e,
+                )
+            })?;
+        let state = AppState {
+            pool: database.pool.clone(),
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            metrics: Metrics::install(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            database,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The URL printed at startup: the public URL when set, else the bound address.
+    pub fn url(&self) -> String {
+        if self.state.settings.server.public_url.trim().is_empty() {
+            format!("http://{}", self.local_addr())
+        } else {
+            self.state.settings.public_url()
+        }
+    }
+
+    /// Cancelling this token stops the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown token fires: in-flight requests finish, background tasks stop,
+    /// then the database closes (and a private cluster this process owns stops).
+    pub async fn run_until_stopped(self) -> Result<()> {
+        let App {
+            listener,
+            state,
+            database,
+            tasks,
+        } = self;
+        let shutdown = state.shutdown.clone();
+        tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        let router = web::router(state);
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|e| Error::context("serve HTTP", e));
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        database.close().await?;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => metrics.upkeep(),
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! How errors look to a person: a page in the layout, and never internals for a 5xx.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::layout::PageContext;
+use crate::error::Error;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub page: PageContext,
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}
+
+/// Renders an error page with `status`.
+pub fn page(status: StatusCode, message: impl Into<String>) -> Response {
+    let heading = status.canonical_reason().unwrap_or("Error").to_string();
+    let body = ErrorPage {
+        page: PageContext::new(heading.clone(), ""),
+        status: status.as_u16(),
+        heading,
+        message: message.into(),
+    };
+    (status, body).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Error::NotFound => page(StatusCode::NOT_FOUND, "There is nothing at this address."),
+            Error::Forbidden => page(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to do that. Ask an administrator if you need it.",
+            ),
+            Error::Invalid { .. } => page(StatusCode::UNPROCESSABLE_ENTITY, self.to_string()),
+            Error::Conflict(msg) => page(StatusCode::CONFLICT, msg.clone()),
+            _ => {
+                tracing::error!(error = %crate::error::chain(&self), "request failed");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. The details are in the server log.",
+                )
+            }
+        }
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found() -> Response {
+    Error::NotFound.into_response()
+}

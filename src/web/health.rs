@@ -1,0 +1,92 @@
+//! Liveness and readiness probes.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::state::AppState;
+use crate::db;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(super::metrics::render))
+}
+
+/// The process is up and serving HTTP.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    database: Check,
+    migrations: Check,
+}
+
+#[derive(Serialize)]
+struct Check {
+    ok: bool,
+    detail: String,
+}
+
+/// Ready when the database answers and its schema matches this binary's migrations.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = match sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+    {
+        Ok(_) => Check {
+            ok: true,
+            detail: "reachable".into(),
+        },
+        Err(e) => Check {
+            ok: false,
+            detail: format!("unreachable: {e}"),
+        },
+    };
+    let migrations = if database.ok {
+        match db::migration_status(&state.pool).await {
+            Ok(s) if s.is_current() => Check {
+                ok: true,
+                detail: format!("{} of {} applied", s.applied, s.expected),
+            },
+            Ok(s) => Check {
+                ok: false,
+                detail: format!(
+                    "pending {:?}, unknown {:?}; run `daygle migrate`",
+                    s.pending, s.unknown
+                ),
+            },
+            Err(e) => Check {
+                ok: false,
+                detail: e.to_string(),
+            },
+        }
+    } else {
+        Check {
+            ok: false,
+            detail: "database unreachable".into(),
+        }
+    };
+    let ready = database.ok && migrations.ok;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Readiness {
+            status: if ready { "ready" } else { "not ready" },
+            database,
+            migrations,
+        }),
+    )
+}
