@@ -1,0 +1,105 @@
+//! Test harness: real PostgreSQL, the real `App` on a random loopback port, an HTTP client.
+#![allow(dead_code)]
+
+pub mod pg;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use daygle::App;
+use daygle::config::Settings;
+use reqwest::redirect::Policy;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running app with its own database and data directory.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub data_dir: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<daygle::error::Result<()>>>,
+}
+
+/// Settings for a test: a fresh database, port 0, a temporary data directory.
+pub async fn test_settings() -> (Settings, tempfile::TempDir, String) {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let database_url = pg::fresh_database().await;
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.database.url = daygle::config::Secret::new(database_url.clone());
+    settings.database.max_connections = 5;
+    settings.storage.data_dir = data_dir.path().display().to_string();
+    (settings, data_dir, database_url)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after `adjust` has changed the test settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, data_dir, database_url) = test_settings().await;
+    adjust(&mut settings);
+    let app = App::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let pool = app.state().pool.clone();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        url: format!("http://{addr}"),
+        client: client(),
+        pool,
+        database_url,
+        data_dir,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// A cookie-keeping client that does not follow redirects, so tests can assert on them.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("http client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub fn data_path(&self) -> PathBuf {
+        self.data_dir.path().to_path_buf()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Path of the built `daygle` binary, for tests that run it as a process.
+pub fn daygle_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_daygle"))
+}
