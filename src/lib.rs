@@ -1,9 +1,11 @@
 //! Daygle Mail Archiver as a library: `App` builds everything `daygle serve` runs, and the
 //! integration tests start the very same `App`.
 
+pub mod archive;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod secrets;
 pub mod telemetry;
 pub mod web;
@@ -118,6 +120,14 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        if state.settings.sync.enabled {
+            tasks.spawn(ingest::scheduler::run_until_stopped(
+                state.pool.clone(),
+                state.settings.clone(),
+                state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
         let router = web::router(state);
         let served = axum::serve(
             listener,

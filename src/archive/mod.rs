@@ -1,0 +1,15 @@
+//! The archive itself: blobs, messages, attachments, and the completeness ledger. Each file owns
+//! the SQL of its tables; functions take the caller's transaction, and the caller commits.
+
+pub mod blobs;
+pub mod ledger;
+pub mod messages;
+
+/// PostgreSQL text columns reject NUL bytes; hostile mail carries them.
+pub fn strip_nul(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "")
+    } else {
+        text.to_string()
+    }
+}
