@@ -83,6 +83,10 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     let mut tx = pool.begin().await?;
     let blobs_added = blobs::put_many(&mut tx, &new_blobs).await?;
     drop(new_blobs);
+    if let Some(uidvalidity) = uidvalidity {
+        messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
+            .await?;
+    }
     let inserted = messages::insert_many(&mut tx, &rows).await?;
     if let Some(uidvalidity) = uidvalidity {
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
