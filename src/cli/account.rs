@@ -97,7 +97,9 @@ async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow:
     let imap = ImapSettings {
         name: args.name.clone(),
         host: args.host,
-        port: args.port.unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
+        port: args
+            .port
+            .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
         tls,
         username: args.username,
         folders_include: args.folders.as_deref().map(split_list).unwrap_or_default(),
@@ -174,16 +176,25 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
         let coverage = match server {
             Some(0) => "100%".to_string(),
             Some(s) if !folders.is_empty() => {
-                format!("{:.1}%", (((archived + skipped) as f64 / s as f64) * 100.0).min(100.0))
+                format!(
+                    "{:.1}%",
+                    (((archived + skipped) as f64 / s as f64) * 100.0).min(100.0)
+                )
             }
             _ => "-".to_string(),
         };
         let status = match workers::get(pool, &workers::sync_worker_name(a.id)).await? {
             Some(w) if w.last_error.is_some() => format!(
                 "error: {}",
-                w.last_error.unwrap_or_default().lines().next().unwrap_or("")
+                w.last_error
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             ),
-            Some(w) if w.state == "running" => format!("running: {}", w.activity.unwrap_or_default()),
+            Some(w) if w.state == "running" => {
+                format!("running: {}", w.activity.unwrap_or_default())
+            }
             Some(w) => match w.last_success_at {
                 Some(t) => format!("ok, last sync {}", t.date()),
                 None => w.state,
@@ -195,7 +206,11 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             _ => "-".into(),
         };
-        let failed_text = if failed > 0 { format!(" ({failed} failed, retried next run)") } else { String::new() };
+        let failed_text = if failed > 0 {
+            format!(" ({failed} failed, retried next run)")
+        } else {
+            String::new()
+        };
         println!(
             "{:<20} {:<7} {:<8} {:<28} {:>9} {:>9} {:>8}  {status}{failed_text}",
             a.name,
@@ -227,7 +242,10 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
             "removing account {} deletes its {} archived messages ({} stored contents no other account shares; the rest stay with the accounts that also hold them).",
             account.name, impact.messages, impact.unshared_blobs
         );
-        println!("nothing was changed: run again with --yes to remove it, or `daygle account disable {}` to stop syncing and keep the archive", account.name);
+        println!(
+            "nothing was changed: run again with --yes to remove it, or `daygle account disable {}` to stop syncing and keep the archive",
+            account.name
+        );
         return Ok(ExitCode::from(1));
     }
     let mut tx = pool.begin().await?;

@@ -28,7 +28,8 @@ pub struct RotateKeyArgs {
 
 fn read_key(path: &PathBuf) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("Failed to read {}", path.display()))?,
     );
     decode_key(&text).with_context(|| format!("{} does not hold a valid key", path.display()))
 }
@@ -40,16 +41,21 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
         (Some(new), None) => {
             let new_key = read_key(new)?;
             let old = configured_key(&settings)?;
-            (SealingKeys::new(&new_key).with_previous(&old), Some(new.clone()))
+            (
+                SealingKeys::new(&new_key).with_previous(&old),
+                Some(new.clone()),
+            )
         }
         (None, Some(old)) => {
             let old_key = read_key(old)?;
             {
-            let current = configured_key(&settings)?;
-            (SealingKeys::new(&current).with_previous(&old_key), None)
+                let current = configured_key(&settings)?;
+                (SealingKeys::new(&current).with_previous(&old_key), None)
+            }
         }
-        }
-        _ => bail!("give --new-key-file NEW (before switching the config) or --old-key-file OLD (after)"),
+        _ => bail!(
+            "give --new-key-file NEW (before switching the config) or --old-key-file OLD (after)"
+        ),
     };
     drop(configured);
     let database = db::open_for_command(&settings)
@@ -60,7 +66,10 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
     let changed = accounts::reseal_all(&mut tx, &keys).await?;
     tx.commit().await?;
     database.close().await?;
-    println!("re-sealed {changed} stored secrets under key {}", keys.current_id());
+    println!(
+        "re-sealed {changed} stored secrets under key {}",
+        keys.current_id()
+    );
     if let Some(new) = new_file {
         println!(
             "now set security.sealing_key_file = {} (and remove security.sealing_key if set), then restart daygle; keep the old key until the restart is done",

@@ -66,7 +66,11 @@ async fn once(
                 .into_iter()
                 .find(|a| a.name.eq_ignore_ascii_case(name))
                 .with_context(|| format!("no account named {name}; see `daygle account list`"))?;
-            anyhow::ensure!(a.kind == "imap", "account {} is not an IMAP account", a.name);
+            anyhow::ensure!(
+                a.kind == "imap",
+                "account {} is not an IMAP account",
+                a.name
+            );
             vec![a]
         }
         None => all
@@ -84,14 +88,28 @@ async fn once(
         match run.result {
             RunResult::Done(o) => println!(
                 "{}: {} new messages archived ({} fetched, {} bytes) in {} folders; {} skipped, {} failed, {} deleted from the server",
-                run.account, o.archived, o.fetched, o.bytes, o.folders, o.skipped, o.failed, o.deleted
+                run.account,
+                o.archived,
+                o.fetched,
+                o.bytes,
+                o.folders,
+                o.skipped,
+                o.failed,
+                o.deleted
             ),
-            RunResult::Busy => println!("{}: already being synced by another process; skipped", run.account),
+            RunResult::Busy => println!(
+                "{}: already being synced by another process; skipped",
+                run.account
+            ),
             RunResult::Failed(e) => {
                 failed = true;
                 eprintln!("{}: sync failed: {e}", run.account);
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -47,15 +47,31 @@ impl Dovecot {
             .prefix("daygle-dovecot-")
             .tempdir()
             .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let d = dir.path();
         for sub in ["run", "state", "mail", "home"] {
             std::fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
         run(
-            Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-                .arg(d.join("key.pem")).arg("-out").arg(d.join("cert.pem")),
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "3650",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout",
+                ])
+                .arg(d.join("key.pem"))
+                .arg("-out")
+                .arg(d.join("cert.pem")),
             "openssl req",
         );
         let der = Command::new("openssl")
@@ -191,9 +207,14 @@ service imap-login {{
             .unwrap_or(0);
         for raw in messages {
             let n = SEQ.fetch_add(1, Ordering::SeqCst);
-            let path = dir.join("cur").join(format!("{stamp}.M{n}P1.test,S={}:2,S", raw.len()));
+            let path = dir
+                .join("cur")
+                .join(format!("{stamp}.M{n}P1.test,S={}:2,S", raw.len()));
             std::fs::write(&path, raw).expect("write message");
-            let f = std::fs::File::options().write(true).open(&path).expect("open");
+            let f = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
             f.set_modified(when).expect("mtime");
         }
         chown_tree(&self.path().join("mail"));
@@ -206,10 +227,15 @@ service imap-login {{
     /// Gives a folder a new UIDVALIDITY, as a server does after rebuilding its index.
     pub fn set_uidvalidity(&self, user: &str, folder: &str, value: u32) {
         run(
-            Command::new("doveadm")
-                .arg("-c")
-                .arg(self.conf())
-                .args(["mailbox", "update", "-u", user, "--uid-validity", &value.to_string(), folder]),
+            Command::new("doveadm").arg("-c").arg(self.conf()).args([
+                "mailbox",
+                "update",
+                "-u",
+                user,
+                "--uid-validity",
+                &value.to_string(),
+                folder,
+            ]),
             "doveadm mailbox update",
         );
     }
@@ -225,7 +251,9 @@ service imap-login {{
                 continue;
             };
             // pid (comm) state ppid ...
-            let Some(close) = stat.rfind(')') else { continue };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
             let comm = &stat[stat.find('(').unwrap_or(0) + 1..close];
             let ppid: i32 = stat[close + 2..]
                 .split_whitespace()
@@ -247,7 +275,10 @@ service imap-login {{
 
 fn chown_tree(path: &Path) {
     run(
-        Command::new("chown").arg("-R").arg(format!("{MAIL_UID}:{MAIL_UID}")).arg(path),
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{MAIL_UID}:{MAIL_UID}"))
+            .arg(path),
         "chown",
     );
 }

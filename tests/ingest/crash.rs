@@ -42,8 +42,10 @@ async fn a_sync_killed_mid_batch_and_restarted_ends_with_exactly_the_servers_mes
     let env = env().await;
     let account = env.account("Big", "alice").await;
     let total = 4000;
-    env.dovecot.write_messages("alice", "INBOX", &messages("crash", total), NEW);
-    env.dovecot.write_messages("alice", "Work", &messages("crash-work", 500), NEW);
+    env.dovecot
+        .write_messages("alice", "INBOX", &messages("crash", total), NEW);
+    env.dovecot
+        .write_messages("alice", "Work", &messages("crash-work", 500), NEW);
 
     let mut child = daygle(&env, 25)
         .args(["sync", "--once"])
@@ -68,14 +70,29 @@ async fn a_sync_killed_mid_batch_and_restarted_ends_with_exactly_the_servers_mes
     .expect("SIGKILL");
     child.wait().expect("reap");
     let partial = env.count("SELECT count(*) FROM messages").await;
-    assert!(partial < (total + 500) as i64, "killed mid-way ({partial} archived)");
+    assert!(
+        partial < (total + 500) as i64,
+        "killed mid-way ({partial} archived)"
+    );
 
     let env_ref = &env;
     let out = tokio::task::block_in_place(|| sync_to_completion(env_ref));
     assert!(out.contains("Big:"), "{out}");
 
-    assert_eq!(env.archived(account.id, "INBOX").await, env.server("alice", "INBOX").await);
-    assert_eq!(env.archived(account.id, "Work").await, env.server("alice", "Work").await);
-    assert_eq!(env.count("SELECT count(*) FROM messages").await, (total + 500) as i64);
-    assert_eq!(env.count("SELECT count(*) FROM blobs").await, (total + 500) as i64);
+    assert_eq!(
+        env.archived(account.id, "INBOX").await,
+        env.server("alice", "INBOX").await
+    );
+    assert_eq!(
+        env.archived(account.id, "Work").await,
+        env.server("alice", "Work").await
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM messages").await,
+        (total + 500) as i64
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM blobs").await,
+        (total + 500) as i64
+    );
 }

@@ -6,7 +6,8 @@ async fn delete_after_archive_removes_only_committed_verified_old_enough_message
     let account = env.account("Alice", "alice").await;
     let old = messages("old", 6);
     env.dovecot.write_messages("alice", "INBOX", &old, OLD);
-    env.dovecot.write_messages("alice", "INBOX", &messages("new", 3), NEW);
+    env.dovecot
+        .write_messages("alice", "INBOX", &messages("new", 3), NEW);
     let mut big = message("old-big", 0);
     big.extend(std::iter::repeat_n(b'z', 8000));
     env.dovecot.write_messages("alice", "INBOX", &[big], OLD);
@@ -32,14 +33,31 @@ async fn delete_after_archive_removes_only_committed_verified_old_enough_message
 
     assert_eq!(outcome.deleted, 5, "5 old, archived, verified messages");
     let left = env.server("alice", "INBOX").await;
-    assert_eq!(left.len(), 5, "3 new + 1 damaged copy + 1 never archived (too big)");
-    assert!(left.values().any(|h| *h == damaged), "the damaged copy stays on the server");
-    assert_eq!(env.count("SELECT count(*) FROM messages").await, 9, "the archive keeps everything");
-    assert_eq!(env.count("SELECT deleted_from_server FROM sync_state WHERE folder = 'INBOX'").await, 5);
+    assert_eq!(
+        left.len(),
+        5,
+        "3 new + 1 damaged copy + 1 never archived (too big)"
+    );
+    assert!(
+        left.values().any(|h| *h == damaged),
+        "the damaged copy stays on the server"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM messages").await,
+        9,
+        "the archive keeps everything"
+    );
+    assert_eq!(
+        env.count("SELECT deleted_from_server FROM sync_state WHERE folder = 'INBOX'")
+            .await,
+        5
+    );
 }
 
 /// Dovecot serves bare LF as CRLF: the archived bytes are the CRLF form.
 fn crlf(raw: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n").replace('\n', "\r\n");
+    let text = String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
     text.into_bytes()
 }

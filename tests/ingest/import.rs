@@ -15,7 +15,9 @@ fn build_tree(root: &Path) {
     let mut mbox = Vec::new();
     for i in 0..3 {
         mbox.extend(b"From sender@example.org Mon Jan  1 10:00:00 2024\n");
-        let mut m = String::from_utf8(message("mbox", i)).expect("utf8").replace("\r\n", "\n");
+        let mut m = String::from_utf8(message("mbox", i))
+            .expect("utf8")
+            .replace("\r\n", "\n");
         if i == 1 {
             m.push_str(">From the desk of the CEO\n");
         }
@@ -25,7 +27,10 @@ fn build_tree(root: &Path) {
     write(&root.join("old-mail/Inbox.mbox"), &mbox);
     write(&root.join("maildir/cur/1.a:2,S"), &message("maildir", 0));
     write(&root.join("maildir/new/2.b"), &message("maildir", 1));
-    write(&root.join("maildir/.Projects.2024/cur/3.c:2,"), &message("maildir-sub", 0));
+    write(
+        &root.join("maildir/.Projects.2024/cur/3.c:2,"),
+        &message("maildir-sub", 0),
+    );
     write(&root.join("eml/one.eml"), &message("eml", 0));
     write(&root.join("eml/dup-of-maildir.eml"), &message("maildir", 0));
     write(&root.join("eml/attached.eml"), &with_attachment("eml-att"));
@@ -35,15 +40,24 @@ fn build_tree(root: &Path) {
 
 async fn import(env: &Env, root: &Path) -> ImportReport {
     let mut conn = env.pool.acquire().await.expect("conn");
-    let account = accounts::import_account(&mut conn, "Old mail").await.expect("account");
-    drop(conn);
-    import_paths(&env.pool, &env.settings, &account, &[root.to_path_buf()], &|_| {})
+    let account = accounts::import_account(&mut conn, "Old mail")
         .await
-        .expect("import")
+        .expect("account");
+    drop(conn);
+    import_paths(
+        &env.pool,
+        &env.settings,
+        &account,
+        &[root.to_path_buf()],
+        &|_| {},
+    )
+    .await
+    .expect("import")
 }
 
 #[tokio::test]
-async fn an_import_of_mbox_maildir_and_eml_reports_duplicates_and_broken_files_and_reruns_add_nothing() {
+async fn an_import_of_mbox_maildir_and_eml_reports_duplicates_and_broken_files_and_reruns_add_nothing()
+ {
     let env = env().await;
     let dir = tempfile::tempdir().expect("dir");
     build_tree(dir.path());
@@ -53,8 +67,18 @@ async fn an_import_of_mbox_maildir_and_eml_reports_duplicates_and_broken_files_a
     assert_eq!(first.imported, 8, "{first:?}");
     assert_eq!(first.duplicates, 1, "{first:?}");
     assert_eq!(first.failed.len(), 2, "{first:?}");
-    assert!(first.failed.iter().any(|(s, r)| s.ends_with("empty.eml") && r.contains("empty")));
-    assert!(first.failed.iter().any(|(s, r)| s.ends_with("notes.mbox") && r.contains("not an mbox")));
+    assert!(
+        first
+            .failed
+            .iter()
+            .any(|(s, r)| s.ends_with("empty.eml") && r.contains("empty"))
+    );
+    assert!(
+        first
+            .failed
+            .iter()
+            .any(|(s, r)| s.ends_with("notes.mbox") && r.contains("not an mbox"))
+    );
     let folders: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT folder FROM messages ORDER BY folder")
             .fetch_all(&env.pool)
@@ -72,12 +96,22 @@ async fn an_import_of_mbox_maildir_and_eml_reports_duplicates_and_broken_files_a
             .expect("sha");
     let sha: [u8; 32] = rows[0].as_slice().try_into().expect("32 bytes");
     let mut conn = env.pool.acquire().await.expect("conn");
-    let raw = daygle::archive::blobs::read_verified(&mut conn, &sha).await.expect("read").expect("blob");
+    let raw = daygle::archive::blobs::read_verified(&mut conn, &sha)
+        .await
+        .expect("read")
+        .expect("blob");
     let text = String::from_utf8(raw).expect("utf8");
-    assert!(text.contains("\nFrom the desk of the CEO"), "mbox escaping is undone: {text}");
+    assert!(
+        text.contains("\nFrom the desk of the CEO"),
+        "mbox escaping is undone: {text}"
+    );
     drop(conn);
 
     let again = import(&env, dir.path()).await;
-    assert_eq!((again.imported, again.duplicates), (0, 9), "a re-run adds nothing");
+    assert_eq!(
+        (again.imported, again.duplicates),
+        (0, 9),
+        "a re-run adds nothing"
+    );
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 8);
 }

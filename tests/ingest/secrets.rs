@@ -19,7 +19,10 @@ async fn imap_passwords_are_sealed_and_a_wrong_key_is_a_clear_error_not_an_empty
 
     let other_dir = tempfile::tempdir().expect("dir");
     let other = Keys::load(&env.settings.security, other_dir.path()).expect("other keys");
-    let err = account.password(&other.sealing).expect_err("wrong key").to_string();
+    let err = account
+        .password(&other.sealing)
+        .expect_err("wrong key")
+        .to_string();
     assert!(err.contains("not loaded"), "{err}");
     let deps = daygle::ingest::imap::sync::SyncDeps {
         pool: &env.pool,
@@ -39,7 +42,8 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     let env = env().await;
     let a = env.account("Alice", "alice").await;
     let b = env.account("Bob", "bob").await;
-    env.dovecot.write_messages("alice", "INBOX", &messages("rot", 2), NEW);
+    env.dovecot
+        .write_messages("alice", "INBOX", &messages("rot", 2), NEW);
     let new_key = env.data_dir.path().join("new_sealing_key");
     std::fs::write(&new_key, generate_key()).expect("write key");
 
@@ -52,18 +56,27 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
         .output()
         .expect("rotate-key");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("re-sealed 2 stored secrets"), "{stdout}");
 
     let mut switched = env.settings.clone();
     switched.security.sealing_key_file = new_key.display().to_string();
     let keys = Keys::load(&switched.security, env.data_dir.path()).expect("new keys");
     for account in [env.reload(a.id).await, env.reload(b.id).await] {
-        let password = account.password(&keys.sealing).expect("opens under the new key");
+        let password = account
+            .password(&keys.sealing)
+            .expect("opens under the new key");
         daygle::ingest::imap::test_connection(&account, &password, timeouts())
             .await
             .expect("still connects");
-        assert!(account.password(&env.keys.sealing).is_err(), "the old key alone no longer opens it");
+        assert!(
+            account.password(&env.keys.sealing).is_err(),
+            "the old key alone no longer opens it"
+        );
     }
     let deps = daygle::ingest::imap::sync::SyncDeps {
         pool: &env.pool,

@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use crate::common::{self, dovecot::Dovecot};
 use daygle::config::Settings;
 use daygle::ingest::accounts::{self, Account, ImapSettings, TlsMode};
-use daygle::ingest::imap::{self, Endpoint, Timeouts};
 use daygle::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
+use daygle::ingest::imap::{self, Endpoint, Timeouts};
 use daygle::secrets::Keys;
 
 pub struct Env {
@@ -29,7 +29,9 @@ pub async fn env() -> Env {
 
 pub async fn env_with(adjust: impl FnOnce(&mut Settings)) -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.expect("dovecot");
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start)
+        .await
+        .expect("dovecot");
     let (mut settings, data_dir, database_url) = common::test_settings().await;
     settings.sync.connect_timeout_secs = 10;
     settings.sync.command_timeout_secs = 60;
@@ -96,7 +98,10 @@ impl Env {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect(sql)
     }
 
     /// uid → hex SHA-256 of what the archive holds for this account folder.
@@ -111,7 +116,10 @@ impl Env {
         .expect("archived");
         let mut map = BTreeMap::new();
         for (uid, sha) in rows {
-            assert!(map.insert(uid, hex::encode(sha)).is_none(), "uid {uid} archived twice");
+            assert!(
+                map.insert(uid, hex::encode(sha)).is_none(),
+                "uid {uid} archived twice"
+            );
         }
         map
     }
@@ -122,11 +130,17 @@ impl Env {
         s.examine(folder).await.expect("examine");
         let mut out = BTreeMap::new();
         {
-            let mut stream = s.uid_fetch("1:*", "(UID BODY.PEEK[])").await.expect("fetch");
+            let mut stream = s
+                .uid_fetch("1:*", "(UID BODY.PEEK[])")
+                .await
+                .expect("fetch");
             while let Some(f) = stream.next().await {
                 let f = f.expect("fetch item");
                 if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    out.insert(i64::from(uid), hex::encode(daygle::archive::blobs::sha256(body)));
+                    out.insert(
+                        i64::from(uid),
+                        hex::encode(daygle::archive::blobs::sha256(body)),
+                    );
                 }
             }
         }
@@ -175,7 +189,11 @@ pub fn with_attachment(tag: &str) -> Vec<u8> {
         .subject(format!("{tag} invoice"))
         .message_id(format!("{tag}@test.example"))
         .text_body("Please find the invoice attached.")
-        .attachment("application/pdf", "invoice-2024.pdf", b"%PDF-1.4 fake".as_slice())
+        .attachment(
+            "application/pdf",
+            "invoice-2024.pdf",
+            b"%PDF-1.4 fake".as_slice(),
+        )
         .write_to_vec()
         .expect("build message")
 }
