@@ -92,6 +92,8 @@ pub fn load_settings(global: &GlobalArgs, extra: &[(&str, String)]) -> anyhow::R
             for problem in &errors.0 {
                 eprintln!("config error: {problem}");
             }
+            // Nothing has started yet, so no destructor is skipped.
+            #[allow(clippy::disallowed_methods)]
             std::process::exit(2);
         }
     }

@@ -66,6 +66,8 @@ impl Signals {
         token.cancel();
         self.next().await;
         tracing::warn!("forced exit");
+        // Deliberate: the operator asked twice. The next start adopts the cluster.
+        #[allow(clippy::disallowed_methods)]
         std::process::exit(130);
     }
 }

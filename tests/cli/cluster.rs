@@ -13,12 +13,19 @@ fn serve_without_a_database_url_runs_a_private_cluster_and_sigterm_stops_everyth
     let data = dir.path().join("data");
     let started = Instant::now();
     let server = Server::start(dir.path(), &data, &[]);
-    eprintln!("first start (initdb included) ready in {:?}", started.elapsed());
+    eprintln!(
+        "first start (initdb included) ready in {:?}",
+        started.elapsed()
+    );
 
     let (status, body) = http_get(&format!("{}/readyz", server.url));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"ready\""));
-    assert!(!postgres_processes(&data).is_empty(), "no PostgreSQL serving {}", data.display());
+    assert!(
+        !postgres_processes(&data).is_empty(),
+        "no PostgreSQL serving {}",
+        data.display()
+    );
     // The cluster listens on its socket only.
     assert!(data.join("postgres/.s.PGSQL.5432").exists());
 
@@ -33,7 +40,10 @@ fn serve_without_a_database_url_runs_a_private_cluster_and_sigterm_stops_everyth
     server.signal(Signal::SIGTERM);
     let (code, log) = server.wait(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{}", log.join("\n"));
-    assert!(postgres_processes(&data).is_empty(), "PostgreSQL left running after SIGTERM");
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "PostgreSQL left running after SIGTERM"
+    );
 }
 
 #[test]
@@ -49,7 +59,10 @@ fn a_second_start_reuses_the_cluster_and_the_keys() {
     let second = Server::start(dir.path(), &data, &[]);
     eprintln!("later start ready in {:?}", started.elapsed());
     assert_eq!(http_get(&format!("{}/readyz", second.url)).0, 200);
-    assert_eq!(std::fs::read_to_string(data.join("secrets/sealing_key")).unwrap(), key);
+    assert_eq!(
+        std::fs::read_to_string(data.join("secrets/sealing_key")).unwrap(),
+        key
+    );
     second.signal(Signal::SIGTERM);
     assert_eq!(second.wait(Duration::from_secs(30)).0, Some(0));
     assert!(postgres_processes(&data).is_empty());
@@ -63,13 +76,19 @@ fn after_sigkill_the_next_start_recovers_the_orphaned_cluster() {
     crashed.signal(Signal::SIGKILL);
     let _ = crashed.wait(Duration::from_secs(10));
     let orphans = postgres_processes(&data);
-    assert!(!orphans.is_empty(), "expected PostgreSQL to outlive the killed daygle");
+    assert!(
+        !orphans.is_empty(),
+        "expected PostgreSQL to outlive the killed daygle"
+    );
 
     let recovered = Server::start(dir.path(), &data, &[]);
     assert_eq!(http_get(&format!("{}/readyz", recovered.url)).0, 200);
     recovered.signal(Signal::SIGTERM);
     assert_eq!(recovered.wait(Duration::from_secs(30)).0, Some(0));
-    assert!(postgres_processes(&data).is_empty(), "orphaned PostgreSQL still running");
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "orphaned PostgreSQL still running"
+    );
 }
 
 #[test]
@@ -98,8 +117,17 @@ fn migrate_uses_a_running_cluster_and_leaves_it_to_serve() {
     let dir = shared_tempdir();
     let data = dir.path().join("data");
     let server = Server::start(dir.path(), &data, &[]);
-    let out = daygle(dir.path()).arg("--data-dir").arg(&data).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = daygle(dir.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations:"));
     // serve still has its database.
     assert_eq!(http_get(&format!("{}/readyz", server.url)).0, 200);
@@ -111,10 +139,22 @@ fn migrate_uses_a_running_cluster_and_leaves_it_to_serve() {
 fn migrate_alone_starts_the_cluster_for_its_duration_only() {
     let dir = shared_tempdir();
     let data = dir.path().join("data");
-    let out = daygle(dir.path()).arg("--data-dir").arg(&data).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = daygle(dir.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(data.join("postgres/data/PG_VERSION").exists());
-    assert!(postgres_processes(&data).is_empty(), "migrate left PostgreSQL running");
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "migrate left PostgreSQL running"
+    );
 }
 
 #[test]
@@ -141,8 +181,18 @@ fn as_root_an_unreachable_data_dir_is_explained() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let out = daygle(dir.path()).args(["--data-dir", "data", "migrate"]).output().unwrap();
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = daygle(dir.path())
+        .args(["--data-dir", "data", "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach") && stderr.contains("chmod o+x"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach") && stderr.contains("chmod o+x"),
+        "{stderr}"
+    );
 }

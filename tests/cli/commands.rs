@@ -28,9 +28,15 @@ fn every_subcommand_has_help() {
         .collect();
     assert!(commands.contains(&"serve".to_string()), "{help}");
     for command in commands {
-        let out = daygle(dir.path()).args([command.as_str(), "--help"]).output().unwrap();
+        let out = daygle(dir.path())
+            .args([command.as_str(), "--help"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{command} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("--config") && text.contains("--data-dir"), "{command}: {text}");
+        assert!(
+            text.contains("--config") && text.contains("--data-dir"),
+            "{command}: {text}"
+        );
     }
 }

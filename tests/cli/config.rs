@@ -10,7 +10,10 @@ fn example_path() -> PathBuf {
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn write_conf(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -75,9 +78,15 @@ fn environment_beats_the_file_and_flags_beat_both() {
     let from_file = config::load_from(Some(&path), env(&[]), &[]).unwrap();
     assert_eq!(from_file.server.bind, "127.0.0.1:9000");
     assert_eq!(from_file.storage.zstd_level, 5);
-    assert_eq!(from_file.clamav.action, "quarantine", "untouched keys keep defaults");
+    assert_eq!(
+        from_file.clamav.action, "quarantine",
+        "untouched keys keep defaults"
+    );
 
-    let vars = env(&[("DAYGLE__SERVER__BIND", "127.0.0.1:9100"), ("DAYGLE__CLAMAV__ENABLED", "true")]);
+    let vars = env(&[
+        ("DAYGLE__SERVER__BIND", "127.0.0.1:9100"),
+        ("DAYGLE__CLAMAV__ENABLED", "true"),
+    ]);
     let from_env = config::load_from(Some(&path), vars.clone(), &[]).unwrap();
     assert_eq!(from_env.server.bind, "127.0.0.1:9100");
     assert!(from_env.clamav.enabled);
@@ -98,11 +107,19 @@ fn every_problem_is_reported_with_its_key_at_once() {
     let keys: Vec<&str> = errors.0.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
         keys,
-        ["server.bind", "server.public_url", "storage.zstd_level", "clamav.action", "logging.format"]
+        [
+            "server.bind",
+            "server.public_url",
+            "storage.zstd_level",
+            "clamav.action",
+            "logging.format"
+        ]
     );
     for line in errors.to_string().lines() {
         assert!(
-            ["; ", "use ", "e.g. "].iter().any(|hint| line.contains(hint)),
+            ["; ", "use ", "e.g. "]
+                .iter()
+                .any(|hint| line.contains(hint)),
             "no fix given in: {line}"
         );
     }
@@ -121,22 +138,36 @@ fn a_misspelt_key_and_a_wrongly_typed_value_are_named() {
 
 #[test]
 fn a_missing_config_file_given_explicitly_is_an_error() {
-    let errors =
-        config::load_from(Some(std::path::Path::new("/nonexistent/daygle.conf")), env(&[]), &[])
-            .unwrap_err();
+    let errors = config::load_from(
+        Some(std::path::Path::new("/nonexistent/daygle.conf")),
+        env(&[]),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(errors.0[0].key, "--config");
 }
 
 #[test]
 fn check_config_prints_one_line_per_problem_and_exits_2() {
     let (dir, path) = write_conf("[server]\nbind = nope\n[storage]\nzstd_level = 0\n");
-    let out = daygle(dir.path()).arg("--config").arg(&path).arg("check-config").output().unwrap();
+    let out = daygle(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
-    assert!(lines[0].starts_with("config error: server.bind:"), "{stderr}");
-    assert!(lines[1].starts_with("config error: storage.zstd_level:"), "{stderr}");
+    assert!(
+        lines[0].starts_with("config error: server.bind:"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("config error: storage.zstd_level:"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -145,14 +176,27 @@ fn check_config_masks_secrets_in_its_output() {
     let key = daygle::secrets::generate_key();
     let out = daygle(dir.path())
         .arg("check-config")
-        .env("DAYGLE__DATABASE__URL", "postgres://archiver:hunter2@db.internal:5432/daygle")
+        .env(
+            "DAYGLE__DATABASE__URL",
+            "postgres://archiver:hunter2@db.internal:5432/daygle",
+        )
         .env("DAYGLE__SECURITY__SEALING_KEY", &key)
         .env("DAYGLE__SMTP__PASSWORD", "smtp-secret")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("url = postgres://archiver:********@db.internal:5432/daygle"), "{stdout}");
+    assert!(
+        stdout.contains("url = postgres://archiver:********@db.internal:5432/daygle"),
+        "{stdout}"
+    );
     assert!(stdout.contains("sealing_key = ********"));
-    assert!(!stdout.contains("hunter2") && !stdout.contains(&key) && !stdout.contains("smtp-secret"));
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains(&key) && !stdout.contains("smtp-secret")
+    );
 }

@@ -64,7 +64,11 @@ impl Server {
             }
         });
         match url_rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(url) => Self { child, url, stderr: err_rx },
+            Ok(url) => Self {
+                child,
+                url,
+                stderr: err_rx,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let log: Vec<String> = err_rx.try_iter().collect();
@@ -103,7 +107,9 @@ impl Drop for Server {
 
 /// PIDs of PostgreSQL processes serving the cluster under `data_dir`.
 pub fn postgres_processes(data_dir: &Path) -> Vec<i32> {
-    let needle = data_dir.canonicalize().unwrap_or_else(|_| PathBuf::from(data_dir));
+    let needle = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(data_dir));
     let needle = needle.display().to_string();
     std::fs::read_dir("/proc")
         .expect("/proc")
@@ -122,7 +128,10 @@ pub fn postgres_processes(data_dir: &Path) -> Vec<i32> {
 
 /// Blocking GET returning (status, body).
 pub fn http_get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         let res = reqwest::get(url).await.expect("GET");
         let status = res.status().as_u16();
