@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
 
 mod check_config;
+mod healthcheck;
 mod keygen;
 mod migrate;
 mod serve;
@@ -49,6 +50,8 @@ pub enum Command {
     Keygen,
     /// Validate the configuration and print the effective settings with secrets masked.
     CheckConfig,
+    /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
+    Healthcheck,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let settings = load_settings(&cli.global, &args.overrides())?;
             runtime()?.block_on(serve::run(settings))
+        }
+        Command::Healthcheck => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(healthcheck::run(settings))
         }
         Command::Migrate => {
             let settings = load_settings(&cli.global, &[])?;
