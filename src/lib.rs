@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod render;
 pub mod secrets;
 pub mod telemetry;
 pub mod web;

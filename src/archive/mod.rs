@@ -1,9 +1,11 @@
-//! The archive itself: blobs, messages, attachments, and the completeness ledger. Each file owns
-//! the SQL of its tables; functions take the caller's transaction, and the caller commits.
+//! The archive itself: blobs, messages, attachments, the completeness ledger, and how stored
+//! messages are found. Each file owns the SQL of its tables; functions take the caller's
+//! transaction, and the caller commits.
 
 pub mod blobs;
 pub mod ledger;
 pub mod messages;
+pub mod search;
 
 /// PostgreSQL text columns reject NUL bytes; hostile mail carries them.
 pub fn strip_nul(text: &str) -> String {

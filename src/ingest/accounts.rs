@@ -121,13 +121,13 @@ impl ImapSettings {
         if self.delete_after_days.is_some_and(|d| d < 0) {
             return Err(Error::invalid("delete after days", "must not be negative"));
         }
-        if let Some(pin) = &self.pinned_cert_sha256 {
-            if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid(
-                    "pinned certificate",
-                    "must be the certificate's SHA-256 as 64 hex digits",
-                ));
-            }
+        if let Some(pin) = &self.pinned_cert_sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::invalid(
+                "pinned certificate",
+                "must be the certificate's SHA-256 as 64 hex digits",
+            ));
         }
         Ok(())
     }

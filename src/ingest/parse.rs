@@ -91,10 +91,10 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
             if ct.ctype().eq_ignore_ascii_case("multipart") {
                 check_boundary(raw, ct.attribute("boundary"), &mut problems);
             }
-            if let Some(charset) = ct.attribute("charset") {
-                if !charset_known(charset) {
-                    problems.push(format!("unknown charset {}", clip(charset, 40)));
-                }
+            if let Some(charset) = ct.attribute("charset")
+                && !charset_known(charset)
+            {
+                problems.push(format!("unknown charset {}", clip(charset, 40)));
             }
         }
         let is_attachment = msg.attachments.contains(&(i as u32));
@@ -278,6 +278,6 @@ mod tests {
         assert!(p.parse_error.is_some());
         let p =
             parse(b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno parts\r\n");
-        assert!(p.parse_error.unwrap().contains("boundary"));
+        assert!(p.parse_error.expect("a problem").contains("boundary"));
     }
 }

@@ -105,6 +105,9 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     })
 }
 
+/// A row to insert and, for content not stored yet, its compressed blob.
+type Prepared = (NewMessage, Option<NewBlob>);
+
 /// Parses every message and compresses the contents not stored yet, using every core.
 fn prepare(
     account_id: i64,
@@ -132,7 +135,7 @@ fn prepare(
         .map(|((m, h), c)| (m, h, c))
         .collect();
     let chunk = items.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<(NewMessage, Option<NewBlob>)>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<Prepared>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| {

@@ -153,12 +153,12 @@ service imap-login {{
         let pid_file = d.join("run/master.pid");
         let mut master = 0;
         for _ in 0..100 {
-            if let Ok(text) = std::fs::read_to_string(&pid_file) {
-                if let Ok(p) = text.trim().parse() {
-                    master = p;
-                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                        break;
-                    }
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
+                && let Ok(p) = text.trim().parse()
+            {
+                master = p;
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -3,6 +3,7 @@
 
 pub mod dovecot;
 pub mod pg;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -76,7 +76,9 @@ fn spawn_watchdog(dir: &std::path::Path, data: &std::path::Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.spawn().expect("start watchdog");
+    // Outlives this process by design: it is what cleans up after it.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = cmd.spawn().expect("start watchdog");
 }
 
 /// Creates an empty database and returns its URL.
