@@ -10,6 +10,7 @@ mod ingest {
     mod import;
     mod malformed;
     mod secrets;
+    mod serve;
     mod support;
     mod sync;
 }

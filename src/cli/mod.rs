@@ -9,6 +9,7 @@ mod migrate;
 mod rotate_key;
 mod serve;
 mod sync;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Re-seal every stored secret (IMAP passwords) under a new sealing key.
     RotateKey(rotate_key::RotateKeyArgs),
+    /// Show the background sync workers: activity, last run and success, last error.
+    Workers,
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
 }
@@ -94,6 +97,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(import::run(settings, args))
+        }
+        Command::Workers => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(workers::run(settings))
         }
         Command::RotateKey(args) => {
             let settings = load_settings(&cli.global, &[])?;
