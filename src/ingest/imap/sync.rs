@@ -232,6 +232,9 @@ async fn run_batches(
     let max_size = s.storage.max_message_bytes;
     let total = sizes.len();
     let mut done = 0usize;
+    // The next batch is fetched while the previous one is stored: network and database work
+    // overlap, and at most two batches are in memory.
+    let mut in_flight: Option<(InFlight, usize)> = None;
     for plan in plan_batches(sizes, s.sync.batch_messages, s.sync.batch_bytes, max_size) {
         let mut entries = std::mem::take(&mut carry);
         let wanted: Vec<i64> = plan
@@ -252,7 +255,16 @@ async fn run_batches(
         let messages = if wanted.is_empty() {
             Vec::new()
         } else {
-            fetch_bodies(session, t, &uid_set(&wanted)).await?
+            match fetch_bodies(session, t, &uid_set(&wanted)).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // Let the batch already fetched finish committing before reporting.
+                    if let Some((prev, n)) = in_flight.take() {
+                        let _ = settle(deps, key, prev, n, &mut done, total, outcome).await;
+                    }
+                    return Err(e.into());
+                }
+            }
         };
         let got: HashSet<i64> = messages.iter().filter_map(|m| m.uid).collect();
         for uid in wanted.iter().filter(|u| !got.contains(u)) {
@@ -272,29 +284,30 @@ async fn run_batches(
             .filter(|e| e.kind == EntryKind::Failed)
             .count() as u64;
         outcome.fetched += messages.len() as u64;
-        let stored = pipeline::store(
-            deps.pool,
-            s.storage.zstd_level,
-            Batch {
-                account_id: key.account_id,
-                folder: key.folder.to_string(),
-                uidvalidity: Some(key.uidvalidity),
-                messages,
-                ledger: entries,
-                advance_to: if advance {
-                    plan.last().map(|(uid, _)| *uid)
-                } else {
-                    None
-                },
-            },
-        )
-        .await?;
-        outcome.archived += stored.inserted;
-        outcome.bytes += stored.raw_bytes;
-        done += plan.len();
-        if let Some(h) = deps.heartbeat {
-            h.progress(key.folder, done, total, stored.inserted).await;
+        if let Some((prev, n)) = in_flight.take() {
+            settle(deps, key, prev, n, &mut done, total, outcome).await?;
         }
+        let batch = Batch {
+            account_id: key.account_id,
+            folder: key.folder.to_string(),
+            uidvalidity: Some(key.uidvalidity),
+            messages,
+            ledger: entries,
+            advance_to: if advance {
+                plan.last().map(|(uid, _)| *uid)
+            } else {
+                None
+            },
+        };
+        let pool = deps.pool.clone();
+        let level = s.storage.zstd_level;
+        in_flight = Some((
+            tokio::spawn(async move { pipeline::store(&pool, level, batch).await }),
+            plan.len(),
+        ));
+    }
+    if let Some((prev, n)) = in_flight.take() {
+        settle(deps, key, prev, n, &mut done, total, outcome).await?;
     }
     if !carry.is_empty() {
         // Only ledger entries, no messages: commit them on their own.
@@ -311,6 +324,30 @@ async fn run_batches(
             },
         )
         .await?;
+    }
+    Ok(())
+}
+
+type InFlight = tokio::task::JoinHandle<Result<pipeline::Stored>>;
+
+/// Waits for a batch being stored and counts it.
+async fn settle(
+    deps: &SyncDeps<'_>,
+    key: &FolderKey<'_>,
+    task: InFlight,
+    planned: usize,
+    done: &mut usize,
+    total: usize,
+    outcome: &mut SyncOutcome,
+) -> Result<()> {
+    let stored = task
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("batch store task failed: {e}")))??;
+    outcome.archived += stored.inserted;
+    outcome.bytes += stored.raw_bytes;
+    *done += planned;
+    if let Some(h) = deps.heartbeat {
+        h.progress(key.folder, *done, total, stored.inserted).await;
     }
     Ok(())
 }
