@@ -5,7 +5,6 @@
 //!
 //! cargo bench --bench ingest            (BENCH_MESSAGES=20000 by default)
 
-#[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 #[allow(dead_code)]
