@@ -6,7 +6,7 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::{Session, Timeouts, sync::uid_set, timed};
+use super::{Session, Timeouts, fetch::uid_set, timed};
 use crate::archive::{blobs, ledger};
 use crate::error::Result;
 use crate::ingest::accounts::Account;
