@@ -46,9 +46,39 @@ pub struct Stored {
     pub new_blobs: u64,
 }
 
-/// Stores a batch in one transaction. Hashing, parsing and compression run off the async
-/// threads; memory stays within the batch's own size.
+impl Stored {
+    pub fn plus(self, o: Stored) -> Stored {
+        Stored {
+            inserted: self.inserted + o.inserted,
+            received: self.received + o.received,
+            raw_bytes: self.raw_bytes + o.raw_bytes,
+            new_blobs: self.new_blobs + o.new_blobs,
+        }
+    }
+}
+
+/// Stores a batch: the message rows, ledger entries and position in one transaction. Hashing,
+/// parsing and compression run off the async threads; memory stays within the batch's size.
 pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Stored> {
+    store_ordered(pool, zstd_level, batch, async { Ok(()) })
+        .await
+        .map(|(stored, ())| stored)
+}
+
+/// Like [`store`], but waits for `before_commit` (e.g. the previous batch of the same folder)
+/// after the rows are written and before the position moves and the transaction commits, so
+/// batches can be written concurrently yet commit in order. An error from `before_commit`
+/// rolls this batch back.
+///
+/// New blobs commit first, in their own short transaction: they are content-addressed, so a
+/// blob whose message row never commits is harmless (the replay references it), and two
+/// concurrent batches holding the same new content never wait on each other's row locks.
+pub async fn store_ordered<T>(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    before_commit: impl Future<Output = Result<T>>,
+) -> Result<(Stored, T)> {
     let Batch {
         account_id,
         folder,
@@ -80,9 +110,16 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     .await??;
     // Scan seam: the ClamAV stage sets scan_status (and diverts infected mail) here, before
     // anything commits. Until then every row keeps the column default 'not_scanned'.
-    let mut tx = pool.begin().await?;
-    let blobs_added = blobs::put_many(&mut tx, &new_blobs).await?;
+    let blobs_added = if new_blobs.is_empty() {
+        0
+    } else {
+        let mut tx = pool.begin().await?;
+        let added = blobs::put_many(&mut tx, &new_blobs).await?;
+        tx.commit().await?;
+        added
+    };
     drop(new_blobs);
+    let mut tx = pool.begin().await?;
     if let Some(uidvalidity) = uidvalidity {
         messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
             .await?;
@@ -92,17 +129,19 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
         let archived: Vec<i64> = rows.iter().filter_map(|r| r.uid).collect();
         ledger::resolve(&mut tx, account_id, &folder, uidvalidity, &archived).await?;
-        if let Some(last_uid) = advance_to {
-            ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
-        }
+    }
+    let earlier = before_commit.await?;
+    if let (Some(uidvalidity), Some(last_uid)) = (uidvalidity, advance_to) {
+        ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
     }
     tx.commit().await?;
-    Ok(Stored {
+    let stored = Stored {
         inserted,
         received,
         raw_bytes,
         new_blobs: blobs_added,
-    })
+    };
+    Ok((stored, earlier))
 }
 
 /// A row to insert and, for content not stored yet, its compressed blob.

@@ -3,18 +3,27 @@
 //! bytes. The folder position moves only in the transaction that stores the batch.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
 use super::fetch::{fetch_bodies, fetch_sizes, plan_batches, uid_set};
 use super::{Endpoint, ImapError, Session, Timeouts, folders::FolderFilter, timed};
 use crate::archive::ledger::{self, Entry, EntryKind};
 use crate::config::Settings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
-use crate::ingest::pipeline::{self, Batch};
+use crate::ingest::pipeline::{self, Batch, Stored};
+
 use crate::ingest::workers::Heartbeat;
 use crate::secrets::SealingKeys;
+
+/// Batches being written at once per folder (each holds its messages in memory).
+const STORES_IN_FLIGHT: usize = 2;
+
+/// The store task of the latest batch; it resolves to the totals of every batch before it.
+type Chain = tokio::task::JoinHandle<Result<Stored>>;
 
 /// What one pass over an account did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -203,10 +212,16 @@ async fn run_batches(
     let max_size = s.storage.max_message_bytes;
     let total = sizes.len();
     let mut done = 0usize;
-    // The next batch is fetched while the previous one is stored: network and database work
-    // overlap, and at most two batches are in memory.
-    let mut in_flight: Option<(InFlight, usize)> = None;
+    // Batches are written concurrently (up to STORES_IN_FLIGHT, plus the one being fetched)
+    // but commit strictly in order: each waits for its predecessor before moving the position.
+    let permits = Arc::new(Semaphore::new(STORES_IN_FLIGHT + 1));
+    let mut last: Option<Chain> = None;
     for plan in plan_batches(sizes, s.sync.batch_messages, s.sync.batch_bytes, max_size) {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(format!("batch limiter closed: {e}")))?;
         let mut entries = std::mem::take(&mut carry);
         let wanted: Vec<i64> = plan
             .iter()
@@ -229,9 +244,12 @@ async fn run_batches(
             match fetch_bodies(session, t, &uid_set(&wanted)).await {
                 Ok(m) => m,
                 Err(e) => {
-                    // Let the batch already fetched finish committing before reporting.
-                    if let Some((prev, n)) = in_flight.take() {
-                        let _ = settle(deps, key, prev, n, &mut done, total, outcome).await;
+                    // Let the batches already fetched finish committing before reporting.
+                    if let Some(chain) = last.take()
+                        && let Ok(Ok(stored)) = chain.await
+                    {
+                        outcome.archived += stored.inserted;
+                        outcome.bytes += stored.raw_bytes;
                     }
                     return Err(e.into());
                 }
@@ -255,9 +273,6 @@ async fn run_batches(
             .filter(|e| e.kind == EntryKind::Failed)
             .count() as u64;
         outcome.fetched += messages.len() as u64;
-        if let Some((prev, n)) = in_flight.take() {
-            settle(deps, key, prev, n, &mut done, total, outcome).await?;
-        }
         let batch = Batch {
             account_id: key.account_id,
             folder: key.folder.to_string(),
@@ -270,15 +285,37 @@ async fn run_batches(
                 None
             },
         };
+        let previous = last.take();
         let pool = deps.pool.clone();
         let level = s.storage.zstd_level;
-        in_flight = Some((
-            tokio::spawn(async move { pipeline::store(&pool, level, batch).await }),
-            plan.len(),
-        ));
+        last = Some(tokio::spawn(async move {
+            let _permit = permit;
+            let wait_for_previous = async move {
+                match previous {
+                    Some(chain) => chain
+                        .await
+                        .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))?,
+                    None => Ok(Stored::default()),
+                }
+            };
+            let (own, before) =
+                pipeline::store_ordered(&pool, level, batch, wait_for_previous).await?;
+            Ok(before.plus(own))
+        }));
+        done += plan.len();
+        if let Some(h) = deps.heartbeat {
+            h.progress(key.folder, done, total, 0).await;
+        }
     }
-    if let Some((prev, n)) = in_flight.take() {
-        settle(deps, key, prev, n, &mut done, total, outcome).await?;
+    if let Some(chain) = last.take() {
+        let stored = chain
+            .await
+            .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))??;
+        outcome.archived += stored.inserted;
+        outcome.bytes += stored.raw_bytes;
+        if let Some(h) = deps.heartbeat {
+            h.progress(key.folder, done, total, stored.inserted).await;
+        }
     }
     if !carry.is_empty() {
         // Only ledger entries, no messages: commit them on their own.
@@ -295,30 +332,6 @@ async fn run_batches(
             },
         )
         .await?;
-    }
-    Ok(())
-}
-
-type InFlight = tokio::task::JoinHandle<Result<pipeline::Stored>>;
-
-/// Waits for a batch being stored and counts it.
-async fn settle(
-    deps: &SyncDeps<'_>,
-    key: &FolderKey<'_>,
-    task: InFlight,
-    planned: usize,
-    done: &mut usize,
-    total: usize,
-    outcome: &mut SyncOutcome,
-) -> Result<()> {
-    let stored = task
-        .await
-        .map_err(|e| crate::error::Error::Internal(format!("batch store task failed: {e}")))??;
-    outcome.archived += stored.inserted;
-    outcome.bytes += stored.raw_bytes;
-    *done += planned;
-    if let Some(h) = deps.heartbeat {
-        h.progress(key.folder, *done, total, stored.inserted).await;
     }
     Ok(())
 }
