@@ -4,6 +4,8 @@ mod check_config;
 mod keygen;
 mod migrate;
 mod serve;
+mod user;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,12 @@ pub enum Command {
     Keygen,
     /// Validate the configuration and print the effective settings with secrets masked.
     CheckConfig,
+    /// Manage users from the command line (e.g. when locked out of the web UI).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Integrity checks.
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +66,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let settings = load_settings(&cli.global, &args.overrides())?;
             runtime()?.block_on(serve::run(settings))
+        }
+        Command::User(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(user::run(settings, command))
+        }
+        Command::Verify(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(verify::run(settings, command))
         }
         Command::Migrate => {
             let settings = load_settings(&cli.global, &[])?;

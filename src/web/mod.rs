@@ -2,6 +2,7 @@
 
 pub mod archives;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -11,9 +12,12 @@ pub mod health;
 pub mod home;
 pub mod layout;
 pub mod metrics;
+pub mod profile;
+pub mod roles;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod users;
 
 use std::time::Duration;
 
@@ -40,6 +44,10 @@ pub fn areas() -> Vec<routes::Area> {
         auth::area(),
         home::area(),
         archives::area(),
+        profile::area(),
+        users::area(),
+        roles::area(),
+        audit::area(),
     ]
 }
 

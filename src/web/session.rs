@@ -145,3 +145,22 @@ pub async fn take_next(session: &Session) -> Result<String> {
         .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
         .unwrap_or_else(|| "/".into()))
 }
+
+const TOTP_ENROL: &str = "totp_enrol";
+
+/// The TOTP secret shown on the enrolment page, until the user confirms it with a code.
+pub async fn set_enrolment_secret(session: &Session, secret: &str) -> Result<()> {
+    session.insert(TOTP_ENROL, secret).await.map_err(store_error)
+}
+
+pub async fn enrolment_secret(session: &Session) -> Result<Option<String>> {
+    session.get(TOTP_ENROL).await.map_err(store_error)
+}
+
+pub async fn clear_enrolment_secret(session: &Session) -> Result<()> {
+    session
+        .remove_value(TOTP_ENROL)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+}
