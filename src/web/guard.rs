@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -42,7 +42,8 @@ async fn run(state: AppState, session: Session, mut req: Request, next: Next, pa
     if !state.setup_done.load(Ordering::Relaxed) {
         if users::any_exist(&state.pool).await? {
             state.setup_done.store(true, Ordering::Relaxed);
-        } else if path != "/setup" {
+        } else if path != "/setup" && req.extensions().get::<MatchedPath>().is_some() {
+            // Unknown addresses keep their 404; every real page leads to the wizard.
             return Ok(Redirect::to("/setup").into_response());
         }
     }

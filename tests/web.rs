@@ -1,0 +1,13 @@
+//! People and trust (issue #3) against the real app and PostgreSQL.
+
+mod common;
+
+mod web {
+    mod audit;
+    mod csrf;
+    mod login;
+    mod matrix;
+    mod sessions;
+    mod setup;
+    mod users;
+}
