@@ -43,12 +43,16 @@ struct SetupPage {
     min_length: usize,
 }
 
+/// Every field defaults, so once set up the handler answers 404 before judging the form.
 #[derive(Deserialize)]
 struct SetupForm {
+    #[serde(default)]
     username: String,
     #[serde(default)]
     email: String,
+    #[serde(default)]
     password: String,
+    #[serde(default)]
     password_confirm: String,
 }
 
