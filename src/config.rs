@@ -382,7 +382,7 @@ impl Settings {
             ));
         }
         let url = self.server.public_url.trim();
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             p.push(problem(
                 "server.public_url",
                 format!(
@@ -400,8 +400,9 @@ impl Settings {
             ));
         }
         let db_url = self.database.url.expose().trim();
-        if !db_url.is_empty()
-            && !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://"))
+        if !(db_url.is_empty()
+            || db_url.starts_with("postgres://")
+            || db_url.starts_with("postgresql://"))
         {
             p.push(problem(
                 "database.url",

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use daygle::App;
@@ -25,34 +26,48 @@ impl ServeArgs {
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let app = App::build(settings).await.context("Failed to start")?;
+    // Listen for signals before announcing the URL, so an early signal is never fatal.
+    let signals = Signals::listen().context("Failed to install signal handlers")?;
+    tokio::spawn(signals.stop_on_signal(app.shutdown_token()));
     let url = app.url();
     tracing::info!(%url, "daygle is ready");
     println!("Daygle Mail Archiver is running at {url}  (Ctrl-C to stop)");
-    tokio::spawn(stop_on_signal(app.shutdown_token()));
     app.run_until_stopped()
         .await
         .context("Server stopped with an error")?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// First SIGINT/SIGTERM: graceful stop. A second one: exit now (the private cluster, if any,
-/// is adopted and stopped by the next start).
-async fn stop_on_signal(token: CancellationToken) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        tracing::error!("cannot listen for SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    tracing::info!("shutting down: finishing requests in flight (signal again to force)");
-    token.cancel();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
     }
-    tracing::warn!("forced exit");
-    std::process::exit(130);
+
+    /// First SIGINT/SIGTERM: graceful stop. A second one: exit now (the private cluster, if
+    /// any, is adopted and stopped by the next start).
+    async fn stop_on_signal(mut self, token: CancellationToken) {
+        self.next().await;
+        tracing::info!("shutting down: finishing requests in flight (signal again to force)");
+        token.cancel();
+        self.next().await;
+        tracing::warn!("forced exit");
+        // Deliberate: the operator asked twice. The next start adopts the cluster.
+        #[allow(clippy::disallowed_methods)]
+        std::process::exit(130);
+    }
 }

@@ -261,20 +261,38 @@ impl Cluster {
         Ok(())
     }
 
-    /// True when a postmaster is serving this data directory.
+    /// True when a live postmaster serves this data directory. pg_ctl's own check (`kill -0`)
+    /// is fooled by a killed postmaster that nobody reaped (a zombie, as in containers whose
+    /// PID 1 does not reap) and by a recycled pid, so the process itself is inspected.
     pub fn is_running(&self) -> bool {
-        self.command("pg_ctl")
-            .arg("status")
-            .arg("-D")
-            .arg(self.data_dir())
-            .output()
-            .is_ok_and(|o| o.status.success())
+        self.postmaster_pid().is_some_and(is_live_postgres)
     }
 
-    /// Starts the server and waits until it accepts connections. A `postmaster.pid` left by a
-    /// killed server is cleared by PostgreSQL itself when its process is gone.
+    fn postmaster_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Removes a `postmaster.pid` whose process is gone, which would make PostgreSQL refuse to
+    /// start when its pid now belongs to a zombie or another process.
+    fn clear_stale_pid_file(&self) -> Result<(), ClusterError> {
+        if self.postmaster_pid().is_none() || self.is_running() {
+            return Ok(());
+        }
+        let socket_lock = self.root.join(format!(".s.PGSQL.{SOCKET_PORT}.lock"));
+        for path in [self.data_dir().join("postmaster.pid"), socket_lock] {
+            if path.exists() {
+                tracing::warn!(path = %path.display(), "removing a lock file of a PostgreSQL that is no longer running");
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the server and waits until it accepts connections.
     pub fn start(&self) -> Result<(), ClusterError> {
         self.prepare_dirs()?;
+        self.clear_stale_pid_file()?;
         let root = self.root.to_string_lossy();
         if root.contains('\'') || root.contains('"') {
             return Err(ClusterError::Command {
@@ -435,6 +453,22 @@ impl Owner {
             tenure,
         })
     }
+}
+
+/// A running (not zombie) process whose command line names postgres.
+fn is_live_postgres(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X") | None) {
+        return false;
+    }
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("postgres"))
+        .unwrap_or(false)
 }
 
 /// Field 22 of /proc/<pid>/stat: clock ticks since boot when the process started.

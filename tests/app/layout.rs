@@ -46,8 +46,15 @@ async fn pages_use_the_layout_with_local_assets_and_no_inline_script() {
     assert!(html.contains("id=\"theme-toggle\""));
     assert!(html.contains("name=\"viewport\""));
     assert!(!html.contains("<script>"), "inline script found");
-    assert!(!html.contains("https://"), "a page must not load anything from elsewhere");
-    for asset in ["/static/css/app.css", "/static/js/theme.js", "/static/img/logo.svg"] {
+    assert!(
+        !html.contains("https://"),
+        "a page must not load anything from elsewhere"
+    );
+    for asset in [
+        "/static/css/app.css",
+        "/static/js/theme.js",
+        "/static/img/logo.svg",
+    ] {
         let res = app.get(asset).await;
         assert_eq!(res.status(), 200, "{asset}");
     }

@@ -8,8 +8,12 @@ async fn graceful_shutdown_stops_accepting_and_returns_cleanly() {
     let addr = app.addr;
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await;
-    let refused = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await;
-    assert!(matches!(refused, Ok(Err(_))), "port still accepts connections after shutdown");
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await;
+    assert!(
+        matches!(refused, Ok(Err(_))),
+        "port still accepts connections after shutdown"
+    );
 }
 
 #[tokio::test]
@@ -39,7 +43,9 @@ async fn migrations_create_the_schema_and_rerun_as_a_no_op() {
         .await
         .unwrap();
     assert_eq!(applied as usize, daygle::db::MIGRATOR.iter().count());
-    daygle::db::migrate(&app.pool).await.expect("second run is a no-op");
+    daygle::db::migrate(&app.pool)
+        .await
+        .expect("second run is a no-op");
     let status = daygle::db::migration_status(&app.pool).await.unwrap();
     assert!(status.is_current());
 }

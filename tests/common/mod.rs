@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod pg;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,7 +90,10 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server stopped cleanly");
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
     }
 }

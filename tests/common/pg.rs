@@ -21,8 +21,14 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => {
             let admin: PgConnectOptions = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
-            let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).expect("URL has a path");
-            Server { base_url: base, admin }
+            let base = url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .expect("URL has a path");
+            Server {
+                base_url: base,
+                admin,
+            }
         }
         _ => throwaway_cluster(),
     })
@@ -70,7 +76,9 @@ fn spawn_watchdog(dir: &std::path::Path, data: &std::path::Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.spawn().expect("start watchdog");
+    // Outlives this process by design: it is what cleans up after it.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = cmd.spawn().expect("start watchdog");
 }
 
 /// Creates an empty database and returns its URL.
@@ -97,5 +105,7 @@ pub fn admin_options() -> PgConnectOptions {
 
 /// True when tests run on their own cluster rather than `DATABASE_URL`.
 pub fn uses_throwaway_cluster() -> bool {
-    std::env::var("DATABASE_URL").map(|u| u.trim().is_empty()).unwrap_or(true)
+    std::env::var("DATABASE_URL")
+        .map(|u| u.trim().is_empty())
+        .unwrap_or(true)
 }

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t daygle .   Run: see docker-compose.yml.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked || true
+COPY src src
+COPY migrations migrations
+COPY templates templates
+COPY static static
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
+    && strip target/release/daygle
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/daygle --create-home daygle
+COPY --from=build /src/target/release/daygle /usr/local/bin/daygle
+COPY daygle_mail_archiver.conf.example /etc/daygle/daygle_mail_archiver.conf.example
+USER daygle
+WORKDIR /var/lib/daygle
+ENV DAYGLE__SERVER__BIND=0.0.0.0:8080 \
+    DAYGLE__STORAGE__DATA_DIR=/var/lib/daygle \
+    DAYGLE__LOGGING__FORMAT=json
+EXPOSE 8080
+VOLUME ["/var/lib/daygle"]
+HEALTHCHECK --interval=30s --timeout=6s --start-period=60s --retries=3 CMD ["daygle", "healthcheck"]
+ENTRYPOINT ["daygle"]
+CMD ["serve"]

@@ -1,0 +1,198 @@
+//! The private PostgreSQL cluster as a user meets it: `daygle serve` with no database URL.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::common::process::{Server, daygle, http_get, postgres_processes, shared_tempdir};
+
+#[test]
+fn serve_without_a_database_url_runs_a_private_cluster_and_sigterm_stops_everything() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    let server = Server::start(dir.path(), &data, &[]);
+    eprintln!(
+        "first start (initdb included) ready in {:?}",
+        started.elapsed()
+    );
+
+    let (status, body) = http_get(&format!("{}/readyz", server.url));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\""));
+    assert!(
+        !postgres_processes(&data).is_empty(),
+        "no PostgreSQL serving {}",
+        data.display()
+    );
+    // The cluster listens on its socket only.
+    assert!(data.join("postgres/.s.PGSQL.5432").exists());
+
+    // First run generated both keys, readable only by their owner.
+    for key in ["session_key", "sealing_key"] {
+        let meta = std::fs::metadata(data.join("secrets").join(key)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key}");
+    }
+    let secrets_dir = std::fs::metadata(data.join("secrets")).unwrap();
+    assert_eq!(secrets_dir.permissions().mode() & 0o777, 0o700);
+
+    server.signal(Signal::SIGTERM);
+    let (code, log) = server.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "PostgreSQL left running after SIGTERM"
+    );
+}
+
+#[test]
+fn a_second_start_reuses_the_cluster_and_the_keys() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let first = Server::start(dir.path(), &data, &[]);
+    let key = std::fs::read_to_string(data.join("secrets/sealing_key")).unwrap();
+    first.signal(Signal::SIGINT);
+    assert_eq!(first.wait(Duration::from_secs(30)).0, Some(0));
+
+    let started = Instant::now();
+    let second = Server::start(dir.path(), &data, &[]);
+    eprintln!("later start ready in {:?}", started.elapsed());
+    assert_eq!(http_get(&format!("{}/readyz", second.url)).0, 200);
+    assert_eq!(
+        std::fs::read_to_string(data.join("secrets/sealing_key")).unwrap(),
+        key
+    );
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait(Duration::from_secs(30)).0, Some(0));
+    assert!(postgres_processes(&data).is_empty());
+}
+
+#[test]
+fn after_sigkill_the_next_start_recovers_the_orphaned_cluster() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let crashed = Server::start(dir.path(), &data, &[]);
+    crashed.signal(Signal::SIGKILL);
+    let _ = crashed.wait(Duration::from_secs(10));
+    let orphans = postgres_processes(&data);
+    assert!(
+        !orphans.is_empty(),
+        "expected PostgreSQL to outlive the killed daygle"
+    );
+
+    let recovered = Server::start(dir.path(), &data, &[]);
+    assert_eq!(http_get(&format!("{}/readyz", recovered.url)).0, 200);
+    recovered.signal(Signal::SIGTERM);
+    assert_eq!(recovered.wait(Duration::from_secs(30)).0, Some(0));
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "orphaned PostgreSQL still running"
+    );
+}
+
+#[test]
+fn a_stale_postmaster_pid_from_a_dead_cluster_does_not_block_the_start() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let crashed = Server::start(dir.path(), &data, &[]);
+    crashed.signal(Signal::SIGKILL);
+    let _ = crashed.wait(Duration::from_secs(10));
+    // Kill PostgreSQL too, as a power cut would: postmaster.pid stays behind.
+    for pid in postgres_processes(&data) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(data.join("postgres/data/postmaster.pid").exists());
+
+    let recovered = Server::start(dir.path(), &data, &[]);
+    assert_eq!(http_get(&format!("{}/readyz", recovered.url)).0, 200);
+    recovered.signal(Signal::SIGTERM);
+    assert_eq!(recovered.wait(Duration::from_secs(30)).0, Some(0));
+    assert!(postgres_processes(&data).is_empty());
+}
+
+#[test]
+fn migrate_uses_a_running_cluster_and_leaves_it_to_serve() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let server = Server::start(dir.path(), &data, &[]);
+    let out = daygle(dir.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations:"));
+    // serve still has its database.
+    assert_eq!(http_get(&format!("{}/readyz", server.url)).0, 200);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait(Duration::from_secs(30)).0, Some(0));
+}
+
+#[test]
+fn migrate_alone_starts_the_cluster_for_its_duration_only() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    let out = daygle(dir.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("postgres/data/PG_VERSION").exists());
+    assert!(
+        postgres_processes(&data).is_empty(),
+        "migrate left PostgreSQL running"
+    );
+}
+
+#[test]
+fn missing_postgresql_binaries_are_explained_in_one_line() {
+    let dir = shared_tempdir();
+    let out = daygle(dir.path())
+        .args(["--data-dir", "data", "migrate"])
+        .env("DAYGLE__DATABASE__PG_BIN_DIR", "/nonexistent/bin")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(error_lines[0].contains("install PostgreSQL"), "{stderr}");
+    assert!(error_lines[0].contains("database.url"), "{stderr}");
+}
+
+#[test]
+fn as_root_an_unreachable_data_dir_is_explained() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: only meaningful as root (the cluster runs as the postgres user)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = daygle(dir.path())
+        .args(["--data-dir", "data", "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach") && stderr.contains("chmod o+x"),
+        "{stderr}"
+    );
+}
