@@ -4,6 +4,7 @@ mod common;
 
 mod web {
     mod audit;
+    mod cli;
     mod csrf;
     mod login;
     mod matrix;

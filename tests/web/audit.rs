@@ -1,18 +1,15 @@
-use std::process::Command;
-
 use daygle::audit::{self, Actor, AuditEvent};
 use serde_json::json;
 
 use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
-use crate::common::{TestApp, daygle_bin};
+use crate::common::TestApp;
+use crate::common::process::daygle;
 
 fn verify_audit(app: &TestApp) -> (bool, String) {
-    let out = Command::new(daygle_bin())
+    let out = daygle(&app.data_path())
         .args(["verify", "audit"])
         .env("DAYGLE__DATABASE__URL", &app.database_url)
         .env("DAYGLE__STORAGE__DATA_DIR", app.data_path())
-        .env_remove("DAYGLE_CONFIG")
-        .current_dir(app.data_path())
         .output()
         .expect("run daygle verify audit");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
