@@ -206,7 +206,7 @@ pub async fn permissions(db: impl PgExecutor<'_>, user_id: i64) -> Result<Permis
 /// Sets a new password and bumps the session epoch, which ends every session of the user.
 /// Returns the new epoch.
 pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1,
              failed_logins = 0, locked_until = NULL
          WHERE id = $1 RETURNING session_epoch",
@@ -215,18 +215,18 @@ pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> 
     .bind(hash)
     .fetch_optional(conn)
     .await?
-    .ok_or(Error::NotFound)?)
+    .ok_or(Error::NotFound)
 }
 
 /// Ends every session of the user.
 pub async fn bump_epoch(conn: &mut PgConnection, user_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch",
     )
     .bind(user_id)
     .fetch_optional(conn)
     .await?
-    .ok_or(Error::NotFound)?)
+    .ok_or(Error::NotFound)
 }
 
 /// Enables or disables; disabling also ends the user's sessions.

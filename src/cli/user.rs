@@ -43,13 +43,19 @@ pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<Exi
     let database = db::open_for_command(&settings)
         .await
         .context("Failed to open the database")?;
-    db::migrate(&database.pool).await.context("Failed to migrate")?;
+    db::migrate(&database.pool)
+        .await
+        .context("Failed to migrate")?;
     let pool = &database.pool;
     let min = settings.security.min_password_length;
     let actor = Actor::cli();
     let result = match command {
         UserCommand::Create(args) => {
-            let role = if args.admin { roles::ADMINISTRATOR } else { roles::READ_ONLY };
+            let role = if args.admin {
+                roles::ADMINISTRATOR
+            } else {
+                roles::READ_ONLY
+            };
             let role_id = users::role_id_by_name(pool, role).await?;
             let password = read_new_password()?;
             let new = NewUser {
@@ -61,7 +67,12 @@ pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<Exi
             };
             manage::create_user(pool, &actor, &new, min)
                 .await
-                .map(|id| println!("created user {} (id {id}) with role {role}", args.name.trim()))
+                .map(|id| {
+                    println!(
+                        "created user {} (id {id}) with role {role}",
+                        args.name.trim()
+                    )
+                })
         }
         UserCommand::ResetPassword(args) => {
             let Some(user) = users::find_by_username(pool, &args.name).await? else {
@@ -71,7 +82,12 @@ pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<Exi
             let password = read_new_password()?;
             manage::reset_password(pool, &actor, user.id, &password, min)
                 .await
-                .map(|()| println!("password of {} reset; their sessions have ended", user.username))
+                .map(|()| {
+                    println!(
+                        "password of {} reset; their sessions have ended",
+                        user.username
+                    )
+                })
         }
     };
     database.close().await?;
@@ -84,7 +100,10 @@ fn read_new_password() -> anyhow::Result<Zeroizing<String>> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut line = Zeroizing::new(String::new());
-        stdin.lock().read_line(&mut line).context("Failed to read the password from stdin")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("Failed to read the password from stdin")?;
         let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
         if password.is_empty() {
             bail!("no password on stdin");
@@ -114,5 +133,7 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
     // Restore echo whatever happened while reading.
     tcsetattr(&stdin, SetArg::TCSANOW, &original).context("Failed to restore the terminal")?;
     read.context("Failed to read the password")?;
-    Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }

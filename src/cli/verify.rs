@@ -31,7 +31,10 @@ pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<E
                 }
                 Some(link) => {
                     println!("audit log BROKEN at entry {}: {}", link.id, link.reason);
-                    println!("entries before {} verified; do not trust entry {} or any after it", link.id, link.id);
+                    println!(
+                        "entries before {} verified; do not trust entry {} or any after it",
+                        link.id, link.id
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }

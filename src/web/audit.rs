@@ -18,9 +18,7 @@ use crate::error::{Error, Result};
 const CSV_LIMIT: i64 = 100_000;
 
 pub fn area() -> Area {
-    Area::new()
-        .get("/audit", list)
-        .get("/audit.csv", csv)
+    Area::new().get("/audit", list).get("/audit.csv", csv)
 }
 
 #[derive(Deserialize, Default)]
@@ -106,12 +104,20 @@ struct AuditPage {
     next_before: Option<i64>,
 }
 
-async fn list(State(state): State<AppState>, viewer: Require<perm::ViewAudit>, Query(p): Query<Params>) -> Result<AuditPage> {
+async fn list(
+    State(state): State<AppState>,
+    viewer: Require<perm::ViewAudit>,
+    Query(p): Query<Params>,
+) -> Result<AuditPage> {
     let limit = i64::from(viewer.page_size);
     let rows = query::list(&state.pool, &p.filter()?, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next_before = if more { rows.last().map(|r| r.id) } else { None };
+    let next_before = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
     Ok(AuditPage {
         page: PageContext::for_user("Audit log", "/audit", &viewer),
         entries: rows
@@ -139,7 +145,11 @@ async fn list(State(state): State<AppState>, viewer: Require<perm::ViewAudit>, Q
     })
 }
 
-async fn csv(State(state): State<AppState>, _viewer: Require<perm::ViewAudit>, Query(p): Query<Params>) -> Result<Response> {
+async fn csv(
+    State(state): State<AppState>,
+    _viewer: Require<perm::ViewAudit>,
+    Query(p): Query<Params>,
+) -> Result<Response> {
     let rows = query::list(&state.pool, &p.filter()?, CSV_LIMIT).await?;
     let mut body = String::from(query::CSV_HEADER);
     for row in &rows {
@@ -148,7 +158,10 @@ async fn csv(State(state): State<AppState>, _viewer: Require<perm::ViewAudit>, Q
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"daygle-audit.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"daygle-audit.csv\"",
+            ),
         ],
         body,
     )

@@ -24,10 +24,16 @@ use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets.
 fn is_exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico") || path.starts_with("/static/")
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
+        || path.starts_with("/static/")
 }
 
-pub async fn guard(State(state): State<AppState>, session: Session, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_owned();
     if is_exempt(&path) {
         return next.run(req).await;
@@ -38,7 +44,13 @@ pub async fn guard(State(state): State<AppState>, session: Session, req: Request
     }
 }
 
-async fn run(state: AppState, session: Session, mut req: Request, next: Next, path: &str) -> Result<Response> {
+async fn run(
+    state: AppState,
+    session: Session,
+    mut req: Request,
+    next: Next,
+    path: &str,
+) -> Result<Response> {
     if !state.setup_done.load(Ordering::Relaxed) {
         if users::any_exist(&state.pool).await? {
             state.setup_done.store(true, Ordering::Relaxed);
@@ -81,7 +93,11 @@ async fn run(state: AppState, session: Session, mut req: Request, next: Next, pa
 }
 
 /// The signed-in user, if the session is still valid; an invalid one is ended here.
-async fn load_user(state: &AppState, session: &Session, actor: &Actor) -> Result<Option<Arc<CurrentUser>>> {
+async fn load_user(
+    state: &AppState,
+    session: &Session,
+    actor: &Actor,
+) -> Result<Option<Arc<CurrentUser>>> {
     let Some(s) = session::signed_in(session).await? else {
         return Ok(None);
     };

@@ -62,7 +62,12 @@ fn notice_text(key: &str) -> &'static str {
     }
 }
 
-async fn render(state: &AppState, user: CurrentUser, notice: &str, error: String) -> Result<Response> {
+async fn render(
+    state: &AppState,
+    user: CurrentUser,
+    notice: &str,
+    error: String,
+) -> Result<Response> {
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
@@ -81,12 +86,20 @@ async fn render(state: &AppState, user: CurrentUser, notice: &str, error: String
     Ok((status, page).into_response())
 }
 
-async fn show(State(state): State<AppState>, user: CurrentUser, Query(n): Query<Notice>) -> Result<Response> {
+async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(n): Query<Notice>,
+) -> Result<Response> {
     render(&state, user, notice_text(&n.done), String::new()).await
 }
 
 /// Form errors are shown on the profile page itself, everything else as an error page.
-async fn or_form_error(state: &AppState, user: CurrentUser, result: Result<Response>) -> Result<Response> {
+async fn or_form_error(
+    state: &AppState,
+    user: CurrentUser,
+    result: Result<Response>,
+) -> Result<Response> {
     match result {
         Err(e @ Error::Invalid { .. }) => render(state, user, "", e.to_string()).await,
         other => other,
@@ -108,7 +121,10 @@ async fn change_password(
 ) -> Result<Response> {
     let result = async {
         if form.new_password != form.new_password_confirm {
-            return Err(Error::invalid("new_password_confirm", "does not match the new password"));
+            return Err(Error::invalid(
+                "new_password_confirm",
+                "does not match the new password",
+            ));
         }
         let min = state.settings.security.min_password_length;
         let epoch = manage::change_own_password(
@@ -225,7 +241,11 @@ struct TotpPage {
     recovery_codes: Vec<String>,
 }
 
-async fn totp_enrol_page(State(_state): State<AppState>, session: Session, user: CurrentUser) -> Result<Response> {
+async fn totp_enrol_page(
+    State(_state): State<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<Response> {
     if user.has_totp {
         return Ok(Redirect::to("/profile").into_response());
     }
@@ -240,7 +260,12 @@ async fn totp_enrol_page(State(_state): State<AppState>, session: Session, user:
     enrol_page(&user, secret, String::new(), StatusCode::OK)
 }
 
-fn enrol_page(user: &CurrentUser, secret: String, error: String, status: StatusCode) -> Result<Response> {
+fn enrol_page(
+    user: &CurrentUser,
+    secret: String,
+    error: String,
+    status: StatusCode,
+) -> Result<Response> {
     let otpauth = totp::otpauth_url(&totp::build(&secret, &user.username)?)?;
     let qr_svg = totp::qr_svg(&otpauth)?;
     Ok((
@@ -311,7 +336,13 @@ async fn totp_remove(
 ) -> Result<Response> {
     let stored = users::get(&state.pool, user.id).await?.password_hash;
     if !password::verify(&form.password, Some(stored)).await? {
-        return render(&state, user, "", "password: is not your current password".into()).await;
+        return render(
+            &state,
+            user,
+            "",
+            "password: is not your current password".into(),
+        )
+        .await;
     }
     let mut tx = state.pool.begin().await?;
     totp::disable(&mut tx, user.id).await?;

@@ -85,7 +85,11 @@ async fn new_page(user: RoleAdmin) -> FormPage {
     }
 }
 
-async fn edit_page(State(state): State<AppState>, user: RoleAdmin, Path(id): Path<i64>) -> Result<FormPage> {
+async fn edit_page(
+    State(state): State<AppState>,
+    user: RoleAdmin,
+    Path(id): Path<i64>,
+) -> Result<FormPage> {
     let role = roles::get(&state.pool, id).await?;
     Ok(FormPage {
         page: PageContext::for_user(format!("Role {}", role.name), "/roles", &user),

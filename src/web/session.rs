@@ -74,7 +74,10 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>> {
 /// Starts a signed-in session under a new id (no fixation), with a new CSRF token.
 pub async fn sign_in(session: &Session, user_id: i64, epoch: i64) -> Result<()> {
     session.cycle_id().await.map_err(store_error)?;
-    session.remove_value(PENDING_2FA).await.map_err(store_error)?;
+    session
+        .remove_value(PENDING_2FA)
+        .await
+        .map_err(store_error)?;
     let t = now();
     session.insert(USER, user_id).await.map_err(store_error)?;
     session.insert(EPOCH, epoch).await.map_err(store_error)?;
@@ -150,7 +153,10 @@ const TOTP_ENROL: &str = "totp_enrol";
 
 /// The TOTP secret shown on the enrolment page, until the user confirms it with a code.
 pub async fn set_enrolment_secret(session: &Session, secret: &str) -> Result<()> {
-    session.insert(TOTP_ENROL, secret).await.map_err(store_error)
+    session
+        .insert(TOTP_ENROL, secret)
+        .await
+        .map_err(store_error)
 }
 
 pub async fn enrolment_secret(session: &Session) -> Result<Option<String>> {

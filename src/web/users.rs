@@ -65,7 +65,11 @@ fn notice_text(key: &str) -> String {
     .to_string()
 }
 
-async fn list(State(state): State<AppState>, user: Admin, Query(n): Query<Notice>) -> Result<ListPage> {
+async fn list(
+    State(state): State<AppState>,
+    user: Admin,
+    Query(n): Query<Notice>,
+) -> Result<ListPage> {
     Ok(ListPage {
         page: PageContext::for_user("Users", "/users", &user),
         users: users::list(&state.pool).await?,
@@ -247,7 +251,8 @@ async fn update(
             .any(|r| form.role.contains(&r.id) && r.has(Permission::ManageUsers));
         if !keeps {
             return Err(Error::Conflict(
-                "You cannot take away your own right to manage users; ask another administrator.".into(),
+                "You cannot take away your own right to manage users; ask another administrator."
+                    .into(),
             ));
         }
     }
@@ -295,12 +300,22 @@ async fn set_enabled(
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
     if id == user.id && !form.enabled {
-        return Err(Error::Conflict("You cannot disable your own account.".into()));
+        return Err(Error::Conflict(
+            "You cannot disable your own account.".into(),
+        ));
     }
     let mut tx = state.pool.begin().await?;
     users::set_enabled(&mut tx, id, form.enabled).await?;
-    let action = if form.enabled { "user.enable" } else { "user.disable" };
-    audit::record(&mut tx, &AuditEvent::by(&user.actor, action).target(format!("user:{id}"))).await?;
+    let action = if form.enabled {
+        "user.enable"
+    } else {
+        "user.disable"
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, action).target(format!("user:{id}")),
+    )
+    .await?;
     tx.commit().await?;
     let done = if form.enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/users/{id}?done={done}")).into_response())
@@ -367,7 +382,9 @@ async fn delete(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response> {
     if id == user.id {
-        return Err(Error::Conflict("You cannot delete your own account.".into()));
+        return Err(Error::Conflict(
+            "You cannot delete your own account.".into(),
+        ));
     }
     let target = users::get(&state.pool, id).await?;
     let mut tx = state.pool.begin().await?;

@@ -4,7 +4,9 @@ use crate::common::auth::{PASSWORD, spawn_auth_app};
 #[tokio::test]
 async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_archive() {
     if !driver::available() {
-        eprintln!("skipped: /usr/bin/chromium and /usr/bin/chromedriver are needed (apt-get install chromium chromium-driver)");
+        eprintln!(
+            "skipped: /usr/bin/chromium and /usr/bin/chromedriver are needed (apt-get install chromium chromium-driver)"
+        );
         return;
     }
     let app = spawn_auth_app().await;
@@ -40,10 +42,14 @@ async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_ar
     b.goto(&app.url("/users/new")).await;
     b.fill("input[name=username]", "carol").await;
     b.fill("input[name=password]", PASSWORD).await;
-    b.click(&format!("input[name=account][value=\"{granted}\"]")).await;
+    b.click(&format!("input[name=account][value=\"{granted}\"]"))
+        .await;
     b.screenshot("04-new-user-desktop").await;
     b.click("main button[type=submit]").await;
-    b.wait_path_where("/users/<id>?done=created", |p| p.starts_with("/users/") && p.ends_with("?done=created")).await;
+    b.wait_path_where("/users/<id>?done=created", |p| {
+        p.starts_with("/users/") && p.ends_with("?done=created")
+    })
+    .await;
     assert!(b.text(".notice").await.contains("User created"));
     b.goto(&app.url("/users")).await;
     assert!(b.text("#users").await.contains("Read Only"));
@@ -57,7 +63,10 @@ async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_ar
     b.click("main button[type=submit]").await;
     b.wait_path("/").await;
     let summary = b.text("#archive-summary").await;
-    assert!(summary.contains("sales@example.org") && !summary.contains("board@example.org"), "{summary}");
+    assert!(
+        summary.contains("sales@example.org") && !summary.contains("board@example.org"),
+        "{summary}"
+    );
     b.goto(&app.url("/archives")).await;
     let archives = b.text("#archives").await;
     assert!(archives.contains("sales@example.org"), "{archives}");
@@ -71,7 +80,8 @@ async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_ar
     // Her profile in dark, on a phone.
     b.goto(&app.url("/profile")).await;
     b.click("select[name=theme] option[value=dark]").await;
-    b.click("form[action=\"/profile/preferences\"] button").await;
+    b.click("form[action=\"/profile/preferences\"] button")
+        .await;
     b.wait_path("/profile?done=preferences").await;
     assert!(b.text(".notice").await.contains("Preferences saved"));
     b.screenshot("08-profile-dark-phone").await;

@@ -25,7 +25,13 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("daygle_session="))
-        .map(|v| v.split(';').next().unwrap_or("").trim_start_matches("daygle_session=").to_string())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("daygle_session=")
+                .to_string()
+        })
 }
 
 impl TestApp {
@@ -37,11 +43,23 @@ impl TestApp {
         action: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
-        let html = client.get(self.url(page)).send().await.expect("GET").text().await.expect("body");
+        let html = client
+            .get(self.url(page))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
         let token = csrf_from(&html);
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &token));
-        client.post(self.url(action)).form(&form).send().await.expect("POST")
+        client
+            .post(self.url(action))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// Runs the first-run wizard as a person would; returns the signed-in client.
@@ -51,7 +69,12 @@ impl TestApp {
                 &self.client,
                 "/setup",
                 "/setup",
-                &[("username", ADMIN), ("email", "admin@example.org"), ("password", PASSWORD), ("password_confirm", PASSWORD)],
+                &[
+                    ("username", ADMIN),
+                    ("email", "admin@example.org"),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
             )
             .await;
         assert_eq!(res.status(), 303, "setup should redirect to the dashboard");
@@ -66,17 +89,36 @@ impl TestApp {
         c
     }
 
-    pub async fn login(&self, c: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
-        self.submit(c, "/login", "/login", &[("username", username), ("password", password)]).await
+    pub async fn login(
+        &self,
+        c: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.submit(
+            c,
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
     }
 
     /// Creates a user with the named role and archive grants, as the CLI would.
     pub async fn create_user(&self, username: &str, role: &str, accounts: &[i64]) -> i64 {
-        let role_id = users::role_id_by_name(&self.pool, role).await.expect("role exists");
+        let role_id = users::role_id_by_name(&self.pool, role)
+            .await
+            .expect("role exists");
         manage::create_user(
             &self.pool,
             &Actor::cli(),
-            &NewUser { username, email: "", password: PASSWORD, role_ids: &[role_id], account_ids: accounts },
+            &NewUser {
+                username,
+                email: "",
+                password: PASSWORD,
+                role_ids: &[role_id],
+                account_ids: accounts,
+            },
             12,
         )
         .await

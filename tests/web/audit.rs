@@ -1,8 +1,8 @@
 use daygle::audit::{self, Actor, AuditEvent};
 use serde_json::json;
 
-use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
 use crate::common::TestApp;
+use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
 use crate::common::process::daygle;
 
 fn verify_audit(app: &TestApp) -> (bool, String) {
@@ -12,14 +12,25 @@ fn verify_audit(app: &TestApp) -> (bool, String) {
         .env("DAYGLE__STORAGE__DATA_DIR", app.data_path())
         .output()
         .expect("run daygle verify audit");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test]
 async fn the_audit_log_refuses_updates_deletes_and_truncation() {
     let app = spawn_auth_app().await;
     app.set_up_admin().await;
-    for sql in ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+    for sql in [
+        "UPDATE audit_log SET action = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
         let err = sqlx::query(sql).execute(&app.pool).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
@@ -30,18 +41,29 @@ async fn verify_audit_passes_an_intact_chain_and_names_the_first_tampered_row() 
     let app = spawn_auth_app().await;
     app.set_up_admin().await;
     app.sign_in(ADMIN, PASSWORD).await;
-    app.login(&crate::common::client(), ADMIN, "wrong password here").await;
+    app.login(&crate::common::client(), ADMIN, "wrong password here")
+        .await;
     let (ok, out) = verify_audit(&app);
     assert!(ok, "{out}");
     assert!(out.contains("intact"), "{out}");
 
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert!(ids.len() >= 3);
     let victim = ids[1];
     // The database owner can get past the trigger; the chain still tells.
     let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
-    sqlx::query("UPDATE audit_log SET username = 'someone else' WHERE id = $1").bind(victim).execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET username = 'someone else' WHERE id = $1")
+        .bind(victim)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let (ok, out) = verify_audit(&app);
     assert!(!ok, "a tampered chain must fail: {out}");
@@ -54,10 +76,20 @@ async fn a_deleted_row_breaks_the_link_of_the_row_after_it() {
     app.set_up_admin().await;
     app.sign_in(ADMIN, PASSWORD).await;
     app.sign_in(ADMIN, PASSWORD).await;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE id = $1").bind(ids[1]).execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE id = $1")
+        .bind(ids[1])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let result = daygle::audit::chain::verify(&app.pool).await.unwrap();
     assert_eq!(result.broken.map(|b| b.id), Some(ids[2]));
@@ -69,7 +101,12 @@ async fn concurrent_audit_writers_still_form_one_chain() {
     let writers = (0..20).map(|i| {
         let pool = app.pool.clone();
         async move {
-            audit::record_now(&pool, &AuditEvent::by(&Actor::cli(), "test.concurrent").details(json!({ "n": i }))).await.unwrap();
+            audit::record_now(
+                &pool,
+                &AuditEvent::by(&Actor::cli(), "test.concurrent").details(json!({ "n": i })),
+            )
+            .await
+            .unwrap();
         }
     });
     futures::future::join_all(writers).await;
@@ -83,16 +120,31 @@ async fn the_audit_page_filters_by_action_and_exports_csv_without_formula_inject
     let app = spawn_auth_app().await;
     let admin = app.set_up_admin().await;
     // A hostile username attempt lands in the log verbatim.
-    app.login(&crate::common::client(), "=HYPERLINK(\"http://evil\")", "whatever password").await;
+    app.login(
+        &crate::common::client(),
+        "=HYPERLINK(\"http://evil\")",
+        "whatever password",
+    )
+    .await;
     let (status, html) = app.page(&admin, "/audit?action=login").await;
     assert_eq!(status, 200);
     assert!(html.contains("login.failure"));
-    assert!(!html.contains("setup.first_admin"), "filtered to login actions");
-    let csv = admin.get(app.url("/audit.csv?action=login")).send().await.unwrap();
+    assert!(
+        !html.contains("setup.first_admin"),
+        "filtered to login actions"
+    );
+    let csv = admin
+        .get(app.url("/audit.csv?action=login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let body = csv.text().await.unwrap();
     assert!(body.starts_with("id,at,username"));
-    assert!(body.contains("\"'=HYPERLINK("), "formula cells are neutralised: {body}");
+    assert!(
+        body.contains("\"'=HYPERLINK("),
+        "formula cells are neutralised: {body}"
+    );
     assert!(!body.contains(",\"=HYPERLINK"));
 }
 
@@ -106,5 +158,9 @@ async fn auditors_read_the_audit_log_but_read_only_users_do_not() {
     let reader = app.sign_in("reader", PASSWORD).await;
     assert_eq!(app.page(&auditor, "/audit").await.0, 200);
     assert_eq!(app.page(&reader, "/audit").await.0, 403);
-    assert_eq!(app.page(&auditor, "/users").await.0, 403, "auditors change nothing");
+    assert_eq!(
+        app.page(&auditor, "/users").await.0,
+        403,
+        "auditors change nothing"
+    );
 }

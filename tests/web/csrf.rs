@@ -13,11 +13,18 @@ async fn a_form_post_without_or_with_a_wrong_csrf_token_is_refused_with_a_friend
     assert_eq!(missing.status(), 403);
     let html = missing.text().await.unwrap();
     assert!(html.contains("did not come from this site"), "{html}");
-    assert!(html.contains("/static/css/app.css"), "the refusal is a page in the layout");
+    assert!(
+        html.contains("/static/css/app.css"),
+        "the refusal is a page in the layout"
+    );
 
     let wrong = admin
         .post(app.url("/users"))
-        .form(&[("username", "mallory"), ("password", PASSWORD), ("csrf_token", "not-the-token")])
+        .form(&[
+            ("username", "mallory"),
+            ("password", PASSWORD),
+            ("csrf_token", "not-the-token"),
+        ])
         .send()
         .await
         .unwrap();
@@ -34,7 +41,16 @@ async fn a_token_from_another_session_does_not_work() {
     let app = spawn_auth_app().await;
     let admin = app.set_up_admin().await;
     let other = crate::common::client();
-    let foreign_token = csrf_from(&other.get(app.url("/login")).send().await.unwrap().text().await.unwrap());
+    let foreign_token = csrf_from(
+        &other
+            .get(app.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
     let res = admin
         .post(app.url("/logout"))
         .form(&[("csrf_token", foreign_token.as_str())])

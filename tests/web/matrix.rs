@@ -16,11 +16,20 @@ fn every_registered_route_is_in_the_access_table_and_nothing_else_is() {
         .into_iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
-    let listed: BTreeSet<(String, String)> = ALL.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    let listed: BTreeSet<(String, String)> = ALL
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
     let missing: Vec<_> = registered.difference(&listed).collect();
     let stale: Vec<_> = listed.difference(&registered).collect();
-    assert!(missing.is_empty(), "routes without an access rule in web::routes::ALL: {missing:?}");
-    assert!(stale.is_empty(), "access rules for routes that do not exist: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without an access rule in web::routes::ALL: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "access rules for routes that do not exist: {stale:?}"
+    );
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,7 +56,12 @@ impl Persona {
             Persona::Administrator => true,
             Persona::Auditor => matches!(
                 p,
-                Permission::ViewDashboard | Permission::ViewMail | Permission::ExportMail | Permission::ViewQuarantine | Permission::ViewAudit | Permission::ViewWorkers
+                Permission::ViewDashboard
+                    | Permission::ViewMail
+                    | Permission::ExportMail
+                    | Permission::ViewQuarantine
+                    | Permission::ViewAudit
+                    | Permission::ViewWorkers
             ),
             Persona::ReadOnly => matches!(p, Permission::ViewDashboard | Permission::ViewMail),
         }
@@ -67,30 +81,57 @@ struct Ids {
 
 fn concrete(path: &str, ids: &Ids, own: bool) -> String {
     let id = if path.starts_with("/archives/") {
-        if own { ids.own_account } else { ids.foreign_account }
+        if own {
+            ids.own_account
+        } else {
+            ids.foreign_account
+        }
     } else if path.starts_with("/users/") {
         ids.victim_user
     } else {
         ids.custom_role
     };
-    path.replace("{*path}", "css/app.css").replace("{id}", &id.to_string())
+    path.replace("{*path}", "css/app.css")
+        .replace("{id}", &id.to_string())
 }
 
-async fn persona_client(app: &TestApp, persona: Persona, username: &str) -> (reqwest::Client, String) {
+async fn persona_client(
+    app: &TestApp,
+    persona: Persona,
+    username: &str,
+) -> (reqwest::Client, String) {
     if persona == Persona::Anonymous {
         let c = client();
-        let token = csrf_from(&c.get(app.url("/login")).send().await.unwrap().text().await.unwrap());
+        let token = csrf_from(
+            &c.get(app.url("/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
         return (c, token);
     }
     let c = app.sign_in(username, PASSWORD).await;
-    let token = csrf_from(&c.get(app.url("/profile")).send().await.unwrap().text().await.unwrap());
+    let token = csrf_from(
+        &c.get(app.url("/profile"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
     (c, token)
 }
 
 /// Allowed unless refused: 401/403, or a page view sent to the sign-in page. (A POST that
 /// is refused gets 401; signing out legitimately redirects to /login.)
 fn allowed(method: &Method, status: u16, location: &str) -> bool {
-    !(status == 401 || status == 403 || (*method == Method::GET && status == 303 && location == "/login"))
+    !(status == 401
+        || status == 403
+        || (*method == Method::GET && status == 303 && location == "/login"))
 }
 
 #[tokio::test]
@@ -102,11 +143,18 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
     app.create_user("auditor", "Auditor", &[]).await;
     app.create_user("reader", "Read Only", &[own]).await;
     let victim = app.create_user("victim", "Read Only", &[]).await;
-    let custom_role: i64 = sqlx::query_scalar("INSERT INTO roles (name, permissions) VALUES ('Custom', '{view_dashboard}') RETURNING id")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let ids = Ids { own_account: own, foreign_account: foreign, victim_user: victim, custom_role };
+    let custom_role: i64 = sqlx::query_scalar(
+        "INSERT INTO roles (name, permissions) VALUES ('Custom', '{view_dashboard}') RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let ids = Ids {
+        own_account: own,
+        foreign_account: foreign,
+        victim_user: victim,
+        custom_role,
+    };
 
     let personas = [
         (Persona::Anonymous, ""),
@@ -121,7 +169,11 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for route in ALL {
-        let variants: &[bool] = if matches!(route.access, Access::Archive(_)) { &[true, false] } else { &[true] };
+        let variants: &[bool] = if matches!(route.access, Access::Archive(_)) {
+            &[true, false]
+        } else {
+            &[true]
+        };
         for &own in variants {
             let path = concrete(route.path, &ids, own);
             for (i, &(persona, username)) in personas.iter().enumerate() {
@@ -134,10 +186,19 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
                 let res = if route.method == Method::GET {
                     c.get(app.url(&path)).send().await.unwrap()
                 } else {
-                    c.post(app.url(&path)).form(&[("csrf_token", token.as_str())]).send().await.unwrap()
+                    c.post(app.url(&path))
+                        .form(&[("csrf_token", token.as_str())])
+                        .send()
+                        .await
+                        .unwrap()
                 };
                 let status = res.status().as_u16();
-                let location = res.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or("").to_string();
+                let location = res
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let expected = match route.access {
                     Access::Public | Access::Anonymous => true,
                     Access::SetupOnly => false,
@@ -151,7 +212,9 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
                     // The sign-in steps send you on (e.g. back to /login), they never refuse.
                     Access::Anonymous => status != 401 && status != 403,
                     // A foreign archive is indistinguishable from a missing one.
-                    Access::Archive(_) if persona.has(Permission::ViewMail) && !expected => status == 404,
+                    Access::Archive(_) if persona.has(Permission::ViewMail) && !expected => {
+                        status == 404
+                    }
                     _ => allowed(&route.method, status, &location) == expected,
                 };
                 checked += 1;
@@ -167,7 +230,12 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked >= ALL.len() * 4);
     let _ = Persona::Administrator.role();
 }
