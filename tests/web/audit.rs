@@ -164,3 +164,47 @@ async fn auditors_read_the_audit_log_but_read_only_users_do_not() {
         "auditors change nothing"
     );
 }
+
+#[tokio::test]
+async fn the_audit_page_shows_a_page_at_a_time_newest_first_with_a_link_to_older_entries() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    for i in 0..15 {
+        audit::record_now(
+            &app.pool,
+            &AuditEvent::by(&Actor::cli(), format!("test.step{i:02}")),
+        )
+        .await
+        .unwrap();
+    }
+    app.submit(
+        &admin,
+        "/profile",
+        "/profile/preferences",
+        &[
+            ("timezone", "UTC"),
+            ("date_format", "%Y-%m-%d %H:%M"),
+            ("page_size", "10"),
+            ("theme", "auto"),
+        ],
+    )
+    .await;
+    let (_, first) = app.page(&admin, "/audit?action=test.").await;
+    assert_eq!(first.matches("<code>test.step").count(), 10);
+    assert!(first.contains("test.step14") && !first.contains("test.step04"));
+    let marker = "&amp;before=";
+    let start = first.find(marker).expect("a link to older entries") + marker.len();
+    let before: String = first[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let (_, second) = app
+        .page(&admin, &format!("/audit?action=test.&before={before}"))
+        .await;
+    assert_eq!(second.matches("<code>test.step").count(), 5);
+    assert!(second.contains("test.step04") && !second.contains("test.step05"));
+    assert!(
+        !second.contains(marker),
+        "no older entries after the last page"
+    );
+}

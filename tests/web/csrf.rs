@@ -84,3 +84,26 @@ async fn a_post_with_a_foreign_origin_is_refused_even_with_a_valid_token() {
     assert_eq!(res.status(), 303, "our own origin is fine");
     let _ = (ADMIN, PASSWORD);
 }
+
+#[tokio::test]
+async fn a_post_whose_referer_is_another_site_is_refused() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    let token = csrf_from(&app.page(&admin, "/profile").await.1);
+    let res = admin
+        .post(app.url("/logout"))
+        .header("referer", "http://evil.example/page?x=1")
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = admin
+        .post(app.url("/logout"))
+        .header("referer", app.url("/profile"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+}
