@@ -319,3 +319,18 @@ async fn two_factor_sign_in_needs_a_fresh_code_or_an_unused_recovery_code() {
         .await;
     assert_eq!(res.status(), 303, "a code for a new time step works");
 }
+
+#[tokio::test]
+async fn a_missing_page_is_a_friendly_404_with_the_users_navigation() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    for path in ["/no/such/page", "/users/999999"] {
+        let (status, html) = app.page(&admin, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(html.contains("There is nothing at this address."), "{path}");
+        assert!(
+            html.contains(&format!(">{ADMIN}</a>")),
+            "{path}: the user menu is still there"
+        );
+    }
+}
