@@ -43,6 +43,8 @@ pub struct UserSummary {
     pub enabled: bool,
     pub roles: Vec<String>,
     pub accounts: i64,
+    /// A role of theirs reads every archive account.
+    pub all_accounts: bool,
     pub has_totp: bool,
     pub locked: bool,
     pub last_login_at: Option<OffsetDateTime>,
@@ -81,6 +83,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<UserSummary>> {
         "SELECT u.id, u.username, u.email, u.enabled,
                 coalesce(array_agg(r.name::text ORDER BY r.name) FILTER (WHERE r.id IS NOT NULL), '{}') AS roles,
                 (SELECT count(*) FROM user_accounts ua WHERE ua.user_id = u.id) AS accounts,
+                coalesce(bool_or(r.all_accounts), false) AS all_accounts,
                 u.totp_secret IS NOT NULL AS has_totp,
                 coalesce(u.locked_until > now(), false) AS locked,
                 u.last_login_at
