@@ -178,7 +178,9 @@ async fn ending_your_other_sessions_keeps_only_this_one() {
     let here = app.set_up_admin().await;
     let laptop = app.sign_in(ADMIN, PASSWORD).await;
     let phone = app.sign_in(ADMIN, PASSWORD).await;
-    let res = app.submit(&here, "/profile", "/profile/sessions/end", &[]).await;
+    let res = app
+        .submit(&here, "/profile", "/profile/sessions/end", &[])
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(app.page(&here, "/").await.0, 200);
     assert!(signed_out(&laptop.get(app.url("/")).send().await.unwrap()));
