@@ -64,6 +64,9 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
     db::migrate(&database.pool).await?;
     let mut tx = database.pool.begin().await?;
     let changed = accounts::reseal_all(&mut tx, &keys).await?;
+    let event = daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
+        .details(serde_json::json!({ "resealed": changed, "key_id": keys.current_id() }));
+    daygle::audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     database.close().await?;
     println!(
