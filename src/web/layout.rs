@@ -17,6 +17,8 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/archives", "Archives", Permission::ViewMail),
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
+    ("/accounts", "Accounts", Permission::ManageAccounts),
+    ("/workers", "Workers", Permission::ViewWorkers),
     ("/audit", "Audit log", Permission::ViewAudit),
 ];
 

@@ -1,5 +1,6 @@
 //! The web UI and HTTP endpoints. The only module that knows about axum (besides `lib.rs`).
 
+pub mod accounts;
 pub mod archives;
 pub mod assets;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod routes;
 pub mod session;
 pub mod state;
 pub mod users;
+pub mod workers;
 
 use std::time::Duration;
 
@@ -48,6 +50,8 @@ pub fn areas() -> Vec<routes::Area> {
         users::area(),
         roles::area(),
         audit::area(),
+        accounts::area(),
+        workers::area(),
     ]
 }
 

@@ -111,6 +111,25 @@ pub const ALL: &[Route] = &[
     ),
     r(Method::GET, "/audit", Permission(P::ViewAudit)),
     r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
+    r(Method::GET, "/accounts", Permission(P::ManageAccounts)),
+    r(Method::POST, "/accounts", Permission(P::ManageAccounts)),
+    r(Method::GET, "/accounts/{id}", Permission(P::ManageAccounts)),
+    r(
+        Method::POST,
+        "/accounts/{id}/enabled",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::POST,
+        "/accounts/{id}/test",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::POST,
+        "/accounts/{id}/delete",
+        Permission(P::ManageAccounts),
+    ),
+    r(Method::GET, "/workers", Permission(P::ViewWorkers)),
 ];
 
 /// Looks up the access rule of a registered route.
