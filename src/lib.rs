@@ -5,6 +5,7 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod render;
 pub mod secrets;
 pub mod telemetry;
@@ -120,6 +121,14 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        if state.settings.sync.enabled {
+            tasks.spawn(ingest::scheduler::run_until_stopped(
+                state.pool.clone(),
+                state.settings.clone(),
+                state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
         let router = web::router(state);
         let served = axum::serve(
             listener,
