@@ -3,9 +3,13 @@
 //! commits.
 
 pub mod blobs;
+pub mod export;
 pub mod ledger;
+pub mod listing;
 pub mod messages;
+pub mod reading;
 pub mod search;
+pub mod threads;
 
 /// PostgreSQL text columns reject NUL bytes; hostile mail carries them.
 pub fn strip_nul(text: &str) -> String {
