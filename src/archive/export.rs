@@ -134,7 +134,8 @@ fn write_all<W: Write>(
             out.flush().map_err(io)?;
         }
         Format::Zip => {
-            let mut zip = zip::ZipWriter::new_stream(out);
+            let mut zip =
+                zip::ZipWriter::new_stream(std::io::BufWriter::with_capacity(256 * 1024, out));
             let mut manifest = tempfile::tempfile().map_err(io)?;
             writeln!(manifest, "file,sha256,size,date,from,subject").map_err(io)?;
             let options = SimpleFileOptions::default()

@@ -3,6 +3,7 @@
 pub mod archives;
 pub mod assets;
 pub mod auth;
+pub mod download;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -10,6 +11,8 @@ pub mod headers;
 pub mod health;
 pub mod home;
 pub mod layout;
+pub mod message;
+pub mod messages;
 pub mod metrics;
 pub mod routes;
 pub mod session;
@@ -40,6 +43,8 @@ pub fn areas() -> Vec<routes::Area> {
         auth::area(),
         home::area(),
         archives::area(),
+        messages::area(),
+        message::area(),
     ]
 }
 
