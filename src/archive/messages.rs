@@ -189,3 +189,47 @@ pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Resu
             .await?,
     )
 }
+
+/// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the
+/// new UIDs when the same content turns up again, instead of being stored a second time.
+/// Returns how many rows were moved. Cheap when nothing changed (no old rows match).
+pub async fn rebind_to_new_uidvalidity(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    batch: &[NewMessage],
+) -> Result<u64> {
+    let uids: Vec<i64> = batch.iter().filter_map(|m| m.uid).collect();
+    let shas: Vec<Vec<u8>> = batch
+        .iter()
+        .filter(|m| m.uid.is_some())
+        .map(|m| m.sha256.to_vec())
+        .collect();
+    if uids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "WITH t AS (
+             SELECT DISTINCT ON (sha) uid, sha FROM unnest($4::bigint[], $5::bytea[]) AS t(uid, sha)
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = $1 AND m.folder = $2
+                               AND m.uidvalidity = $3 AND m.uid = t.uid)
+             ORDER BY sha, uid),
+         old AS (
+             SELECT DISTINCT ON (m.blob_sha256) m.id, m.blob_sha256 FROM messages m
+             JOIN t ON m.blob_sha256 = t.sha
+             WHERE m.account_id = $1 AND m.folder = $2 AND m.uidvalidity <> $3
+             ORDER BY m.blob_sha256, m.id)
+         UPDATE messages m SET uidvalidity = $3, uid = t.uid
+         FROM old JOIN t ON t.sha = old.blob_sha256
+         WHERE m.id = old.id",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(&uids)
+    .bind(&shas)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}

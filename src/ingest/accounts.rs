@@ -113,18 +113,21 @@ impl ImapSettings {
             return Err(Error::invalid("username", "must not be empty"));
         }
         if self.poll_interval_secs < 10 {
-            return Err(Error::invalid("poll interval", "must be at least 10 seconds"));
+            return Err(Error::invalid(
+                "poll interval",
+                "must be at least 10 seconds",
+            ));
         }
         if self.delete_after_days.is_some_and(|d| d < 0) {
             return Err(Error::invalid("delete after days", "must not be negative"));
         }
-        if let Some(pin) = &self.pinned_cert_sha256 {
-            if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid(
-                    "pinned certificate",
-                    "must be the certificate's SHA-256 as 64 hex digits",
-                ));
-            }
+        if let Some(pin) = &self.pinned_cert_sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::invalid(
+                "pinned certificate",
+                "must be the certificate's SHA-256 as 64 hex digits",
+            ));
         }
         Ok(())
     }
@@ -145,7 +148,10 @@ pub async fn create_imap(
     if password.is_empty() {
         return Err(Error::invalid("password", "must not be empty"));
     }
-    let pin = settings.pinned_cert_sha256.as_ref().map(|p| p.to_ascii_lowercase());
+    let pin = settings
+        .pinned_cert_sha256
+        .as_ref()
+        .map(|p| p.to_ascii_lowercase());
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (name, kind, host, port, tls_mode, username, folders_include,
              folders_exclude, poll_interval_secs, delete_after_days, expunge, pinned_cert_sha256)
@@ -188,7 +194,10 @@ pub async fn set_password(
 /// Changes an IMAP account's settings (the password is changed with [`set_password`]).
 pub async fn update_imap(tx: &mut PgConnection, id: i64, settings: &ImapSettings) -> Result<()> {
     settings.validate()?;
-    let pin = settings.pinned_cert_sha256.as_ref().map(|p| p.to_ascii_lowercase());
+    let pin = settings
+        .pinned_cert_sha256
+        .as_ref()
+        .map(|p| p.to_ascii_lowercase());
     let done = sqlx::query(
         "UPDATE accounts SET name = $2, host = $3, port = $4, tls_mode = $5, username = $6,
              folders_include = $7, folders_exclude = $8, poll_interval_secs = $9,
@@ -261,11 +270,15 @@ pub async fn find_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<
 /// The import account called `name`, created on first use. An existing account of another
 /// kind with that name is refused rather than mixed with imported mail.
 pub async fn import_account(conn: &mut PgConnection, name: &str) -> Result<Account> {
-    sqlx::query("INSERT INTO accounts (name, kind) VALUES ($1, 'import') ON CONFLICT (name) DO NOTHING")
-        .bind(name.trim())
-        .execute(&mut *conn)
-        .await?;
-    let account = find_by_name(conn, name.trim()).await?.ok_or(Error::NotFound)?;
+    sqlx::query(
+        "INSERT INTO accounts (name, kind) VALUES ($1, 'import') ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.trim())
+    .execute(&mut *conn)
+    .await?;
+    let account = find_by_name(conn, name.trim())
+        .await?
+        .ok_or(Error::NotFound)?;
     if account.kind != "import" {
         return Err(Error::Conflict(format!(
             "account {} is an {} account; import into an account of kind import (pick another name)",

@@ -29,10 +29,19 @@ pub struct ImportReport {
 /// One thing found on disk.
 #[derive(Debug, Clone)]
 enum Source {
-    Mbox { path: PathBuf, folder: String },
-    Eml { path: PathBuf, folder: String },
+    Mbox {
+        path: PathBuf,
+        folder: String,
+    },
+    Eml {
+        path: PathBuf,
+        folder: String,
+    },
     /// One Maildir folder's cur/ and new/ directories.
-    Maildir { dir: PathBuf, folder: String },
+    Maildir {
+        dir: PathBuf,
+        folder: String,
+    },
 }
 
 enum Item {
@@ -93,7 +102,15 @@ pub async fn import_paths(
                     || pending.len() >= limits.0
                     || pending_bytes + raw.len() as u64 > limits.1
                 {
-                    flush(pool, settings, account, &pending_folder, &mut pending, &mut report).await?;
+                    flush(
+                        pool,
+                        settings,
+                        account,
+                        &pending_folder,
+                        &mut pending,
+                        &mut report,
+                    )
+                    .await?;
                     pending_bytes = 0;
                     progress(report.bytes);
                     pending_folder = folder;
@@ -108,7 +125,15 @@ pub async fn import_paths(
             }
         }
     }
-    flush(pool, settings, account, &pending_folder, &mut pending, &mut report).await?;
+    flush(
+        pool,
+        settings,
+        account,
+        &pending_folder,
+        &mut pending,
+        &mut report,
+    )
+    .await?;
     progress(report.bytes);
     reader
         .await
@@ -311,7 +336,9 @@ fn send_file(path: &Path, folder: &str, max_size: u64, tx: &mpsc::Sender<Item>) 
     let item = if len > max_size {
         Item::Skipped {
             source,
-            reason: format!("larger than storage.max_message_bytes ({len} bytes > {max_size} bytes)"),
+            reason: format!(
+                "larger than storage.max_message_bytes ({len} bytes > {max_size} bytes)"
+            ),
         }
     } else {
         match std::fs::read(path) {

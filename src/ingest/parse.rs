@@ -91,10 +91,10 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
             if ct.ctype().eq_ignore_ascii_case("multipart") {
                 check_boundary(raw, ct.attribute("boundary"), &mut problems);
             }
-            if let Some(charset) = ct.attribute("charset") {
-                if !charset_known(charset) {
-                    problems.push(format!("unknown charset {}", clip(charset, 40)));
-                }
+            if let Some(charset) = ct.attribute("charset")
+                && !charset_known(charset)
+            {
+                problems.push(format!("unknown charset {}", clip(charset, 40)));
             }
         }
         let is_attachment = msg.attachments.contains(&(i as u32));
@@ -128,7 +128,10 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
         cc: msg.cc().map(addresses),
         bcc: msg.bcc().map(addresses),
         reply_to: msg.reply_to().map(addresses),
-        in_reply_to: msg.in_reply_to().as_text_list().map(|l| clean(&l.join(" "))),
+        in_reply_to: msg
+            .in_reply_to()
+            .as_text_list()
+            .map(|l| clean(&l.join(" "))),
         references: msg.references().as_text_list().map(|l| clean(&l.join(" "))),
         date: msg
             .date()
@@ -156,6 +159,9 @@ fn structural_problems(raw: &[u8]) -> Vec<String> {
         problems.push(format!(
             "header line longer than {MAX_HEADER_LINE} characters"
         ));
+    }
+    if std::str::from_utf8(&raw[..header_end]).is_err() {
+        problems.push("header holds raw 8-bit bytes that are not UTF-8".into());
     }
     if header_end == raw.len() && !raw.is_empty() {
         problems.push("no blank line between header and body".into());
@@ -240,7 +246,10 @@ fn snippet(body: &str) -> Option<String> {
 /// Whitespace-separated words, dropping ones too long to be useful search terms.
 fn search_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_BODY_TEXT));
-    for word in text.split_whitespace().filter(|w| w.len() <= MAX_WORD_BYTES) {
+    for word in text
+        .split_whitespace()
+        .filter(|w| w.len() <= MAX_WORD_BYTES)
+    {
         out.push_str(word);
         out.push(' ');
     }
@@ -267,7 +276,8 @@ mod tests {
     fn garbage_is_kept_with_its_problems_listed() {
         let p = parse(b"\0\0\xff\xfe garbage without headers");
         assert!(p.parse_error.is_some());
-        let p = parse(b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno parts\r\n");
-        assert!(p.parse_error.unwrap().contains("boundary"));
+        let p =
+            parse(b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno parts\r\n");
+        assert!(p.parse_error.expect("a problem").contains("boundary"));
     }
 }

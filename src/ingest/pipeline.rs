@@ -83,6 +83,10 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     let mut tx = pool.begin().await?;
     let blobs_added = blobs::put_many(&mut tx, &new_blobs).await?;
     drop(new_blobs);
+    if let Some(uidvalidity) = uidvalidity {
+        messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
+            .await?;
+    }
     let inserted = messages::insert_many(&mut tx, &rows).await?;
     if let Some(uidvalidity) = uidvalidity {
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
@@ -100,6 +104,9 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
         new_blobs: blobs_added,
     })
 }
+
+/// A row to insert and, for content not stored yet, its compressed blob.
+type Prepared = (NewMessage, Option<NewBlob>);
 
 /// Parses every message and compresses the contents not stored yet, using every core.
 fn prepare(
@@ -128,7 +135,7 @@ fn prepare(
         .map(|((m, h), c)| (m, h, c))
         .collect();
     let chunk = items.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<(NewMessage, Option<NewBlob>)>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<Prepared>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| {

@@ -80,7 +80,9 @@ async fn run_locked(
     account: &Account,
 ) -> RunResult {
     let worker = workers::sync_worker_name(account.id);
-    let failures = workers::consecutive_failures(pool, &worker).await.unwrap_or(0);
+    let failures = workers::consecutive_failures(pool, &worker)
+        .await
+        .unwrap_or(0);
     let heartbeat = Heartbeat::start(pool, worker, Some(account.id)).await;
     let deps = SyncDeps {
         pool,

@@ -37,11 +37,12 @@ impl Heartbeat {
     }
 
     pub async fn activity(&self, text: &str) {
-        let r = sqlx::query("UPDATE workers SET activity = $2, heartbeat_at = now() WHERE name = $1")
-            .bind(&self.name)
-            .bind(text)
-            .execute(&self.pool)
-            .await;
+        let r =
+            sqlx::query("UPDATE workers SET activity = $2, heartbeat_at = now() WHERE name = $1")
+                .bind(&self.name)
+                .bind(text)
+                .execute(&self.pool)
+                .await;
         log_failure(r.map(|_| ()));
     }
 
@@ -60,27 +61,30 @@ impl Heartbeat {
 
     /// Ends the run: success clears the error and failure count; failure records the error.
     pub async fn finish(self, result: std::result::Result<(), String>, next_run: OffsetDateTime) {
-        let r = match result {
-            Ok(()) => sqlx::query(
-                "UPDATE workers SET state = 'idle', activity = NULL, last_success_at = now(),
+        let r =
+            match result {
+                Ok(()) => sqlx::query(
+                    "UPDATE workers SET state = 'idle', activity = NULL, last_success_at = now(),
                    consecutive_failures = 0, last_error = NULL, next_run_at = $2,
                    heartbeat_at = now() WHERE name = $1",
-            )
-            .bind(&self.name)
-            .bind(next_run)
-            .execute(&self.pool)
-            .await,
-            Err(error) => sqlx::query(
-                "UPDATE workers SET state = 'backoff', activity = NULL, last_error = $3,
+                )
+                .bind(&self.name)
+                .bind(next_run)
+                .execute(&self.pool)
+                .await,
+                Err(error) => {
+                    sqlx::query(
+                        "UPDATE workers SET state = 'backoff', activity = NULL, last_error = $3,
                    last_error_at = now(), consecutive_failures = consecutive_failures + 1,
                    next_run_at = $2, heartbeat_at = now() WHERE name = $1",
-            )
-            .bind(&self.name)
-            .bind(next_run)
-            .bind(crate::archive::strip_nul(&error))
-            .execute(&self.pool)
-            .await,
-        };
+                    )
+                    .bind(&self.name)
+                    .bind(next_run)
+                    .bind(crate::archive::strip_nul(&error))
+                    .execute(&self.pool)
+                    .await
+                }
+            };
         log_failure(r.map(|_| ()));
     }
 }

@@ -121,7 +121,12 @@ async fn verified_uids(
             if blobs::read_verified(&mut conn, &sha).await?.is_some() {
                 out.push(uid);
             } else {
-                tracing::error!(account_id, folder, uid, "archived copy does not verify; not deleting it from the server");
+                tracing::error!(
+                    account_id,
+                    folder,
+                    uid,
+                    "archived copy does not verify; not deleting it from the server"
+                );
             }
         }
     }

@@ -30,13 +30,17 @@ type Client = async_imap::Client<Box<dyn Transport>>;
 pub enum ImapError {
     #[error("cannot find the server {host}: {detail} (check the host name)")]
     Dns { host: String, detail: String },
-    #[error("cannot connect to {addr}: {detail} (is the server up, the port right, a firewall in the way?)")]
+    #[error(
+        "cannot connect to {addr}: {detail} (is the server up, the port right, a firewall in the way?)"
+    )]
     Connect { addr: String, detail: String },
     #[error("{what} timed out after {secs} s (server too slow or unreachable)")]
     Timeout { what: String, secs: u64 },
     #[error("secure connection (TLS) to {host} failed: {detail}")]
     Tls { host: String, detail: String },
-    #[error("the server refused the login for {username}: {detail} (check the user name and password)")]
+    #[error(
+        "the server refused the login for {username}: {detail} (check the user name and password)"
+    )]
     Auth { username: String, detail: String },
     #[error("the server does not offer STARTTLS; choose implicit TLS (port 993) or none")]
     NoStartTls,
@@ -105,7 +109,10 @@ impl Endpoint {
     pub fn of(account: &Account) -> crate::error::Result<Self> {
         Ok(Self {
             host: account.host.clone().unwrap_or_default(),
-            port: account.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(993),
+            port: account
+                .port
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(993),
             tls: account.tls()?,
             username: account.username.clone().unwrap_or_default(),
             pinned_cert_sha256: account.pinned_cert_sha256.clone(),
@@ -160,12 +167,16 @@ pub async fn connect(
         None => return Err(ImapError::Closed),
     }
     if ep.tls == TlsMode::StartTls {
-        timed(t.command, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None))
-            .await
-            .map_err(|e| match e {
-                ImapError::Protocol { .. } => ImapError::NoStartTls,
-                other => other,
-            })?;
+        timed(
+            t.command,
+            "STARTTLS",
+            client.run_command_and_check_ok("STARTTLS", None),
+        )
+        .await
+        .map_err(|e| match e {
+            ImapError::Protocol { .. } => ImapError::NoStartTls,
+            other => other,
+        })?;
         let inner = client.into_inner();
         let secured: Box<dyn Transport> = Box::new(wrap_tls(ep, inner, t).await?);
         // No second greeting after STARTTLS (RFC 3501 6.2.1).
@@ -195,8 +206,8 @@ async fn wrap_tls<S: AsyncRead + AsyncWrite + Unpin>(
         host: ep.host.clone(),
         detail,
     };
-    let config = tls::client_config(ep.pinned_cert_sha256.as_deref())
-        .map_err(|e| tls_err(e.to_string()))?;
+    let config =
+        tls::client_config(ep.pinned_cert_sha256.as_deref()).map_err(|e| tls_err(e.to_string()))?;
     let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
         .map_err(|e| tls_err(format!("`{}` is not a valid server name: {e}", ep.host)))?;
     let connector = tokio_rustls::TlsConnector::from(config);
@@ -217,7 +228,10 @@ pub struct FolderInfo {
     pub selectable: bool,
 }
 
-pub async fn list_folders(session: &mut Session, t: Timeouts) -> Result<Vec<FolderInfo>, ImapError> {
+pub async fn list_folders(
+    session: &mut Session,
+    t: Timeouts,
+) -> Result<Vec<FolderInfo>, ImapError> {
     let names = timed(t.command, "LIST", async {
         session
             .list(Some(""), Some("*"))

@@ -66,10 +66,18 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
         if !folder.selectable || !filter.includes(&folder.name) {
             continue;
         }
-        let (outcome, uidvalidity) = sync_folder(deps, &mut session, t, account, &folder.name).await?;
+        let (outcome, uidvalidity) =
+            sync_folder(deps, &mut session, t, account, &folder.name).await?;
         total.add(outcome);
         if let Some(days) = account.delete_after_days {
-            beat(deps, &format!("{}: deleting archived mail older than {days} days", folder.name)).await;
+            beat(
+                deps,
+                &format!(
+                    "{}: deleting archived mail older than {days} days",
+                    folder.name
+                ),
+            )
+            .await;
             let deleted = super::delete::delete_archived(
                 deps.pool,
                 &mut session,
@@ -117,8 +125,14 @@ async fn sync_folder(
             0
         }
     };
-    ledger::note_server_count(&mut conn, account.id, folder, uidvalidity, i64::from(mailbox.exists))
-        .await?;
+    ledger::note_server_count(
+        &mut conn,
+        account.id,
+        folder,
+        uidvalidity,
+        i64::from(mailbox.exists),
+    )
+    .await?;
     let retry = ledger::failed_uids(&mut conn, account.id, folder, uidvalidity).await?;
     drop(conn);
 
@@ -155,7 +169,17 @@ async fn sync_folder(
     if has_new {
         beat(deps, &format!("{folder}: listing new messages")).await;
         let sizes = fetch_sizes(session, t, &format!("{}:*", last_uid + 1), last_uid).await?;
-        run_batches(deps, session, t, &key, &sizes, Vec::new(), true, &mut outcome).await?;
+        run_batches(
+            deps,
+            session,
+            t,
+            &key,
+            &sizes,
+            Vec::new(),
+            true,
+            &mut outcome,
+        )
+        .await?;
     }
     Ok((outcome, uidvalidity))
 }
@@ -239,8 +263,14 @@ async fn run_batches(
                 size: None,
             });
         }
-        outcome.skipped += entries.iter().filter(|e| e.kind == EntryKind::Skipped).count() as u64;
-        outcome.failed += entries.iter().filter(|e| e.kind == EntryKind::Failed).count() as u64;
+        outcome.skipped += entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Skipped)
+            .count() as u64;
+        outcome.failed += entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Failed)
+            .count() as u64;
         outcome.fetched += messages.len() as u64;
         let stored = pipeline::store(
             deps.pool,
@@ -251,7 +281,11 @@ async fn run_batches(
                 uidvalidity: Some(key.uidvalidity),
                 messages,
                 ledger: entries,
-                advance_to: if advance { plan.last().map(|(uid, _)| *uid) } else { None },
+                advance_to: if advance {
+                    plan.last().map(|(uid, _)| *uid)
+                } else {
+                    None
+                },
             },
         )
         .await?;

@@ -17,7 +17,8 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A client config for one account: pinned certificate when given, else the platform verifier.
 pub fn client_config(pinned_sha256: Option<&str>) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let config = match pinned_sha256 {
         Some(pin) => builder
             .dangerous()
