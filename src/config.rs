@@ -570,13 +570,22 @@ impl Settings {
             p.push(problem("security.lockout_minutes", "must be at least 1"));
         }
         if s.login_rate_per_minute == 0 {
-            p.push(problem("security.login_rate_per_minute", "must be at least 1"));
+            p.push(problem(
+                "security.login_rate_per_minute",
+                "must be at least 1",
+            ));
         }
         if s.session_idle_minutes == 0 {
-            p.push(problem("security.session_idle_minutes", "must be at least 1"));
+            p.push(problem(
+                "security.session_idle_minutes",
+                "must be at least 1",
+            ));
         }
         if s.session_absolute_hours == 0 {
-            p.push(problem("security.session_absolute_hours", "must be at least 1"));
+            p.push(problem(
+                "security.session_absolute_hours",
+                "must be at least 1",
+            ));
         }
     }
 

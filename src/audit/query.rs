@@ -26,11 +26,17 @@ pub async fn list(pool: &PgPool, filter: &Filter, limit: i64) -> Result<Vec<Row>
          FROM audit_log WHERE TRUE",
     );
     if let Some(u) = &filter.username {
-        qb.push(" AND lower(username) = lower(").push_bind(u.clone()).push(")");
+        qb.push(" AND lower(username) = lower(")
+            .push_bind(u.clone())
+            .push(")");
     }
     if let Some(a) = &filter.action {
-        let escaped = a.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        qb.push(" AND action LIKE ").push_bind(format!("{escaped}%"));
+        let escaped = a
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        qb.push(" AND action LIKE ")
+            .push_bind(format!("{escaped}%"));
     }
     if let Some(from) = filter.from {
         qb.push(" AND at >= ").push_bind(from);

@@ -36,7 +36,11 @@ pub async fn check_password(
     password_text: &str,
 ) -> Result<LoginOutcome> {
     let user = users::find_by_username(pool, username).await?;
-    let ok = password::verify(password_text, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = password::verify(
+        password_text,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
     let attempted = Actor {
         user_id: user.as_ref().map(|u| u.id),
         username: user
@@ -99,7 +103,14 @@ pub async fn check_second_factor(
     } else if totp::use_recovery_code(pool, user.id, code).await? {
         "recovery code"
     } else {
-        count_failure(pool, policy, &attempted, user.id, "wrong second-factor code").await?;
+        count_failure(
+            pool,
+            policy,
+            &attempted,
+            user.id,
+            "wrong second-factor code",
+        )
+        .await?;
         return Ok(LoginOutcome::Failed);
     };
     succeed(pool, &attempted, &user, method).await?;
@@ -107,13 +118,13 @@ pub async fn check_second_factor(
 }
 
 async fn is_locked(pool: &PgPool, user_id: i64) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(locked_until > now(), false) FROM users WHERE id = $1",
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(locked_until > now(), false) FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
     )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or(false))
 }
 
 async fn fail(pool: &PgPool, actor: &Actor, reason: &str) -> Result<()> {

@@ -37,7 +37,9 @@ pub async fn create_user(
         &mut tx,
         &AuditEvent::by(actor, "user.create")
             .target(format!("user:{id}"))
-            .details(json!({ "username": username, "roles": new.role_ids, "accounts": new.account_ids })),
+            .details(
+                json!({ "username": username, "roles": new.role_ids, "accounts": new.account_ids }),
+            ),
     )
     .await?;
     tx.commit().await?;
@@ -117,7 +119,10 @@ pub async fn change_own_password(
 ) -> Result<i64> {
     let user = users::get(pool, user_id).await?;
     if !password::verify(current, Some(user.password_hash.clone())).await? {
-        return Err(Error::invalid("current_password", "is not your current password"));
+        return Err(Error::invalid(
+            "current_password",
+            "is not your current password",
+        ));
     }
     password::check_policy(new_password, &user.username, min_password_length)?;
     let hash = password::hash(new_password).await?;

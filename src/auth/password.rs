@@ -57,10 +57,16 @@ pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result
         ));
     }
     if password.trim().to_lowercase() == username.trim().to_lowercase() {
-        return Err(Error::invalid("password", "must not be the same as the username"));
+        return Err(Error::invalid(
+            "password",
+            "must not be the same as the username",
+        ));
     }
     if password.chars().count() > 1024 {
-        return Err(Error::invalid("password", "must be at most 1024 characters long"));
+        return Err(Error::invalid(
+            "password",
+            "must be at most 1024 characters long",
+        ));
     }
     Ok(())
 }
@@ -80,7 +86,11 @@ mod tests {
     async fn a_hash_verifies_only_its_own_password() {
         let h = hash("correct horse battery").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify("correct horse battery", Some(h.clone())).await.unwrap());
+        assert!(
+            verify("correct horse battery", Some(h.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong horse battery", Some(h)).await.unwrap());
         assert!(!verify("anything", None).await.unwrap());
     }

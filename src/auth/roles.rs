@@ -26,7 +26,8 @@ impl Role {
     }
 }
 
-const SELECT: &str = "SELECT r.id, r.name::text AS name, r.description, r.permissions, r.all_accounts, r.system,
+const SELECT: &str =
+    "SELECT r.id, r.name::text AS name, r.description, r.permissions, r.all_accounts, r.system,
     (SELECT count(*) FROM user_roles ur WHERE ur.role_id = r.id) AS users FROM roles r";
 
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Role>> {
@@ -64,7 +65,11 @@ impl RoleInput {
     }
 
     fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.permissions.iter().map(|p| p.as_str().to_string()).collect();
+        let mut v: Vec<String> = self
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
         v.sort();
         v.dedup();
         v

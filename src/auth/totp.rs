@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn a_current_code_matches_and_a_wrong_one_does_not() {
         let secret = new_secret();
-        let code = build(&secret, "alice").unwrap().generate_current().to_string();
+        let code = build(&secret, "alice")
+            .unwrap()
+            .generate_current()
+            .to_string();
         assert!(matching_step(&secret, "alice", &code).unwrap().is_some());
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert!(matching_step(&secret, "alice", wrong).unwrap().is_none());

@@ -43,6 +43,8 @@ pub struct UserSummary {
     pub enabled: bool,
     pub roles: Vec<String>,
     pub accounts: i64,
+    /// A role of theirs reads every archive account.
+    pub all_accounts: bool,
     pub has_totp: bool,
     pub locked: bool,
     pub last_login_at: Option<OffsetDateTime>,
@@ -81,6 +83,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<UserSummary>> {
         "SELECT u.id, u.username, u.email, u.enabled,
                 coalesce(array_agg(r.name::text ORDER BY r.name) FILTER (WHERE r.id IS NOT NULL), '{}') AS roles,
                 (SELECT count(*) FROM user_accounts ua WHERE ua.user_id = u.id) AS accounts,
+                coalesce(bool_or(r.all_accounts), false) AS all_accounts,
                 u.totp_secret IS NOT NULL AS has_totp,
                 coalesce(u.locked_until > now(), false) AS locked,
                 u.last_login_at
@@ -206,7 +209,7 @@ pub async fn permissions(db: impl PgExecutor<'_>, user_id: i64) -> Result<Permis
 /// Sets a new password and bumps the session epoch, which ends every session of the user.
 /// Returns the new epoch.
 pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1,
              failed_logins = 0, locked_until = NULL
          WHERE id = $1 RETURNING session_epoch",
@@ -215,18 +218,18 @@ pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> 
     .bind(hash)
     .fetch_optional(conn)
     .await?
-    .ok_or(Error::NotFound)?)
+    .ok_or(Error::NotFound)
 }
 
 /// Ends every session of the user.
 pub async fn bump_epoch(conn: &mut PgConnection, user_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch",
     )
     .bind(user_id)
     .fetch_optional(conn)
     .await?
-    .ok_or(Error::NotFound)?)
+    .ok_or(Error::NotFound)
 }
 
 /// Enables or disables; disabling also ends the user's sessions.

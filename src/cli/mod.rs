@@ -10,6 +10,8 @@ mod rotate_key;
 mod serve;
 mod sync;
 mod workers;
+mod user;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,12 @@ pub enum Command {
     RotateKey(rotate_key::RotateKeyArgs),
     /// Show the background sync workers: activity, last run and success, last error.
     Workers,
+    /// Manage users from the command line (e.g. when locked out of the web UI).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Integrity checks.
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
 }
@@ -77,6 +85,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let settings = load_settings(&cli.global, &args.overrides())?;
             runtime()?.block_on(serve::run(settings))
+        }
+        Command::User(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(user::run(settings, command))
+        }
+        Command::Verify(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(verify::run(settings, command))
         }
         Command::Healthcheck => {
             let settings = load_settings(&cli.global, &[])?;

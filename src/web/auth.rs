@@ -43,16 +43,23 @@ struct SetupPage {
     min_length: usize,
 }
 
+/// Every field defaults, so once set up the handler answers 404 before judging the form.
 #[derive(Deserialize)]
 struct SetupForm {
+    #[serde(default)]
     username: String,
     #[serde(default)]
     email: String,
+    #[serde(default)]
     password: String,
+    #[serde(default)]
     password_confirm: String,
 }
 
-async fn setup_page(State(state): State<AppState>, CsrfToken(token): CsrfToken) -> Result<Response> {
+async fn setup_page(
+    State(state): State<AppState>,
+    CsrfToken(token): CsrfToken,
+) -> Result<Response> {
     if users::any_exist(&state.pool).await? {
         return Err(Error::NotFound);
     }
@@ -151,7 +158,10 @@ fn policy(state: &AppState) -> LockoutPolicy {
 
 /// Per-IP limit on sign-in attempts (password and TOTP steps share it).
 async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response>> {
-    let ip: IpAddr = actor.ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip: IpAddr = actor
+        .ip
+        .parse()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if state.login_limiter.check_key(&ip).is_ok() {
         return Ok(None);
     }
@@ -175,8 +185,14 @@ async fn login_submit(
     if let Some(r) = rate_limited(&state, &actor).await? {
         return Ok(r);
     }
-    let outcome =
-        login::check_password(&state.pool, policy(&state), &actor, &form.username, &form.password).await?;
+    let outcome = login::check_password(
+        &state.pool,
+        policy(&state),
+        &actor,
+        &form.username,
+        &form.password,
+    )
+    .await?;
     match outcome {
         LoginOutcome::Success(user) => {
             session::sign_in(&session, user.id, user.session_epoch).await?;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
-use axum_extra::extract::Query;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::Query;
 use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
@@ -109,11 +109,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<CsrfToken>()
-            .cloned()
-            .ok_or_else(|| Error::Internal("CSRF token missing: guard middleware not installed".into()))
+        parts.extensions.get::<CsrfToken>().cloned().ok_or_else(|| {
+            Error::Internal("CSRF token missing: guard middleware not installed".into())
+        })
     }
 }
 
@@ -215,7 +213,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
         let uri: Uri = format!("/?{}", String::from_utf8_lossy(&body))
             .parse()
             .map_err(|_| refused())?;
-        let Query(fields) = Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|_| refused())?;
+        let Query(fields) =
+            Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|_| refused())?;
         let given = fields
             .iter()
             .find(|(k, _)| k == csrf::FIELD)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,10 +24,16 @@ use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets.
 fn is_exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico") || path.starts_with("/static/")
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
+        || path.starts_with("/static/")
 }
 
-pub async fn guard(State(state): State<AppState>, session: Session, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_owned();
     if is_exempt(&path) {
         return next.run(req).await;
@@ -38,11 +44,18 @@ pub async fn guard(State(state): State<AppState>, session: Session, req: Request
     }
 }
 
-async fn run(state: AppState, session: Session, mut req: Request, next: Next, path: &str) -> Result<Response> {
+async fn run(
+    state: AppState,
+    session: Session,
+    mut req: Request,
+    next: Next,
+    path: &str,
+) -> Result<Response> {
     if !state.setup_done.load(Ordering::Relaxed) {
         if users::any_exist(&state.pool).await? {
             state.setup_done.store(true, Ordering::Relaxed);
-        } else if path != "/setup" {
+        } else if path != "/setup" && req.extensions().get::<MatchedPath>().is_some() {
+            // Unknown addresses keep their 404; every real page leads to the wizard.
             return Ok(Redirect::to("/setup").into_response());
         }
     }
@@ -80,17 +93,23 @@ async fn run(state: AppState, session: Session, mut req: Request, next: Next, pa
 }
 
 /// The signed-in user, if the session is still valid; an invalid one is ended here.
-async fn load_user(state: &AppState, session: &Session, actor: &Actor) -> Result<Option<Arc<CurrentUser>>> {
+async fn load_user(
+    state: &AppState,
+    session: &Session,
+    actor: &Actor,
+) -> Result<Option<Arc<CurrentUser>>> {
     let Some(s) = session::signed_in(session).await? else {
         return Ok(None);
     };
     let sec = &state.settings.security;
-    let now = session::now();
-    let idle_ok = now - s.seen < i64::from(sec.session_idle_minutes) * 60;
-    let absolute_ok = now - s.login_at < i64::from(sec.session_absolute_hours) * 3600;
+    let fresh = s.is_fresh(
+        session::now(),
+        sec.session_idle_minutes,
+        sec.session_absolute_hours,
+    );
     let user = users::find(&state.pool, s.user_id).await?;
     let valid = match &user {
-        Some(u) => u.enabled && u.session_epoch == s.epoch && idle_ok && absolute_ok,
+        Some(u) => u.enabled && u.session_epoch == s.epoch && fresh,
         None => false,
     };
     let Some(user) = user.filter(|_| valid) else {
@@ -146,12 +165,19 @@ fn request_actor(req: &Request) -> Actor {
 /// An Origin header, when sent, must be this site: the configured public URL or the Host the
 /// request came to. (tower-http's CsrfLayer already refuses cross-site Sec-Fetch-Site.)
 fn origin_ok(req: &Request, state: &AppState) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return true;
+    // Without Origin, a Referer (when sent) names the page the form came from.
+    let origin = match (
+        req.headers().get(header::ORIGIN),
+        req.headers().get(header::REFERER),
+    ) {
+        (Some(o), _) => o.to_str().ok().map(str::to_owned),
+        (None, Some(r)) => r.to_str().ok().map(origin_of),
+        (None, None) => return true,
     };
-    let Ok(origin) = origin.to_str() else {
+    let Some(origin) = origin else {
         return false;
     };
+    let origin = origin.as_str();
     if origin == state.settings.public_url() {
         return true;
     }
@@ -161,6 +187,17 @@ fn origin_ok(req: &Request, state: &AppState) -> bool {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
 }
 
 /// The raw value of `name` in an urlencoded body (tokens are URL-safe, so no decoding needed).

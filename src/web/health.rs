@@ -1,10 +1,10 @@
 //! Liveness and readiness probes.
 
+use super::routes::Area;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use super::routes::Area;
 use serde::Serialize;
 
 use super::state::AppState;

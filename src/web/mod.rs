@@ -2,6 +2,7 @@
 
 pub mod archives;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod download;
 pub mod error;
@@ -14,9 +15,12 @@ pub mod layout;
 pub mod message;
 pub mod messages;
 pub mod metrics;
+pub mod profile;
+pub mod roles;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod users;
 
 use std::time::Duration;
 
@@ -45,6 +49,10 @@ pub fn areas() -> Vec<routes::Area> {
         archives::area(),
         messages::area(),
         message::area(),
+        profile::area(),
+        users::area(),
+        roles::area(),
+        audit::area(),
     ]
 }
 

@@ -52,6 +52,14 @@ pub struct SignedIn {
     pub seen: i64,
 }
 
+impl SignedIn {
+    /// Within both limits: idle (since the last recorded activity) and absolute (since sign-in).
+    pub fn is_fresh(&self, now: i64, idle_minutes: u32, absolute_hours: u32) -> bool {
+        now - self.seen < i64::from(idle_minutes) * 60
+            && now - self.login_at < i64::from(absolute_hours) * 3600
+    }
+}
+
 pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>> {
     let Some(user_id) = session.get::<i64>(USER).await.map_err(store_error)? else {
         return Ok(None);
@@ -74,7 +82,10 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>> {
 /// Starts a signed-in session under a new id (no fixation), with a new CSRF token.
 pub async fn sign_in(session: &Session, user_id: i64, epoch: i64) -> Result<()> {
     session.cycle_id().await.map_err(store_error)?;
-    session.remove_value(PENDING_2FA).await.map_err(store_error)?;
+    session
+        .remove_value(PENDING_2FA)
+        .await
+        .map_err(store_error)?;
     let t = now();
     session.insert(USER, user_id).await.map_err(store_error)?;
     session.insert(EPOCH, epoch).await.map_err(store_error)?;
@@ -144,4 +155,49 @@ pub async fn take_next(session: &Session) -> Result<String> {
     Ok(next
         .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
         .unwrap_or_else(|| "/".into()))
+}
+
+const TOTP_ENROL: &str = "totp_enrol";
+
+/// The TOTP secret shown on the enrolment page, until the user confirms it with a code.
+pub async fn set_enrolment_secret(session: &Session, secret: &str) -> Result<()> {
+    session
+        .insert(TOTP_ENROL, secret)
+        .await
+        .map_err(store_error)
+}
+
+pub async fn enrolment_secret(session: &Session) -> Result<Option<String>> {
+    session.get(TOTP_ENROL).await.map_err(store_error)
+}
+
+pub async fn clear_enrolment_secret(session: &Session) -> Result<()> {
+    session
+        .remove_value(TOTP_ENROL)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SignedIn;
+
+    #[test]
+    fn a_session_expires_when_idle_too_long_or_too_old_however_active() {
+        let login = 1_000_000;
+        let s = |seen| SignedIn {
+            user_id: 1,
+            epoch: 0,
+            login_at: login,
+            seen,
+        };
+        // Active a minute ago, signed in an hour ago: fine.
+        assert!(s(login + 3540).is_fresh(login + 3600, 60, 12));
+        // Idle for 61 minutes.
+        assert!(!s(login).is_fresh(login + 61 * 60, 60, 12));
+        // Busy all along, but 12 hours after sign-in.
+        let now = login + 12 * 3600;
+        assert!(!s(now - 5).is_fresh(now, 60, 12));
+    }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod auth;
 pub mod pg;
 pub mod process;
 
