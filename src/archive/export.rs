@@ -91,7 +91,12 @@ where
     written
 }
 
-async fn produce(pool: &PgPool, grants: &Grants, ids: &[i64], tx: &mpsc::Sender<Item>) -> Result<()> {
+async fn produce(
+    pool: &PgPool,
+    grants: &Grants,
+    ids: &[i64],
+    tx: &mpsc::Sender<Item>,
+) -> Result<()> {
     for chunk in ids.chunks(CHUNK) {
         let items: Vec<Item> = sqlx::query_as(
             "SELECT m.id, m.blob_sha256, b.size, b.zstd, m.subject, m.from_addr, m.sort_date
@@ -189,7 +194,9 @@ fn original(item: &Item) -> Result<Vec<u8>> {
 }
 
 /// mboxrd: a `From ` separator line, then the message with every `>*From ` line given one more
-/// `>`, then a blank line. Readers that undo this (mboxrd) get the original bytes back.
+/// `>`, then one line end (after a message that ends in a newline this is the blank separator
+/// line). The importer removes that one line end, so the original bytes come back exactly —
+/// also for a message whose last line has no newline.
 fn write_mbox_entry<W: Write>(out: &mut W, item: &Item, raw: &[u8]) -> std::io::Result<()> {
     let sender = item
         .from_addr
@@ -211,9 +218,6 @@ fn write_mbox_entry<W: Write>(out: &mut W, item: &Item, raw: &[u8]) -> std::io::
             out.write_all(b">")?;
         }
         out.write_all(line)?;
-    }
-    if !raw.ends_with(b"\n") {
-        out.write_all(b"\n")?;
     }
     out.write_all(b"\n")
 }
@@ -272,10 +276,10 @@ mod tests {
                 .map(|m| m.unwrap().unwrap_contents())
                 .collect();
         assert_eq!(read.len(), 3);
-        // The reader keeps the blank separator line; import strips exactly that line.
-        assert_eq!(read[0], [messages[0], b"\n"].concat());
-        assert_eq!(read[2], [messages[2], b"\n"].concat());
-        assert_eq!(read[1], [messages[1], b"\n\n"].concat());
+        // The reader keeps the line end written after each message; import strips exactly it.
+        for (got, original) in read.iter().zip(messages) {
+            assert_eq!(got, &[original, b"\n"].concat());
+        }
     }
 
     #[test]

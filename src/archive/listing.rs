@@ -149,16 +149,12 @@ impl Listing<'_> {
             qb.push("NULL::real AS rank");
         }
         self.push_from_where(&mut qb);
-        match (ranked, cursor) {
-            (false, Some(Cursor::Date { micros, id })) => {
-                let at = from_micros(micros);
-                qb.push(" AND (m.sort_date, m.id) < (")
-                    .push_bind(at)
-                    .push(", ")
-                    .push_bind(id)
-                    .push(")");
-            }
-            _ => {}
+        if let (false, Some(Cursor::Date { micros, id })) = (ranked, cursor) {
+            qb.push(" AND (m.sort_date, m.id) < (")
+                .push_bind(from_micros(micros))
+                .push(", ")
+                .push_bind(id)
+                .push(")");
         }
         qb.push(") page");
         if let (true, Some(Cursor::Rank { rank, id })) = (ranked, cursor) {
@@ -234,7 +230,9 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(&c.encode()), Some(c));
         }
-        for bad in ["", "x", "d", "d12", "dx_1", "r1_x", "rNaN_1", "rinf_2", "é1_2"] {
+        for bad in [
+            "", "x", "d", "d12", "dx_1", "r1_x", "rNaN_1", "rinf_2", "é1_2",
+        ] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }

@@ -165,11 +165,23 @@ fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {
                     .content_id()
                     .map(|c| c.trim_start_matches('<').trim_end_matches('>').to_string()),
                 size: bytes.len(),
-                bytes: if keep_bytes { bytes.to_vec() } else { Vec::new() },
+                bytes: if keep_bytes {
+                    bytes.to_vec()
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
-    let html_body = (!msg.html_body.is_empty())
+    // mail-parser lists text parts among the HTML bodies too (converted); only a real HTML
+    // part goes to the sanitiser and the frame.
+    let has_html = msg.html_body.iter().any(|&i| {
+        matches!(
+            msg.parts.get(i as usize).map(|p| &p.body),
+            Some(PartType::Html(_))
+        )
+    });
+    let html_body = has_html
         .then(|| msg.body_html(0).map(|b| b.into_owned()))
         .flatten();
     let mut text_body = msg.body_text(0).map(|b| b.into_owned());
@@ -213,11 +225,17 @@ mod tests {
 
     #[test]
     fn download_names_cannot_escape_or_be_empty() {
-        assert_eq!(safe_filename(Some("../../etc/passwd"), "x"), "_.._etc_passwd");
+        assert_eq!(
+            safe_filename(Some("../../etc/passwd"), "x"),
+            "_.._etc_passwd"
+        );
         assert_eq!(safe_filename(Some("a\r\nb.pdf"), "x"), "a__b.pdf");
         assert_eq!(safe_filename(Some("   "), "attachment"), "attachment");
         assert_eq!(safe_filename(None, "message.eml"), "message.eml");
-        assert_eq!(safe_filename(Some("Résumé 2024.pdf"), "x"), "Résumé 2024.pdf");
+        assert_eq!(
+            safe_filename(Some("Résumé 2024.pdf"), "x"),
+            "Résumé 2024.pdf"
+        );
     }
 
     #[test]

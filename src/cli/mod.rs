@@ -9,9 +9,9 @@ mod migrate;
 mod rotate_key;
 mod serve;
 mod sync;
-mod workers;
 mod user;
 mod verify;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

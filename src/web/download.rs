@@ -32,8 +32,14 @@ pub fn attachment(filename: &str, content_type: &'static str, body: impl Into<Bo
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_DISPOSITION, content_disposition(filename)),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static("default-src 'none'; sandbox"),
@@ -52,7 +58,13 @@ mod tests {
     fn non_ascii_and_quote_names_are_safe() {
         let v = content_disposition("Résumé \"final\".pdf");
         let v = v.to_str().unwrap();
-        assert!(v.starts_with("attachment; filename=\"R_sum_ _final_.pdf\""), "{v}");
-        assert!(v.contains("filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.pdf"), "{v}");
+        assert!(
+            v.starts_with("attachment; filename=\"R_sum_ _final_.pdf\""),
+            "{v}"
+        );
+        assert!(
+            v.contains("filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.pdf"),
+            "{v}"
+        );
     }
 }

@@ -101,8 +101,14 @@ async fn view(
     let remote = params.remote == "1";
     let remote_images_blocked = match (&rendered.html_body, remote) {
         (Some(html), false) => {
-            sanitize_email_html(html, HtmlOptions { message_id: m.id, load_remote_images: false })
-                .remote_images_blocked
+            sanitize_email_html(
+                html,
+                HtmlOptions {
+                    message_id: m.id,
+                    load_remote_images: false,
+                },
+            )
+            .remote_images_blocked
         }
         _ => 0,
     };
@@ -114,16 +120,22 @@ async fn view(
             (t, when)
         })
         .collect();
-    let Rendered { html_body, text_body, headers, attachments } = rendered;
+    let Rendered {
+        html_body,
+        text_body,
+        headers,
+        attachments,
+    } = rendered;
     Ok(ViewPage {
         page: PageContext::for_user(
             m.subject.clone().unwrap_or_else(|| "(no subject)".into()),
             "/messages",
             &user,
         ),
-        date: m.date.map(|d| user.format_time(d)).unwrap_or_else(|| {
-            format!("{} (no Date header)", user.format_time(m.sort_date))
-        }),
+        date: m
+            .date
+            .map(|d| user.format_time(d))
+            .unwrap_or_else(|| format!("{} (no Date header)", user.format_time(m.sort_date))),
         verdict_label: m.scan_status.replace('_', " "),
         archived_from: format!("{} / {}", m.account_name, m.folder),
         attachments: attachments.iter().map(attachment_view).collect(),
@@ -137,7 +149,8 @@ async fn view(
         remote_images_blocked,
         remote,
         thread,
-        can_download_attachments: m.scan_status != "infected" || user.can(Permission::ManageQuarantine),
+        can_download_attachments: m.scan_status != "infected"
+            || user.can(Permission::ManageQuarantine),
         can_export: user.can(Permission::ExportMail),
         m,
     })
@@ -179,7 +192,14 @@ async fn body(
     let remote = params.remote == "1";
     let html = match (&rendered.html_body, &rendered.text_body) {
         (Some(html), _) => {
-            sanitize_email_html(html, HtmlOptions { message_id: m.id, load_remote_images: remote }).html
+            sanitize_email_html(
+                html,
+                HtmlOptions {
+                    message_id: m.id,
+                    load_remote_images: remote,
+                },
+            )
+            .html
         }
         (None, text) => format!("<pre>{}</pre>", text_to_html(text.as_deref().unwrap_or(""))),
     };
@@ -189,9 +209,18 @@ async fn body(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if remote { BODY_CSP_REMOTE } else { BODY_CSP }),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }
 
@@ -204,14 +233,24 @@ async fn raw(
     let m = find(&state, &user, id).await?;
     let bytes = reading::raw(&state.pool, &m).await?;
     audit(&state, &user, "mail.download", &m).await?;
-    let subject: String = m.subject.as_deref().unwrap_or("message").chars().take(80).collect();
+    let subject: String = m
+        .subject
+        .as_deref()
+        .unwrap_or("message")
+        .chars()
+        .take(80)
+        .collect();
     let name = format!("{}.eml", safe_filename(Some(&subject), "message"));
     Ok(download::attachment(&name, "message/rfc822", bytes))
 }
 
 async fn part(state: &AppState, m: &MessageRow, pick: impl Fn(&Part) -> bool) -> Result<Part> {
     let rendered = reading::render_parts(reading::raw(&state.pool, m).await?, true).await?;
-    rendered.attachments.into_iter().find(|p| pick(p)).ok_or(Error::NotFound)
+    rendered
+        .attachments
+        .into_iter()
+        .find(|p| pick(p))
+        .ok_or(Error::NotFound)
 }
 
 /// `GET /messages/{id}/attachments/{n}`: always a download, never rendered.
@@ -230,7 +269,11 @@ async fn attachment(
         .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
     record_now(&state.pool, &event).await?;
     let name = safe_filename(p.filename.as_deref(), &format!("attachment-{n}"));
-    Ok(download::attachment(&name, "application/octet-stream", p.bytes))
+    Ok(download::attachment(
+        &name,
+        "application/octet-stream",
+        p.bytes,
+    ))
 }
 
 /// `GET /messages/{id}/cid/{cid}`: an inline image of this message, for its body frame. Only
@@ -244,7 +287,10 @@ async fn inline_part(
     if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
         return Err(Error::NotFound);
     }
-    let p = part(&state, &m, |p| p.content_id.as_deref() == Some(cid.as_str())).await?;
+    let p = part(&state, &m, |p| {
+        p.content_id.as_deref() == Some(cid.as_str())
+    })
+    .await?;
     let content_type = INLINE_IMAGE_TYPES
         .iter()
         .find(|t| **t == p.content_type)
@@ -252,9 +298,18 @@ async fn inline_part(
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
         ],
         p.bytes,
     )

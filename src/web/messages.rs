@@ -78,7 +78,9 @@ impl ListParams {
     fn parse(&self) -> Parsed {
         let mut problem = None;
         let query = search::parse(&self.q).unwrap_or_else(|e| {
-            problem = Some(format!("Your search could not be read: {e}. See the search help."));
+            problem = Some(format!(
+                "Your search could not be read: {e}. See the search help."
+            ));
             SearchQuery::default()
         });
         let mut date = |text: &str, label: &str| {
@@ -157,7 +159,10 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
         from: m.from_addr.unwrap_or_default(),
         to: m.to_addrs.unwrap_or_default(),
         subject: m.subject.unwrap_or_else(|| "(no subject)".into()),
-        snippet_html: crate::render::highlight::highlight(m.snippet.as_deref().unwrap_or(""), query),
+        snippet_html: crate::render::highlight::highlight(
+            m.snippet.as_deref().unwrap_or(""),
+            query,
+        ),
         attachments: m.attachment_count,
         verdict: m.scan_status.replace('_', " "),
         verdict_class: m.scan_status.replace('_', "-"),
@@ -198,7 +203,11 @@ async fn list(
         (Vec::new(), None, String::new())
     } else {
         let page = listing
-            .page(&state.pool, cursor, i64::from(user.page_size.clamp(10, 200)))
+            .page(
+                &state.pool,
+                cursor,
+                i64::from(user.page_size.clamp(10, 200)),
+            )
             .await?;
         let count = listing.count(&state.pool, COUNT_CAP).await?;
         let noun = if count == 1 { "message" } else { "messages" };
@@ -207,7 +216,11 @@ async fn list(
         } else {
             format!("{} {noun}", group_digits(count))
         };
-        let rows = page.items.into_iter().map(|m| row(&user, m, &parsed.query)).collect();
+        let rows = page
+            .items
+            .into_iter()
+            .map(|m| row(&user, m, &parsed.query))
+            .collect();
         (rows, page.next, count_text)
     };
     let searching = !parsed.query.is_empty();
@@ -235,7 +248,7 @@ fn group_digits(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -291,7 +304,10 @@ async fn export_selected(
     CsrfForm(form): CsrfForm<SelectedForm>,
 ) -> Result<Response> {
     if form.id.is_empty() {
-        return Err(Error::invalid("id", "select at least one message to export"));
+        return Err(Error::invalid(
+            "id",
+            "select at least one message to export",
+        ));
     }
     let details = serde_json::json!({ "selected": form.id.len() });
     stream_export(state, &user, form.id, &form.format, details).await

@@ -1,8 +1,8 @@
 //! Test harness: real PostgreSQL, the real `App` on a random loopback port, an HTTP client.
 #![allow(dead_code)]
 
-pub mod dovecot;
 pub mod auth;
+pub mod dovecot;
 pub mod pg;
 pub mod process;
 

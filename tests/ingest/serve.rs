@@ -7,7 +7,9 @@ use daygle::secrets::Keys;
 
 #[tokio::test]
 async fn serve_syncs_due_accounts_in_the_background_and_reports_worker_status() {
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.expect("dovecot");
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start)
+        .await
+        .expect("dovecot");
     dovecot.add_user("alice", "alice-pw");
     dovecot.write_messages("alice", "INBOX", &messages("serve", 5), NEW);
     let app = spawn_app_with(|s| s.sync.connect_timeout_secs = 10).await;
@@ -33,11 +35,16 @@ async fn serve_syncs_due_accounts_in_the_background_and_reports_worker_status() 
 
     let started = Instant::now();
     let worker = loop {
-        let w = workers::get(&app.pool, &workers::sync_worker_name(id)).await.expect("status");
+        let w = workers::get(&app.pool, &workers::sync_worker_name(id))
+            .await
+            .expect("status");
         if let Some(w) = w.filter(|w| w.last_success_at.is_some()) {
             break w;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no background sync within 30 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no background sync within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
