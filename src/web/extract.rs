@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::Query;
 use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
@@ -208,13 +207,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
                 "This form has expired or did not come from this site. Go back, reload the page and try again.",
             )
         };
-        // serde_html_form (via axum-extra's Query) reads repeated keys into Vecs, which
-        // checkbox lists need; an urlencoded body is exactly a query string.
-        let uri: Uri = format!("/?{}", String::from_utf8_lossy(&body))
-            .parse()
-            .map_err(|_| refused())?;
-        let Query(fields) =
-            Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|_| refused())?;
+        // serde_html_form reads repeated keys into Vecs, which checkbox lists need.
+        let fields: Vec<(String, String)> =
+            serde_html_form::from_bytes(&body).map_err(|_| refused())?;
         let given = fields
             .iter()
             .find(|(k, _)| k == csrf::FIELD)
@@ -223,7 +218,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
         if !expected.is_some_and(|e| csrf::matches(&e.0, given)) {
             return Err(refused());
         }
-        let Query(value) = Query::<T>::try_from_uri(&uri).map_err(|e| {
+        let value: T = serde_html_form::from_bytes(&body).map_err(|e| {
             error::page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("The form was incomplete or malformed: {e}"),

@@ -1,4 +1,4 @@
-use crate::common::auth::{ADMIN, PASSWORD, csrf_from, spawn_auth_app};
+use crate::common::auth::{PASSWORD, csrf_from, spawn_auth_app};
 
 #[tokio::test]
 async fn a_form_post_without_or_with_a_wrong_csrf_token_is_refused_with_a_friendly_page() {
@@ -82,7 +82,6 @@ async fn a_post_with_a_foreign_origin_is_refused_even_with_a_valid_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303, "our own origin is fine");
-    let _ = (ADMIN, PASSWORD);
 }
 
 #[tokio::test]

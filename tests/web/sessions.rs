@@ -171,3 +171,18 @@ async fn activity_keeps_a_session_alive_within_the_idle_limit() {
     );
     assert_eq!(app.page(&admin, "/").await.0, 200);
 }
+
+#[tokio::test]
+async fn ending_your_other_sessions_keeps_only_this_one() {
+    let app = spawn_auth_app().await;
+    let here = app.set_up_admin().await;
+    let laptop = app.sign_in(ADMIN, PASSWORD).await;
+    let phone = app.sign_in(ADMIN, PASSWORD).await;
+    let res = app
+        .submit(&here, "/profile", "/profile/sessions/end", &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.page(&here, "/").await.0, 200);
+    assert!(signed_out(&laptop.get(app.url("/")).send().await.unwrap()));
+    assert!(signed_out(&phone.get(app.url("/")).send().await.unwrap()));
+}
