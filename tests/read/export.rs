@@ -101,3 +101,76 @@ async fn exported_zip_and_mbox_reimport_to_the_same_sha256_set() {
     .unwrap();
     assert_eq!(exports, 2, "each export is audited with its query");
 }
+
+#[tokio::test]
+async fn the_export_command_writes_a_search_or_an_account_to_a_file() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::common::process::daygle(w.app.data_dir.path())
+            .arg("export")
+            .args(args)
+            .env("DAYGLE__DATABASE__URL", &w.app.database_url)
+            .env("DAYGLE__STORAGE__DATA_DIR", w.app.data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let zip_path = dir.path().join("sales.zip");
+    let out = run(&[
+        "--account",
+        "sales",
+        "--format",
+        "zip",
+        "--output",
+        zip_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exported 4 messages"));
+    let zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert_eq!(zip.len(), 5, "four .eml files and manifest.csv");
+
+    let mbox_path = dir.path().join("invoice.mbox");
+    let out = run(&[
+        "--query",
+        "invoice",
+        "--format",
+        "mbox",
+        "--output",
+        mbox_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&mbox_path).unwrap();
+    assert_eq!(
+        text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
+        3
+    );
+
+    // An existing file is never overwritten, and a bad query is explained.
+    let out = run(&["--format", "mbox", "--output", mbox_path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must not exist"));
+    let out = run(&[
+        "--query",
+        "before:soon",
+        "--format",
+        "mbox",
+        "--output",
+        "/tmp/never.mbox",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+    let cli_exports: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'mail.export'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(cli_exports, 2);
+}
