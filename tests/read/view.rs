@@ -171,3 +171,106 @@ async fn plain_text_is_escaped_with_safe_links() {
         r#"<a href="https://example.org/x" rel="noopener noreferrer nofollow" target="_blank">"#
     ));
 }
+
+#[tokio::test]
+async fn inline_cid_images_are_served_from_the_archive_and_only_as_images() {
+    let w = world().await;
+    // A 1x1 PNG.
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    let raw = mail_builder::MessageBuilder::new()
+        .from(("Alice", "alice@example.org"))
+        .to("team@example.org")
+        .subject("Logo inside")
+        .message_id("cid-test@example.org")
+        .html_body(r#"<p>Our logo:</p><img src="cid:logo@example.org" alt="logo">"#)
+        .inline("image/png", "logo@example.org", png)
+        .inline(
+            "text/html",
+            "evil@example.org",
+            "<script>alert(1)</script>".as_bytes(),
+        )
+        .write_to_vec()
+        .unwrap();
+    let id = archive(&w.app, w.sales, "Inline", vec![raw]).await[0];
+    let body = w
+        .app
+        .page(&w.reader, &format!("/messages/{id}/body"))
+        .await
+        .1;
+    assert!(
+        body.contains(&format!(r#"src="/messages/{id}/cid/logo%40example.org""#)),
+        "{body}"
+    );
+    let res = w
+        .reader
+        .get(w.app.url(&format!("/messages/{id}/cid/logo%40example.org")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(&res.bytes().await.unwrap()[..], png);
+    // A non-image inline part is never served inline.
+    let (status, _) = w
+        .app
+        .page(&w.reader, &format!("/messages/{id}/cid/evil%40example.org"))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn mail_without_references_is_threaded_by_subject() {
+    let w = world().await;
+    let first = build(&Mail {
+        subject: "Lunch on Friday?",
+        message_id: "lunch-1@example.org",
+        date: 1_717_200_000,
+        ..Mail::default()
+    });
+    let answer = build(&Mail {
+        from: ("Bob Baker", "bob@example.com"),
+        subject: "RE: Lunch on Friday?",
+        message_id: "lunch-2@example.com",
+        date: 1_717_210_000,
+        ..Mail::default()
+    });
+    let ids = archive(&w.app, w.sales, "Social", vec![first, answer]).await;
+    let (_, html) = w
+        .app
+        .page(&w.reader, &format!("/messages/{}", ids[1]))
+        .await;
+    assert!(html.contains("Conversation (2)"), "{html}");
+    assert!(html.contains(&format!("href=\"/messages/{}\"", ids[0])));
+}
+
+#[tokio::test]
+async fn attachments_of_mail_flagged_infected_are_for_administrators_only() {
+    let w = world().await;
+    let figures = w.sales_ids[2];
+    sqlx::query("UPDATE messages SET scan_status = 'infected', virus_name = 'Eicar-Test-Signature' WHERE id = $1")
+        .bind(figures)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let (_, page) = w.app.page(&w.reader, &format!("/messages/{figures}")).await;
+    assert!(page.contains("Virus found: Eicar-Test-Signature"));
+    assert!(
+        !page.contains(&format!("/messages/{figures}/attachments/")),
+        "download link shown"
+    );
+    let html = w
+        .app
+        .page(&w.admin, &format!("/messages/{figures}"))
+        .await
+        .1;
+    let link = format!("/messages/{figures}/attachments/");
+    let start = html.find(&link).expect("admin sees the link");
+    let end = html[start..].find('"').unwrap() + start;
+    assert_eq!(w.app.page(&w.reader, &html[start..end]).await.0, 403);
+    assert_eq!(w.app.page(&w.admin, &html[start..end]).await.0, 200);
+}
