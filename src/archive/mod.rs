@@ -1,11 +1,15 @@
-//! The archive itself: blobs, messages, attachments, the completeness ledger, and how stored
-//! messages are found. Each file owns the SQL of its tables; functions take the caller's
-//! transaction, and the caller commits.
+//! The archive itself: blobs, messages, attachments, the completeness ledger, and search. Each
+//! file owns the SQL of its tables; functions take the caller's transaction, and the caller
+//! commits.
 
 pub mod blobs;
+pub mod export;
 pub mod ledger;
+pub mod listing;
 pub mod messages;
+pub mod reading;
 pub mod search;
+pub mod threads;
 
 /// PostgreSQL text columns reject NUL bytes; hostile mail carries them.
 pub fn strip_nul(text: &str) -> String {

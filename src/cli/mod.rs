@@ -2,6 +2,7 @@
 
 mod account;
 mod check_config;
+mod export;
 mod healthcheck;
 mod import;
 mod keygen;
@@ -64,6 +65,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Import mbox files, Maildir trees or .eml files into an import account.
     Import(import::ImportArgs),
+    /// Export archived mail (everything, one account, or a search) as mbox or zip.
+    Export(export::ExportArgs),
     /// Re-seal every stored secret (IMAP passwords) under a new sealing key.
     RotateKey(rotate_key::RotateKeyArgs),
     /// Show the background sync workers: activity, last run and success, last error.
@@ -109,6 +112,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(sync::run(settings, args))
+        }
+        Command::Export(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(export::run(settings, args))
         }
         Command::Import(args) => {
             let settings = load_settings(&cli.global, &[])?;

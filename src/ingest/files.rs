@@ -313,8 +313,14 @@ fn read_source(source: &Source, max_size: u64, tx: &mpsc::Sender<Item>) -> bool 
             for (i, msg) in iter.enumerate() {
                 let source = format!("{} message {}", path.display(), i + 1);
                 let item = match msg {
-                    // The iterator un-escapes `>From ` lines: these bytes are the message.
-                    Ok(m) => message_item(folder, m.unwrap_contents(), &source, max_size),
+                    // The iterator un-escapes `>From ` lines; it keeps the blank line that
+                    // separates one message from the next `From ` line, which mbox writers add.
+                    Ok(m) => message_item(
+                        folder,
+                        without_separator(m.unwrap_contents()),
+                        &source,
+                        max_size,
+                    ),
                     Err(e) => Item::Failed {
                         source,
                         reason: format!("read error: {e}"),
@@ -327,6 +333,16 @@ fn read_source(source: &Source, max_size: u64, tx: &mpsc::Sender<Item>) -> bool 
             true
         }
     }
+}
+
+/// Drops the line end an mbox writer adds after each message (RFC 4155: a message ends with
+/// an empty line before the next `From `), so the bytes are the message as it was and match its
+/// IMAP copy. A CRLF ending with nothing after it was not written by such a writer and is kept.
+fn without_separator(mut contents: Vec<u8>) -> Vec<u8> {
+    if contents.ends_with(b"\n") && !contents.ends_with(b"\r\n") {
+        contents.pop();
+    }
+    contents
 }
 
 fn send_file(path: &Path, folder: &str, max_size: u64, tx: &mpsc::Sender<Item>) -> bool {

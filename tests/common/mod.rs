@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod dovecot;
+pub mod mail;
 pub mod pg;
 pub mod process;
 
