@@ -19,6 +19,21 @@ use crate::ingest::pipeline::{self, Batch, Stored};
 use crate::ingest::workers::Heartbeat;
 use crate::secrets::SealingKeys;
 
+/// The messages of `wanted`. A FETCH cut off by a dropped connection can end without an error,
+/// so when messages are missing a NOOP proves the session is still alive before they are
+/// recorded as failed; otherwise the batch is an error and is not stored at all.
+async fn fetch_checked(
+    session: &mut Session,
+    t: Timeouts,
+    wanted: &[i64],
+) -> Result<Vec<pipeline::Incoming>, ImapError> {
+    let messages = fetch_bodies(session, t, &uid_set(wanted)).await?;
+    if messages.len() < wanted.len() {
+        timed(t.command, "NOOP after an incomplete FETCH", session.noop()).await?;
+    }
+    Ok(messages)
+}
+
 /// Batches being written at once per folder (each holds its messages in memory).
 const STORES_IN_FLIGHT: usize = 2;
 
@@ -241,7 +256,7 @@ async fn run_batches(
         let messages = if wanted.is_empty() {
             Vec::new()
         } else {
-            match fetch_bodies(session, t, &uid_set(&wanted)).await {
+            match fetch_checked(session, t, &wanted).await {
                 Ok(m) => m,
                 Err(e) => {
                     // Let the batches already fetched finish committing before reporting.
