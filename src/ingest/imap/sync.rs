@@ -170,6 +170,10 @@ async fn sync_folder(
     if !retry.is_empty() {
         let set = uid_set(&retry);
         let sizes = fetch_sizes(session, t, &set, 0).await?;
+        if sizes.len() < retry.len() {
+            // Make sure the listing was not cut short by a dropped connection.
+            timed(t.command, "NOOP after an incomplete FETCH", session.noop()).await?;
+        }
         let present: HashSet<i64> = sizes.iter().map(|(u, _)| *u).collect();
         let gone: Vec<Entry> = retry
             .iter()
