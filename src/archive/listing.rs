@@ -10,6 +10,9 @@ use super::search::{Query, sql};
 use crate::auth::Grants;
 use crate::error::Result;
 
+/// Up to this many matches, a search collects its matches first and sorts them.
+const FEW_MATCHES: i64 = 1_000;
+
 /// How many of the newest matches "best match" ranks.
 pub const RANK_WINDOW: i64 = 2_000;
 
@@ -137,7 +140,8 @@ impl Listing<'_> {
     pub async fn page(&self, pool: &PgPool, cursor: Option<Cursor>, limit: i64) -> Result<Page> {
         let limit = limit.clamp(1, 500);
         let ranked = self.ranked();
-        let mut qb = self.page_query("", cursor, limit);
+        let fence = !ranked && self.few_matches(pool).await?;
+        let mut qb = self.page_query("", cursor, limit, fence);
         let mut items: Vec<MessageSummary> = qb.build_query_as().fetch_all(pool).await?;
         let next = if items.len() as i64 > limit {
             items.truncate(limit as usize);
@@ -162,8 +166,20 @@ impl Listing<'_> {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> Result<Vec<String>> {
-        let mut qb = self.page_query("EXPLAIN (ANALYZE, BUFFERS) ", cursor, limit);
+        let fence = !self.ranked() && self.few_matches(pool).await?;
+        let mut qb = self.page_query("EXPLAIN (ANALYZE, BUFFERS) ", cursor, limit, fence);
         Ok(qb.build_query_scalar().fetch_all(pool).await?)
+    }
+
+    /// Whether a full-text search matches few messages. PostgreSQL cannot estimate how rare a
+    /// word is, and for "newest first" it likes to walk the date index until it has a page of
+    /// matches: fast for common words, a scan of most of the archive for rare ones. A capped
+    /// count (cheap either way: it stops at the cap) tells the two apart.
+    async fn few_matches(&self, pool: &PgPool) -> Result<bool> {
+        if !sql::has_full_text(self.query) {
+            return Ok(false);
+        }
+        Ok(self.count(pool, FEW_MATCHES).await? <= FEW_MATCHES)
     }
 
     fn page_query(
@@ -171,6 +187,7 @@ impl Listing<'_> {
         prefix: &str,
         cursor: Option<Cursor>,
         limit: i64,
+        fence: bool,
     ) -> QueryBuilder<'_, Postgres> {
         let mut qb = QueryBuilder::new(prefix);
         qb.push(
@@ -195,6 +212,11 @@ impl Listing<'_> {
                 .push(", ")
                 .push_bind(id)
                 .push(")");
+        }
+        if fence {
+            // OFFSET 0 keeps the planner from walking the date index: it collects the few
+            // matches through the full-text index and sorts them.
+            qb.push(" OFFSET 0");
         }
         if ranked {
             // Ranking every match of a common word in a large archive is slow; best match

@@ -37,6 +37,11 @@ pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &Query) {
     }
 }
 
+/// True when `query` has full-text terms (words, phrases, subject:, body:).
+pub fn has_full_text(query: &Query) -> bool {
+    query.terms().any(|t| is_full_text(&t.kind) && !t.negated)
+}
+
 /// The tsquery for the full-text part of `query`, for ranking (`ts_rank_cd`); None when the
 /// query has no full-text terms.
 pub fn push_rank_query(qb: &mut QueryBuilder<'_, Postgres>, query: &Query) -> bool {
@@ -126,8 +131,14 @@ fn push_term(qb: &mut QueryBuilder<'_, Postgres>, term: &Term) {
                 _ => None,
             };
             match column {
-                Some(column) => {
+                // The bare column lets the trigram index serve the match; only a negated term
+                // needs coalesce, so that mail without the header is not dropped by NULL.
+                Some(column) if term.negated => {
                     qb.push(format!("coalesce({column}, '') ILIKE "));
+                    qb.push_bind(like_pattern(value));
+                }
+                Some(column) => {
+                    qb.push(format!("{column} ILIKE "));
                     qb.push_bind(like_pattern(value));
                 }
                 None => {
