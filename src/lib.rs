@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod scan;
 pub mod secrets;
 pub mod telemetry;
 pub mod web;
