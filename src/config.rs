@@ -508,7 +508,10 @@ impl Settings {
             p.push(problem("clamav.concurrency", "must be at least 1"));
         }
         if c.max_scan_bytes < 1024 {
-            p.push(problem("clamav.max_scan_bytes", "must be at least 1024 bytes"));
+            p.push(problem(
+                "clamav.max_scan_bytes",
+                "must be at least 1024 bytes",
+            ));
         }
         if c.retry_max_secs == 0 {
             p.push(problem("clamav.retry_max_secs", "must be at least 1"));

@@ -50,7 +50,11 @@ impl MessageFacts {
     pub fn from_raw(raw: &[u8]) -> Self {
         let headers = MessageParser::default().parse_headers(raw);
         let header = |f: &dyn Fn(&mail_parser::Message<'_>) -> Option<String>| {
-            headers.as_ref().and_then(f).map(|v| clean(&v)).filter(|v| !v.is_empty())
+            headers
+                .as_ref()
+                .and_then(f)
+                .map(|v| clean(&v))
+                .filter(|v| !v.is_empty())
         };
         Self {
             sha256: hex::encode(Sha256::digest(raw)),

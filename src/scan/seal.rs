@@ -64,8 +64,7 @@ pub fn open_message(
     row_context: &str,
 ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
     let data_key = keys.open(&sealed.wrapped_key, &key_context(row_context))?;
-    let cipher =
-        XChaCha20Poly1305::new_from_slice(&data_key).map_err(|_| SecretError::Tampered)?;
+    let cipher = XChaCha20Poly1305::new_from_slice(&data_key).map_err(|_| SecretError::Tampered)?;
     if sealed.ciphertext.len() < NONCE_LEN {
         return Err(SecretError::Tampered);
     }
@@ -105,10 +104,7 @@ mod tests {
         let raw = b"Subject: hi\r\n\r\nX5O!P%@AP body".repeat(20);
         let sealed = seal_message(&keys(), &raw, "quarantine:a:abc");
         assert!(
-            !sealed
-                .ciphertext
-                .windows(8)
-                .any(|w| w == b"Subject:"),
+            !sealed.ciphertext.windows(8).any(|w| w == b"Subject:"),
             "the stored bytes must not contain the plaintext"
         );
         assert_eq!(

@@ -1,0 +1,9 @@
+//! Virus scanning against a real clamd (EICAR-only database) and real PostgreSQL.
+
+mod common;
+
+mod scan {
+    mod quarantine;
+    mod samples;
+    mod scanner;
+}
