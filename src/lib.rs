@@ -1,9 +1,11 @@
 //! Daygle Mail Archiver as a library: `App` builds everything `daygle serve` runs, and the
 //! integration tests start the very same `App`.
 
+pub mod archive;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod render;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;

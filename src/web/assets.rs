@@ -26,6 +26,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/js/theme.js"),
     },
     Asset {
+        path: "img/remote-image-blocked.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../static/img/remote-image-blocked.svg"),
+    },
+    Asset {
         path: "img/logo.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("../../static/img/logo.svg"),

@@ -1,0 +1,3 @@
+//! The archive itself: stored messages and how they are found.
+
+pub mod search;

@@ -1,0 +1,4 @@
+//! Turning stored mail into something safe to show: pure functions, no I/O.
+
+pub mod html;
+pub mod text;
