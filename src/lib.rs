@@ -67,11 +67,16 @@ impl App {
                     e,
                 )
             })?;
+        let scanner = scan::Scanner::from_settings(&settings.clamav);
+        if let Some(scanner) = &scanner {
+            scan::announce(scanner).await;
+        }
         let state = AppState {
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             metrics: Metrics::install(),
+            scanner,
             shutdown: CancellationToken::new(),
         };
         Ok(Self {
@@ -121,6 +126,10 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(scan::tasks::expire_quarantine(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
         let router = web::router(state);
         let served = axum::serve(
             listener,

@@ -6,4 +6,5 @@ mod scan {
     mod quarantine;
     mod samples;
     mod scanner;
+    mod status;
 }

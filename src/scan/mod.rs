@@ -10,6 +10,7 @@ pub mod quarantine;
 pub mod rejections;
 pub mod scanner;
 pub mod seal;
+pub mod tasks;
 pub mod verdict;
 
 pub use facts::{MessageFacts, Source};
@@ -36,5 +37,20 @@ impl Action {
             "reject" => Action::Reject,
             _ => Action::Quarantine,
         }
+    }
+}
+
+/// Logs whether clamd answers at startup and makes the verdict counter visible at zero.
+/// An unreachable clamd is a warning, not a failure: the web UI works without it, and
+/// ingest holds mail until it is back.
+pub async fn announce(scanner: &Scanner) {
+    for verdict in ["clean", "infected", "too_large", "error"] {
+        metrics::counter!("scan_verdicts_total", "verdict" => verdict).increment(0);
+    }
+    match scanner.version().await {
+        Ok(version) => {
+            tracing::info!(address = %scanner.transport(), %version, "virus scanner reachable")
+        }
+        Err(e) => tracing::warn!(error = %e, "virus scanner unreachable; mail will wait for it"),
     }
 }

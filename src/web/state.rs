@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::scan::Scanner;
 use crate::secrets::Keys;
 use crate::web::metrics::Metrics;
 
@@ -15,5 +16,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
     pub metrics: Metrics,
+    /// clamd, when `clamav.enabled`; shares one concurrency limit across all its users.
+    pub scanner: Option<Scanner>,
     pub shutdown: CancellationToken,
 }
