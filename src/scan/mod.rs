@@ -5,7 +5,9 @@
 //! `Verdict::Error`, which the ingest pipeline treats as "not scanned yet" (it holds the
 //! folder position, or stores the message as `pending` when `clamav.archive_unscanned` is on).
 
+pub mod decision;
 pub mod facts;
+pub mod outage;
 pub mod quarantine;
 pub mod rejections;
 pub mod scanner;
@@ -13,7 +15,9 @@ pub mod seal;
 pub mod tasks;
 pub mod verdict;
 
+pub use decision::{Disposition, ScanStatus, decide};
 pub use facts::{MessageFacts, Source};
+pub use outage::{Backoff, Outage};
 pub use scanner::{Scanner, ScannerUnavailable, Transport};
 pub use verdict::{Verdict, parse_reply};
 
