@@ -3,6 +3,7 @@
 mod common;
 
 mod scan {
+    mod bench;
     mod quarantine;
     mod samples;
     mod scanner;

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
 
+mod bench;
 mod check_config;
 mod healthcheck;
 mod keygen;
@@ -52,6 +53,8 @@ pub enum Command {
     CheckConfig,
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
+    /// Measure throughput, e.g. `daygle bench scan` for clamd.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -65,6 +68,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(healthcheck::run(settings))
+        }
+        Command::Bench(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(bench::run(settings, args))
         }
         Command::Migrate => {
             let settings = load_settings(&cli.global, &[])?;
