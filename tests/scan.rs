@@ -7,5 +7,6 @@ mod scan {
     mod quarantine;
     mod samples;
     mod scanner;
+    mod stage;
     mod status;
 }

@@ -12,6 +12,7 @@ pub mod quarantine;
 pub mod rejections;
 pub mod scanner;
 pub mod seal;
+pub mod stage;
 pub mod tasks;
 pub mod verdict;
 
@@ -19,6 +20,7 @@ pub use decision::{Disposition, ScanStatus, decide};
 pub use facts::{MessageFacts, Source};
 pub use outage::{Backoff, Outage};
 pub use scanner::{Scanner, ScannerUnavailable, Transport};
+pub use stage::{ScanStage, Screened};
 pub use verdict::{Verdict, parse_reply};
 
 /// What happens to infected mail (`clamav.action`).
