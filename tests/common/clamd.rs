@@ -103,6 +103,7 @@ impl Clamd {
             .stderr(out)
             .spawn()
             .expect("start clamd (apt-get install clamav-daemon)");
+        spawn_watchdog(child.id());
         self.child = Some(child);
         let started = Instant::now();
         while !(self.answers_ping_tcp() && self.answers_ping_socket()) {
@@ -221,6 +222,25 @@ fn command(stream: &mut (impl Read + Write), request: &[u8]) -> Vec<u8> {
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
     reply
+}
+
+/// Drop does not run when the test process is killed; this shell kills clamd (checking it is
+/// still clamd, as PIDs get reused) once the test process is gone.
+fn spawn_watchdog(clamd_pid: u32) {
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+         grep -q clamd /proc/{clamd_pid}/comm 2>/dev/null && kill -9 {clamd_pid}",
+        me = std::process::id()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // Outlives this process by design: it is what cleans up after it.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = cmd.spawn().expect("start clamd watchdog");
 }
 
 fn free_port() -> u16 {
