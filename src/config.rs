@@ -110,7 +110,7 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
     pub session_key: Secret,
@@ -119,6 +119,36 @@ pub struct SecuritySettings {
     pub sealing_key_file: String,
     /// Allows the example secrets and other shortcuts that are only safe on a developer's desk.
     pub dev_mode: bool,
+    /// Shortest password accepted for a user.
+    pub min_password_length: usize,
+    /// Wrong passwords (or second-factor codes) in a row that lock an account.
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked.
+    pub lockout_minutes: u32,
+    /// Sign-in attempts allowed per client IP address per minute.
+    pub login_rate_per_minute: u32,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_hours: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            session_key: Secret::default(),
+            session_key_file: String::new(),
+            sealing_key: Secret::default(),
+            sealing_key_file: String::new(),
+            dev_mode: false,
+            min_password_length: 12,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            login_rate_per_minute: 10,
+            session_idle_minutes: 60,
+            session_absolute_hours: 12,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -399,6 +429,7 @@ impl Settings {
             ));
         }
         self.validate_secrets(&mut p);
+        self.validate_sign_in(&mut p);
         if self.storage.data_dir.trim().is_empty() {
             p.push(problem(
                 "storage.data_dir",
@@ -475,6 +506,40 @@ impl Settings {
                     "must be 32 bytes in base64; generate one with `daygle keygen`",
                 ));
             }
+        }
+    }
+
+    fn validate_sign_in(&self, p: &mut Vec<Problem>) {
+        let s = &self.security;
+        if !(8..=128).contains(&s.min_password_length) {
+            p.push(problem(
+                "security.min_password_length",
+                "must be between 8 and 128; 12 or more is recommended",
+            ));
+        }
+        if s.lockout_threshold == 0 {
+            p.push(problem("security.lockout_threshold", "must be at least 1"));
+        }
+        if s.lockout_minutes == 0 {
+            p.push(problem("security.lockout_minutes", "must be at least 1"));
+        }
+        if s.login_rate_per_minute == 0 {
+            p.push(problem(
+                "security.login_rate_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if s.session_idle_minutes == 0 {
+            p.push(problem(
+                "security.session_idle_minutes",
+                "must be at least 1",
+            ));
+        }
+        if s.session_absolute_hours == 0 {
+            p.push(problem(
+                "security.session_absolute_hours",
+                "must be at least 1",
+            ));
         }
     }
 

@@ -2,6 +2,8 @@
 //! integration tests start the very same `App`.
 
 pub mod archive;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -71,7 +73,17 @@ impl App {
         if let Some(scanner) = &scanner {
             scan::announce(scanner).await;
         }
+        tower_sessions_sqlx_store::PostgresStore::new(database.pool.clone())
+            .migrate()
+            .await
+            .map_err(|e| Error::context("create the session table", e))?;
+        let per_minute = std::num::NonZeroU32::new(settings.security.login_rate_per_minute)
+            .unwrap_or(std::num::NonZeroU32::MIN);
         let state = AppState {
+            login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                per_minute,
+            ))),
+            setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
@@ -130,6 +142,7 @@ impl App {
             state.pool.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(session_upkeep(state.clone()));
         let router = web::router(state);
         let served = axum::serve(
             listener,
@@ -154,6 +167,25 @@ async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
         tokio::select! {
             _ = tick.tick() => metrics.upkeep(),
             _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Deletes expired sessions and forgets idle rate-limit keys, until shutdown.
+async fn session_upkeep(state: AppState) {
+    let store = tower_sessions_sqlx_store::PostgresStore::new(state.pool.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                use tower_sessions::ExpiredDeletion;
+                if let Err(e) = store.delete_expired().await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                state.login_limiter.retain_recent();
+            }
+            _ = state.shutdown.cancelled() => break,
         }
     }
 }

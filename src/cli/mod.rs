@@ -6,6 +6,8 @@ mod healthcheck;
 mod keygen;
 mod migrate;
 mod serve;
+mod user;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,12 @@ pub enum Command {
     Keygen,
     /// Validate the configuration and print the effective settings with secrets masked.
     CheckConfig,
+    /// Manage users from the command line (e.g. when locked out of the web UI).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Integrity checks.
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
     /// Measure throughput, e.g. `daygle bench scan` for clamd.
@@ -64,6 +72,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let settings = load_settings(&cli.global, &args.overrides())?;
             runtime()?.block_on(serve::run(settings))
+        }
+        Command::User(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(user::run(settings, command))
+        }
+        Command::Verify(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(verify::run(settings, command))
         }
         Command::Healthcheck => {
             let settings = load_settings(&cli.global, &[])?;

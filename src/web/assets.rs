@@ -1,12 +1,10 @@
 //! CSS, JS and images compiled into the binary: the UI never needs a CDN or a static dir.
 
-use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
-use super::state::AppState;
+use super::routes::Area;
 
 struct Asset {
     path: &'static str,
@@ -40,11 +38,10 @@ const ASSETS: &[Asset] = &[
 /// Changes with every build so browsers can cache assets for a long time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{*path}", get(serve)).route(
-        "/favicon.ico",
-        get(|| serve(Path("img/logo.svg".to_string()))),
-    )
+pub fn area() -> Area {
+    Area::new()
+        .get("/static/{*path}", serve)
+        .get("/favicon.ico", || serve(Path("img/logo.svg".to_string())))
 }
 
 async fn serve(Path(path): Path<String>) -> Response {

@@ -17,14 +17,39 @@ pub struct ErrorPage {
     pub message: String,
 }
 
+/// Attached to error responses so the guard middleware can re-render them with the
+/// signed-in user's navigation (this module has no request context).
+#[derive(Debug, Clone)]
+pub struct ErrorPageInfo {
+    pub status: StatusCode,
+    pub heading: String,
+    pub message: String,
+}
+
 /// Renders an error page with `status`.
 pub fn page(status: StatusCode, message: impl Into<String>) -> Response {
     let heading = status.canonical_reason().unwrap_or("Error").to_string();
+    let message = message.into();
+    let mut response = render(
+        PageContext::new(heading.clone(), ""),
+        status,
+        heading.clone(),
+        message.clone(),
+    );
+    response.extensions_mut().insert(ErrorPageInfo {
+        status,
+        heading,
+        message,
+    });
+    response
+}
+
+pub fn render(page: PageContext, status: StatusCode, heading: String, message: String) -> Response {
     let body = ErrorPage {
-        page: PageContext::new(heading.clone(), ""),
+        page,
         status: status.as_u16(),
         heading,
-        message: message.into(),
+        message,
     };
     (status, body).into_response()
 }

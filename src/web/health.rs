@@ -1,21 +1,20 @@
 //! Liveness and readiness probes.
 
+use super::routes::Area;
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde::Serialize;
 
 use super::state::AppState;
 use crate::db;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(super::metrics::render))
+pub fn area() -> Area {
+    Area::new()
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", super::metrics::render)
 }
 
 /// The process is up and serving HTTP.

@@ -1,18 +1,19 @@
-//! The dashboard: what state the archiver is in.
+//! The dashboard: what state the archiver is in, and the archive accounts this user can read.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 
+use super::extract::{Require, perm};
 use super::layout::PageContext;
+use super::routes::Area;
 use super::state::AppState;
+use crate::auth::{Permission, VisibleAccount, visible_accounts};
 use crate::db;
 use crate::error::Result;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(dashboard))
+pub fn area() -> Area {
+    Area::new().get("/", dashboard)
 }
 
 #[derive(Template, WebTemplate)]
@@ -23,12 +24,23 @@ struct Dashboard {
     migrations: String,
     migrations_ok: bool,
     public_url: String,
+    accounts: Vec<VisibleAccount>,
+    can_read_mail: bool,
 }
 
-async fn dashboard(State(state): State<AppState>) -> Result<Dashboard> {
+async fn dashboard(
+    State(state): State<AppState>,
+    user: Require<perm::ViewDashboard>,
+) -> Result<Dashboard> {
     let status = db::migration_status(&state.pool).await?;
+    let can_read_mail = user.can(Permission::ViewMail);
+    let accounts = if can_read_mail {
+        visible_accounts(&state.pool, &user.grants).await?
+    } else {
+        Vec::new()
+    };
     Ok(Dashboard {
-        page: PageContext::new("Dashboard", "/"),
+        page: PageContext::for_user("Dashboard", "/", &user),
         database: if state.settings.uses_embedded_database() {
             "private cluster under the data directory"
         } else {
@@ -37,5 +49,7 @@ async fn dashboard(State(state): State<AppState>) -> Result<Dashboard> {
         migrations: format!("{} of {} applied", status.applied, status.expected),
         migrations_ok: status.is_current(),
         public_url: state.settings.public_url(),
+        accounts,
+        can_read_mail,
     })
 }

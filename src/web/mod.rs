@@ -1,13 +1,23 @@
 //! The web UI and HTTP endpoints. The only module that knows about axum (besides `lib.rs`).
 
+pub mod archives;
 pub mod assets;
+pub mod audit;
+pub mod auth;
 pub mod error;
+pub mod extract;
+pub mod guard;
 pub mod headers;
 pub mod health;
 pub mod home;
 pub mod layout;
 pub mod metrics;
+pub mod profile;
+pub mod roles;
+pub mod routes;
+pub mod session;
 pub mod state;
+pub mod users;
 
 use std::time::Duration;
 
@@ -21,8 +31,33 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions_sqlx_store::PostgresStore;
 
 pub use state::AppState;
+
+/// Every area of the UI. Add new areas here, built with [`routes::Area`], and list their
+/// routes in [`routes::ALL`] (a test checks the two agree).
+pub fn areas() -> Vec<routes::Area> {
+    vec![
+        health::area(),
+        assets::area(),
+        auth::area(),
+        home::area(),
+        archives::area(),
+        profile::area(),
+        users::area(),
+        roles::area(),
+        audit::area(),
+    ]
+}
+
+/// (method, path) of every route the areas register, for the route-table test.
+pub fn registered_routes() -> Vec<(axum::http::Method, &'static str)> {
+    areas()
+        .iter()
+        .flat_map(|a| a.registered().to_vec())
+        .collect()
+}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,11 +73,14 @@ pub fn router(state: AppState) -> Router {
         // The path only: query strings can hold search terms, which are the user's business.
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     });
-    Router::new()
-        .merge(home::router())
-        .merge(health::router())
-        .merge(assets::router())
-        .fallback(error::not_found)
+    let store = PostgresStore::new(state.pool.clone());
+    let mut app = Router::new();
+    for area in areas() {
+        app = app.merge(area.into_router());
+    }
+    app.fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(session::layer(store, &settings))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

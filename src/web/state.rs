@@ -1,7 +1,10 @@
 //! What every handler and background task shares. Cheap to clone.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
+use governor::DefaultKeyedRateLimiter;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -19,4 +22,8 @@ pub struct AppState {
     /// clamd, when `clamav.enabled`; shares one concurrency limit across all its users.
     pub scanner: Option<Scanner>,
     pub shutdown: CancellationToken,
+    /// Sign-in attempts per client IP (security.login_rate_per_minute).
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Set once a user exists; from then on `/setup` is gone for good (checked in SQL too).
+    pub setup_done: Arc<AtomicBool>,
 }

@@ -1,4 +1,5 @@
-// Theme: follows the system unless the reader picks light or dark; remembered per browser.
+// Theme: the server sets data-theme from the user's profile. While that is "auto" (or for
+// anonymous pages), the toggle's choice, remembered per browser, applies instead.
 (function () {
   "use strict";
   var KEY = "daygle-theme";
@@ -6,7 +7,8 @@
   var order = ["auto", "light", "dark"];
   var stored = null;
   try { stored = window.localStorage.getItem(KEY); } catch (e) { /* storage disabled */ }
-  if (order.indexOf(stored) >= 0) { root.setAttribute("data-theme", stored); }
+  var serverTheme = root.getAttribute("data-theme") || "auto";
+  if (serverTheme === "auto" && order.indexOf(stored) >= 0) { root.setAttribute("data-theme", stored); }
 
   function label(theme) { return "Theme: " + theme + " (click to switch)"; }
 

@@ -35,8 +35,12 @@ async fn hsts_is_sent_when_the_public_url_is_https() {
 #[tokio::test]
 async fn pages_use_the_layout_with_local_assets_and_no_inline_script() {
     let app = spawn_app().await;
-    let html = app.get("/").await.text().await.unwrap();
-    assert!(html.contains("<title>Dashboard · Daygle Mail Archiver</title>"));
+    // Before the first user exists every page leads to the setup wizard, in the layout.
+    let res = app.get("/").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/setup");
+    let html = app.get("/setup").await.text().await.unwrap();
+    assert!(html.contains("<title>Set up · Daygle Mail Archiver</title>"));
     assert!(html.contains("href=\"/static/css/app.css"));
     assert!(html.contains("src=\"/static/js/theme.js"));
     assert!(html.contains("id=\"theme-toggle\""));

@@ -1,6 +1,7 @@
 //! Test harness: real PostgreSQL, the real `App` on a random loopback port, an HTTP client.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod clamd;
 pub mod pg;
 pub mod process;

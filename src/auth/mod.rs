@@ -1,0 +1,15 @@
+//! People and trust: users, roles and permissions, per-archive grants, passwords, sign-in
+//! with lockout, TOTP, CSRF tokens. No web framework in here; `web::extract` is the glue.
+
+pub mod csrf;
+pub mod grants;
+pub mod login;
+pub mod manage;
+pub mod password;
+pub mod permissions;
+pub mod roles;
+pub mod totp;
+pub mod users;
+
+pub use grants::{Grants, VisibleAccount, visible_accounts};
+pub use permissions::{Permission, PermissionSet};

@@ -1,0 +1,139 @@
+//! `daygle user create` and `daygle user reset-password`. Passwords come from a prompt (echo
+//! off) or from stdin, never from the command line where `ps` and shell history would see them.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use zeroize::Zeroizing;
+
+use daygle::audit::Actor;
+use daygle::auth::manage::{self, NewUser};
+use daygle::auth::{roles, users};
+use daygle::config::Settings;
+use daygle::db;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (Read Only unless --admin). The password is read from the terminal or stdin.
+    Create(CreateArgs),
+    /// Set a new password for a user and end all their sessions. Reads it like `create`.
+    ResetPassword(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The username people type to sign in.
+    pub name: String,
+    /// Make the user an Administrator.
+    #[arg(long)]
+    pub admin: bool,
+    /// The user's e-mail address.
+    #[arg(long, default_value = "")]
+    pub email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    pub name: String,
+}
+
+pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    db::migrate(&database.pool)
+        .await
+        .context("Failed to migrate")?;
+    let pool = &database.pool;
+    let min = settings.security.min_password_length;
+    let actor = Actor::cli();
+    let result = match command {
+        UserCommand::Create(args) => {
+            let role = if args.admin {
+                roles::ADMINISTRATOR
+            } else {
+                roles::READ_ONLY
+            };
+            let role_id = users::role_id_by_name(pool, role).await?;
+            let password = read_new_password()?;
+            let new = NewUser {
+                username: &args.name,
+                email: &args.email,
+                password: &password,
+                role_ids: &[role_id],
+                account_ids: &[],
+            };
+            manage::create_user(pool, &actor, &new, min)
+                .await
+                .map(|id| {
+                    println!(
+                        "created user {} (id {id}) with role {role}",
+                        args.name.trim()
+                    )
+                })
+        }
+        UserCommand::ResetPassword(args) => {
+            let Some(user) = users::find_by_username(pool, &args.name).await? else {
+                database.close().await?;
+                bail!("there is no user named {}", args.name);
+            };
+            let password = read_new_password()?;
+            manage::reset_password(pool, &actor, user.id, &password, min)
+                .await
+                .map(|()| {
+                    println!(
+                        "password of {} reset; their sessions have ended",
+                        user.username
+                    )
+                })
+        }
+    };
+    database.close().await?;
+    result.context("Failed to save the user")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prompts twice on a terminal (echo off); otherwise reads one line from stdin.
+fn read_new_password() -> anyhow::Result<Zeroizing<String>> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("Failed to read the password from stdin")?;
+        let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+        if password.is_empty() {
+            bail!("no password on stdin");
+        }
+        return Ok(password);
+    }
+    let first = prompt_hidden("New password: ")?;
+    let second = prompt_hidden("Again: ")?;
+    if *first != *second {
+        bail!("the two passwords do not match");
+    }
+    Ok(first)
+}
+
+fn prompt_hidden(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let original = tcgetattr(&stdin).context("Failed to read terminal settings")?;
+    let mut silent = original.clone();
+    silent.local_flags.remove(LocalFlags::ECHO);
+    silent.local_flags.insert(LocalFlags::ECHONL);
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
+    tcsetattr(&stdin, SetArg::TCSANOW, &silent).context("Failed to turn off echo")?;
+    let mut line = Zeroizing::new(String::new());
+    let read = stdin.lock().read_line(&mut line);
+    // Restore echo whatever happened while reading.
+    tcsetattr(&stdin, SetArg::TCSANOW, &original).context("Failed to restore the terminal")?;
+    read.context("Failed to read the password")?;
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}

@@ -1,0 +1,294 @@
+//! First-run setup, sign-in (password, then TOTP when enrolled) and sign-out.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error;
+use super::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::session;
+use super::state::AppState;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::login::{self, LockoutPolicy, LoginOutcome};
+use crate::auth::{manage, users};
+use crate::error::{Error, Result};
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/setup", setup_page)
+        .post("/setup", setup_submit)
+        .get("/login", login_page)
+        .post("/login", login_submit)
+        .get("/login/totp", totp_page)
+        .post("/login/totp", totp_submit)
+        .post("/logout", logout)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/setup.html")]
+struct SetupPage {
+    page: PageContext,
+    username: String,
+    email: String,
+    error: String,
+    min_length: usize,
+}
+
+/// Every field defaults, so once set up the handler answers 404 before judging the form.
+#[derive(Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+async fn setup_page(
+    State(state): State<AppState>,
+    CsrfToken(token): CsrfToken,
+) -> Result<Response> {
+    if users::any_exist(&state.pool).await? {
+        return Err(Error::NotFound);
+    }
+    Ok(SetupPage {
+        page: PageContext::anonymous("Set up", "/setup", &token),
+        username: String::new(),
+        email: String::new(),
+        error: String::new(),
+        min_length: state.settings.security.min_password_length,
+    }
+    .into_response())
+}
+
+async fn setup_submit(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(token): CsrfToken,
+    actor: Actor,
+    CsrfForm(form): CsrfForm<SetupForm>,
+) -> Result<Response> {
+    if users::any_exist(&state.pool).await? {
+        return Err(Error::NotFound);
+    }
+    let min_length = state.settings.security.min_password_length;
+    let again = |error: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SetupPage {
+                page: PageContext::anonymous("Set up", "/setup", &token),
+                username: form.username.clone(),
+                email: form.email.clone(),
+                error,
+                min_length,
+            },
+        )
+            .into_response()
+    };
+    if form.password != form.password_confirm {
+        return Ok(again("The two passwords do not match.".into()));
+    }
+    let created = manage::create_first_admin(
+        &state.pool,
+        &actor,
+        &form.username,
+        &form.email,
+        &form.password,
+        min_length,
+    )
+    .await;
+    let id = match created {
+        Ok(id) => id,
+        Err(e @ Error::Invalid { .. }) => return Ok(again(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    state.setup_done.store(true, Ordering::Relaxed);
+    let user = users::get(&state.pool, id).await?;
+    session::sign_in(&session, user.id, user.session_epoch).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    page: PageContext,
+    username: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login_page(MaybeUser(user): MaybeUser, CsrfToken(token): CsrfToken) -> Response {
+    if user.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    LoginPage {
+        page: PageContext::anonymous("Sign in", "/login", &token),
+        username: String::new(),
+        error: String::new(),
+    }
+    .into_response()
+}
+
+/// One message for every failure, so the page does not reveal which usernames exist.
+const SIGN_IN_FAILED: &str = "Sign-in failed: the username or password is wrong, or the account is disabled or temporarily locked after too many failed attempts.";
+
+fn policy(state: &AppState) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: state.settings.security.lockout_threshold,
+        minutes: state.settings.security.lockout_minutes,
+    }
+}
+
+/// Per-IP limit on sign-in attempts (password and TOTP steps share it).
+async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response>> {
+    let ip: IpAddr = actor
+        .ip
+        .parse()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if state.login_limiter.check_key(&ip).is_ok() {
+        return Ok(None);
+    }
+    audit::record_now(&state.pool, &AuditEvent::by(actor, "login.rate_limited")).await?;
+    let mut r = error::page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts from your address. Wait a minute and try again.",
+    );
+    r.headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+    Ok(Some(r))
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(token): CsrfToken,
+    actor: Actor,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<Response> {
+    if let Some(r) = rate_limited(&state, &actor).await? {
+        return Ok(r);
+    }
+    let outcome = login::check_password(
+        &state.pool,
+        policy(&state),
+        &actor,
+        &form.username,
+        &form.password,
+    )
+    .await?;
+    match outcome {
+        LoginOutcome::Success(user) => {
+            session::sign_in(&session, user.id, user.session_epoch).await?;
+            Ok(Redirect::to(&session::take_next(&session).await?).into_response())
+        }
+        LoginOutcome::NeedsSecondFactor(user) => {
+            session::set_pending_second_factor(&session, user.id).await?;
+            Ok(Redirect::to("/login/totp").into_response())
+        }
+        LoginOutcome::Failed => Ok((
+            StatusCode::UNAUTHORIZED,
+            LoginPage {
+                page: PageContext::anonymous("Sign in", "/login", &token),
+                username: form.username,
+                error: SIGN_IN_FAILED.into(),
+            },
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login_totp.html")]
+struct TotpPage {
+    page: PageContext,
+    error: String,
+}
+
+async fn totp_page(session: Session, CsrfToken(token): CsrfToken) -> Result<Response> {
+    if session::pending_second_factor(&session).await?.is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    Ok(TotpPage {
+        page: PageContext::anonymous("Second step", "/login", &token),
+        error: String::new(),
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    code: String,
+}
+
+async fn totp_submit(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfToken(token): CsrfToken,
+    actor: Actor,
+    CsrfForm(form): CsrfForm<TotpForm>,
+) -> Result<Response> {
+    let Some(user_id) = session::pending_second_factor(&session).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    if let Some(r) = rate_limited(&state, &actor).await? {
+        return Ok(r);
+    }
+    let outcome = login::check_second_factor(
+        &state.pool,
+        &state.keys.sealing,
+        policy(&state),
+        &actor,
+        user_id,
+        &form.code,
+    )
+    .await?;
+    match outcome {
+        LoginOutcome::Success(user) => {
+            session::sign_in(&session, user.id, user.session_epoch).await?;
+            Ok(Redirect::to(&session::take_next(&session).await?).into_response())
+        }
+        _ => Ok((
+            StatusCode::UNAUTHORIZED,
+            TotpPage {
+                page: PageContext::anonymous("Second step", "/login", &token),
+                error: "That code is not valid (each code works once). Try the next code, or a recovery code.".into(),
+            },
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    user: CurrentUser,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response> {
+    audit::record_now(
+        &state.pool,
+        &AuditEvent::by(&user.actor, "logout").target(format!("user:{}", user.id)),
+    )
+    .await?;
+    session::end(&session).await?;
+    Ok(Redirect::to("/login").into_response())
+}

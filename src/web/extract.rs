@@ -1,0 +1,229 @@
+//! Axum glue for `auth`: who is asking ([`CurrentUser`]), may they ([`Require`]), and is this
+//! form really from our page ([`CsrfForm`]). The checks themselves live in `auth`.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
+use tower_sessions::Session;
+
+use super::error;
+use super::session;
+use crate::audit::Actor;
+use crate::auth::{Grants, Permission, PermissionSet, csrf};
+use crate::error::Error;
+
+/// The signed-in user of this request, with their permissions and archive grants.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub permissions: PermissionSet,
+    /// Pass this to every query that reads archived mail (see `auth::grants`).
+    pub grants: Grants,
+    pub has_totp: bool,
+    pub timezone: String,
+    pub date_format: String,
+    pub page_size: i32,
+    pub theme: String,
+    pub csrf: String,
+    /// For audit rows: user, IP address, user agent.
+    pub actor: Actor,
+}
+
+impl CurrentUser {
+    pub fn can(&self, p: Permission) -> bool {
+        self.permissions.has(p)
+    }
+
+    pub fn format_time(&self, t: time::OffsetDateTime) -> String {
+        crate::auth::users::format_time(t, &self.timezone, &self.date_format)
+    }
+}
+
+/// The session's CSRF token (for forms on anonymous pages too).
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+/// Refusal for a request without a (valid) session: the sign-in page for a browser GET,
+/// 401 otherwise.
+pub struct SignInRequired {
+    redirect: bool,
+}
+
+impl IntoResponse for SignInRequired {
+    fn into_response(self) -> Response {
+        if self.redirect {
+            Redirect::to("/login").into_response()
+        } else {
+            error::page(StatusCode::UNAUTHORIZED, "Please sign in first.")
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = SignInRequired;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<Arc<CurrentUser>>() {
+            return Ok(CurrentUser::clone(user));
+        }
+        let redirect = matches!(parts.method, Method::GET | Method::HEAD);
+        if redirect && let Some(session) = parts.extensions.get::<Session>() {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            // Best effort: failing to remember the page only costs a redirect to "/".
+            let _ = session::set_next(session, &next).await;
+        }
+        Err(SignInRequired { redirect })
+    }
+}
+
+/// `Some` when signed in, for pages that work both ways.
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaybeUser(
+            parts
+                .extensions
+                .get::<Arc<CurrentUser>>()
+                .map(|u| CurrentUser::clone(u)),
+        ))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<CsrfToken>().cloned().ok_or_else(|| {
+            Error::Internal("CSRF token missing: guard middleware not installed".into())
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Arc<CurrentUser>>()
+            .map(|u| u.actor.clone())
+            .or_else(|| parts.extensions.get::<Actor>().cloned())
+            .unwrap_or_default())
+    }
+}
+
+/// A permission as a type, for [`Require`].
+pub trait PermissionMarker: Send + Sync {
+    const PERMISSION: Permission;
+}
+
+macro_rules! markers {
+    ($($name:ident),* $(,)?) => {
+        /// Marker types, one per [`Permission`]: `Require<perm::ManageUsers>`.
+        pub mod perm {
+            use super::{Permission, PermissionMarker};
+            $(
+                pub struct $name;
+                impl PermissionMarker for $name {
+                    const PERMISSION: Permission = Permission::$name;
+                }
+            )*
+        }
+    };
+}
+
+markers!(
+    ViewDashboard,
+    ViewMail,
+    ExportMail,
+    DeleteMail,
+    ImportMail,
+    ViewQuarantine,
+    ManageQuarantine,
+    ManageAccounts,
+    ManageUsers,
+    ManageRoles,
+    ManageRetention,
+    ViewAudit,
+    ManageSettings,
+    ViewWorkers,
+);
+
+/// A signed-in user holding permission `P`; anyone else gets sign-in or 403.
+pub struct Require<P: PermissionMarker>(pub CurrentUser, PhantomData<P>);
+
+impl<P: PermissionMarker> Deref for Require<P> {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, P: PermissionMarker> FromRequestParts<S> for Require<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !user.can(P::PERMISSION) {
+            return Err(Error::Forbidden.into_response());
+        }
+        Ok(Require(user, PhantomData))
+    }
+}
+
+/// An urlencoded form whose `csrf_token` field matched the session's token. The guard
+/// middleware already refuses unsafe requests without it; checking again here keeps a
+/// handler safe even if it is ever mounted outside that middleware.
+pub struct CsrfForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let expected = req.extensions().get::<CsrfToken>().cloned();
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let refused = || {
+            error::page(
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            )
+        };
+        // serde_html_form reads repeated keys into Vecs, which checkbox lists need.
+        let fields: Vec<(String, String)> =
+            serde_html_form::from_bytes(&body).map_err(|_| refused())?;
+        let given = fields
+            .iter()
+            .find(|(k, _)| k == csrf::FIELD)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        if !expected.is_some_and(|e| csrf::matches(&e.0, given)) {
+            return Err(refused());
+        }
+        let value: T = serde_html_form::from_bytes(&body).map_err(|e| {
+            error::page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The form was incomplete or malformed: {e}"),
+            )
+        })?;
+        Ok(CsrfForm(value))
+    }
+}

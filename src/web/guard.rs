@@ -1,0 +1,235 @@
+//! The middleware every page passes: first-run redirect, session validation (epoch, idle and
+//! absolute expiry), CSRF token and Origin check on unsafe methods, and error pages rendered
+//! with the signed-in user's layout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::error::{self, ErrorPageInfo};
+use super::extract::{CsrfToken, CurrentUser};
+use super::layout::PageContext;
+use super::session;
+use super::state::AppState;
+use crate::audit::Actor;
+use crate::auth::{Grants, csrf, users};
+use crate::error::{Error, Result};
+
+/// Paths that need neither a session nor a user: probes and assets.
+fn is_exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
+        || path.starts_with("/static/")
+}
+
+pub async fn guard(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    if is_exempt(&path) {
+        return next.run(req).await;
+    }
+    match run(state, session, req, next, &path).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(
+    state: AppState,
+    session: Session,
+    mut req: Request,
+    next: Next,
+    path: &str,
+) -> Result<Response> {
+    if !state.setup_done.load(Ordering::Relaxed) {
+        if users::any_exist(&state.pool).await? {
+            state.setup_done.store(true, Ordering::Relaxed);
+        } else if path != "/setup" && req.extensions().get::<MatchedPath>().is_some() {
+            // Unknown addresses keep their 404; every real page leads to the wizard.
+            return Ok(Redirect::to("/setup").into_response());
+        }
+    }
+    let actor = request_actor(&req);
+    let user = load_user(&state, &session, &actor).await?;
+    let token = session::csrf_token(&session).await?;
+
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        if !origin_ok(&req, &state) {
+            return Ok(csrf_refused());
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = to_bytes(body, state.settings.server.max_request_bytes)
+            .await
+            .map_err(|_| Error::invalid("body", "the request body is too large"))?;
+        let given = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| form_field(&bytes, csrf::FIELD));
+        if !given.is_some_and(|g| csrf::matches(&token, &g)) {
+            return Ok(csrf_refused());
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+
+    req.extensions_mut().insert(CsrfToken(token.clone()));
+    req.extensions_mut().insert(actor.clone());
+    if let Some(u) = &user {
+        req.extensions_mut().insert(u.clone());
+    }
+    let response = next.run(req).await;
+    Ok(with_user_layout(response, user.as_deref(), &token))
+}
+
+/// The signed-in user, if the session is still valid; an invalid one is ended here.
+async fn load_user(
+    state: &AppState,
+    session: &Session,
+    actor: &Actor,
+) -> Result<Option<Arc<CurrentUser>>> {
+    let Some(s) = session::signed_in(session).await? else {
+        return Ok(None);
+    };
+    let sec = &state.settings.security;
+    let fresh = s.is_fresh(
+        session::now(),
+        sec.session_idle_minutes,
+        sec.session_absolute_hours,
+    );
+    let user = users::find(&state.pool, s.user_id).await?;
+    let valid = match &user {
+        Some(u) => u.enabled && u.session_epoch == s.epoch && fresh,
+        None => false,
+    };
+    let Some(user) = user.filter(|_| valid) else {
+        session::end(session).await?;
+        return Ok(None);
+    };
+    session::touch(session, &s).await?;
+    let permissions = users::permissions(&state.pool, user.id).await?;
+    let grants = Grants::load(&state.pool, user.id).await?;
+    let csrf = session::csrf_token(session).await?;
+    Ok(Some(Arc::new(CurrentUser {
+        actor: Actor {
+            user_id: Some(user.id),
+            username: user.username.clone(),
+            ..actor.clone()
+        },
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone(),
+        has_totp: user.has_totp(),
+        timezone: user.timezone.clone(),
+        date_format: user.date_format.clone(),
+        page_size: user.page_size,
+        theme: user.theme.clone(),
+        permissions,
+        grants,
+        csrf,
+    })))
+}
+
+fn request_actor(req: &Request) -> Actor {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect();
+    Actor {
+        user_id: None,
+        username: String::new(),
+        ip,
+        user_agent,
+    }
+}
+
+/// An Origin header, when sent, must be this site: the configured public URL or the Host the
+/// request came to. (tower-http's CsrfLayer already refuses cross-site Sec-Fetch-Site.)
+fn origin_ok(req: &Request, state: &AppState) -> bool {
+    // Without Origin, a Referer (when sent) names the page the form came from.
+    let origin = match (
+        req.headers().get(header::ORIGIN),
+        req.headers().get(header::REFERER),
+    ) {
+        (Some(o), _) => o.to_str().ok().map(str::to_owned),
+        (None, Some(r)) => r.to_str().ok().map(origin_of),
+        (None, None) => return true,
+    };
+    let Some(origin) = origin else {
+        return false;
+    };
+    let origin = origin.as_str();
+    if origin == state.settings.public_url() {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
+}
+
+/// The raw value of `name` in an urlencoded body (tokens are URL-safe, so no decoding needed).
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+fn csrf_refused() -> Response {
+    error::page(
+        StatusCode::FORBIDDEN,
+        "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    )
+}
+
+/// Error pages are rendered without request context; re-render them with the user's menu.
+fn with_user_layout(response: Response, user: Option<&CurrentUser>, token: &str) -> Response {
+    let Some(info) = response.extensions().get::<ErrorPageInfo>().cloned() else {
+        return response;
+    };
+    let page = match user {
+        Some(u) => PageContext::for_user(info.heading.clone(), "", u),
+        None => PageContext::anonymous(info.heading.clone(), "", token),
+    };
+    let mut fresh = error::render(page, info.status, info.heading, info.message);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
+}

@@ -1,0 +1,170 @@
+//! The one list of every route and who may use it. Area routers register through [`Area`],
+//! which records what they register; a test compares that record with [`ALL`] and then walks
+//! [`ALL`] for every role (the authorisation matrix), so a route cannot be added silently.
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{get, post};
+
+use super::state::AppState;
+use crate::auth::Permission;
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not, also before setup (probes, assets).
+    Public,
+    /// Only while no user exists: afterwards 404 for everyone.
+    SetupOnly,
+    /// The sign-in pages: usable without a session.
+    Anonymous,
+    /// Any signed-in user.
+    SignedIn,
+    /// Signed-in users whose roles include the permission.
+    Permission(Permission),
+    /// Like `Permission`, and the `{id}` is an archive account the user must be granted.
+    Archive(Permission),
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn r(method: Method, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+    }
+}
+
+use Access::*;
+use Permission as P;
+
+pub const ALL: &[Route] = &[
+    r(Method::GET, "/healthz", Public),
+    r(Method::GET, "/readyz", Public),
+    r(Method::GET, "/metrics", Public),
+    r(Method::GET, "/static/{*path}", Public),
+    r(Method::GET, "/favicon.ico", Public),
+    r(Method::GET, "/setup", SetupOnly),
+    r(Method::POST, "/setup", SetupOnly),
+    r(Method::GET, "/login", Anonymous),
+    r(Method::POST, "/login", Anonymous),
+    r(Method::GET, "/login/totp", Anonymous),
+    r(Method::POST, "/login/totp", Anonymous),
+    r(Method::POST, "/logout", SignedIn),
+    r(Method::GET, "/", Permission(P::ViewDashboard)),
+    r(Method::GET, "/archives", Permission(P::ViewMail)),
+    r(Method::GET, "/archives/{id}", Archive(P::ViewMail)),
+    r(Method::GET, "/profile", SignedIn),
+    r(Method::POST, "/profile/password", SignedIn),
+    r(Method::POST, "/profile/email", SignedIn),
+    r(Method::POST, "/profile/preferences", SignedIn),
+    r(Method::POST, "/profile/sessions/end", SignedIn),
+    r(Method::GET, "/profile/totp", SignedIn),
+    r(Method::POST, "/profile/totp", SignedIn),
+    r(Method::POST, "/profile/totp/remove", SignedIn),
+    r(Method::GET, "/users", Permission(P::ManageUsers)),
+    r(Method::GET, "/users/new", Permission(P::ManageUsers)),
+    r(Method::POST, "/users", Permission(P::ManageUsers)),
+    r(Method::GET, "/users/{id}", Permission(P::ManageUsers)),
+    r(Method::POST, "/users/{id}", Permission(P::ManageUsers)),
+    r(
+        Method::POST,
+        "/users/{id}/enabled",
+        Permission(P::ManageUsers),
+    ),
+    r(
+        Method::POST,
+        "/users/{id}/password",
+        Permission(P::ManageUsers),
+    ),
+    r(
+        Method::POST,
+        "/users/{id}/sessions/end",
+        Permission(P::ManageUsers),
+    ),
+    r(
+        Method::POST,
+        "/users/{id}/totp/remove",
+        Permission(P::ManageUsers),
+    ),
+    r(
+        Method::POST,
+        "/users/{id}/delete",
+        Permission(P::ManageUsers),
+    ),
+    r(Method::GET, "/roles", Permission(P::ManageRoles)),
+    r(Method::GET, "/roles/new", Permission(P::ManageRoles)),
+    r(Method::POST, "/roles", Permission(P::ManageRoles)),
+    r(Method::GET, "/roles/{id}", Permission(P::ManageRoles)),
+    r(Method::POST, "/roles/{id}", Permission(P::ManageRoles)),
+    r(
+        Method::POST,
+        "/roles/{id}/delete",
+        Permission(P::ManageRoles),
+    ),
+    r(Method::GET, "/audit", Permission(P::ViewAudit)),
+    r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
+];
+
+/// Looks up the access rule of a registered route.
+pub fn access(method: &Method, path: &str) -> Option<Access> {
+    ALL.iter()
+        .find(|r| r.method == method && r.path == path)
+        .map(|r| r.access)
+}
+
+/// A router that remembers which (method, path) pairs it registered.
+pub struct Area {
+    router: Router<AppState>,
+    registered: Vec<(Method, &'static str)>,
+}
+
+impl Default for Area {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Area {
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            registered: Vec::new(),
+        }
+    }
+
+    pub fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(handler));
+        self.registered.push((Method::GET, path));
+        self
+    }
+
+    pub fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(handler));
+        self.registered.push((Method::POST, path));
+        self
+    }
+
+    pub fn registered(&self) -> &[(Method, &'static str)] {
+        &self.registered
+    }
+
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}

@@ -1,0 +1,401 @@
+//! `/users`: administrators create, edit, disable, delete users, reset passwords, assign roles
+//! and archive accounts, and end a user's sessions.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{CsrfForm, Require, perm};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::state::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::auth::manage::{self, NewUser};
+use crate::auth::roles::{self, Role};
+use crate::auth::users::{self, UserSummary};
+use crate::auth::{Grants, Permission, VisibleAccount, totp, visible_accounts};
+use crate::error::{Error, Result};
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/users", list)
+        .get("/users/new", new_page)
+        .post("/users", create)
+        .get("/users/{id}", edit_page)
+        .post("/users/{id}", update)
+        .post("/users/{id}/enabled", set_enabled)
+        .post("/users/{id}/password", reset_password)
+        .post("/users/{id}/sessions/end", end_sessions)
+        .post("/users/{id}/totp/remove", remove_totp)
+        .post("/users/{id}/delete", delete)
+}
+
+type Admin = Require<perm::ManageUsers>;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "users/list.html")]
+struct ListPage {
+    page: PageContext,
+    users: Vec<UserSummary>,
+    notice: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    #[serde(default)]
+    done: String,
+}
+
+fn notice_text(key: &str) -> String {
+    match key {
+        "created" => "User created.",
+        "saved" => "Changes saved.",
+        "enabled" => "User enabled.",
+        "disabled" => "User disabled; their sessions have ended.",
+        "password" => "Password reset; their sessions have ended.",
+        "sessions" => "All of their sessions have ended.",
+        "totp" => "Two-factor sign-in removed.",
+        "deleted" => "User deleted.",
+        _ => "",
+    }
+    .to_string()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: Admin,
+    Query(n): Query<Notice>,
+) -> Result<ListPage> {
+    Ok(ListPage {
+        page: PageContext::for_user("Users", "/users", &user),
+        users: users::list(&state.pool).await?,
+        notice: notice_text(&n.done),
+    })
+}
+
+/// A checkbox in the role or account list.
+struct Choice {
+    id: i64,
+    label: String,
+    hint: String,
+    checked: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "users/form.html")]
+struct FormPage {
+    page: PageContext,
+    /// None for a new user.
+    id: Option<i64>,
+    username: String,
+    email: String,
+    enabled: bool,
+    has_totp: bool,
+    roles: Vec<Choice>,
+    accounts: Vec<Choice>,
+    error: String,
+    notice: String,
+    min_length: usize,
+    is_self: bool,
+}
+
+fn role_choices(all: &[Role], chosen: &[i64]) -> Vec<Choice> {
+    all.iter()
+        .map(|r| Choice {
+            id: r.id,
+            label: r.name.clone(),
+            hint: r.description.clone(),
+            checked: chosen.contains(&r.id),
+        })
+        .collect()
+}
+
+fn account_choices(all: &[VisibleAccount], chosen: &[i64]) -> Vec<Choice> {
+    all.iter()
+        .map(|a| Choice {
+            id: a.id,
+            label: a.name.clone(),
+            hint: a.kind.clone(),
+            checked: chosen.contains(&a.id),
+        })
+        .collect()
+}
+
+async fn new_page(State(state): State<AppState>, user: Admin) -> Result<FormPage> {
+    let all_roles = roles::list(&state.pool).await?;
+    let read_only: Vec<i64> = all_roles
+        .iter()
+        .filter(|r| r.name == roles::READ_ONLY)
+        .map(|r| r.id)
+        .collect();
+    Ok(FormPage {
+        page: PageContext::for_user("New user", "/users", &user),
+        id: None,
+        username: String::new(),
+        email: String::new(),
+        enabled: true,
+        has_totp: false,
+        roles: role_choices(&all_roles, &read_only),
+        accounts: account_choices(&visible_accounts(&state.pool, &Grants::All).await?, &[]),
+        error: String::new(),
+        notice: String::new(),
+        min_length: state.settings.security.min_password_length,
+        is_self: false,
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    username: String,
+    #[serde(default)]
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: Vec<i64>,
+    #[serde(default)]
+    account: Vec<i64>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: Admin,
+    CsrfForm(form): CsrfForm<CreateForm>,
+) -> Result<Response> {
+    let new = NewUser {
+        username: &form.username,
+        email: &form.email,
+        password: &form.password,
+        role_ids: &form.role,
+        account_ids: &form.account,
+    };
+    let min = state.settings.security.min_password_length;
+    match manage::create_user(&state.pool, &user.actor, &new, min).await {
+        Ok(id) => Ok(Redirect::to(&format!("/users/{id}?done=created")).into_response()),
+        Err(e @ Error::Invalid { .. }) => {
+            let all_roles = roles::list(&state.pool).await?;
+            let accounts = visible_accounts(&state.pool, &Grants::All).await?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                FormPage {
+                    page: PageContext::for_user("New user", "/users", &user),
+                    id: None,
+                    username: form.username.clone(),
+                    email: form.email.clone(),
+                    enabled: true,
+                    has_totp: false,
+                    roles: role_choices(&all_roles, &form.role),
+                    accounts: account_choices(&accounts, &form.account),
+                    error: e.to_string(),
+                    notice: String::new(),
+                    min_length: min,
+                    is_self: false,
+                },
+            )
+                .into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn edit_page(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    Query(n): Query<Notice>,
+) -> Result<FormPage> {
+    let target = users::get(&state.pool, id).await?;
+    let all_roles = roles::list(&state.pool).await?;
+    let accounts = visible_accounts(&state.pool, &Grants::All).await?;
+    Ok(FormPage {
+        page: PageContext::for_user(format!("User {}", target.username), "/users", &user),
+        id: Some(id),
+        roles: role_choices(&all_roles, &users::role_ids(&state.pool, id).await?),
+        accounts: account_choices(&accounts, &users::account_ids(&state.pool, id).await?),
+        username: target.username,
+        email: target.email,
+        enabled: target.enabled,
+        has_totp: target.totp_secret.is_some(),
+        error: String::new(),
+        notice: notice_text(&n.done),
+        min_length: state.settings.security.min_password_length,
+        is_self: id == user.id,
+    })
+}
+
+#[derive(Deserialize)]
+struct UpdateForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: Vec<i64>,
+    #[serde(default)]
+    account: Vec<i64>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<UpdateForm>,
+) -> Result<Response> {
+    users::get(&state.pool, id).await?;
+    let email = users::check_email(&form.email)?;
+    if id == user.id {
+        let all_roles = roles::list(&state.pool).await?;
+        let keeps = all_roles
+            .iter()
+            .any(|r| form.role.contains(&r.id) && r.has(Permission::ManageUsers));
+        if !keeps {
+            return Err(Error::Conflict(
+                "You cannot take away your own right to manage users; ask another administrator."
+                    .into(),
+            ));
+        }
+    }
+    let mut tx = state.pool.begin().await?;
+    let before_roles = users::role_ids(&mut *tx, id).await?;
+    let before_accounts = users::account_ids(&mut *tx, id).await?;
+    users::set_email(&mut tx, id, &email).await?;
+    users::set_roles(&mut tx, id, &form.role).await?;
+    users::set_accounts(&mut tx, id, &form.account).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "user.update")
+            .target(format!("user:{id}"))
+            .details(json!({ "email": email, "roles_before": before_roles, "roles": form.role })),
+    )
+    .await?;
+    if sorted(before_accounts.clone()) != sorted(form.account.clone()) {
+        audit::record(
+            &mut tx,
+            &AuditEvent::by(&user.actor, "user.grants")
+                .target(format!("user:{id}"))
+                .details(json!({ "accounts_before": before_accounts, "accounts": form.account })),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/users/{id}?done=saved")).into_response())
+}
+
+fn sorted(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+#[derive(Deserialize)]
+struct EnabledForm {
+    enabled: bool,
+}
+
+async fn set_enabled(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<EnabledForm>,
+) -> Result<Response> {
+    if id == user.id && !form.enabled {
+        return Err(Error::Conflict(
+            "You cannot disable your own account.".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    users::set_enabled(&mut tx, id, form.enabled).await?;
+    let action = if form.enabled {
+        "user.enable"
+    } else {
+        "user.disable"
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, action).target(format!("user:{id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    let done = if form.enabled { "enabled" } else { "disabled" };
+    Ok(Redirect::to(&format!("/users/{id}?done={done}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response> {
+    let min = state.settings.security.min_password_length;
+    manage::reset_password(&state.pool, &user.actor, id, &form.password, min).await?;
+    Ok(Redirect::to(&format!("/users/{id}?done=password")).into_response())
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn end_sessions(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response> {
+    let mut tx = state.pool.begin().await?;
+    users::bump_epoch(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "user.sessions_end").target(format!("user:{id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/users/{id}?done=sessions")).into_response())
+}
+
+async fn remove_totp(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response> {
+    users::get(&state.pool, id).await?;
+    let mut tx = state.pool.begin().await?;
+    totp::disable(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "user.totp_remove").target(format!("user:{id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/users/{id}?done=totp")).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response> {
+    if id == user.id {
+        return Err(Error::Conflict(
+            "You cannot delete your own account.".into(),
+        ));
+    }
+    let target = users::get(&state.pool, id).await?;
+    let mut tx = state.pool.begin().await?;
+    users::delete(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "user.delete")
+            .target(format!("user:{id}"))
+            .details(json!({ "username": target.username })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/users?done=deleted").into_response())
+}

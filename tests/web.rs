@@ -1,0 +1,14 @@
+//! People and trust (issue #3) against the real app and PostgreSQL.
+
+mod common;
+
+mod web {
+    mod audit;
+    mod cli;
+    mod csrf;
+    mod login;
+    mod matrix;
+    mod sessions;
+    mod setup;
+    mod users;
+}
