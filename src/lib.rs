@@ -69,6 +69,8 @@ impl App {
                     e,
                 )
             })?;
+        // The recorder must exist before the scanner registers its counters.
+        let metrics = Metrics::install();
         let scanner = scan::Scanner::from_settings(&settings.clamav);
         if let Some(scanner) = &scanner {
             scan::announce(scanner).await;
@@ -87,7 +89,7 @@ impl App {
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
-            metrics: Metrics::install(),
+            metrics,
             scanner,
             shutdown: CancellationToken::new(),
         };
