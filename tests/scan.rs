@@ -9,4 +9,5 @@ mod scan {
     mod scanner;
     mod stage;
     mod status;
+    mod ui;
 }

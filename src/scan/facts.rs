@@ -84,6 +84,28 @@ impl MessageFacts {
     }
 }
 
+/// The header section of a raw message (up to the first empty line, at most `max` bytes), as
+/// text for display. Never the body: quarantined bodies are not shown to anyone.
+pub fn header_section(raw: &[u8], max: usize) -> String {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len())
+        .min(max);
+    String::from_utf8_lossy(&raw[..end])
+        .chars()
+        .filter(|c| *c != '\r')
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Headers are attacker-controlled: drop control characters (PostgreSQL refuses NUL in text,
 /// and terminals and logs should not see escapes) and cap the length.
 fn clean(value: &str) -> String {
@@ -112,6 +134,15 @@ Message-ID: <m1@example.org>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nbody
         assert_eq!(f.size, raw.len() as i64);
         assert_eq!(f.sha256, hex::encode(Sha256::digest(raw)));
         assert_eq!((f.account_id, f.uid), (Some(3), Some(42)));
+    }
+
+    #[test]
+    fn the_header_section_stops_before_the_body() {
+        let raw = b"Subject: a\r\nX-Y: b\r\n\r\nsecret body\r\n";
+        let h = header_section(raw, 1000);
+        assert!(h.contains("X-Y: b") && !h.contains("secret"), "{h:?}");
+        assert_eq!(header_section(b"Subject: a\n\nbody", 1000), "Subject: a");
+        assert_eq!(header_section(b"Subject: abcdef", 4), "Subj");
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct Filter {
     /// Part of the subject or sender, case-insensitive.
     pub text: Option<String>,
     pub include_released: bool,
+    /// The reader's archive grants (`Grants::as_bind`): `None` is every account. Entries
+    /// without an account are shown only to readers of every account.
+    pub accounts: Option<Vec<i64>>,
     /// 0 means the default page size.
     pub limit: i64,
     pub offset: i64,
@@ -133,6 +136,7 @@ pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>
            AND ($2::text IS NULL OR virus_name ILIKE $2) \
            AND ($3::text IS NULL OR subject ILIKE $3 OR from_addr ILIKE $3) \
            AND ($4 OR released_at IS NULL) \
+           AND ($7::bigint[] IS NULL OR account_id = ANY($7)) \
          ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
     );
     sqlx::query_as(&sql)
@@ -142,6 +146,7 @@ pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>
         .bind(filter.include_released)
         .bind(limit)
         .bind(filter.offset.max(0))
+        .bind(&filter.accounts)
         .fetch_all(conn)
         .await
         .map_err(|e| Error::context("list the quarantine", e))

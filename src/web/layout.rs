@@ -15,6 +15,7 @@ pub struct NavItem {
 const NAV: &[(&str, &str, Permission)] = &[
     ("/", "Dashboard", Permission::ViewDashboard),
     ("/archives", "Archives", Permission::ViewMail),
+    ("/quarantine", "Quarantine", Permission::ViewQuarantine),
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
     ("/audit", "Audit log", Permission::ViewAudit),

@@ -13,6 +13,7 @@ pub mod home;
 pub mod layout;
 pub mod metrics;
 pub mod profile;
+pub mod quarantine;
 pub mod roles;
 pub mod routes;
 pub mod session;
@@ -48,6 +49,7 @@ pub fn areas() -> Vec<routes::Area> {
         users::area(),
         roles::area(),
         audit::area(),
+        quarantine::area(),
     ]
 }
 

@@ -111,6 +111,27 @@ pub const ALL: &[Route] = &[
     ),
     r(Method::GET, "/audit", Permission(P::ViewAudit)),
     r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
+    r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
+    r(
+        Method::GET,
+        "/quarantine/{id}",
+        Permission(P::ViewQuarantine),
+    ),
+    r(
+        Method::POST,
+        "/quarantine/{id}/release",
+        Permission(P::ManageQuarantine),
+    ),
+    r(
+        Method::POST,
+        "/quarantine/{id}/delete",
+        Permission(P::ManageQuarantine),
+    ),
+    r(
+        Method::GET,
+        "/quarantine/{id}/download",
+        Permission(P::ManageQuarantine),
+    ),
 ];
 
 /// Looks up the access rule of a registered route.
