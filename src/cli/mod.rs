@@ -5,6 +5,7 @@ mod check_config;
 mod healthcheck;
 mod keygen;
 mod migrate;
+mod rescan;
 mod serve;
 mod user;
 mod verify;
@@ -63,6 +64,8 @@ pub enum Command {
     Healthcheck,
     /// Measure throughput, e.g. `daygle bench scan` for clamd.
     Bench(bench::BenchArgs),
+    /// Scan archived mail again and apply clamav.action to anything newly detected.
+    Rescan(rescan::RescanArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -84,6 +87,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(healthcheck::run(settings))
+        }
+        Command::Rescan(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(rescan::run(settings, args))
         }
         Command::Bench(args) => {
             let settings = load_settings(&cli.global, &[])?;

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod outage;
 pub mod quarantine;
 pub mod rejections;
+pub mod rescan;
 pub mod scanner;
 pub mod seal;
 pub mod stage;

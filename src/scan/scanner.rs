@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clamav_client::tokio::{Socket, Tcp};
 use tokio::sync::Semaphore;
 
+use super::outage::Outage;
 use super::verdict::{Verdict, parse_reply};
 use crate::config::ClamavSettings;
 
@@ -61,6 +62,8 @@ pub struct Scanner {
     timeout: Duration,
     max_scan_bytes: u64,
     permits: Arc<Semaphore>,
+    /// Shared by clones, so one outage is reported once however many tasks scan.
+    outage: Outage,
 }
 
 impl Scanner {
@@ -70,6 +73,7 @@ impl Scanner {
             timeout: Duration::from_secs(settings.timeout_secs.max(1)),
             max_scan_bytes: settings.max_scan_bytes,
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            outage: Outage::default(),
         }
     }
 
@@ -84,6 +88,11 @@ impl Scanner {
 
     pub fn max_scan_bytes(&self) -> u64 {
         self.max_scan_bytes
+    }
+
+    /// Whether clamd is currently known to be unreachable.
+    pub fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// Scans one message. Waits for a free slot when `concurrency` scans are already
@@ -103,6 +112,16 @@ impl Scanner {
             }
         };
         metrics::counter!("scan_verdicts_total", "verdict" => verdict.label()).increment(1);
+        match &verdict {
+            Verdict::Clean | Verdict::Infected { .. } => {
+                self.outage.scan_succeeded();
+            }
+            Verdict::Error { reason } => {
+                self.outage.scan_failed(reason);
+            }
+            // Never sent to clamd: says nothing about its health.
+            Verdict::TooLarge { .. } => {}
+        }
         verdict
     }
 

@@ -17,8 +17,6 @@ use crate::secrets::{SealingKeys, SecretError};
 
 const NONCE_LEN: usize = 24;
 const ZSTD_LEVEL: i32 = 3;
-/// Upper bound when decompressing, so a corrupted row cannot exhaust memory.
-const MAX_OPENED_BYTES: usize = 1024 * 1024 * 1024;
 
 /// A message sealed for the quarantine table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +79,9 @@ pub fn open_message(
             )
             .map_err(|_| SecretError::Tampered)?,
     );
-    zstd::bulk::decompress(&compressed, MAX_OPENED_BYTES)
+    // Streaming decode: allocates what the message needs, not a fixed upper bound. The input
+    // was authenticated above, so it is our own compressed data.
+    zstd::stream::decode_all(compressed.as_slice())
         .map(Zeroizing::new)
         .map_err(|_| SecretError::Tampered)
 }

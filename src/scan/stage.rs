@@ -1,23 +1,20 @@
 //! The scan stage of the ingest pipeline: scans a batch (overlapping scans, bounded by the
 //! scanner's concurrency) and says what to do with each message, stopping at the first one
-//! that could not be scanned.
+//! that could not be scanned. The scanner itself tracks (and reports once) a clamd outage.
 
 use futures::future::join_all;
 
 use super::decision::{Disposition, ScanStatus, decide};
-use super::outage::Outage;
 use super::{Action, Scanner};
 use crate::config::ClamavSettings;
 
-/// Everything the pipeline needs to scan: the client, the configured rules, and the shared
-/// outage state (so a clamd outage is reported once, however many accounts hit it).
+/// Everything the pipeline needs to scan: the client and the configured rules.
 #[derive(Debug, Clone)]
 pub struct ScanStage {
     pub scanner: Scanner,
     pub action: Action,
     pub archive_unscanned: bool,
     pub quarantine_expiry_days: u32,
-    pub outage: Outage,
 }
 
 /// The stage's answer for one batch.
@@ -47,13 +44,12 @@ impl Screened {
 }
 
 impl ScanStage {
-    pub fn new(scanner: Scanner, settings: &ClamavSettings, outage: Outage) -> Self {
+    pub fn new(scanner: Scanner, settings: &ClamavSettings) -> Self {
         Self {
             scanner,
             action: Action::from_setting(&settings.action),
             archive_unscanned: settings.archive_unscanned,
             quarantine_expiry_days: settings.quarantine_expiry_days,
-            outage,
         }
     }
 
@@ -61,34 +57,16 @@ impl ScanStage {
     pub async fn screen(&self, messages: &[&[u8]]) -> Screened {
         let verdicts = join_all(messages.iter().map(|m| self.scanner.scan(m))).await;
         let mut dispositions = Vec::with_capacity(verdicts.len());
-        let mut any_answer = false;
         for (index, verdict) in verdicts.iter().enumerate() {
-            // TooLarge never reached clamd, so it says nothing about clamd's health.
-            if matches!(
-                verdict,
-                super::Verdict::Clean | super::Verdict::Infected { .. }
-            ) {
-                any_answer = true;
-            }
             match decide(verdict, self.action, self.archive_unscanned) {
                 Disposition::Hold { reason } => {
-                    self.outage.scan_failed(&reason);
                     return Screened {
                         dispositions,
                         held: Some((index, reason)),
                     };
                 }
-                d => {
-                    if let super::Verdict::Error { reason } = verdict {
-                        // Archived as pending: still an outage worth one alert.
-                        self.outage.scan_failed(reason);
-                    }
-                    dispositions.push(d);
-                }
+                d => dispositions.push(d),
             }
-        }
-        if any_answer {
-            self.outage.scan_succeeded();
         }
         Screened {
             dispositions,

@@ -1,13 +1,13 @@
 //! The pipeline's scan stage on whole batches, against a real clamd.
 
 use daygle::config::ClamavSettings;
-use daygle::scan::{Disposition, Outage, ScanStage, ScanStatus, Scanner};
+use daygle::scan::{Disposition, ScanStage, ScanStatus, Scanner};
 
 use super::samples;
 use crate::common::clamd::Clamd;
 
 fn stage(settings: &ClamavSettings) -> ScanStage {
-    ScanStage::new(Scanner::new(settings), settings, Outage::default())
+    ScanStage::new(Scanner::new(settings), settings)
 }
 
 fn store(status: ScanStatus) -> Disposition {
@@ -63,9 +63,9 @@ async fn a_batch_gets_one_decision_per_message_following_the_action() {
 #[tokio::test]
 async fn with_clamd_down_the_batch_is_held_at_its_first_message_and_the_outage_reported_once() {
     let mut clamd = Clamd::spawn();
-    let outage = Outage::default();
     let settings = clamd.settings();
-    let stage = ScanStage::new(Scanner::new(&settings), &settings, outage.clone());
+    let stage = ScanStage::new(Scanner::new(&settings), &settings);
+    let outage = stage.scanner.outage().clone();
     clamd.stop();
     let batch = [samples::clean(), samples::clean()];
     let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
@@ -101,5 +101,5 @@ async fn with_archive_unscanned_on_a_clamd_outage_stores_mail_as_pending_never_c
     let screened = stage.screen(&refs).await;
     assert_eq!(screened.held, None);
     assert_eq!(screened.dispositions, vec![store(ScanStatus::Pending); 2]);
-    assert!(stage.outage.is_down());
+    assert!(stage.scanner.outage().is_down());
 }
