@@ -61,6 +61,7 @@ pub struct Settings {
     pub clamav: ClamavSettings,
     pub smtp: SmtpSettings,
     pub logging: LoggingSettings,
+    pub sync: SyncSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -248,6 +249,60 @@ impl Default for LoggingSettings {
             level: "info".into(),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Run the sync scheduler inside `serve`.
+    pub enabled: bool,
+    /// How many accounts sync at the same time (one IMAP connection each).
+    pub concurrency: usize,
+    /// Most messages fetched and committed in one batch.
+    pub batch_messages: usize,
+    /// Most bytes fetched and committed in one batch (a FETCH response is held in memory whole);
+    /// a single message larger than this is fetched on its own.
+    pub batch_bytes: u64,
+    /// Poll interval for new accounts.
+    pub default_poll_secs: u64,
+    /// Folders new accounts leave out, comma-separated patterns (`*` = any characters).
+    pub exclude_folders: String,
+    pub connect_timeout_secs: u64,
+    /// Longest wait for one IMAP command (a whole batch FETCH counts as one).
+    pub command_timeout_secs: u64,
+    /// Longest pause after repeated failures (backoff doubles from the poll interval).
+    pub max_backoff_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 4,
+            batch_messages: 500,
+            batch_bytes: 16 * 1024 * 1024,
+            default_poll_secs: 300,
+            exclude_folders: "Trash,Junk,Spam".into(),
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            max_backoff_secs: 3600,
+        }
+    }
+}
+
+impl SyncSettings {
+    /// `exclude_folders` as a list of patterns.
+    pub fn exclude_patterns(&self) -> Vec<String> {
+        split_list(&self.exclude_folders)
+    }
+}
+
+/// Splits a comma-separated config list, dropping empty items.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// One thing wrong with the configuration: which key, what is wrong, how to fix it.
@@ -453,6 +508,7 @@ impl Settings {
         }
         self.validate_clamav(&mut p);
         self.validate_smtp(&mut p);
+        self.validate_sync(&mut p);
         if !matches!(self.logging.format.as_str(), "human" | "json") {
             p.push(problem(
                 "logging.format",
@@ -602,6 +658,23 @@ impl Settings {
                 "smtp.from",
                 "must be an e-mail address when smtp.enabled is true",
             ));
+        }
+    }
+
+    fn validate_sync(&self, p: &mut Vec<Problem>) {
+        let s = &self.sync;
+        for (key, value, min) in [
+            ("sync.concurrency", s.concurrency as u64, 1),
+            ("sync.batch_messages", s.batch_messages as u64, 1),
+            ("sync.batch_bytes", s.batch_bytes, 64 * 1024),
+            ("sync.default_poll_secs", s.default_poll_secs, 10),
+            ("sync.connect_timeout_secs", s.connect_timeout_secs, 1),
+            ("sync.command_timeout_secs", s.command_timeout_secs, 1),
+            ("sync.max_backoff_secs", s.max_backoff_secs, 10),
+        ] {
+            if value < min {
+                p.push(problem(key, format!("must be at least {min}")));
+            }
         }
     }
 

@@ -27,6 +27,8 @@ pub enum Error {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Imap(#[from] crate::ingest::imap::ImapError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{context}: {source}")]

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod render;
 pub mod scan;
 pub mod secrets;
@@ -145,6 +146,14 @@ impl App {
             shutdown.clone(),
         ));
         tasks.spawn(session_upkeep(state.clone()));
+        if state.settings.sync.enabled {
+            tasks.spawn(ingest::scheduler::run_until_stopped(
+                state.pool.clone(),
+                state.settings.clone(),
+                state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
         let router = web::router(state);
         let served = axum::serve(
             listener,

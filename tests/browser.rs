@@ -1,8 +1,10 @@
-//! Real headless Chromium through the UI (issue #3): first run, sign-in, per-archive access.
+//! Real headless Chromium through the UI: first run, sign-in, per-archive access (issue #3);
+//! hostile e-mail HTML that must not run or load anything (issue #5).
 
 mod common;
 
 mod browser {
     mod driver;
+    mod hostile;
     mod people;
 }

@@ -1,14 +1,20 @@
 //! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
 
+mod account;
 mod bench;
 mod check_config;
+mod export;
 mod healthcheck;
+mod import;
 mod keygen;
 mod migrate;
 mod rescan;
+mod rotate_key;
 mod serve;
+mod sync;
 mod user;
 mod verify;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +60,19 @@ pub enum Command {
     Keygen,
     /// Validate the configuration and print the effective settings with secrets masked.
     CheckConfig,
+    /// Manage archive accounts (IMAP mailboxes and import sets).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Sync IMAP accounts now, without the web server.
+    Sync(sync::SyncArgs),
+    /// Import mbox files, Maildir trees or .eml files into an import account.
+    Import(import::ImportArgs),
+    /// Export archived mail (everything, one account, or a search) as mbox or zip.
+    Export(export::ExportArgs),
+    /// Re-seal every stored secret (IMAP passwords) under a new sealing key.
+    RotateKey(rotate_key::RotateKeyArgs),
+    /// Show the background sync workers: activity, last run and success, last error.
+    Workers,
     /// Manage users from the command line (e.g. when locked out of the web UI).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -99,6 +118,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(migrate::run(settings))
+        }
+        Command::Account(cmd) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(account::run(settings, cmd))
+        }
+        Command::Sync(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(sync::run(settings, args))
+        }
+        Command::Export(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(export::run(settings, args))
+        }
+        Command::Import(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(import::run(settings, args))
+        }
+        Command::Workers => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(workers::run(settings))
+        }
+        Command::RotateKey(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(rotate_key::run(settings, args))
         }
     }
 }

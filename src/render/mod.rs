@@ -1,4 +1,5 @@
 //! Turning stored mail into something safe to show: pure functions, no I/O.
 
+pub mod highlight;
 pub mod html;
 pub mod text;

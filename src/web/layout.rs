@@ -14,6 +14,7 @@ pub struct NavItem {
 /// The navigation, each entry shown only with its permission.
 const NAV: &[(&str, &str, Permission)] = &[
     ("/", "Dashboard", Permission::ViewDashboard),
+    ("/messages", "Messages", Permission::ViewMail),
     ("/archives", "Archives", Permission::ViewMail),
     ("/quarantine", "Quarantine", Permission::ViewQuarantine),
     ("/users", "Users", Permission::ManageUsers),

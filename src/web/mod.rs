@@ -4,6 +4,7 @@ pub mod archives;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod download;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -11,6 +12,8 @@ pub mod headers;
 pub mod health;
 pub mod home;
 pub mod layout;
+pub mod message;
+pub mod messages;
 pub mod metrics;
 pub mod profile;
 pub mod quarantine;
@@ -45,6 +48,8 @@ pub fn areas() -> Vec<routes::Area> {
         auth::area(),
         home::area(),
         archives::area(),
+        messages::area(),
+        message::area(),
         profile::area(),
         users::area(),
         roles::area(),

@@ -230,6 +230,32 @@ impl Browser<'_> {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Runs `script` (a function body) in the current frame and returns its result.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Makes the iframe matching `css` the current frame.
+    pub async fn enter_frame(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            "/frame",
+            Some(json!({"id": {ELEMENT: id}})),
+        )
+        .await;
+    }
+
+    pub async fn leave_frame(&self) {
+        self.cmd(reqwest::Method::POST, "/frame/parent", Some(json!({})))
+            .await;
+    }
+
     pub async fn close(self) {
         let url = format!("{}/session/{}", self.driver.base, self.session);
         let _ = self.driver.http.delete(url).send().await;

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod clamd;
+pub mod dovecot;
+pub mod mail;
 pub mod pg;
 pub mod process;
 

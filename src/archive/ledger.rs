@@ -1,0 +1,289 @@
+//! The completeness ledger: per account folder, the sync position and how complete the archive
+//! is; plus one entry per message that was skipped or failed, with the reason.
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+
+/// Where a folder's sync stands.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct FolderState {
+    pub folder: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: i64,
+    pub server_messages: Option<i64>,
+    pub deleted_from_server: i64,
+    pub last_synced_at: Option<OffsetDateTime>,
+}
+
+pub async fn folder_state(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+) -> Result<Option<FolderState>> {
+    Ok(sqlx::query_as(
+        "SELECT folder, uidvalidity, last_uid, server_messages, deleted_from_server, last_synced_at
+         FROM sync_state WHERE account_id = $1 AND folder = $2",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Starts a folder over under a new UIDVALIDITY: UIDs of the old one mean nothing any more.
+/// Its pending 'failed' entries go too (the re-scan fetches everything again).
+pub async fn reset_folder(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid)
+         VALUES ($1, $2, $3, 0)
+         ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = $3, last_uid = 0",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM ledger_entries WHERE account_id = $1 AND folder = $2 AND kind = 'failed'
+           AND uidvalidity IS DISTINCT FROM $3",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the folder's position to `last_uid`. Call it in the transaction that stores the
+/// messages up to that UID, so the position never passes uncommitted mail.
+pub async fn advance(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    last_uid: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid, last_synced_at)
+         VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (account_id, folder) DO UPDATE
+           SET last_uid = greatest(sync_state.last_uid, $4), last_synced_at = now()
+         WHERE sync_state.uidvalidity = $3",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(last_uid)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records what the server reported for the folder at the start of this pass.
+pub async fn note_server_count(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    messages: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, server_messages, last_synced_at)
+         VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (account_id, folder) DO UPDATE SET server_messages = $4, last_synced_at = now()",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(messages)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn add_deleted(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    count: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_state SET deleted_from_server = deleted_from_server + $3
+         WHERE account_id = $1 AND folder = $2",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(count)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Skipped,
+    Failed,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Skipped => "skipped",
+            EntryKind::Failed => "failed",
+        }
+    }
+}
+
+/// A message that was not archived in this pass.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub uid: i64,
+    pub kind: EntryKind,
+    pub reason: String,
+    pub size: Option<i64>,
+}
+
+/// Records skipped/failed messages; a repeat failure counts another attempt.
+pub async fn record(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    entries: &[Entry],
+) -> Result<()> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO ledger_entries (account_id, folder, uidvalidity, uid, kind, reason, size)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (account_id, folder, uidvalidity, uid) DO UPDATE
+               SET kind = $5, reason = $6, size = $7, attempts = ledger_entries.attempts + 1,
+                   recorded_at = now()",
+        )
+        .bind(account_id)
+        .bind(folder)
+        .bind(uidvalidity)
+        .bind(e.uid)
+        .bind(e.kind.as_str())
+        .bind(crate::archive::strip_nul(&e.reason))
+        .bind(e.size)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes 'failed' entries for UIDs that are now archived.
+pub async fn resolve(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    uids: &[i64],
+) -> Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM ledger_entries WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3
+           AND kind = 'failed' AND uid = ANY($4::bigint[])",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(uids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// UIDs that failed before and should be tried again.
+pub async fn failed_uids(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT uid FROM ledger_entries WHERE account_id = $1 AND folder = $2
+           AND uidvalidity = $3 AND kind = 'failed' ORDER BY uid",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// One folder's line in the coverage report.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FolderCoverage {
+    pub folder: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: i64,
+    pub server_messages: Option<i64>,
+    pub archived: i64,
+    pub skipped: i64,
+    pub failed: i64,
+    pub deleted_from_server: i64,
+    pub last_synced_at: Option<OffsetDateTime>,
+}
+
+impl FolderCoverage {
+    /// Share of the server's messages that are archived or accounted for (skipped), in percent.
+    pub fn percent(&self) -> Option<f64> {
+        let server = self.server_messages?;
+        if server == 0 {
+            return Some(100.0);
+        }
+        Some((((self.archived + self.skipped) as f64 / server as f64) * 100.0).min(100.0))
+    }
+}
+
+/// The ledger of one account, folder by folder.
+pub async fn coverage(pool: &PgPool, account_id: i64) -> Result<Vec<FolderCoverage>> {
+    Ok(sqlx::query_as(
+        "SELECT s.folder, s.uidvalidity, s.last_uid, s.server_messages, s.deleted_from_server,
+                s.last_synced_at,
+                (SELECT count(*) FROM messages m WHERE m.account_id = s.account_id
+                   AND m.folder = s.folder AND m.uidvalidity = s.uidvalidity) AS archived,
+                (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
+                   AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
+                   AND l.kind = 'skipped') AS skipped,
+                (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
+                   AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
+                   AND l.kind = 'failed') AS failed
+         FROM sync_state s WHERE s.account_id = $1 ORDER BY s.folder",
+    )
+    .bind(account_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The skipped and failed entries of an account, newest first.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub folder: String,
+    pub uid: Option<i64>,
+    pub kind: String,
+    pub reason: String,
+    pub size: Option<i64>,
+    pub attempts: i32,
+}
+
+pub async fn entries(pool: &PgPool, account_id: i64) -> Result<Vec<LedgerRow>> {
+    Ok(sqlx::query_as(
+        "SELECT folder, uid, kind, reason, size, attempts FROM ledger_entries
+         WHERE account_id = $1 ORDER BY recorded_at DESC, id DESC",
+    )
+    .bind(account_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,235 @@
+//! Archived copies of messages and their attachment rows. Inserts are idempotent: a copy that
+//! is already archived (same account, folder, UIDVALIDITY and UID; or, for imports, the same
+//! content in the same account) is left alone, so a replayed batch adds nothing.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::ingest::parse::ParsedMessage;
+
+/// One message copy to archive.
+pub struct NewMessage {
+    pub account_id: i64,
+    pub folder: String,
+    /// None for imported mail.
+    pub uidvalidity: Option<i64>,
+    pub uid: Option<i64>,
+    pub sha256: [u8; 32],
+    pub size: i64,
+    pub internal_date: Option<OffsetDateTime>,
+    pub flags: Vec<String>,
+    pub parsed: ParsedMessage,
+}
+
+/// Inserts the messages not archived yet, with their attachments and search vectors.
+/// Returns how many rows were new.
+pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let n = batch.len();
+    let mut account = Vec::with_capacity(n);
+    let mut folder = Vec::with_capacity(n);
+    let mut uidvalidity = Vec::with_capacity(n);
+    let mut uid = Vec::with_capacity(n);
+    let mut sha = Vec::with_capacity(n);
+    let mut size = Vec::with_capacity(n);
+    let mut internal_date = Vec::with_capacity(n);
+    let mut flags = Vec::with_capacity(n);
+    let mut message_id = Vec::with_capacity(n);
+    let mut subject = Vec::with_capacity(n);
+    let mut from = Vec::with_capacity(n);
+    let mut to = Vec::with_capacity(n);
+    let mut cc = Vec::with_capacity(n);
+    let mut bcc = Vec::with_capacity(n);
+    let mut reply_to = Vec::with_capacity(n);
+    let mut in_reply_to = Vec::with_capacity(n);
+    let mut refs = Vec::with_capacity(n);
+    let mut date = Vec::with_capacity(n);
+    let mut attachment_count = Vec::with_capacity(n);
+    let mut snippet = Vec::with_capacity(n);
+    let mut parse_error = Vec::with_capacity(n);
+    let mut address_text = Vec::with_capacity(n);
+    let mut body_text = Vec::with_capacity(n);
+    for m in batch {
+        let p = &m.parsed;
+        account.push(m.account_id);
+        folder.push(m.folder.as_str());
+        uidvalidity.push(m.uidvalidity);
+        uid.push(m.uid);
+        sha.push(m.sha256.to_vec());
+        size.push(m.size);
+        internal_date.push(m.internal_date);
+        flags.push(m.flags.join(" "));
+        message_id.push(p.message_id.as_deref());
+        subject.push(p.subject.as_deref());
+        from.push(p.from.as_deref());
+        to.push(p.to.as_deref());
+        cc.push(p.cc.as_deref());
+        bcc.push(p.bcc.as_deref());
+        reply_to.push(p.reply_to.as_deref());
+        in_reply_to.push(p.in_reply_to.as_deref());
+        refs.push(p.references.as_deref());
+        date.push(p.date);
+        attachment_count.push(p.attachments.len() as i32);
+        snippet.push(p.snippet.as_deref());
+        parse_error.push(p.parse_error.as_deref());
+        address_text.push(p.address_text());
+        body_text.push(p.body_text.as_str());
+    }
+    // One statement per batch; the search vector is computed by PostgreSQL in the same INSERT.
+    let inserted: Vec<(i64, i32)> = sqlx::query_as(
+        "INSERT INTO messages (account_id, folder, uidvalidity, uid, blob_sha256, size,
+             internal_date, flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs,
+             reply_to, in_reply_to, refs, date, attachment_count, snippet, parse_error, search)
+         SELECT t.account_id, t.folder, t.uidvalidity, t.uid, t.sha, t.size, t.internal_date,
+             string_to_array(t.flags, ' '), t.message_id, t.subject, t.from_addr, t.to_addrs,
+             t.cc_addrs, t.bcc_addrs, t.reply_to, t.in_reply_to, t.refs, t.date,
+             t.attachment_count, t.snippet, t.parse_error,
+             setweight(to_tsvector('simple', coalesce(t.subject, '')), 'A')
+             || setweight(to_tsvector('simple', t.address_text), 'B')
+             || setweight(to_tsvector('simple', t.body_text), 'C')
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[],
+             $6::bigint[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
+             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+             $18::timestamptz[], $19::int[], $20::text[], $21::text[], $22::text[], $23::text[])
+             WITH ORDINALITY AS t(account_id, folder, uidvalidity, uid, sha, size, internal_date,
+             flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs, reply_to,
+             in_reply_to, refs, date, attachment_count, snippet, parse_error, address_text,
+             body_text, ord)
+         ORDER BY t.ord
+         ON CONFLICT DO NOTHING
+         RETURNING id, attachment_count",
+    )
+    .bind(&account)
+    .bind(&folder)
+    .bind(&uidvalidity)
+    .bind(&uid)
+    .bind(&sha)
+    .bind(&size)
+    .bind(&internal_date)
+    .bind(&flags)
+    .bind(&message_id)
+    .bind(&subject)
+    .bind(&from)
+    .bind(&to)
+    .bind(&cc)
+    .bind(&bcc)
+    .bind(&reply_to)
+    .bind(&in_reply_to)
+    .bind(&refs)
+    .bind(&date)
+    .bind(&attachment_count)
+    .bind(&snippet)
+    .bind(&parse_error)
+    .bind(&address_text)
+    .bind(&body_text)
+    .fetch_all(&mut *tx)
+    .await?;
+    if inserted.iter().any(|(_, count)| *count > 0) {
+        insert_attachments(tx, batch, &inserted).await?;
+    }
+    Ok(inserted.len() as u64)
+}
+
+/// Attachment rows for the newly inserted messages. RETURNING gives no input position, so the
+/// new rows are matched back by their natural key.
+async fn insert_attachments(
+    tx: &mut PgConnection,
+    batch: &[NewMessage],
+    inserted: &[(i64, i32)],
+) -> Result<()> {
+    let ids: Vec<i64> = inserted.iter().map(|(id, _)| *id).collect();
+    let keys: Vec<(i64, Option<i64>, Vec<u8>)> =
+        sqlx::query_as("SELECT id, uid, blob_sha256 FROM messages WHERE id = ANY($1::bigint[])")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut message = Vec::new();
+    let mut part = Vec::new();
+    let mut name = Vec::new();
+    let mut ctype = Vec::new();
+    let mut size = Vec::new();
+    for (id, uid, sha) in keys {
+        let Some(m) = batch
+            .iter()
+            .find(|m| m.uid == uid && m.sha256.as_slice() == sha.as_slice())
+        else {
+            continue;
+        };
+        for a in &m.parsed.attachments {
+            message.push(id);
+            part.push(a.part_index);
+            name.push(a.filename.as_deref());
+            ctype.push(a.content_type.as_deref());
+            size.push(a.size);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO attachments (message_id, part_index, filename, content_type, size)
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[])",
+    )
+    .bind(&message)
+    .bind(&part)
+    .bind(&name)
+    .bind(&ctype)
+    .bind(&size)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// How many copies an account has archived.
+pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM messages WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the
+/// new UIDs when the same content turns up again, instead of being stored a second time.
+/// Returns how many rows were moved. Cheap when nothing changed (no old rows match).
+pub async fn rebind_to_new_uidvalidity(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    batch: &[NewMessage],
+) -> Result<u64> {
+    let uids: Vec<i64> = batch.iter().filter_map(|m| m.uid).collect();
+    let shas: Vec<Vec<u8>> = batch
+        .iter()
+        .filter(|m| m.uid.is_some())
+        .map(|m| m.sha256.to_vec())
+        .collect();
+    if uids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "WITH t AS (
+             SELECT DISTINCT ON (sha) uid, sha FROM unnest($4::bigint[], $5::bytea[]) AS t(uid, sha)
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = $1 AND m.folder = $2
+                               AND m.uidvalidity = $3 AND m.uid = t.uid)
+             ORDER BY sha, uid),
+         old AS (
+             SELECT DISTINCT ON (m.blob_sha256) m.id, m.blob_sha256 FROM messages m
+             JOIN t ON m.blob_sha256 = t.sha
+             WHERE m.account_id = $1 AND m.folder = $2 AND m.uidvalidity <> $3
+             ORDER BY m.blob_sha256, m.id)
+         UPDATE messages m SET uidvalidity = $3, uid = t.uid
+         FROM old JOIN t ON t.sha = old.blob_sha256
+         WHERE m.id = old.id",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(&uids)
+    .bind(&shas)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use daygle::archive::export::{self, Format};
+use daygle::archive::listing::{Filters, Listing, Sort};
+use daygle::archive::search;
+use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::auth::Grants;
+use daygle::config::Settings;
+use daygle::db;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this archive account. Without it (and without --query): everything archived.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// A search in the archive's search language, e.g. 'from:alice after:2024-01-01'.
+    #[arg(long, value_name = "QUERY")]
+    pub query: Option<String>,
+    /// mbox (one file) or zip (.eml files plus manifest.csv with SHA-256 sums).
+    #[arg(long, value_parser = ["mbox", "zip"])]
+    pub format: String,
+    /// File to write; it must not exist yet.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let query = search::parse(args.query.as_deref().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("--query: {e}"))?;
+    let format = Format::parse(&args.format).context("--format must be mbox or zip")?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.output)
+        .with_context(|| {
+            format!(
+                "Failed to create {} (it must not exist)",
+                args.output.display()
+            )
+        })?;
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    let pool = database.pool.clone();
+    let account_id = match &args.account {
+        Some(name) => Some(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&pool)
+                .await?
+                .with_context(|| format!("No archive account named {name}"))?,
+        ),
+        None => None,
+    };
+    let filters = Filters {
+        account_id,
+        ..Filters::default()
+    };
+    // The operator at the console reads every archive, as the database owner could anyway.
+    let grants = Grants::All;
+    let listing = Listing {
+        grants: &grants,
+        query: &query,
+        filters: &filters,
+        sort: Sort::Newest,
+    };
+    let ids = listing.all_ids(&pool, i64::MAX).await?;
+    let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
+        "query": args.query, "account": args.account, "format": args.format,
+        "messages": ids.len(), "output": args.output.display().to_string(),
+    }));
+    record_now(&pool, &event).await?;
+    let bar = ProgressBar::new(ids.len() as u64);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} messages {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let progress = bar.clone();
+    let result = export::export(&pool, &grants, ids, format, file, move |n| {
+        progress.set_position(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    database.close().await?;
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_file(&args.output);
+            return Err(e).context("Export failed; the partial file was removed");
+        }
+    };
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    println!(
+        "exported {} messages ({:.1} MB) to {} in {:.1} s, {:.0} messages/s",
+        done.messages,
+        done.bytes as f64 / 1e6,
+        args.output.display(),
+        secs,
+        done.messages as f64 / secs
+    );
+    Ok(ExitCode::SUCCESS)
+}

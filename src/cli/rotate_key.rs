@@ -1,0 +1,96 @@
+//! `daygle rotate-key`: re-seal every stored secret under a new sealing key, in one
+//! transaction, while the old key is still accepted for reading.
+//!
+//! Either run it before switching the config (`--new-key-file NEW`: the configured key is the
+//! old one), then point security.sealing_key_file at NEW; or switch the config first and name
+//! the previous key (`--old-key-file OLD`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use daygle::config::Settings;
+use daygle::db;
+use daygle::ingest::accounts;
+use daygle::secrets::{Keys, SealingKeys, decode_key, key_id};
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// File holding the new key (base64, from `daygle keygen`); the configured key is the old.
+    #[arg(long, value_name = "FILE", conflicts_with = "old_key_file")]
+    pub new_key_file: Option<PathBuf>,
+    /// File holding the previous key; the configured key is already the new one.
+    #[arg(long, value_name = "FILE")]
+    pub old_key_file: Option<PathBuf>,
+}
+
+fn read_key(path: &PathBuf) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("Failed to read {}", path.display()))?,
+    );
+    decode_key(&text).with_context(|| format!("{} does not hold a valid key", path.display()))
+}
+
+pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
+    let configured = Keys::load(&settings.security, &settings.data_dir())
+        .context("Failed to load the configured sealing key")?;
+    let (keys, new_file) = match (&args.new_key_file, &args.old_key_file) {
+        (Some(new), None) => {
+            let new_key = read_key(new)?;
+            let old = configured_key(&settings)?;
+            (
+                SealingKeys::new(&new_key).with_previous(&old),
+                Some(new.clone()),
+            )
+        }
+        (None, Some(old)) => {
+            let old_key = read_key(old)?;
+            {
+                let current = configured_key(&settings)?;
+                (SealingKeys::new(&current).with_previous(&old_key), None)
+            }
+        }
+        _ => bail!(
+            "give --new-key-file NEW (before switching the config) or --old-key-file OLD (after)"
+        ),
+    };
+    drop(configured);
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    db::migrate(&database.pool).await?;
+    let mut tx = database.pool.begin().await?;
+    let changed = accounts::reseal_all(&mut tx, &keys).await?;
+    tx.commit().await?;
+    database.close().await?;
+    println!(
+        "re-sealed {changed} stored secrets under key {}",
+        keys.current_id()
+    );
+    if let Some(new) = new_file {
+        println!(
+            "now set security.sealing_key_file = {} (and remove security.sealing_key if set), then restart daygle; keep the old key until the restart is done",
+            new.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The raw configured sealing key (from the config value, the key file, or the data dir).
+fn configured_key(settings: &Settings) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    let s = &settings.security;
+    if !s.sealing_key.is_empty() {
+        return Ok(decode_key(s.sealing_key.expose())?);
+    }
+    let path = if s.sealing_key_file.trim().is_empty() {
+        settings.data_dir().join("secrets").join("sealing_key")
+    } else {
+        PathBuf::from(s.sealing_key_file.trim())
+    };
+    let key = read_key(&path)?;
+    tracing::debug!(key = %key_id(&key), "configured sealing key");
+    Ok(key)
+}

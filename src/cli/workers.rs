@@ -1,0 +1,45 @@
+//! `daygle workers`: what the background sync workers are doing (the `workers` table).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use daygle::config::Settings;
+use daygle::db;
+use daygle::ingest::workers;
+
+pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    db::migrate(&database.pool).await?;
+    let rows = workers::list(&database.pool).await?;
+    database.close().await?;
+    if rows.is_empty() {
+        println!("no worker has run yet");
+    }
+    let when = |t: Option<time::OffsetDateTime>| {
+        t.map(|t| format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute()))
+            .unwrap_or_else(|| "-".into())
+    };
+    for w in rows {
+        println!(
+            "{} ({}): {}{}; archived {}; last run {}, last success {}, next run {}",
+            w.name,
+            w.account_name.as_deref().unwrap_or("-"),
+            w.state,
+            w.activity.map(|a| format!(", {a}")).unwrap_or_default(),
+            w.messages_archived,
+            when(w.last_run_at),
+            when(w.last_success_at),
+            when(w.next_run_at),
+        );
+        if let Some(e) = w.last_error {
+            println!(
+                "  last error ({} failures in a row): {e}",
+                w.consecutive_failures
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,366 @@
+//! Archive accounts: IMAP connection settings with the password sealed before it reaches the
+//! database, and the import accounts that hold mail loaded from disk.
+
+use sqlx::{PgConnection, PgPool};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::secrets::SealingKeys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Implicit,
+    StartTls,
+    None,
+}
+
+impl TlsMode {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "implicit" | "tls" | "ssl" => Ok(Self::Implicit),
+            "starttls" => Ok(Self::StartTls),
+            "none" | "plain" => Ok(Self::None),
+            other => Err(Error::invalid(
+                "tls",
+                format!("`{other}` is not known; use implicit, starttls or none"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Implicit => "implicit",
+            Self::StartTls => "starttls",
+            Self::None => "none",
+        }
+    }
+}
+
+/// An archive account as stored, with the password still sealed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub enabled: bool,
+    pub host: Option<String>,
+    pub port: Option<i32>,
+    pub tls_mode: Option<String>,
+    pub username: Option<String>,
+    pub password_sealed: Option<String>,
+    pub folders_include: Vec<String>,
+    pub folders_exclude: Vec<String>,
+    pub poll_interval_secs: i32,
+    pub delete_after_days: Option<i32>,
+    pub expunge: bool,
+    pub pinned_cert_sha256: Option<String>,
+}
+
+impl Account {
+    pub fn tls(&self) -> Result<TlsMode> {
+        TlsMode::parse(self.tls_mode.as_deref().unwrap_or("implicit"))
+    }
+
+    /// The association used when sealing this account's password.
+    pub fn password_context(id: i64) -> String {
+        format!("account:{id}:password")
+    }
+
+    /// Opens the sealed password in memory. A missing or unopenable password is an error,
+    /// never an empty password.
+    pub fn password(&self, keys: &SealingKeys) -> Result<Zeroizing<String>> {
+        let sealed = self.password_sealed.as_deref().ok_or_else(|| {
+            Error::invalid(
+                "password",
+                format!("account {} has no stored password; set one", self.name),
+            )
+        })?;
+        let bytes = keys.open(sealed, &Self::password_context(self.id))?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::invalid("password", "stored password is not UTF-8"))?;
+        Ok(Zeroizing::new(text))
+    }
+}
+
+/// What an operator gives to create or change an IMAP account.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub folders_include: Vec<String>,
+    pub folders_exclude: Vec<String>,
+    pub poll_interval_secs: i32,
+    pub delete_after_days: Option<i32>,
+    pub expunge: bool,
+    pub pinned_cert_sha256: Option<String>,
+}
+
+impl ImapSettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if self.host.trim().is_empty() {
+            return Err(Error::invalid("host", "must not be empty"));
+        }
+        if self.port == 0 {
+            return Err(Error::invalid("port", "must be between 1 and 65535"));
+        }
+        if self.username.trim().is_empty() {
+            return Err(Error::invalid("username", "must not be empty"));
+        }
+        if self.poll_interval_secs < 10 {
+            return Err(Error::invalid(
+                "poll interval",
+                "must be at least 10 seconds",
+            ));
+        }
+        if self.delete_after_days.is_some_and(|d| d < 0) {
+            return Err(Error::invalid("delete after days", "must not be negative"));
+        }
+        if let Some(pin) = &self.pinned_cert_sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::invalid(
+                "pinned certificate",
+                "must be the certificate's SHA-256 as 64 hex digits",
+            ));
+        }
+        Ok(())
+    }
+}
+
+const SELECT: &str = "SELECT id, name::text AS name, kind, enabled, host, port, tls_mode, username,
+    password_sealed, folders_include, folders_exclude, poll_interval_secs, delete_after_days,
+    expunge, pinned_cert_sha256 FROM accounts";
+
+/// Creates an IMAP account and seals its password under the row's own identity.
+pub async fn create_imap(
+    tx: &mut PgConnection,
+    keys: &SealingKeys,
+    settings: &ImapSettings,
+    password: &str,
+) -> Result<i64> {
+    settings.validate()?;
+    if password.is_empty() {
+        return Err(Error::invalid("password", "must not be empty"));
+    }
+    let pin = settings
+        .pinned_cert_sha256
+        .as_ref()
+        .map(|p| p.to_ascii_lowercase());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (name, kind, host, port, tls_mode, username, folders_include,
+             folders_exclude, poll_interval_secs, delete_after_days, expunge, pinned_cert_sha256)
+         VALUES ($1, 'imap', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(settings.name.trim())
+    .bind(settings.host.trim())
+    .bind(i32::from(settings.port))
+    .bind(settings.tls.as_str())
+    .bind(settings.username.trim())
+    .bind(&settings.folders_include)
+    .bind(&settings.folders_exclude)
+    .bind(settings.poll_interval_secs)
+    .bind(settings.delete_after_days)
+    .bind(settings.expunge)
+    .bind(pin)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_name(e, &settings.name))?;
+    set_password(tx, keys, id, password).await?;
+    Ok(id)
+}
+
+/// Seals and stores a new password for the account.
+pub async fn set_password(
+    tx: &mut PgConnection,
+    keys: &SealingKeys,
+    id: i64,
+    password: &str,
+) -> Result<()> {
+    let sealed = keys.seal(password.as_bytes(), &Account::password_context(id));
+    sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Changes an IMAP account's settings (the password is changed with [`set_password`]).
+pub async fn update_imap(tx: &mut PgConnection, id: i64, settings: &ImapSettings) -> Result<()> {
+    settings.validate()?;
+    let pin = settings
+        .pinned_cert_sha256
+        .as_ref()
+        .map(|p| p.to_ascii_lowercase());
+    let done = sqlx::query(
+        "UPDATE accounts SET name = $2, host = $3, port = $4, tls_mode = $5, username = $6,
+             folders_include = $7, folders_exclude = $8, poll_interval_secs = $9,
+             delete_after_days = $10, expunge = $11, pinned_cert_sha256 = $12
+         WHERE id = $1 AND kind = 'imap'",
+    )
+    .bind(id)
+    .bind(settings.name.trim())
+    .bind(settings.host.trim())
+    .bind(i32::from(settings.port))
+    .bind(settings.tls.as_str())
+    .bind(settings.username.trim())
+    .bind(&settings.folders_include)
+    .bind(&settings.folders_exclude)
+    .bind(settings.poll_interval_secs)
+    .bind(settings.delete_after_days)
+    .bind(settings.expunge)
+    .bind(pin)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| unique_name(e, &settings.name))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Result<()> {
+    let done = sqlx::query("UPDATE accounts SET enabled = $2 WHERE id = $1")
+        .bind(id)
+        .bind(enabled)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+fn unique_name(e: sqlx::Error, name: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("accounts_name_key") => {
+            Error::Conflict(format!("an account named {name} already exists"))
+        }
+        _ => e.into(),
+    }
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as(&format!("{SELECT} ORDER BY name"))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Account> {
+    sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub async fn find_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<Account>> {
+    Ok(sqlx::query_as(&format!("{SELECT} WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// The import account called `name`, created on first use. An existing account of another
+/// kind with that name is refused rather than mixed with imported mail.
+pub async fn import_account(conn: &mut PgConnection, name: &str) -> Result<Account> {
+    sqlx::query(
+        "INSERT INTO accounts (name, kind) VALUES ($1, 'import') ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.trim())
+    .execute(&mut *conn)
+    .await?;
+    let account = find_by_name(conn, name.trim())
+        .await?
+        .ok_or(Error::NotFound)?;
+    if account.kind != "import" {
+        return Err(Error::Conflict(format!(
+            "account {} is an {} account; import into an account of kind import (pick another name)",
+            account.name, account.kind
+        )));
+    }
+    Ok(account)
+}
+
+/// What removing an account would delete.
+#[derive(Debug, Clone, Copy)]
+pub struct RemovalImpact {
+    pub messages: i64,
+    /// Stored message contents only this account references (freed on removal).
+    pub unshared_blobs: i64,
+}
+
+pub async fn removal_impact(conn: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
+    let (messages, unshared_blobs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages WHERE account_id = $1),
+                (SELECT count(DISTINCT m.blob_sha256) FROM messages m WHERE m.account_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM messages o
+                                   WHERE o.blob_sha256 = m.blob_sha256 AND o.account_id <> $1))",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(RemovalImpact {
+        messages,
+        unshared_blobs,
+    })
+}
+
+/// Deletes the account, its archived copies and ledger, and the stored contents no other
+/// account references.
+pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
+    let impact = removal_impact(tx, id).await?;
+    let blobs: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM messages WHERE account_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    sqlx::query(
+        "DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)",
+    )
+    .bind(&blobs)
+    .execute(&mut *tx)
+    .await?;
+    Ok(impact)
+}
+
+/// Every stored secret re-sealed under the current key: returns how many changed.
+/// Run it with the old key loaded as a previous key; the caller commits.
+pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, password_sealed FROM accounts WHERE password_sealed IS NOT NULL FOR UPDATE",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut changed = 0;
+    for (id, sealed) in rows {
+        if !keys.needs_reseal(&sealed) {
+            continue;
+        }
+        let plain = keys
+            .open(&sealed, &Account::password_context(id))
+            .map_err(|e| Error::context(format!("open the password of account {id}"), e))?;
+        let resealed = keys.seal(&plain, &Account::password_context(id));
+        sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
+            .bind(id)
+            .bind(resealed)
+            .execute(&mut *tx)
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}

@@ -1,0 +1,78 @@
+//! Which folders an account archives: include/exclude patterns, `*` matching any characters,
+//! case-insensitive, tried against the full name and its last segment ("Trash" excludes
+//! "INBOX/Trash" too).
+
+#[derive(Debug, Clone)]
+pub struct FolderFilter {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl FolderFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Self {
+        let lower = |v: &[String]| v.iter().map(|p| p.to_lowercase()).collect();
+        Self {
+            include: lower(include),
+            exclude: lower(exclude),
+        }
+    }
+
+    pub fn includes(&self, folder: &str) -> bool {
+        let full = folder.to_lowercase();
+        let leaf = full.rsplit(['/', '.']).next().unwrap_or(&full).to_string();
+        let hit = |p: &String| glob(p, &full) || glob(p, &leaf);
+        (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn default_excludes_trash_junk_and_spam_anywhere() {
+        let f = FolderFilter::new(&[], &list(&["Trash", "Junk", "Spam"]));
+        assert!(f.includes("INBOX"));
+        assert!(f.includes("Archive/2024"));
+        assert!(!f.includes("Trash"));
+        assert!(!f.includes("INBOX/Junk"));
+        assert!(!f.includes("spam"));
+    }
+
+    #[test]
+    fn include_patterns_limit_the_folders() {
+        let f = FolderFilter::new(&list(&["INBOX", "Archive*"]), &[]);
+        assert!(f.includes("inbox"));
+        assert!(f.includes("Archive/2024"));
+        assert!(!f.includes("Sent"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Worker status rows (`workers`): what each sync worker is doing, when it last ran and
+//! succeeded, its last error, and when it runs next. Status writes never fail a sync.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+
+pub fn sync_worker_name(account_id: i64) -> String {
+    format!("sync:account:{account_id}")
+}
+
+/// Writes the current activity of one running worker.
+pub struct Heartbeat {
+    pool: PgPool,
+    name: String,
+}
+
+impl Heartbeat {
+    /// Marks the worker as running.
+    pub async fn start(pool: &PgPool, name: String, account_id: Option<i64>) -> Self {
+        let r = sqlx::query(
+            "INSERT INTO workers (name, account_id, state, activity, last_run_at, heartbeat_at)
+             VALUES ($1, $2, 'running', 'starting', now(), now())
+             ON CONFLICT (name) DO UPDATE SET state = 'running', activity = 'starting',
+               last_run_at = now(), heartbeat_at = now()",
+        )
+        .bind(&name)
+        .bind(account_id)
+        .execute(pool)
+        .await;
+        log_failure(r.map(|_| ()));
+        Self {
+            pool: pool.clone(),
+            name,
+        }
+    }
+
+    pub async fn activity(&self, text: &str) {
+        let r =
+            sqlx::query("UPDATE workers SET activity = $2, heartbeat_at = now() WHERE name = $1")
+                .bind(&self.name)
+                .bind(text)
+                .execute(&self.pool)
+                .await;
+        log_failure(r.map(|_| ()));
+    }
+
+    pub async fn progress(&self, folder: &str, done: usize, total: usize, archived: u64) {
+        let r = sqlx::query(
+            "UPDATE workers SET activity = $2, heartbeat_at = now(),
+               messages_archived = messages_archived + $3 WHERE name = $1",
+        )
+        .bind(&self.name)
+        .bind(format!("{folder}: {done} of {total} new messages"))
+        .bind(archived as i64)
+        .execute(&self.pool)
+        .await;
+        log_failure(r.map(|_| ()));
+    }
+
+    /// Ends the run: success clears the error and failure count; failure records the error.
+    pub async fn finish(self, result: std::result::Result<(), String>, next_run: OffsetDateTime) {
+        let r =
+            match result {
+                Ok(()) => sqlx::query(
+                    "UPDATE workers SET state = 'idle', activity = NULL, last_success_at = now(),
+                   consecutive_failures = 0, last_error = NULL, next_run_at = $2,
+                   heartbeat_at = now() WHERE name = $1",
+                )
+                .bind(&self.name)
+                .bind(next_run)
+                .execute(&self.pool)
+                .await,
+                Err(error) => {
+                    sqlx::query(
+                        "UPDATE workers SET state = 'backoff', activity = NULL, last_error = $3,
+                   last_error_at = now(), consecutive_failures = consecutive_failures + 1,
+                   next_run_at = $2, heartbeat_at = now() WHERE name = $1",
+                    )
+                    .bind(&self.name)
+                    .bind(next_run)
+                    .bind(crate::archive::strip_nul(&error))
+                    .execute(&self.pool)
+                    .await
+                }
+            };
+        log_failure(r.map(|_| ()));
+    }
+}
+
+fn log_failure(r: std::result::Result<(), sqlx::Error>) {
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not update worker status");
+    }
+}
+
+/// One row of the status page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkerStatus {
+    pub name: String,
+    pub account_id: Option<i64>,
+    pub account_name: Option<String>,
+    pub state: String,
+    pub activity: Option<String>,
+    pub last_run_at: Option<OffsetDateTime>,
+    pub last_success_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<OffsetDateTime>,
+    pub consecutive_failures: i32,
+    pub messages_archived: i64,
+    pub next_run_at: Option<OffsetDateTime>,
+    pub heartbeat_at: Option<OffsetDateTime>,
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<WorkerStatus>> {
+    Ok(sqlx::query_as(
+        "SELECT w.name, w.account_id, a.name::text AS account_name, w.state, w.activity,
+                w.last_run_at, w.last_success_at, w.last_error, w.last_error_at,
+                w.consecutive_failures, w.messages_archived, w.next_run_at, w.heartbeat_at
+         FROM workers w LEFT JOIN accounts a ON a.id = w.account_id ORDER BY w.name",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, name: &str) -> Result<Option<WorkerStatus>> {
+    Ok(list(pool).await?.into_iter().find(|w| w.name == name))
+}
+
+/// Failures in a row so far for this worker (0 when it has never failed or never ran).
+pub async fn consecutive_failures(pool: &PgPool, name: &str) -> Result<i32> {
+    Ok(
+        sqlx::query_scalar("SELECT consecutive_failures FROM workers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
+}

@@ -1,0 +1,317 @@
+//! One message: its page, its sanitised body (in a sandboxed frame), the original, attachments
+//! and inline images. Every read is audited, and every lookup goes through the reader's grants:
+//! a message they may not see is "not found", exactly like one that does not exist.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::Query;
+use serde::Deserialize;
+
+use super::download;
+use super::extract::{CurrentUser, Require, perm};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::state::AppState;
+use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
+use crate::archive::threads::{self, ThreadEntry};
+use crate::audit::{AuditEvent, record_now};
+use crate::auth::Permission;
+use crate::error::{Error, Result};
+use crate::render::html::{HtmlOptions, sanitize_email_html};
+use crate::render::text::text_to_html;
+
+/// The body frame may show inline styles and this archive's images, nothing else; no script,
+/// no forms, no plugins, and links open outside. Remote images only on request.
+const BODY_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; \
+    frame-ancestors 'self'; form-action 'none'; base-uri 'none'; \
+    sandbox allow-popups allow-popups-to-escape-sandbox";
+const BODY_CSP_REMOTE: &str = "default-src 'none'; img-src 'self' data: https: http:; \
+    style-src 'unsafe-inline'; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; \
+    sandbox allow-popups allow-popups-to-escape-sandbox";
+/// Inline image types served from a message; anything else could be active content.
+const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/messages/{id}", view)
+        .get("/messages/{id}/body", body)
+        .get("/messages/{id}/raw", raw)
+        .get("/messages/{id}/attachments/{n}", attachment)
+        .get("/messages/{id}/cid/{cid}", inline_part)
+}
+
+async fn find(state: &AppState, user: &CurrentUser, id: i64) -> Result<MessageRow> {
+    reading::find(&state.pool, &user.grants, id)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+async fn audit(state: &AppState, user: &CurrentUser, action: &str, row: &MessageRow) -> Result<()> {
+    let event = AuditEvent::by(&user.actor, action)
+        .target(format!("message:{}", row.id))
+        .details(serde_json::json!({ "account": row.account_name, "sha256": row.sha256_hex() }));
+    record_now(&state.pool, &event).await
+}
+
+struct AttachmentView {
+    index: usize,
+    name: String,
+    content_type: String,
+    size: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/view.html")]
+struct ViewPage {
+    page: PageContext,
+    m: MessageRow,
+    date: String,
+    verdict_label: String,
+    archived_from: String,
+    attachments: Vec<AttachmentView>,
+    headers: Vec<(String, String)>,
+    has_html: bool,
+    text_html: String,
+    remote_images_blocked: usize,
+    remote: bool,
+    thread: Vec<(ThreadEntry, String)>,
+    can_download_attachments: bool,
+    can_export: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BodyParams {
+    #[serde(default)]
+    remote: String,
+}
+
+async fn view(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Path(id): Path<i64>,
+    Query(params): Query<BodyParams>,
+) -> Result<ViewPage> {
+    let m = find(&state, &user, id).await?;
+    let original = reading::raw(&state.pool, &m).await?;
+    let rendered = reading::render_parts(original, false).await?;
+    audit(&state, &user, "mail.view", &m).await?;
+    let remote = params.remote == "1";
+    let remote_images_blocked = match (&rendered.html_body, remote) {
+        (Some(html), false) => {
+            sanitize_email_html(
+                html,
+                HtmlOptions {
+                    message_id: m.id,
+                    load_remote_images: false,
+                },
+            )
+            .remote_images_blocked
+        }
+        _ => 0,
+    };
+    let thread = threads::conversation(&state.pool, &user.grants, &m)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let when = user.format_time(t.sort_date);
+            (t, when)
+        })
+        .collect();
+    let Rendered {
+        html_body,
+        text_body,
+        headers,
+        attachments,
+    } = rendered;
+    Ok(ViewPage {
+        page: PageContext::for_user(
+            m.subject.clone().unwrap_or_else(|| "(no subject)".into()),
+            "/messages",
+            &user,
+        ),
+        date: m
+            .date
+            .map(|d| user.format_time(d))
+            .unwrap_or_else(|| format!("{} (no Date header)", user.format_time(m.sort_date))),
+        verdict_label: m.scan_status.replace('_', " "),
+        archived_from: format!("{} / {}", m.account_name, m.folder),
+        attachments: attachments.iter().map(attachment_view).collect(),
+        headers,
+        has_html: html_body.is_some(),
+        text_html: if html_body.is_none() {
+            text_to_html(text_body.as_deref().unwrap_or(""))
+        } else {
+            String::new()
+        },
+        remote_images_blocked,
+        remote,
+        thread,
+        can_download_attachments: m.scan_status != "infected"
+            || user.can(Permission::ManageQuarantine),
+        can_export: user.can(Permission::ExportMail),
+        m,
+    })
+}
+
+fn attachment_view(p: &Part) -> AttachmentView {
+    AttachmentView {
+        index: p.index,
+        name: safe_filename(p.filename.as_deref(), &format!("attachment-{}", p.index)),
+        content_type: p.content_type.clone(),
+        size: human_size(p.size as u64),
+    }
+}
+
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/body.html")]
+struct BodyDocument {
+    html: String,
+}
+
+/// `GET /messages/{id}/body`: the sanitised HTML (or escaped text) as a document of its own,
+/// for the sandboxed iframe on the message page.
+async fn body(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Path(id): Path<i64>,
+    Query(params): Query<BodyParams>,
+) -> Result<Response> {
+    let m = find(&state, &user, id).await?;
+    let rendered = reading::render_parts(reading::raw(&state.pool, &m).await?, false).await?;
+    let remote = params.remote == "1";
+    let html = match (&rendered.html_body, &rendered.text_body) {
+        (Some(html), _) => {
+            sanitize_email_html(
+                html,
+                HtmlOptions {
+                    message_id: m.id,
+                    load_remote_images: remote,
+                },
+            )
+            .html
+        }
+        (None, text) => format!("<pre>{}</pre>", text_to_html(text.as_deref().unwrap_or(""))),
+    };
+    let mut response = BodyDocument { html }.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if remote { BODY_CSP_REMOTE } else { BODY_CSP }),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
+}
+
+/// `GET /messages/{id}/raw`: the original bytes as an .eml download.
+async fn raw(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let m = find(&state, &user, id).await?;
+    let bytes = reading::raw(&state.pool, &m).await?;
+    audit(&state, &user, "mail.download", &m).await?;
+    let subject: String = m
+        .subject
+        .as_deref()
+        .unwrap_or("message")
+        .chars()
+        .take(80)
+        .collect();
+    let name = format!("{}.eml", safe_filename(Some(&subject), "message"));
+    Ok(download::attachment(&name, "message/rfc822", bytes))
+}
+
+async fn part(state: &AppState, m: &MessageRow, pick: impl Fn(&Part) -> bool) -> Result<Part> {
+    let rendered = reading::render_parts(reading::raw(&state.pool, m).await?, true).await?;
+    rendered
+        .attachments
+        .into_iter()
+        .find(|p| pick(p))
+        .ok_or(Error::NotFound)
+}
+
+/// `GET /messages/{id}/attachments/{n}`: always a download, never rendered.
+async fn attachment(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Path((id, n)): Path<(i64, usize)>,
+) -> Result<Response> {
+    let m = find(&state, &user, id).await?;
+    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
+        return Err(Error::Forbidden);
+    }
+    let p = part(&state, &m, |p| p.index == n).await?;
+    let event = AuditEvent::by(&user.actor, "mail.attachment")
+        .target(format!("message:{}", m.id))
+        .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
+    record_now(&state.pool, &event).await?;
+    let name = safe_filename(p.filename.as_deref(), &format!("attachment-{n}"));
+    Ok(download::attachment(
+        &name,
+        "application/octet-stream",
+        p.bytes,
+    ))
+}
+
+/// `GET /messages/{id}/cid/{cid}`: an inline image of this message, for its body frame. Only
+/// plain raster image types are served; anything else is not found.
+async fn inline_part(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Path((id, cid)): Path<(i64, String)>,
+) -> Result<Response> {
+    let m = find(&state, &user, id).await?;
+    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
+        return Err(Error::NotFound);
+    }
+    let p = part(&state, &m, |p| {
+        p.content_id.as_deref() == Some(cid.as_str())
+    })
+    .await?;
+    let content_type = INLINE_IMAGE_TYPES
+        .iter()
+        .find(|t| **t == p.content_type)
+        .ok_or(Error::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
+        ],
+        p.bytes,
+    )
+        .into_response())
+}

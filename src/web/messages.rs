@@ -1,0 +1,369 @@
+//! The message list: browsing, the search language, filters, and exports of what was found.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::Query;
+use futures::StreamExt;
+use serde::Deserialize;
+use time::Date;
+use time::macros::format_description;
+
+use super::download;
+use super::extract::{CsrfForm, CurrentUser, Require, perm};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::state::AppState;
+use crate::archive::export::{self, Format};
+use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
+use crate::archive::search::{self, Query as SearchQuery};
+use crate::audit::{AuditEvent, record_now};
+use crate::auth::{VisibleAccount, visible_accounts};
+use crate::error::{Error, Result};
+
+/// Counting stops here so the count stays cheap on a huge archive ("10,000+").
+const COUNT_CAP: i64 = 10_000;
+/// The most messages one export of search results may hold.
+pub const EXPORT_MAX: i64 = 1_000_000;
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/messages", list)
+        .get("/messages/search-help", help)
+        .get("/messages/export", export_results)
+        .post("/messages/export", export_selected)
+}
+
+/// The list page's query string. Everything is optional; bad values are explained, not fatal.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub folder: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub attachments: String,
+    #[serde(default)]
+    pub verdict: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub after: String,
+    #[serde(default)]
+    pub format: String,
+}
+
+/// Parsed list parameters, or the message explaining what was wrong.
+struct Parsed {
+    query: SearchQuery,
+    filters: Filters,
+    sort: Sort,
+    problem: Option<String>,
+}
+
+fn day(text: &str) -> Option<Date> {
+    Date::parse(text.trim(), format_description!("[year]-[month]-[day]")).ok()
+}
+
+impl ListParams {
+    fn parse(&self) -> Parsed {
+        let mut problem = None;
+        let query = search::parse(&self.q).unwrap_or_else(|e| {
+            problem = Some(format!(
+                "Your search could not be read: {e}. See the search help."
+            ));
+            SearchQuery::default()
+        });
+        let mut date = |text: &str, label: &str| {
+            if text.trim().is_empty() {
+                return None;
+            }
+            let parsed = day(text);
+            if parsed.is_none() {
+                problem.get_or_insert(format!("The {label} date must look like 2024-01-31."));
+            }
+            parsed
+        };
+        let from_day = date(&self.from, "from");
+        let to_day = date(&self.to, "to");
+        let filters = Filters {
+            account_id: self.account.trim().parse().ok(),
+            folder: Some(self.folder.trim().to_string()).filter(|f| !f.is_empty()),
+            from_day,
+            to_day,
+            has_attachment: self.attachments == "1" || self.attachments == "on",
+            verdict: Some(self.verdict.trim().to_string()).filter(|v| !v.is_empty()),
+        };
+        let sort = if self.sort == "relevance" {
+            Sort::Relevance
+        } else {
+            Sort::Newest
+        };
+        Parsed {
+            query,
+            filters,
+            sort,
+            problem,
+        }
+    }
+
+    /// The same search as a query string, without the page cursor.
+    pub fn to_query_string(&self) -> String {
+        let pairs = [
+            ("q", &self.q),
+            ("account", &self.account),
+            ("folder", &self.folder),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("attachments", &self.attachments),
+            ("verdict", &self.verdict),
+            ("sort", &self.sort),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", crate::render::html::percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// One row as the template shows it.
+struct Row {
+    id: i64,
+    date: String,
+    from: String,
+    to: String,
+    subject: String,
+    snippet_html: String,
+    attachments: i32,
+    verdict: String,
+    verdict_class: String,
+    virus: String,
+    place: String,
+}
+
+fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
+    Row {
+        id: m.id,
+        date: user.format_time(m.sort_date),
+        from: m.from_addr.unwrap_or_default(),
+        to: m.to_addrs.unwrap_or_default(),
+        subject: m.subject.unwrap_or_else(|| "(no subject)".into()),
+        snippet_html: crate::render::highlight::highlight(
+            m.snippet.as_deref().unwrap_or(""),
+            query,
+        ),
+        attachments: m.attachment_count,
+        verdict: m.scan_status.replace('_', " "),
+        verdict_class: m.scan_status.replace('_', "-"),
+        virus: m.virus_name.unwrap_or_default(),
+        place: format!("{} / {}", m.account_name, m.folder),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/list.html")]
+struct ListPage {
+    page: PageContext,
+    params: ListParams,
+    accounts: Vec<VisibleAccount>,
+    rows: Vec<Row>,
+    count_text: String,
+    problem: Option<String>,
+    next_link: Option<String>,
+    first_link: Option<String>,
+    can_export: bool,
+    searching: bool,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: Require<perm::ViewMail>,
+    Query(params): Query<ListParams>,
+) -> Result<ListPage> {
+    let parsed = params.parse();
+    let listing = Listing {
+        grants: &user.grants,
+        query: &parsed.query,
+        filters: &parsed.filters,
+        sort: parsed.sort,
+    };
+    let cursor = Cursor::decode(&params.after);
+    let (rows, next, count_text) = if parsed.problem.is_some() {
+        (Vec::new(), None, String::new())
+    } else {
+        let page = listing
+            .page(
+                &state.pool,
+                cursor,
+                i64::from(user.page_size.clamp(10, 200)),
+            )
+            .await?;
+        let count = listing.count(&state.pool, COUNT_CAP).await?;
+        let noun = if count == 1 { "message" } else { "messages" };
+        let count_text = if count > COUNT_CAP {
+            format!("More than {} {noun}", group_digits(COUNT_CAP))
+        } else {
+            format!("{} {noun}", group_digits(count))
+        };
+        let rows = page
+            .items
+            .into_iter()
+            .map(|m| row(&user, m, &parsed.query))
+            .collect();
+        (rows, page.next, count_text)
+    };
+    let searching = !parsed.query.is_empty();
+    if searching && cursor.is_none() {
+        let event = AuditEvent::by(&user.actor, "mail.search")
+            .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
+        record_now(&state.pool, &event).await?;
+    }
+    let base = params.to_query_string();
+    Ok(ListPage {
+        page: PageContext::for_user("Messages", "/messages", &user),
+        accounts: visible_accounts(&state.pool, &user.grants).await?,
+        next_link: next.map(|c| format!("/messages?{base}&after={}", c.encode())),
+        first_link: cursor.map(|_| format!("/messages?{base}")),
+        can_export: user.can(crate::auth::Permission::ExportMail),
+        problem: parsed.problem,
+        rows,
+        count_text,
+        params,
+        searching,
+    })
+}
+
+fn group_digits(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages/help.html")]
+struct HelpPage {
+    page: PageContext,
+}
+
+async fn help(user: Require<perm::ViewMail>) -> HelpPage {
+    HelpPage {
+        page: PageContext::for_user("Search help", "/messages", &user),
+    }
+}
+
+/// `GET /messages/export?format=zip&q=…`: every result of the search.
+async fn export_results(
+    State(state): State<AppState>,
+    user: Require<perm::ExportMail>,
+    Query(params): Query<ListParams>,
+) -> Result<Response> {
+    let parsed = params.parse();
+    if let Some(problem) = parsed.problem {
+        return Err(Error::invalid("q", problem));
+    }
+    let listing = Listing {
+        grants: &user.grants,
+        query: &parsed.query,
+        filters: &parsed.filters,
+        sort: Sort::Newest,
+    };
+    let ids = listing.all_ids(&state.pool, EXPORT_MAX).await?;
+    let details = serde_json::json!({ "query": params.q, "filters": params.to_query_string() });
+    stream_export(state, &user, ids, &params.format, details).await
+}
+
+#[derive(Debug, Deserialize)]
+struct SelectedForm {
+    #[serde(default)]
+    id: Vec<i64>,
+    #[serde(default)]
+    format: String,
+}
+
+/// `POST /messages/export`: the messages ticked in the list.
+async fn export_selected(
+    State(state): State<AppState>,
+    user: Require<perm::ExportMail>,
+    CsrfForm(form): CsrfForm<SelectedForm>,
+) -> Result<Response> {
+    if form.id.is_empty() {
+        return Err(Error::invalid(
+            "id",
+            "select at least one message to export",
+        ));
+    }
+    let details = serde_json::json!({ "selected": form.id.len() });
+    stream_export(state, &user, form.id, &form.format, details).await
+}
+
+/// Streams the export to the browser as it is written; the audit row is written first, so an
+/// export is never missing from the log even if the download is interrupted.
+async fn stream_export(
+    state: AppState,
+    user: &CurrentUser,
+    ids: Vec<i64>,
+    format: &str,
+    mut details: serde_json::Value,
+) -> Result<Response> {
+    let format = Format::parse(format).unwrap_or(Format::Zip);
+    details["format"] = format.extension().into();
+    details["messages"] = ids.len().into();
+    let event = AuditEvent::by(&user.actor, "mail.export").details(details);
+    record_now(&state.pool, &event).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+    let writer = ChannelWriter { tx: tx.clone() };
+    let grants = user.grants.clone();
+    tokio::spawn(async move {
+        if let Err(e) = export::export(&state.pool, &grants, ids, format, writer, |_| {}).await {
+            tracing::warn!(error = %crate::error::chain(&e), "export stopped");
+            let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
+        }
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let name = format!("daygle-export.{}", format.extension());
+    let mut response = download::attachment(&name, format.content_type(), body);
+    *response.status_mut() = StatusCode::OK;
+    Ok(response.into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// A blocking `Write` that hands each chunk to the HTTP body; it blocks when the client reads
+/// slowly, which is what keeps an export's memory bounded.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

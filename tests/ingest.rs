@@ -1,0 +1,16 @@
+//! Ingest against real PostgreSQL and a real Dovecot: IMAP sync, crash safety, delete from
+//! server, import from disk, sealed credentials.
+
+mod common;
+
+mod ingest {
+    mod cli;
+    mod crash;
+    mod delete;
+    mod import;
+    mod malformed;
+    mod secrets;
+    mod serve;
+    mod support;
+    mod sync;
+}

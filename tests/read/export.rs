@@ -1,0 +1,176 @@
+use std::collections::BTreeSet;
+
+use super::fixtures::world;
+
+async fn stored_hashes(pool: &sqlx::PgPool, account: i64) -> BTreeSet<String> {
+    sqlx::query_scalar::<_, Vec<u8>>("SELECT blob_sha256 FROM messages WHERE account_id = $1")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(hex::encode)
+        .collect()
+}
+
+async fn reimport(
+    w: &super::fixtures::World,
+    path: &std::path::Path,
+    name: &str,
+) -> BTreeSet<String> {
+    let out = crate::common::process::daygle(w.app.data_dir.path())
+        .args(["import", "--account", name])
+        .arg(path)
+        .env("DAYGLE__DATABASE__URL", &w.app.database_url)
+        .env("DAYGLE__STORAGE__DATA_DIR", w.app.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let account: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE name = $1")
+        .bind(name)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    stored_hashes(&w.app.pool, account).await
+}
+
+#[tokio::test]
+async fn exported_zip_and_mbox_reimport_to_the_same_sha256_set() {
+    let w = world().await;
+    let original = stored_hashes(&w.app.pool, w.sales).await;
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["zip", "mbox"] {
+        let res = w
+            .admin
+            .get(w.app.url(&format!(
+                "/messages/export?format={format}&account={}",
+                w.sales
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(&format!(".{format}"))
+        );
+        let bytes = res.bytes().await.unwrap();
+        let target = if format == "zip" {
+            // Unpack the .eml files; the manifest lists the same hashes.
+            let unpacked = dir.path().join("unzipped");
+            std::fs::create_dir_all(&unpacked).unwrap();
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+            let mut manifest = BTreeSet::new();
+            for i in 0..zip.len() {
+                let mut entry = zip.by_index(i).unwrap();
+                let name = entry.name().unwrap().to_string();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+                if name == "manifest.csv" {
+                    for line in String::from_utf8(data).unwrap().lines().skip(1) {
+                        manifest.insert(line.split(',').nth(1).unwrap().to_string());
+                    }
+                } else {
+                    std::fs::write(unpacked.join(&name), data).unwrap();
+                }
+            }
+            assert_eq!(
+                manifest, original,
+                "manifest.csv lists every exported message's SHA-256"
+            );
+            unpacked
+        } else {
+            let path = dir.path().join("export.mbox");
+            std::fs::write(&path, &bytes).unwrap();
+            path
+        };
+        let reimported = reimport(&w, &target, &format!("reimport-{format}")).await;
+        assert_eq!(reimported, original, "{format} export did not round-trip");
+    }
+    let exports: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mail.export' AND details->>'filters' LIKE 'account=%'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(exports, 2, "each export is audited with its query");
+}
+
+#[tokio::test]
+async fn the_export_command_writes_a_search_or_an_account_to_a_file() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::common::process::daygle(w.app.data_dir.path())
+            .arg("export")
+            .args(args)
+            .env("DAYGLE__DATABASE__URL", &w.app.database_url)
+            .env("DAYGLE__STORAGE__DATA_DIR", w.app.data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let zip_path = dir.path().join("sales.zip");
+    let out = run(&[
+        "--account",
+        "sales",
+        "--format",
+        "zip",
+        "--output",
+        zip_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exported 4 messages"));
+    let zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert_eq!(zip.len(), 5, "four .eml files and manifest.csv");
+
+    let mbox_path = dir.path().join("invoice.mbox");
+    let out = run(&[
+        "--query",
+        "invoice",
+        "--format",
+        "mbox",
+        "--output",
+        mbox_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&mbox_path).unwrap();
+    assert_eq!(
+        text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
+        3
+    );
+
+    // An existing file is never overwritten, and a bad query is explained.
+    let out = run(&["--format", "mbox", "--output", mbox_path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must not exist"));
+    let out = run(&[
+        "--query",
+        "before:soon",
+        "--format",
+        "mbox",
+        "--output",
+        "/tmp/never.mbox",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+    let cli_exports: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'mail.export'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(cli_exports, 2);
+}
