@@ -4,6 +4,7 @@ mod common;
 
 mod scan {
     mod bench;
+    mod ingest;
     mod quarantine;
     mod samples;
     mod scanner;

@@ -14,6 +14,8 @@ use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
+use crate::scan::{Disposition, MessageFacts, ScanStage, Screened, Source, quarantine, rejections};
+use crate::secrets::SealingKeys;
 
 /// One message as a source delivered it.
 pub struct Incoming {
@@ -44,21 +46,75 @@ pub struct Stored {
     pub received: u64,
     pub raw_bytes: u64,
     pub new_blobs: u64,
+    /// Infected messages put in the quarantine / refused (`clamav.action`) instead of stored.
+    pub quarantined: u64,
+    pub rejected: u64,
 }
 
-/// Stores a batch in one transaction. Hashing, parsing and compression run off the async
-/// threads; memory stays within the batch's own size.
+/// Stores a batch in one transaction without scanning it (every row `not_scanned`).
 pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Stored> {
+    store_scanned(pool, zstd_level, batch, None).await
+}
+
+/// Scanning for [`store_scanned`]: the stage and the key that seals quarantined mail.
+pub type Scan<'a> = Option<(&'a ScanStage, &'a SealingKeys)>;
+
+/// Stores a batch in one transaction, scanning it first when `scan` is given. Hashing,
+/// parsing and compression run off the async threads; memory stays within the batch's size.
+///
+/// Infected mail follows `clamav.action` (quarantine and rejection rows commit in the same
+/// transaction as the position). When clamd gives no verdict for a message, the messages
+/// before it are stored, the position stops just before it, and the call returns
+/// `Error::ScannerUnavailable` — nothing is ever stored as clean unscanned.
+pub async fn store_scanned(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    scan: Scan<'_>,
+) -> Result<Stored> {
     let Batch {
         account_id,
         folder,
         uidvalidity,
-        messages: incoming,
-        ledger: entries,
-        advance_to,
+        messages: mut incoming,
+        ledger: mut entries,
+        mut advance_to,
     } = batch;
+    // UID order, so "stop before the first unscanned message" is a position.
+    incoming.sort_by_key(|m| m.uid);
+    let mut screened = match scan {
+        Some((stage, _)) => {
+            let raws: Vec<&[u8]> = incoming.iter().map(|m| m.raw.as_slice()).collect();
+            stage.screen(&raws).await
+        }
+        None => Screened::unscanned(incoming.len()),
+    };
+    let mut held = None;
+    if let Some((index, reason)) = screened.held.take() {
+        let held_uid = incoming[index].uid;
+        let held_count = (incoming.len() - index) as u64;
+        incoming.truncate(index);
+        if let Some(h) = held_uid {
+            entries.retain(|e| e.uid < h);
+            advance_to = advance_to.map(|a| a.min(h - 1));
+        }
+        held = Some((reason, held_count));
+    }
+    let mut statuses = Vec::with_capacity(incoming.len());
+    let mut kept = Vec::with_capacity(incoming.len());
+    let mut diverted = Vec::new();
+    for (m, d) in incoming.into_iter().zip(screened.dispositions) {
+        match d {
+            Disposition::Store { status, virus_name } => {
+                statuses.push((status.as_str(), virus_name));
+                kept.push(m);
+            }
+            other => diverted.push((m, other)),
+        }
+    }
+    let incoming = kept;
     let raw_bytes: u64 = incoming.iter().map(|m| m.raw.len() as u64).sum();
-    let received = incoming.len() as u64;
+    let received = (incoming.len() + diverted.len()) as u64;
     let (incoming, hashes) = blocking(move || {
         let hashes: Vec<[u8; 32]> = incoming.iter().map(|m| blobs::sha256(&m.raw)).collect();
         (incoming, hashes)
@@ -66,7 +122,7 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     .await?;
     let known: HashSet<[u8; 32]> = blobs::existing(pool, &hashes).await?.into_iter().collect();
     let folder_for_rows = folder.clone();
-    let (rows, new_blobs) = blocking(move || {
+    let (mut rows, new_blobs) = blocking(move || {
         prepare(
             account_id,
             &folder_for_rows,
@@ -78,9 +134,13 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
         )
     })
     .await??;
-    // Scan seam: the ClamAV stage sets scan_status (and diverts infected mail) here, before
-    // anything commits. Until then every row keeps the column default 'not_scanned'.
+    for (row, (status, virus)) in rows.iter_mut().zip(statuses) {
+        row.scan_status = status;
+        row.virus_name = virus;
+    }
     let mut tx = pool.begin().await?;
+    let (quarantined, rejected) =
+        divert(&mut tx, scan, account_id, &folder, uidvalidity, &diverted).await?;
     let blobs_added = blobs::put_many(&mut tx, &new_blobs).await?;
     drop(new_blobs);
     if let Some(uidvalidity) = uidvalidity {
@@ -90,19 +150,74 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
     let inserted = messages::insert_many(&mut tx, &rows).await?;
     if let Some(uidvalidity) = uidvalidity {
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
-        let archived: Vec<i64> = rows.iter().filter_map(|r| r.uid).collect();
+        // Quarantined and refused messages are dealt with too: their failures are resolved.
+        let archived: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.uid)
+            .chain(diverted.iter().filter_map(|(m, _)| m.uid))
+            .collect();
         ledger::resolve(&mut tx, account_id, &folder, uidvalidity, &archived).await?;
         if let Some(last_uid) = advance_to {
             ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
         }
     }
     tx.commit().await?;
+    if let Some((reason, count)) = held {
+        tracing::warn!(account_id, folder = %folder, held = count, %reason,
+            "batch stopped before mail that could not be scanned");
+        return Err(Error::ScannerUnavailable(reason));
+    }
     Ok(Stored {
         inserted,
         received,
         raw_bytes,
         new_blobs: blobs_added,
+        quarantined,
+        rejected,
     })
+}
+
+/// Writes the quarantine and rejection rows for infected mail that is not archived.
+async fn divert(
+    tx: &mut sqlx::PgConnection,
+    scan: Scan<'_>,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: Option<i64>,
+    diverted: &[(Incoming, Disposition)],
+) -> Result<(u64, u64)> {
+    let (Some((stage, keys)), false) = (scan, diverted.is_empty()) else {
+        return Ok((0, 0));
+    };
+    let (mut quarantined, mut rejected) = (0, 0);
+    for (m, d) in diverted {
+        let mut facts = MessageFacts::from_raw(&m.raw);
+        facts.account_id = Some(account_id);
+        facts.folder = folder.to_string();
+        facts.uidvalidity = uidvalidity;
+        facts.uid = m.uid;
+        match d {
+            Disposition::Quarantine { virus_name } => {
+                quarantine::put(
+                    tx,
+                    keys,
+                    &facts,
+                    &m.raw,
+                    virus_name,
+                    Source::Ingest,
+                    stage.quarantine_expiry_days,
+                )
+                .await?;
+                quarantined += 1;
+            }
+            Disposition::Reject { virus_name } => {
+                rejections::record(tx, &facts, virus_name, Source::Ingest).await?;
+                rejected += 1;
+            }
+            Disposition::Store { .. } | Disposition::Hold { .. } => {}
+        }
+    }
+    Ok((quarantined, rejected))
 }
 
 /// A row to insert and, for content not stored yet, its compressed blob.
@@ -161,6 +276,8 @@ fn prepare(
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
                                 parsed: parse::parse(&m.raw),
+                                scan_status: "not_scanned",
+                                virus_name: None,
                             };
                             Ok((row, blob))
                         })

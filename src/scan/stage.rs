@@ -53,6 +53,11 @@ impl ScanStage {
         }
     }
 
+    /// The stage for these settings, or `None` when scanning is off.
+    pub fn from_settings(settings: &ClamavSettings) -> Option<Self> {
+        Scanner::from_settings(settings).map(|scanner| Self::new(scanner, settings))
+    }
+
     /// Scans every message of a batch and decides its fate.
     pub async fn screen(&self, messages: &[&[u8]]) -> Screened {
         let verdicts = join_all(messages.iter().map(|m| self.scanner.scan(m))).await;

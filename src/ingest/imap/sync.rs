@@ -28,6 +28,9 @@ pub struct SyncOutcome {
     pub skipped: u64,
     pub failed: u64,
     pub deleted: u64,
+    /// Infected messages quarantined or refused instead of archived (`clamav.action`).
+    pub quarantined: u64,
+    pub rejected: u64,
 }
 
 impl SyncOutcome {
@@ -39,6 +42,8 @@ impl SyncOutcome {
         self.skipped += o.skipped;
         self.failed += o.failed;
         self.deleted += o.deleted;
+        self.quarantined += o.quarantined;
+        self.rejected += o.rejected;
     }
 }
 
@@ -229,6 +234,10 @@ async fn run_batches(
     outcome: &mut SyncOutcome,
 ) -> Result<()> {
     let s = &deps.settings;
+    // Built per folder pass: its concurrency limit and outage report are per pass (a held
+    // batch ends the pass, so an outage is reported once per retry, not once per message).
+    let stage = crate::scan::ScanStage::from_settings(&s.clamav);
+    let scan = stage.as_ref().map(|stage| (stage, deps.keys));
     let max_size = s.storage.max_message_bytes;
     let total = sizes.len();
     let mut done = 0usize;
@@ -272,7 +281,7 @@ async fn run_batches(
             .filter(|e| e.kind == EntryKind::Failed)
             .count() as u64;
         outcome.fetched += messages.len() as u64;
-        let stored = pipeline::store(
+        let stored = pipeline::store_scanned(
             deps.pool,
             s.storage.zstd_level,
             Batch {
@@ -287,10 +296,13 @@ async fn run_batches(
                     None
                 },
             },
+            scan,
         )
         .await?;
         outcome.archived += stored.inserted;
         outcome.bytes += stored.raw_bytes;
+        outcome.quarantined += stored.quarantined;
+        outcome.rejected += stored.rejected;
         done += plan.len();
         if let Some(h) = deps.heartbeat {
             h.progress(key.folder, done, total, stored.inserted).await;
