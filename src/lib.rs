@@ -145,6 +145,16 @@ impl App {
             state.pool.clone(),
             shutdown.clone(),
         ));
+        if let Some(scanner) = &state.scanner
+            && state.settings.clamav.archive_unscanned
+        {
+            tasks.spawn(scan::tasks::scan_pending(
+                state.pool.clone(),
+                scan::ScanStage::new(scanner.clone(), &state.settings.clamav),
+                state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(session_upkeep(state.clone()));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(

@@ -6,6 +6,7 @@ mod scan {
     mod bench;
     mod ingest;
     mod quarantine;
+    mod rescan;
     mod samples;
     mod scanner;
     mod stage;
