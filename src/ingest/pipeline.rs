@@ -313,3 +313,61 @@ where
         .await
         .map_err(|e| Error::Internal(format!("background task failed: {e}")))
 }
+
+/// Archives a message released from the quarantine at its original place, with the verdict
+/// of the re-scan done before release (`clean`, `too_large`, or `infected` when an
+/// administrator released a detection as a false positive). Idempotent like every store.
+pub async fn store_released(
+    pool: &PgPool,
+    zstd_level: i32,
+    entry: &quarantine::Entry,
+    raw: Vec<u8>,
+    verdict: &crate::scan::Verdict,
+) -> Result<Stored> {
+    let account_id = entry
+        .account_id
+        .ok_or_else(|| Error::Conflict("the message's archive account no longer exists".into()))?;
+    let (status, virus) = match verdict {
+        crate::scan::Verdict::Clean => ("clean", None),
+        crate::scan::Verdict::TooLarge { .. } => ("too_large", None),
+        crate::scan::Verdict::Infected { signature } => ("infected", Some(signature.as_str())),
+        crate::scan::Verdict::Error { reason } => {
+            return Err(Error::ScannerUnavailable(reason.clone()));
+        }
+    };
+    let sha = blobs::sha256(&raw);
+    let stored = store(
+        pool,
+        zstd_level,
+        Batch {
+            account_id,
+            folder: entry.folder.clone(),
+            uidvalidity: entry.uidvalidity,
+            messages: vec![Incoming {
+                uid: entry.uid,
+                raw,
+                internal_date: None,
+                flags: Vec::new(),
+            }],
+            ledger: Vec::new(),
+            advance_to: None,
+        },
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE messages SET scan_status = $1, virus_name = $2 \
+         WHERE account_id = $3 AND folder = $4 AND blob_sha256 = $5 \
+           AND uidvalidity IS NOT DISTINCT FROM $6 AND uid IS NOT DISTINCT FROM $7",
+    )
+    .bind(status)
+    .bind(virus)
+    .bind(account_id)
+    .bind(&entry.folder)
+    .bind(sha.as_slice())
+    .bind(entry.uidvalidity)
+    .bind(entry.uid)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::context("record the verdict of a released message", e))?;
+    Ok(stored)
+}

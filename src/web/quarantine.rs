@@ -168,7 +168,7 @@ async fn show(
     let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
     let accounts = visible_accounts(&state.pool, &user.grants).await?;
     let notice = match query.done.as_str() {
-        "released" => "Released after a fresh scan.",
+        "released" => "Released after a fresh scan and archived.",
         _ => "",
     };
     Ok(ShowPage {
@@ -216,6 +216,16 @@ async fn release(
         &user.username,
         &form.reason,
         if_infected,
+    )
+    .await?;
+    // Archived before the release commits: if archiving fails the entry stays held, and a
+    // retry stores nothing twice.
+    crate::ingest::pipeline::store_released(
+        &state.pool,
+        state.settings.storage.zstd_level,
+        &released.entry,
+        released.raw.to_vec(),
+        &released.verdict,
     )
     .await?;
     audit::record(

@@ -214,6 +214,25 @@ async fn releasing_rescans_first_needs_a_reason_and_is_audited() {
     .await;
     assert_eq!(status, 303);
 
+    let archived: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT uid, scan_status, virus_name FROM messages ORDER BY uid")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(archived.len(), 2, "both released messages are archived");
+    assert_eq!((archived[0].0, archived[0].1.as_str()), (1, "clean"));
+    assert_eq!(
+        archived[1].1, "infected",
+        "released anyway: archived flagged"
+    );
+    assert!(
+        archived[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("Eicar-Test-Signature")
+    );
+
     let releases: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT details FROM audit_log WHERE action = 'quarantine.release' ORDER BY id",
     )
