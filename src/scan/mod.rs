@@ -19,7 +19,7 @@ pub mod verdict;
 
 pub use decision::{Disposition, ScanStatus, decide};
 pub use facts::{MessageFacts, Source};
-pub use outage::{Backoff, Outage};
+pub use outage::Outage;
 pub use scanner::{Scanner, ScannerUnavailable, Transport};
 pub use stage::{ScanStage, Screened};
 pub use verdict::{Verdict, parse_reply};

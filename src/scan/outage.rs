@@ -1,40 +1,8 @@
-//! Living with an unreachable clamd: how long to wait before retrying, and raising one alert
-//! per outage rather than one per held message.
+//! Living with an unreachable clamd: one alert per outage rather than one per held message.
+//! (How long a held account waits before retrying is the sync scheduler's backoff, capped by
+//! `clamav.retry_max_secs`.)
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// First wait after a failed scan; doubles on each failure up to the configured maximum.
-const FIRST_RETRY: Duration = Duration::from_secs(5);
-
-/// Exponential backoff between retries of a held batch.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(max_secs: u64) -> Self {
-        let max = Duration::from_secs(max_secs.max(1));
-        Self {
-            next: FIRST_RETRY.min(max),
-            max,
-        }
-    }
-
-    /// The wait before the next retry; each call doubles the one after, up to the maximum.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-
-    /// A scan succeeded: start again from the short wait.
-    pub fn reset(&mut self) {
-        self.next = FIRST_RETRY.min(self.max);
-    }
-}
 
 /// Whether clamd is known to be down, shared by every task that scans. Only the transitions
 /// are reported, so the log (and any alert built on it) says "down" once and "back" once.
@@ -82,16 +50,6 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_wait_doubles_up_to_the_maximum_and_starts_over_after_a_success() {
-        let mut b = Backoff::new(30);
-        let waits: Vec<u64> = (0..5).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(waits, vec![5, 10, 20, 30, 30]);
-        b.reset();
-        assert_eq!(b.next_delay().as_secs(), 5);
-        assert_eq!(Backoff::new(2).next_delay().as_secs(), 2);
-    }
 
     #[test]
     fn an_outage_is_reported_once_when_it_starts_and_once_when_it_ends() {
