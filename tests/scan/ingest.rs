@@ -226,3 +226,44 @@ async fn with_clamd_down_nothing_is_stored_unscanned_and_the_sync_completes_once
         .await;
     assert_eq!(last, 5);
 }
+
+#[tokio::test]
+async fn with_archive_unscanned_mail_is_stored_pending_while_clamd_is_down_and_scanned_when_it_returns()
+ {
+    let mut clamd = Clamd::spawn();
+    let mut env = env(&clamd, "quarantine").await;
+    env.settings.clamav.archive_unscanned = true;
+    env.dovecot.write_messages(
+        "erin",
+        "INBOX",
+        &[samples::clean(), samples::eicar_base64_attachment()],
+        NEW,
+    );
+    let account = env.account("erin").await;
+    clamd.stop();
+    let outcome = env
+        .sync(&account)
+        .await
+        .expect("sync goes on without clamd");
+    assert_eq!(outcome.archived, 2);
+    let statuses = env.statuses().await;
+    assert!(
+        statuses.iter().all(|(_, s, _)| s == "pending"),
+        "{statuses:?}"
+    );
+
+    clamd.start();
+    let stage = daygle::scan::ScanStage::from_settings(&env.settings.clamav).unwrap();
+    let filter = daygle::scan::rescan::RescanFilter {
+        only_pending: true,
+        ..Default::default()
+    };
+    let report = daygle::scan::rescan::run(&env.pool, &stage, &env.keys.sealing, &filter, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.clean, report.quarantined), (1, 1));
+    let statuses = env.statuses().await;
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].1, "clean");
+    assert_eq!(env.count("SELECT count(*) FROM quarantine").await, 1);
+}
