@@ -21,7 +21,7 @@ impl Outage {
         }
         *down = Some(time::OffsetDateTime::now_utc());
         metrics::gauge!("scanner_unavailable").set(1.0);
-        tracing::error!(%reason, "virus scanner unavailable: mail is held until it is back");
+        tracing::error!(%reason, "virus scanner unavailable: no mail is marked clean until it is back");
         true
     }
 
