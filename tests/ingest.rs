@@ -13,4 +13,5 @@ mod ingest {
     mod serve;
     mod support;
     mod sync;
+    mod web;
 }

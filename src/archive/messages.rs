@@ -228,11 +228,16 @@ pub async fn rebind_to_new_uidvalidity(
              WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = $1 AND m.folder = $2
                                AND m.uidvalidity = $3 AND m.uid = t.uid)
              ORDER BY sha, uid),
-         old AS (
-             SELECT DISTINCT ON (m.blob_sha256) m.id, m.blob_sha256 FROM messages m
+         -- SKIP LOCKED: a concurrent batch already moving that row keeps it (at worst this
+         -- copy is stored again); never a lock cycle between batches.
+         locked AS (
+             SELECT m.id, m.blob_sha256 FROM messages m
              JOIN t ON m.blob_sha256 = t.sha
              WHERE m.account_id = $1 AND m.folder = $2 AND m.uidvalidity <> $3
-             ORDER BY m.blob_sha256, m.id)
+             FOR UPDATE OF m SKIP LOCKED),
+         old AS (
+             SELECT DISTINCT ON (blob_sha256) id, blob_sha256 FROM locked
+             ORDER BY blob_sha256, id)
          UPDATE messages m SET uidvalidity = $3, uid = t.uid
          FROM old JOIN t ON t.sha = old.blob_sha256
          WHERE m.id = old.id",

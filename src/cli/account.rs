@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use daygle::archive::ledger;
+use daygle::audit::{self, Actor, AuditEvent};
 use daygle::config::{Settings, split_list};
 use daygle::db;
 use daygle::ingest::accounts::{self, ImapSettings, TlsMode};
@@ -120,6 +121,12 @@ async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow:
     let keys = load_keys(settings)?;
     let mut tx = pool.begin().await?;
     let id = accounts::create_imap(&mut tx, &keys.sealing, &imap, &password).await?;
+    let event = AuditEvent::by(&Actor::cli(), "account.create")
+        .target(format!("account:{id}"))
+        .details(
+            serde_json::json!({ "name": imap.name, "host": imap.host, "username": imap.username }),
+        );
+    audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     println!(
         "added account {} (id {id}): {}:{} ({}), user {}",
@@ -250,6 +257,10 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
     }
     let mut tx = pool.begin().await?;
     let done = accounts::remove(&mut tx, account.id).await?;
+    let event = AuditEvent::by(&Actor::cli(), "account.delete")
+        .target(format!("account:{}", account.id))
+        .details(serde_json::json!({ "name": account.name, "messages_deleted": done.messages }));
+    audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     println!(
         "removed account {}: {} archived messages deleted, {} stored contents freed",
@@ -262,6 +273,13 @@ async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::
     let account = find(pool, name).await?;
     let mut conn = pool.acquire().await?;
     accounts::set_enabled(&mut conn, account.id, enabled).await?;
+    let action = if enabled {
+        "account.enable"
+    } else {
+        "account.disable"
+    };
+    let event = AuditEvent::by(&Actor::cli(), action).target(format!("account:{}", account.id));
+    audit::record(&mut conn, &event).await?;
     println!(
         "account {} {}",
         account.name,

@@ -13,7 +13,6 @@ use clap::Args;
 
 use daygle::config::Settings;
 use daygle::db;
-use daygle::ingest::accounts;
 use daygle::secrets::{Keys, SealingKeys, decode_key, key_id};
 
 #[derive(Debug, Args)]
@@ -63,7 +62,15 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
         .context("Failed to open the database")?;
     db::migrate(&database.pool).await?;
     let mut tx = database.pool.begin().await?;
-    let changed = accounts::reseal_all(&mut tx, &keys).await?;
+    let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
+    let changed = resealed.total();
+    let event = daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
+        .details(serde_json::json!({
+            "account_passwords": resealed.account_passwords,
+            "totp_secrets": resealed.totp_secrets,
+            "key_id": keys.current_id(),
+        }));
+    daygle::audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     database.close().await?;
     println!(

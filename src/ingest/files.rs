@@ -93,6 +93,8 @@ pub async fn import_paths(
     let mut pending_folder = String::new();
     let mut pending_bytes = 0u64;
     let limits = (settings.sync.batch_messages, settings.sync.batch_bytes);
+    // One batch is stored while the next is read: at most two batches in memory.
+    let mut in_flight: Option<InFlight> = None;
     while let Some(item) = rx.recv().await {
         match item {
             Item::Failed { source, reason } => report.failed.push((source, reason)),
@@ -102,17 +104,12 @@ pub async fn import_paths(
                     || pending.len() >= limits.0
                     || pending_bytes + raw.len() as u64 > limits.1
                 {
-                    flush(
-                        pool,
-                        settings,
-                        account,
-                        &pending_folder,
-                        &mut pending,
-                        &mut report,
-                    )
-                    .await?;
+                    let next = flush(pool, settings, account, &pending_folder, &mut pending);
+                    if let Some(prev) = std::mem::replace(&mut in_flight, next) {
+                        settle(prev, &mut report).await?;
+                        progress(report.bytes);
+                    }
                     pending_bytes = 0;
-                    progress(report.bytes);
                     pending_folder = folder;
                 }
                 pending_bytes += raw.len() as u64;
@@ -125,15 +122,10 @@ pub async fn import_paths(
             }
         }
     }
-    flush(
-        pool,
-        settings,
-        account,
-        &pending_folder,
-        &mut pending,
-        &mut report,
-    )
-    .await?;
+    let last = flush(pool, settings, account, &pending_folder, &mut pending);
+    for task in [in_flight, last].into_iter().flatten() {
+        settle(task, &mut report).await?;
+    }
     progress(report.bytes);
     reader
         .await
@@ -141,31 +133,38 @@ pub async fn import_paths(
     Ok(report)
 }
 
-async fn flush(
+type InFlight = tokio::task::JoinHandle<Result<pipeline::Stored>>;
+
+/// Starts storing the pending messages as one batch (None when there are none).
+fn flush(
     pool: &PgPool,
     settings: &Settings,
     account: &Account,
     folder: &str,
     pending: &mut Vec<Incoming>,
-    report: &mut ImportReport,
-) -> Result<()> {
+) -> Option<InFlight> {
     if pending.is_empty() {
-        return Ok(());
+        return None;
     }
-    let messages = std::mem::take(pending);
-    let stored = pipeline::store(
-        pool,
-        settings.storage.zstd_level,
-        Batch {
-            account_id: account.id,
-            folder: folder.to_string(),
-            uidvalidity: None,
-            messages,
-            ledger: Vec::new(),
-            advance_to: None,
-        },
-    )
-    .await?;
+    let batch = Batch {
+        account_id: account.id,
+        folder: folder.to_string(),
+        uidvalidity: None,
+        messages: std::mem::take(pending),
+        ledger: Vec::new(),
+        advance_to: None,
+    };
+    let pool = pool.clone();
+    let level = settings.storage.zstd_level;
+    Some(tokio::spawn(async move {
+        pipeline::store(&pool, level, batch).await
+    }))
+}
+
+async fn settle(task: InFlight, report: &mut ImportReport) -> Result<()> {
+    let stored = task
+        .await
+        .map_err(|e| Error::Internal(format!("import store task failed: {e}")))??;
     report.imported += stored.inserted;
     report.duplicates += stored.received - stored.inserted;
     report.bytes += stored.raw_bytes;

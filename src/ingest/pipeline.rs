@@ -51,27 +51,63 @@ pub struct Stored {
     pub rejected: u64,
 }
 
-/// Stores a batch in one transaction without scanning it (every row `not_scanned`).
+impl Stored {
+    pub fn plus(self, o: Stored) -> Stored {
+        Stored {
+            inserted: self.inserted + o.inserted,
+            received: self.received + o.received,
+            raw_bytes: self.raw_bytes + o.raw_bytes,
+            new_blobs: self.new_blobs + o.new_blobs,
+            quarantined: self.quarantined + o.quarantined,
+            rejected: self.rejected + o.rejected,
+        }
+    }
+}
+
+/// Stores a batch: the message rows, ledger entries and position in one transaction. Hashing,
+/// parsing and compression run off the async threads; memory stays within the batch's size.
+///
+/// Without `scan` every row is `not_scanned` (scanning off).
 pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Stored> {
     store_scanned(pool, zstd_level, batch, None).await
 }
 
-/// Scanning for [`store_scanned`]: the stage and the key that seals quarantined mail.
+/// Scanning for [`store_ordered`]: the stage and the key that seals quarantined mail.
 pub type Scan<'a> = Option<(&'a ScanStage, &'a SealingKeys)>;
 
-/// Stores a batch in one transaction, scanning it first when `scan` is given. Hashing,
-/// parsing and compression run off the async threads; memory stays within the batch's size.
-///
-/// Infected mail follows `clamav.action` (quarantine and rejection rows commit in the same
-/// transaction as the position). When clamd gives no verdict for a message, the messages
-/// before it are stored, the position stops just before it, and the call returns
-/// `Error::ScannerUnavailable` — nothing is ever stored as clean unscanned.
+/// [`store`], scanning the batch first when `scan` is given.
 pub async fn store_scanned(
     pool: &PgPool,
     zstd_level: i32,
     batch: Batch,
     scan: Scan<'_>,
 ) -> Result<Stored> {
+    store_ordered(pool, zstd_level, batch, scan, async { Ok(()) })
+        .await
+        .map(|(stored, ())| stored)
+}
+
+/// Like [`store`], but waits for `before_commit` (e.g. the previous batch of the same folder)
+/// after the rows are written and before the position moves and the transaction commits, so
+/// batches can be written concurrently yet commit in order. An error from `before_commit`
+/// rolls this batch back.
+///
+/// New blobs commit first, in their own short transaction: they are content-addressed, so a
+/// blob whose message row never commits is harmless (the replay references it), and two
+/// concurrent batches holding the same new content never wait on each other's row locks.
+///
+/// Scanning (when `scan` is given): infected mail follows `clamav.action` (quarantine and
+/// rejection rows commit in the same transaction as the position). When clamd gives no
+/// verdict for a message, the messages before it are stored, the position stops just before
+/// it, and the call returns `Error::ScannerUnavailable` after committing them — nothing is
+/// ever stored as clean unscanned, and a later batch waiting on this one rolls back.
+pub async fn store_ordered<T>(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    scan: Scan<'_>,
+    before_commit: impl Future<Output = Result<T>>,
+) -> Result<(Stored, T)> {
     let Batch {
         account_id,
         folder,
@@ -138,11 +174,18 @@ pub async fn store_scanned(
         row.scan_status = status;
         row.virus_name = virus;
     }
+    let blobs_added = if new_blobs.is_empty() {
+        0
+    } else {
+        let mut tx = pool.begin().await?;
+        let added = blobs::put_many(&mut tx, &new_blobs).await?;
+        tx.commit().await?;
+        added
+    };
+    drop(new_blobs);
     let mut tx = pool.begin().await?;
     let (quarantined, rejected) =
         divert(&mut tx, scan, account_id, &folder, uidvalidity, &diverted).await?;
-    let blobs_added = blobs::put_many(&mut tx, &new_blobs).await?;
-    drop(new_blobs);
     if let Some(uidvalidity) = uidvalidity {
         messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
             .await?;
@@ -157,9 +200,10 @@ pub async fn store_scanned(
             .chain(diverted.iter().filter_map(|(m, _)| m.uid))
             .collect();
         ledger::resolve(&mut tx, account_id, &folder, uidvalidity, &archived).await?;
-        if let Some(last_uid) = advance_to {
-            ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
-        }
+    }
+    let earlier = before_commit.await?;
+    if let (Some(uidvalidity), Some(last_uid)) = (uidvalidity, advance_to) {
+        ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
     }
     tx.commit().await?;
     if let Some((reason, count)) = held {
@@ -167,14 +211,15 @@ pub async fn store_scanned(
             "batch stopped before mail that could not be scanned");
         return Err(Error::ScannerUnavailable(reason));
     }
-    Ok(Stored {
+    let stored = Stored {
         inserted,
         received,
         raw_bytes,
         new_blobs: blobs_added,
         quarantined,
         rejected,
-    })
+    };
+    Ok((stored, earlier))
 }
 
 /// Writes the quarantine and rejection rows for infected mail that is not archived.

@@ -19,6 +19,8 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/quarantine", "Quarantine", Permission::ViewQuarantine),
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
+    ("/accounts", "Accounts", Permission::ManageAccounts),
+    ("/workers", "Workers", Permission::ViewWorkers),
     ("/audit", "Audit log", Permission::ViewAudit),
 ];
 

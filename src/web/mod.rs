@@ -1,5 +1,6 @@
 //! The web UI and HTTP endpoints. The only module that knows about axum (besides `lib.rs`).
 
+pub mod accounts;
 pub mod archives;
 pub mod assets;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod routes;
 pub mod session;
 pub mod state;
 pub mod users;
+pub mod workers;
 
 use std::time::Duration;
 
@@ -54,6 +56,8 @@ pub fn areas() -> Vec<routes::Area> {
         users::area(),
         roles::area(),
         audit::area(),
+        accounts::area(),
+        workers::area(),
         quarantine::area(),
     ]
 }

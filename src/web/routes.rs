@@ -132,6 +132,25 @@ pub const ALL: &[Route] = &[
     ),
     r(Method::GET, "/audit", Permission(P::ViewAudit)),
     r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
+    r(Method::GET, "/accounts", Permission(P::ManageAccounts)),
+    r(Method::POST, "/accounts", Permission(P::ManageAccounts)),
+    r(Method::GET, "/accounts/{id}", Permission(P::ManageAccounts)),
+    r(
+        Method::POST,
+        "/accounts/{id}/enabled",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::POST,
+        "/accounts/{id}/test",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::POST,
+        "/accounts/{id}/delete",
+        Permission(P::ManageAccounts),
+    ),
+    r(Method::GET, "/workers", Permission(P::ViewWorkers)),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
     r(
         Method::GET,

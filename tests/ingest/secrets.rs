@@ -44,6 +44,25 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     let b = env.account("Bob", "bob").await;
     env.dovecot
         .write_messages("alice", "INBOX", &messages("rot", 2), NEW);
+    let user_id = daygle::auth::manage::create_user(
+        &env.pool,
+        &daygle::audit::Actor::cli(),
+        &daygle::auth::manage::NewUser {
+            username: "carol",
+            email: "",
+            password: "a long enough password",
+            role_ids: &[],
+            account_ids: &[],
+        },
+        12,
+    )
+    .await
+    .expect("user");
+    let mut conn = env.pool.acquire().await.expect("conn");
+    daygle::auth::totp::enable(&mut conn, &env.keys.sealing, user_id, "JBSWY3DPEHPK3PXP", 0)
+        .await
+        .expect("totp");
+    drop(conn);
     let new_key = env.data_dir.path().join("new_sealing_key");
     std::fs::write(&new_key, generate_key()).expect("write key");
 
@@ -61,7 +80,7 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("re-sealed 2 stored secrets"), "{stdout}");
+    assert!(stdout.contains("re-sealed 3 stored secrets"), "{stdout}");
 
     let mut switched = env.settings.clone();
     switched.security.sealing_key_file = new_key.display().to_string();
@@ -78,6 +97,16 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
             "the old key alone no longer opens it"
         );
     }
+    let totp: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&env.pool)
+        .await
+        .expect("totp row");
+    let opened = keys
+        .sealing
+        .open(&totp, &format!("user:{user_id}:totp"))
+        .expect("two-factor secret re-sealed too");
+    assert_eq!(opened.as_slice(), b"JBSWY3DPEHPK3PXP");
     let deps = daygle::ingest::imap::sync::SyncDeps {
         pool: &env.pool,
         settings: &switched,

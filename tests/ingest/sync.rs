@@ -362,3 +362,30 @@ async fn a_connection_dropped_mid_fetch_records_the_error_and_the_next_run_compl
         env.server("alice", "INBOX").await
     );
 }
+
+#[tokio::test]
+async fn connection_tests_explain_dns_and_refused_connections_in_plain_words() {
+    let env = env().await;
+    let mut s = env.imap_settings("Nowhere", "alice");
+    s.host = "no-such-host.invalid".into();
+    let nowhere = env.account_with(s, "pw").await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut s = env.imap_settings("Closed", "alice");
+    s.port = closed_port;
+    let closed = env.account_with(s, "pw").await;
+
+    for (account, words) in [
+        (nowhere, "cannot find the server no-such-host.invalid"),
+        (closed, "cannot connect to 127.0.0.1"),
+    ] {
+        let password = account.password(&env.keys.sealing).expect("password");
+        let err = daygle::ingest::imap::test_connection(&account, &password, timeouts())
+            .await
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains(words), "{err}");
+    }
+}

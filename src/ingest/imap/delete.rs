@@ -6,8 +6,9 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::{Session, Timeouts, sync::uid_set, timed};
+use super::{Session, Timeouts, fetch::uid_set, timed};
 use crate::archive::{blobs, ledger};
+use crate::audit;
 use crate::error::Result;
 use crate::ingest::accounts::Account;
 
@@ -86,8 +87,25 @@ pub async fn delete_archived(
             }
         }
         deleted += chunk.len() as u64;
-        let mut conn = pool.acquire().await?;
-        ledger::add_deleted(&mut conn, account.id, folder, chunk.len() as i64).await?;
+        // Counted in the ledger and audited together, after the server confirmed.
+        let mut tx = pool.begin().await?;
+        ledger::add_deleted(&mut tx, account.id, folder, chunk.len() as i64).await?;
+        let actor = audit::Actor {
+            username: "system:sync".into(),
+            user_agent: "daygle sync".into(),
+            ..audit::Actor::default()
+        };
+        let event = audit::AuditEvent::by(&actor, "mail.delete_from_server")
+            .target(format!("account:{}", account.id))
+            .details(serde_json::json!({
+                "folder": folder,
+                "uidvalidity": uidvalidity,
+                "uids": set,
+                "count": chunk.len(),
+                "expunged": account.expunge,
+            }));
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
     }
     tracing::info!(account = %account.name, folder, deleted, "deleted archived messages from the server");
     Ok(deleted)

@@ -2,6 +2,7 @@
 //! folder sync that feeds the pipeline.
 
 pub mod delete;
+pub mod fetch;
 pub mod folders;
 pub mod sync;
 pub mod tls;

@@ -3,20 +3,42 @@
 //! bytes. The folder position moves only in the transaction that stores the batch.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use async_imap::types::{Fetch, Flag};
-use futures::StreamExt;
 use sqlx::PgPool;
-use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
+use super::fetch::{fetch_bodies, fetch_sizes, plan_batches, uid_set};
 use super::{Endpoint, ImapError, Session, Timeouts, folders::FolderFilter, timed};
 use crate::archive::ledger::{self, Entry, EntryKind};
 use crate::config::Settings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
-use crate::ingest::pipeline::{self, Batch, Incoming};
+use crate::ingest::pipeline::{self, Batch, Stored};
+
 use crate::ingest::workers::Heartbeat;
 use crate::secrets::SealingKeys;
+
+/// The messages of `wanted`. A FETCH cut off by a dropped connection can end without an error,
+/// so when messages are missing a NOOP proves the session is still alive before they are
+/// recorded as failed; otherwise the batch is an error and is not stored at all.
+async fn fetch_checked(
+    session: &mut Session,
+    t: Timeouts,
+    wanted: &[i64],
+) -> Result<Vec<pipeline::Incoming>, ImapError> {
+    let messages = fetch_bodies(session, t, &uid_set(wanted)).await?;
+    if messages.len() < wanted.len() {
+        timed(t.command, "NOOP after an incomplete FETCH", session.noop()).await?;
+    }
+    Ok(messages)
+}
+
+/// Batches being written at once per folder (each holds its messages in memory).
+const STORES_IN_FLIGHT: usize = 2;
+
+/// The store task of the latest batch; it resolves to the totals of every batch before it.
+type Chain = tokio::task::JoinHandle<Result<Stored>>;
 
 /// What one pass over an account did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -153,6 +175,10 @@ async fn sync_folder(
     if !retry.is_empty() {
         let set = uid_set(&retry);
         let sizes = fetch_sizes(session, t, &set, 0).await?;
+        if sizes.len() < retry.len() {
+            // Make sure the listing was not cut short by a dropped connection.
+            timed(t.command, "NOOP after an incomplete FETCH", session.noop()).await?;
+        }
         let present: HashSet<i64> = sizes.iter().map(|(u, _)| *u).collect();
         let gone: Vec<Entry> = retry
             .iter()
@@ -195,33 +221,6 @@ struct FolderKey<'a> {
     uidvalidity: i64,
 }
 
-/// `UID FETCH set (UID RFC822.SIZE)`: which messages exist and how big they are, so batches
-/// can be planned by bytes. `n:*` also returns the last message when it is below n, hence
-/// the `above` filter.
-async fn fetch_sizes(
-    session: &mut Session,
-    t: Timeouts,
-    set: &str,
-    above: i64,
-) -> Result<Vec<(i64, u64)>, ImapError> {
-    let mut sizes: Vec<(i64, u64)> = timed(t.command, "UID FETCH (sizes)", async {
-        let mut stream = session.uid_fetch(set, "(UID RFC822.SIZE)").await?;
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            let f = item?;
-            if let (Some(uid), Some(size)) = (f.uid, f.size) {
-                out.push((i64::from(uid), u64::from(size)));
-            }
-        }
-        Ok::<_, async_imap::error::Error>(out)
-    })
-    .await?;
-    sizes.retain(|(uid, _)| *uid > above);
-    sizes.sort_unstable();
-    sizes.dedup_by_key(|(uid, _)| *uid);
-    Ok(sizes)
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_batches(
     deps: &SyncDeps<'_>,
@@ -237,11 +236,21 @@ async fn run_batches(
     // Built per folder pass: its concurrency limit and outage report are per pass (a held
     // batch ends the pass, so an outage is reported once per retry, not once per message).
     let stage = crate::scan::ScanStage::from_settings(&s.clamav);
-    let scan = stage.as_ref().map(|stage| (stage, deps.keys));
+    // Owned, because each batch is stored by its own task.
+    let scan = stage.map(|stage| (stage, std::sync::Arc::new(deps.keys.clone())));
     let max_size = s.storage.max_message_bytes;
     let total = sizes.len();
     let mut done = 0usize;
+    // Batches are written concurrently (up to STORES_IN_FLIGHT, plus the one being fetched)
+    // but commit strictly in order: each waits for its predecessor before moving the position.
+    let permits = Arc::new(Semaphore::new(STORES_IN_FLIGHT + 1));
+    let mut last: Option<Chain> = None;
     for plan in plan_batches(sizes, s.sync.batch_messages, s.sync.batch_bytes, max_size) {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(format!("batch limiter closed: {e}")))?;
         let mut entries = std::mem::take(&mut carry);
         let wanted: Vec<i64> = plan
             .iter()
@@ -261,7 +270,21 @@ async fn run_batches(
         let messages = if wanted.is_empty() {
             Vec::new()
         } else {
-            fetch_bodies(session, t, &uid_set(&wanted)).await?
+            match fetch_checked(session, t, &wanted).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // Let the batches already fetched finish committing before reporting.
+                    if let Some(chain) = last.take()
+                        && let Ok(Ok(stored)) = chain.await
+                    {
+                        outcome.archived += stored.inserted;
+                        outcome.bytes += stored.raw_bytes;
+                        outcome.quarantined += stored.quarantined;
+                        outcome.rejected += stored.rejected;
+                    }
+                    return Err(e.into());
+                }
+            }
         };
         let got: HashSet<i64> = messages.iter().filter_map(|m| m.uid).collect();
         for uid in wanted.iter().filter(|u| !got.contains(u)) {
@@ -281,29 +304,50 @@ async fn run_batches(
             .filter(|e| e.kind == EntryKind::Failed)
             .count() as u64;
         outcome.fetched += messages.len() as u64;
-        let stored = pipeline::store_scanned(
-            deps.pool,
-            s.storage.zstd_level,
-            Batch {
-                account_id: key.account_id,
-                folder: key.folder.to_string(),
-                uidvalidity: Some(key.uidvalidity),
-                messages,
-                ledger: entries,
-                advance_to: if advance {
-                    plan.last().map(|(uid, _)| *uid)
-                } else {
-                    None
-                },
+        let batch = Batch {
+            account_id: key.account_id,
+            folder: key.folder.to_string(),
+            uidvalidity: Some(key.uidvalidity),
+            messages,
+            ledger: entries,
+            advance_to: if advance {
+                plan.last().map(|(uid, _)| *uid)
+            } else {
+                None
             },
-            scan,
-        )
-        .await?;
+        };
+        let previous = last.take();
+        let scan = scan.clone();
+        let pool = deps.pool.clone();
+        let level = s.storage.zstd_level;
+        last = Some(tokio::spawn(async move {
+            let _permit = permit;
+            let wait_for_previous = async move {
+                match previous {
+                    Some(chain) => chain
+                        .await
+                        .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))?,
+                    None => Ok(Stored::default()),
+                }
+            };
+            let scan = scan.as_ref().map(|(stage, keys)| (stage, keys.as_ref()));
+            let (own, before) =
+                pipeline::store_ordered(&pool, level, batch, scan, wait_for_previous).await?;
+            Ok(before.plus(own))
+        }));
+        done += plan.len();
+        if let Some(h) = deps.heartbeat {
+            h.progress(key.folder, done, total, 0).await;
+        }
+    }
+    if let Some(chain) = last.take() {
+        let stored = chain
+            .await
+            .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))??;
         outcome.archived += stored.inserted;
         outcome.bytes += stored.raw_bytes;
         outcome.quarantined += stored.quarantined;
         outcome.rejected += stored.rejected;
-        done += plan.len();
         if let Some(h) = deps.heartbeat {
             h.progress(key.folder, done, total, stored.inserted).await;
         }
@@ -325,122 +369,4 @@ async fn run_batches(
         .await?;
     }
     Ok(())
-}
-
-/// Consecutive runs of messages, each at most `max_count` long and `max_bytes` big (a single
-/// bigger message goes alone). Messages over `max_size` are never fetched and weigh nothing.
-pub fn plan_batches(
-    sizes: &[(i64, u64)],
-    max_count: usize,
-    max_bytes: u64,
-    max_size: u64,
-) -> Vec<Vec<(i64, u64)>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<(i64, u64)> = Vec::new();
-    let mut bytes = 0u64;
-    for &(uid, size) in sizes {
-        let weight = if size > max_size { 0 } else { size };
-        if !cur.is_empty() && (cur.len() >= max_count || bytes + weight > max_bytes) {
-            out.push(std::mem::take(&mut cur));
-            bytes = 0;
-        }
-        cur.push((uid, size));
-        bytes += weight;
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// The full messages of `set`, read one FETCH item at a time so only the batch is held.
-async fn fetch_bodies(
-    session: &mut Session,
-    t: Timeouts,
-    set: &str,
-) -> Result<Vec<Incoming>, ImapError> {
-    timed(t.command, "UID FETCH (messages)", async {
-        let mut stream = session
-            .uid_fetch(set, "(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])")
-            .await?;
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            if let Some(m) = incoming(&item?) {
-                out.push(m);
-            }
-        }
-        Ok::<_, async_imap::error::Error>(out)
-    })
-    .await
-}
-
-fn incoming(f: &Fetch) -> Option<Incoming> {
-    let uid = f.uid?;
-    let raw = f.body()?.to_vec();
-    Some(Incoming {
-        uid: Some(i64::from(uid)),
-        raw,
-        internal_date: f
-            .internal_date()
-            .and_then(|d| OffsetDateTime::from_unix_timestamp(d.timestamp()).ok()),
-        flags: f.flags().filter_map(|fl| flag_text(&fl)).collect(),
-    })
-}
-
-fn flag_text(flag: &Flag<'_>) -> Option<String> {
-    Some(match flag {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        // \Recent describes this session, not the message.
-        Flag::Recent | Flag::MayCreate => return None,
-        Flag::Custom(c) => c.replace([' ', '\0'], ""),
-    })
-}
-
-/// `1,3,5:9` from a sorted list of UIDs.
-pub fn uid_set(uids: &[i64]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets_collapse_runs() {
-        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(uid_set(&[4]), "4");
-    }
-
-    #[test]
-    fn batches_respect_count_bytes_and_let_oversize_weigh_nothing() {
-        let sizes = [(1, 10), (2, 10), (3, 1000), (4, 10), (5, 10)];
-        let plan = plan_batches(&sizes, 2, 25, 100);
-        assert_eq!(plan.len(), 3);
-        assert_eq!(plan[1], vec![(3, 1000), (4, 10)]);
-        let plan = plan_batches(&[(1, 60), (2, 60)], 10, 50, 100);
-        assert_eq!(plan.len(), 2, "a message bigger than a batch goes alone");
-    }
 }

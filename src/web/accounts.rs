@@ -1,0 +1,375 @@
+//! `/accounts`: administrators add IMAP accounts, see each account's completeness ledger, test
+//! the connection, pause/resume syncing and delete accounts. Passwords are write-only.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{CsrfForm, Require, perm};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::state::AppState;
+use super::workers::when;
+use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
+use crate::audit::{self, AuditEvent};
+use crate::config::split_list;
+use crate::error::{Error, Result};
+use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
+use crate::ingest::imap::{self, Timeouts};
+use crate::ingest::workers;
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/accounts", list)
+        .post("/accounts", create)
+        .get("/accounts/{id}", show)
+        .post("/accounts/{id}/enabled", set_enabled)
+        .post("/accounts/{id}/test", test)
+        .post("/accounts/{id}/delete", delete)
+}
+
+type Admin = Require<perm::ManageAccounts>;
+
+struct AccountRow {
+    a: Account,
+    coverage: String,
+    status: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/list.html")]
+struct ListPage {
+    page: PageContext,
+    accounts: Vec<AccountRow>,
+    error: String,
+    form: CreateForm,
+    default_exclude: String,
+}
+
+fn coverage_text(folders: &[FolderCoverage]) -> String {
+    let server: Option<i64> = folders.iter().map(|f| f.server_messages).sum();
+    let done: i64 = folders.iter().map(|f| f.archived + f.skipped).sum();
+    match server {
+        _ if folders.is_empty() => "—".into(),
+        Some(0) => "100%".into(),
+        Some(s) => format!("{:.1}%", ((done as f64 / s as f64) * 100.0).min(100.0)),
+        None => "—".into(),
+    }
+}
+
+async fn rows(state: &AppState) -> Result<Vec<AccountRow>> {
+    let mut out = Vec::new();
+    for a in accounts::list(&state.pool).await? {
+        let folders = ledger::coverage(&state.pool, a.id).await?;
+        let status = match workers::get(&state.pool, &workers::sync_worker_name(a.id)).await? {
+            Some(w) if w.last_error.is_some() => "failing".to_string(),
+            Some(w) if w.state == "running" => "running".to_string(),
+            Some(w) if w.last_success_at.is_some() => format!("ok {}", when(w.last_success_at)),
+            _ if !a.enabled => "paused".to_string(),
+            _ if a.kind == "imap" => "never synced".to_string(),
+            _ => "—".to_string(),
+        };
+        out.push(AccountRow {
+            coverage: coverage_text(&folders),
+            status,
+            a,
+        });
+    }
+    Ok(out)
+}
+
+async fn list(State(state): State<AppState>, user: Admin) -> Result<ListPage> {
+    Ok(ListPage {
+        page: PageContext::for_user("Accounts", "/accounts", &user),
+        accounts: rows(&state).await?,
+        error: String::new(),
+        form: CreateForm {
+            tls: "implicit".into(),
+            ..CreateForm::default()
+        },
+        default_exclude: state.settings.sync.exclude_folders.clone(),
+    })
+}
+
+/// Everything arrives as text so a bad number is a form error, not a bare 422.
+#[derive(Deserialize, Default, Clone)]
+struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    tls: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+    #[serde(default)]
+    folders: String,
+    #[serde(default)]
+    exclude_folders: String,
+    #[serde(default)]
+    delete_after_days: String,
+    #[serde(default)]
+    pin_cert: String,
+}
+
+fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse()
+        .map(Some)
+        .map_err(|_| Error::invalid(field, "must be a whole number"))
+}
+
+fn settings_from(form: &CreateForm, state: &AppState) -> Result<ImapSettings> {
+    let tls = TlsMode::parse(&form.tls)?;
+    let exclude = if form.exclude_folders.trim().is_empty() {
+        state.settings.sync.exclude_patterns()
+    } else {
+        split_list(&form.exclude_folders)
+    };
+    Ok(ImapSettings {
+        name: form.name.clone(),
+        host: form.host.clone(),
+        port: number::<u16>("port", &form.port)?.unwrap_or(if tls == TlsMode::Implicit {
+            993
+        } else {
+            143
+        }),
+        tls,
+        username: form.username.clone(),
+        folders_include: split_list(&form.folders),
+        folders_exclude: exclude,
+        poll_interval_secs: i32::try_from(state.settings.sync.default_poll_secs).unwrap_or(300),
+        delete_after_days: number("delete after days", &form.delete_after_days)?,
+        expunge: true,
+        pinned_cert_sha256: Some(form.pin_cert.trim().to_ascii_lowercase())
+            .filter(|p| !p.is_empty()),
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: Admin,
+    CsrfForm(form): CsrfForm<CreateForm>,
+) -> Result<Response> {
+    let attempt = async {
+        let imap = settings_from(&form, &state)?;
+        let mut tx = state.pool.begin().await?;
+        let id = accounts::create_imap(&mut tx, &state.keys.sealing, &imap, &form.password).await?;
+        let event = AuditEvent::by(&user.actor, "account.create")
+            .target(format!("account:{id}"))
+            .details(json!({ "name": imap.name, "host": imap.host, "username": imap.username }));
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(id)
+    };
+    match attempt.await {
+        Ok(id) => Ok(Redirect::to(&format!("/accounts/{id}?done=created")).into_response()),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let mut form = form.clone();
+            form.password.clear();
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ListPage {
+                    page: PageContext::for_user("Accounts", "/accounts", &user),
+                    accounts: rows(&state).await?,
+                    error: e.to_string(),
+                    form,
+                    default_exclude: state.settings.sync.exclude_folders.clone(),
+                },
+            )
+                .into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/show.html")]
+struct ShowPage {
+    page: PageContext,
+    a: Account,
+    folders: Vec<(FolderCoverage, String, String)>,
+    entries: Vec<LedgerRow>,
+    coverage: String,
+    archived: i64,
+    notice: String,
+    error: String,
+    test_folders: Vec<(String, u32, bool)>,
+    last_error: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    #[serde(default)]
+    done: String,
+}
+
+async fn show_page(
+    state: &AppState,
+    user: &Admin,
+    id: i64,
+    notice: String,
+    error: String,
+    test_folders: Vec<(String, u32, bool)>,
+) -> Result<ShowPage> {
+    let mut conn = state.pool.acquire().await?;
+    let a = accounts::get(&mut conn, id).await?;
+    let archived = crate::archive::messages::count_for_account(&mut conn, id).await?;
+    drop(conn);
+    let folders = ledger::coverage(&state.pool, id).await?;
+    let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
+    Ok(ShowPage {
+        page: PageContext::for_user(format!("Account {}", a.name), "/accounts", user),
+        coverage: coverage_text(&folders),
+        folders: folders
+            .into_iter()
+            .map(|f| {
+                let pct = f
+                    .percent()
+                    .map(|p| format!("{p:.1}%"))
+                    .unwrap_or_else(|| "—".into());
+                let synced = when(f.last_synced_at);
+                (f, pct, synced)
+            })
+            .collect(),
+        entries: ledger::entries(&state.pool, id).await?,
+        archived,
+        a,
+        notice,
+        error,
+        test_folders,
+        last_error: worker.and_then(|w| w.last_error).unwrap_or_default(),
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    Query(n): Query<Notice>,
+) -> Result<ShowPage> {
+    let notice = match n.done.as_str() {
+        "created" => "Account added. It is synced on the next scheduler pass.",
+        "enabled" => "Syncing resumed.",
+        "disabled" => "Syncing paused; the archive stays.",
+        _ => "",
+    };
+    show_page(&state, &user, id, notice.into(), String::new(), Vec::new()).await
+}
+
+#[derive(Deserialize)]
+struct EnabledForm {
+    #[serde(default)]
+    enabled: String,
+}
+
+async fn set_enabled(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<EnabledForm>,
+) -> Result<Response> {
+    let enabled = form.enabled == "true";
+    let mut tx = state.pool.begin().await?;
+    accounts::set_enabled(&mut tx, id, enabled).await?;
+    let action = if enabled {
+        "account.enable"
+    } else {
+        "account.disable"
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, action).target(format!("account:{id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    let done = if enabled { "enabled" } else { "disabled" };
+    Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn test(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+) -> Result<ShowPage> {
+    let mut conn = state.pool.acquire().await?;
+    let account = accounts::get(&mut conn, id).await?;
+    drop(conn);
+    let result = match account.password(&state.keys.sealing) {
+        Ok(pw) => {
+            imap::test_connection(&account, &pw, Timeouts::from_settings(&state.settings.sync))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(report) => {
+            show_page(
+                &state,
+                &user,
+                id,
+                "Connected and logged in.".into(),
+                String::new(),
+                report.folders,
+            )
+            .await
+        }
+        Err(e) => {
+            show_page(
+                &state,
+                &user,
+                id,
+                String::new(),
+                format!("Connection test failed: {e}"),
+                Vec::new(),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
+) -> Result<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let account = accounts::get(&mut conn, id).await?;
+    drop(conn);
+    if form.confirm.trim() != account.name {
+        return Err(Error::invalid(
+            "confirm",
+            "type the account's name to delete it and its archived mail",
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let done = accounts::remove(&mut tx, id).await?;
+    let event = AuditEvent::by(&user.actor, "account.delete")
+        .target(format!("account:{id}"))
+        .details(json!({ "name": account.name, "messages_deleted": done.messages }));
+    audit::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/accounts").into_response())
+}

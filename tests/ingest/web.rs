@@ -1,0 +1,113 @@
+use super::support::*;
+use crate::common::dovecot::Dovecot;
+use crate::common::spawn_app_with;
+
+#[tokio::test]
+async fn an_administrator_adds_an_account_tests_it_and_sees_its_ledger_and_worker() {
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start)
+        .await
+        .expect("dovecot");
+    dovecot.add_user("alice", "alice-pw");
+    dovecot.write_messages("alice", "INBOX", &messages("web", 4), NEW);
+    let app = spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.connect_timeout_secs = 10;
+    })
+    .await;
+    let admin = app.set_up_admin().await;
+    let port = dovecot.port.to_string();
+
+    let res = app
+        .submit(
+            &admin,
+            "/accounts",
+            "/accounts",
+            &[
+                ("name", "Alice"),
+                ("host", "127.0.0.1"),
+                ("port", &port),
+                ("tls", "none"),
+                ("username", "alice"),
+                ("password", "alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let path = location.split('?').next().expect("path").to_string();
+    let id: i64 = path
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .parse()
+        .expect("numeric id");
+    let sealed: String = sqlx::query_scalar("SELECT password_sealed FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("row");
+    assert!(sealed.starts_with("enc:v1:") && !sealed.contains("alice-pw"));
+
+    let tested = app
+        .submit(&admin, &path, &format!("{path}/test"), &[])
+        .await;
+    let html = tested.text().await.expect("html");
+    assert!(
+        html.contains("Connected and logged in") && html.contains("INBOX"),
+        "{html}"
+    );
+    assert!(!html.contains("alice-pw"), "the password is write-only");
+
+    let started = std::time::Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+        if n == 4 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the scheduler archived {n} of 4"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, page) = app.page(&admin, &path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("100.0%"), "{page}");
+    let (status, workers) = app.page(&admin, "/workers").await;
+    assert_eq!(status, 200);
+    assert!(
+        workers.contains("sync:account:") && workers.contains("Alice"),
+        "{workers}"
+    );
+
+    let refused = app
+        .submit(
+            &admin,
+            &path,
+            &format!("{path}/delete"),
+            &[("confirm", "wrong")],
+        )
+        .await;
+    assert_ne!(refused.status().as_u16(), 303);
+    let deleted = app
+        .submit(
+            &admin,
+            &path,
+            &format!("{path}/delete"),
+            &[("confirm", "Alice")],
+        )
+        .await;
+    assert_eq!(deleted.status().as_u16(), 303);
+    assert!(
+        app.audit_actions()
+            .await
+            .iter()
+            .any(|a| a == "account.delete")
+    );
+}
