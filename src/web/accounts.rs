@@ -27,6 +27,7 @@ pub fn area() -> Area {
         .get("/accounts", list)
         .post("/accounts", create)
         .get("/accounts/{id}", show)
+        .post("/accounts/{id}", edit)
         .post("/accounts/{id}/enabled", set_enabled)
         .post("/accounts/{id}/test", test)
         .post("/accounts/{id}/delete", delete)
@@ -118,6 +119,35 @@ struct CreateForm {
     delete_after_days: String,
     #[serde(default)]
     pin_cert: String,
+    /// Empty: the configured default.
+    #[serde(default)]
+    poll_secs: String,
+    /// "false" keeps deleted-flagged mail until the server expunges it; anything else expunges.
+    #[serde(default)]
+    expunge: String,
+}
+
+impl CreateForm {
+    /// The edit form, filled in from the stored account (the password stays write-only).
+    fn from_account(a: &Account) -> Self {
+        Self {
+            name: a.name.clone(),
+            host: a.host.clone().unwrap_or_default(),
+            port: a.port.map(|p| p.to_string()).unwrap_or_default(),
+            tls: a.tls_mode.clone().unwrap_or_default(),
+            username: a.username.clone().unwrap_or_default(),
+            password: String::new(),
+            folders: a.folders_include.join(", "),
+            exclude_folders: a.folders_exclude.join(", "),
+            delete_after_days: a
+                .delete_after_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            pin_cert: a.pinned_cert_sha256.clone().unwrap_or_default(),
+            poll_secs: a.poll_interval_secs.to_string(),
+            expunge: a.expunge.to_string(),
+        }
+    }
 }
 
 fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>> {
@@ -149,9 +179,12 @@ fn settings_from(form: &CreateForm, state: &AppState) -> Result<ImapSettings> {
         username: form.username.clone(),
         folders_include: split_list(&form.folders),
         folders_exclude: exclude,
-        poll_interval_secs: i32::try_from(state.settings.sync.default_poll_secs).unwrap_or(300),
+        poll_interval_secs: match number::<i32>("poll interval", &form.poll_secs)? {
+            Some(secs) => secs,
+            None => i32::try_from(state.settings.sync.default_poll_secs).unwrap_or(300),
+        },
         delete_after_days: number("delete after days", &form.delete_after_days)?,
-        expunge: true,
+        expunge: form.expunge != "false",
         pinned_cert_sha256: Some(form.pin_cert.trim().to_ascii_lowercase())
             .filter(|p| !p.is_empty()),
     })
@@ -207,6 +240,7 @@ struct ShowPage {
     error: String,
     test_folders: Vec<(String, u32, bool)>,
     last_error: String,
+    edit: CreateForm,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +279,7 @@ async fn show_page(
             .collect(),
         entries: ledger::entries(&state.pool, id).await?,
         archived,
+        edit: CreateForm::from_account(&a),
         a,
         notice,
         error,
@@ -263,9 +298,51 @@ async fn show(
         "created" => "Account added. It is synced on the next scheduler pass.",
         "enabled" => "Syncing resumed.",
         "disabled" => "Syncing paused; the archive stays.",
+        "updated" => "Settings saved. They apply from the next sync.",
         _ => "",
     };
     show_page(&state, &user, id, notice.into(), String::new(), Vec::new()).await
+}
+
+/// `POST /accounts/{id}`: new settings; a blank password keeps the stored one.
+async fn edit(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<CreateForm>,
+) -> Result<Response> {
+    let attempt = async {
+        let imap = settings_from(&form, &state)?;
+        let mut tx = state.pool.begin().await?;
+        accounts::update_imap(&mut tx, id, &imap).await?;
+        let password_changed = !form.password.is_empty();
+        if password_changed {
+            accounts::set_password(&mut tx, &state.keys.sealing, id, &form.password).await?;
+        }
+        let event = AuditEvent::by(&user.actor, "account.update")
+            .target(format!("account:{id}"))
+            .details(json!({
+                "name": imap.name, "host": imap.host, "port": imap.port,
+                "username": imap.username, "password_changed": password_changed,
+                "delete_after_days": imap.delete_after_days,
+            }));
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
+    match attempt.await {
+        Ok(()) => Ok(Redirect::to(&format!("/accounts/{id}?done=updated")).into_response()),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let mut page =
+                show_page(&state, &user, id, String::new(), e.to_string(), Vec::new()).await?;
+            page.edit = CreateForm {
+                password: String::new(),
+                ..form
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -137,6 +137,11 @@ pub const ALL: &[Route] = &[
     r(Method::GET, "/accounts/{id}", Permission(P::ManageAccounts)),
     r(
         Method::POST,
+        "/accounts/{id}",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::POST,
         "/accounts/{id}/enabled",
         Permission(P::ManageAccounts),
     ),

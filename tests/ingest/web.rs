@@ -111,3 +111,97 @@ async fn an_administrator_adds_an_account_tests_it_and_sees_its_ledger_and_worke
             .any(|a| a == "account.delete")
     );
 }
+
+#[tokio::test]
+async fn an_administrator_edits_an_account_and_a_blank_password_keeps_the_stored_one() {
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start)
+        .await
+        .expect("dovecot");
+    dovecot.add_user("bob", "bob-pw");
+    let app = spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.enabled = false;
+    })
+    .await;
+    let admin = app.set_up_admin().await;
+    let port = dovecot.port.to_string();
+    let fields = |password: &'static str, poll: &'static str| {
+        vec![
+            ("name", "Bob"),
+            ("host", "127.0.0.1"),
+            ("tls", "none"),
+            ("username", "bob"),
+            ("password", password),
+            ("poll_secs", poll),
+        ]
+    };
+    let mut create = fields("wrong-pw", "");
+    create.push(("port", &port));
+    let res = app.submit(&admin, "/accounts", "/accounts", &create).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let path = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let sealed = |app: &crate::common::TestApp| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32, Option<i32>)>(
+                "SELECT password_sealed, poll_interval_secs, delete_after_days FROM accounts WHERE name = 'Bob'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (before, _, _) = sealed(&app).await;
+
+    // Change settings only: the password stays as it was.
+    let mut edit = fields("", "120");
+    edit.push(("port", &port));
+    edit.push(("delete_after_days", "30"));
+    let res = app.submit(&admin, &path, &path, &edit).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let (after, poll, days) = sealed(&app).await;
+    assert_eq!(after, before);
+    assert_eq!((poll, days), (120, Some(30)));
+    let (_, page) = app.page(&admin, &location).await;
+    assert!(page.contains("Settings saved") && page.contains("value=\"120\""));
+    assert!(!page.contains("wrong-pw"), "the password is write-only");
+
+    // A new password is sealed and the connection test now logs in.
+    let mut fix = fields("bob-pw", "120");
+    fix.push(("port", &port));
+    let res = app.submit(&admin, &path, &path, &fix).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_ne!(sealed(&app).await.0, before);
+    let tested = app
+        .submit(&admin, &path, &format!("{path}/test"), &[])
+        .await;
+    assert!(
+        tested
+            .text()
+            .await
+            .unwrap()
+            .contains("Connected and logged in")
+    );
+
+    // Bad input is explained on the page.
+    let mut bad = fields("", "often");
+    bad.push(("port", &port));
+    let res = app.submit(&admin, &path, &path, &bad).await;
+    assert_eq!(res.status().as_u16(), 422);
+    assert!(res.text().await.unwrap().contains("poll interval"));
+    assert!(
+        app.audit_actions()
+            .await
+            .iter()
+            .filter(|a| *a == "account.update")
+            .count()
+            == 2
+    );
+}
