@@ -181,6 +181,13 @@ pub struct ClamavSettings {
     pub timeout_secs: u64,
     pub max_scan_bytes: u64,
     pub concurrency: usize,
+    /// Store mail while clamd is unreachable as `pending` and scan it when clamd returns,
+    /// instead of holding the account's sync position.
+    pub archive_unscanned: bool,
+    /// Quarantined messages are deleted this many days after arrival; 0 keeps them forever.
+    pub quarantine_expiry_days: u32,
+    /// Longest wait between retries while clamd is unreachable (the wait doubles up to this).
+    pub retry_max_secs: u64,
 }
 
 impl Default for ClamavSettings {
@@ -192,6 +199,9 @@ impl Default for ClamavSettings {
             timeout_secs: 60,
             max_scan_bytes: 25 * 1024 * 1024,
             concurrency: 2,
+            archive_unscanned: false,
+            quarantine_expiry_days: 30,
+            retry_max_secs: 300,
         }
     }
 }
@@ -617,6 +627,15 @@ impl Settings {
         }
         if c.concurrency == 0 {
             p.push(problem("clamav.concurrency", "must be at least 1"));
+        }
+        if c.max_scan_bytes < 1024 {
+            p.push(problem(
+                "clamav.max_scan_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if c.retry_max_secs == 0 {
+            p.push(problem("clamav.retry_max_secs", "must be at least 1"));
         }
     }
 

@@ -18,6 +18,9 @@ pub enum Error {
     Invalid { field: String, reason: String },
     #[error("{0}")]
     Conflict(String),
+    /// clamd gave no verdict: mail is held (never stored as clean) until it answers again.
+    #[error("waiting for virus scanner: {0}")]
+    ScannerUnavailable(String),
     #[error(transparent)]
     Config(#[from] ConfigErrors),
     #[error(transparent)]

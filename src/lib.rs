@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod render;
 pub mod reseal;
+pub mod scan;
 pub mod secrets;
 pub mod telemetry;
 pub mod web;
@@ -70,6 +71,12 @@ impl App {
                     e,
                 )
             })?;
+        // The recorder must exist before the scanner registers its counters.
+        let metrics = Metrics::install();
+        let scanner = scan::Scanner::from_settings(&settings.clamav);
+        if let Some(scanner) = &scanner {
+            scan::announce(scanner).await;
+        }
         tower_sessions_sqlx_store::PostgresStore::new(database.pool.clone())
             .migrate()
             .await
@@ -84,7 +91,8 @@ impl App {
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
-            metrics: Metrics::install(),
+            metrics,
+            scanner,
             shutdown: CancellationToken::new(),
         };
         Ok(Self {
@@ -134,6 +142,20 @@ impl App {
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(scan::tasks::expire_quarantine(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
+        if let Some(scanner) = &state.scanner
+            && state.settings.clamav.archive_unscanned
+        {
+            tasks.spawn(scan::tasks::scan_pending(
+                state.pool.clone(),
+                scan::ScanStage::new(scanner.clone(), &state.settings.clamav),
+                state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(session_upkeep(state.clone()));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(

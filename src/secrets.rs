@@ -168,6 +168,7 @@ pub fn key_id(key: &[u8; 32]) -> String {
 }
 
 /// The current sealing key plus older ones still accepted for opening during rotation.
+#[derive(Clone)]
 pub struct SealingKeys {
     current: (String, XChaCha20Poly1305),
     previous: Vec<(String, XChaCha20Poly1305)>,

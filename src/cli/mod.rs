@@ -1,12 +1,14 @@
 //! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
 
 mod account;
+mod bench;
 mod check_config;
 mod export;
 mod healthcheck;
 mod import;
 mod keygen;
 mod migrate;
+mod rescan;
 mod rotate_key;
 mod serve;
 mod sync;
@@ -79,6 +81,10 @@ pub enum Command {
     Verify(verify::VerifyCommand),
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
+    /// Measure throughput, e.g. `daygle bench scan` for clamd.
+    Bench(bench::BenchArgs),
+    /// Scan archived mail again and apply clamav.action to anything newly detected.
+    Rescan(rescan::RescanArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -100,6 +106,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(healthcheck::run(settings))
+        }
+        Command::Rescan(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(rescan::run(settings, args))
+        }
+        Command::Bench(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(bench::run(settings, args))
         }
         Command::Migrate => {
             let settings = load_settings(&cli.global, &[])?;

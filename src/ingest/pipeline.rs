@@ -14,6 +14,8 @@ use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
+use crate::scan::{Disposition, MessageFacts, ScanStage, Screened, Source, quarantine, rejections};
+use crate::secrets::SealingKeys;
 
 /// One message as a source delivered it.
 pub struct Incoming {
@@ -44,6 +46,9 @@ pub struct Stored {
     pub received: u64,
     pub raw_bytes: u64,
     pub new_blobs: u64,
+    /// Infected messages put in the quarantine / refused (`clamav.action`) instead of stored.
+    pub quarantined: u64,
+    pub rejected: u64,
 }
 
 impl Stored {
@@ -53,14 +58,31 @@ impl Stored {
             received: self.received + o.received,
             raw_bytes: self.raw_bytes + o.raw_bytes,
             new_blobs: self.new_blobs + o.new_blobs,
+            quarantined: self.quarantined + o.quarantined,
+            rejected: self.rejected + o.rejected,
         }
     }
 }
 
 /// Stores a batch: the message rows, ledger entries and position in one transaction. Hashing,
 /// parsing and compression run off the async threads; memory stays within the batch's size.
+///
+/// Without `scan` every row is `not_scanned` (scanning off).
 pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Stored> {
-    store_ordered(pool, zstd_level, batch, async { Ok(()) })
+    store_scanned(pool, zstd_level, batch, None).await
+}
+
+/// Scanning for [`store_ordered`]: the stage and the key that seals quarantined mail.
+pub type Scan<'a> = Option<(&'a ScanStage, &'a SealingKeys)>;
+
+/// [`store`], scanning the batch first when `scan` is given.
+pub async fn store_scanned(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    scan: Scan<'_>,
+) -> Result<Stored> {
+    store_ordered(pool, zstd_level, batch, scan, async { Ok(()) })
         .await
         .map(|(stored, ())| stored)
 }
@@ -73,22 +95,62 @@ pub async fn store(pool: &PgPool, zstd_level: i32, batch: Batch) -> Result<Store
 /// New blobs commit first, in their own short transaction: they are content-addressed, so a
 /// blob whose message row never commits is harmless (the replay references it), and two
 /// concurrent batches holding the same new content never wait on each other's row locks.
+///
+/// Scanning (when `scan` is given): infected mail follows `clamav.action` (quarantine and
+/// rejection rows commit in the same transaction as the position). When clamd gives no
+/// verdict for a message, the messages before it are stored, the position stops just before
+/// it, and the call returns `Error::ScannerUnavailable` after committing them — nothing is
+/// ever stored as clean unscanned, and a later batch waiting on this one rolls back.
 pub async fn store_ordered<T>(
     pool: &PgPool,
     zstd_level: i32,
     batch: Batch,
+    scan: Scan<'_>,
     before_commit: impl Future<Output = Result<T>>,
 ) -> Result<(Stored, T)> {
     let Batch {
         account_id,
         folder,
         uidvalidity,
-        messages: incoming,
-        ledger: entries,
-        advance_to,
+        messages: mut incoming,
+        ledger: mut entries,
+        mut advance_to,
     } = batch;
+    // UID order, so "stop before the first unscanned message" is a position.
+    incoming.sort_by_key(|m| m.uid);
+    let mut screened = match scan {
+        Some((stage, _)) => {
+            let raws: Vec<&[u8]> = incoming.iter().map(|m| m.raw.as_slice()).collect();
+            stage.screen(&raws).await
+        }
+        None => Screened::unscanned(incoming.len()),
+    };
+    let mut held = None;
+    if let Some((index, reason)) = screened.held.take() {
+        let held_uid = incoming[index].uid;
+        let held_count = (incoming.len() - index) as u64;
+        incoming.truncate(index);
+        if let Some(h) = held_uid {
+            entries.retain(|e| e.uid < h);
+            advance_to = advance_to.map(|a| a.min(h - 1));
+        }
+        held = Some((reason, held_count));
+    }
+    let mut statuses = Vec::with_capacity(incoming.len());
+    let mut kept = Vec::with_capacity(incoming.len());
+    let mut diverted = Vec::new();
+    for (m, d) in incoming.into_iter().zip(screened.dispositions) {
+        match d {
+            Disposition::Store { status, virus_name } => {
+                statuses.push((status.as_str(), virus_name));
+                kept.push(m);
+            }
+            other => diverted.push((m, other)),
+        }
+    }
+    let incoming = kept;
     let raw_bytes: u64 = incoming.iter().map(|m| m.raw.len() as u64).sum();
-    let received = incoming.len() as u64;
+    let received = (incoming.len() + diverted.len()) as u64;
     let (incoming, hashes) = blocking(move || {
         let hashes: Vec<[u8; 32]> = incoming.iter().map(|m| blobs::sha256(&m.raw)).collect();
         (incoming, hashes)
@@ -96,7 +158,7 @@ pub async fn store_ordered<T>(
     .await?;
     let known: HashSet<[u8; 32]> = blobs::existing(pool, &hashes).await?.into_iter().collect();
     let folder_for_rows = folder.clone();
-    let (rows, new_blobs) = blocking(move || {
+    let (mut rows, new_blobs) = blocking(move || {
         prepare(
             account_id,
             &folder_for_rows,
@@ -108,8 +170,10 @@ pub async fn store_ordered<T>(
         )
     })
     .await??;
-    // Scan seam: the ClamAV stage sets scan_status (and diverts infected mail) here, before
-    // anything commits. Until then every row keeps the column default 'not_scanned'.
+    for (row, (status, virus)) in rows.iter_mut().zip(statuses) {
+        row.scan_status = status;
+        row.virus_name = virus;
+    }
     let blobs_added = if new_blobs.is_empty() {
         0
     } else {
@@ -120,6 +184,8 @@ pub async fn store_ordered<T>(
     };
     drop(new_blobs);
     let mut tx = pool.begin().await?;
+    let (quarantined, rejected) =
+        divert(&mut tx, scan, account_id, &folder, uidvalidity, &diverted).await?;
     if let Some(uidvalidity) = uidvalidity {
         messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
             .await?;
@@ -127,7 +193,12 @@ pub async fn store_ordered<T>(
     let inserted = messages::insert_many(&mut tx, &rows).await?;
     if let Some(uidvalidity) = uidvalidity {
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
-        let archived: Vec<i64> = rows.iter().filter_map(|r| r.uid).collect();
+        // Quarantined and refused messages are dealt with too: their failures are resolved.
+        let archived: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.uid)
+            .chain(diverted.iter().filter_map(|(m, _)| m.uid))
+            .collect();
         ledger::resolve(&mut tx, account_id, &folder, uidvalidity, &archived).await?;
     }
     let earlier = before_commit.await?;
@@ -135,13 +206,63 @@ pub async fn store_ordered<T>(
         ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
     }
     tx.commit().await?;
+    if let Some((reason, count)) = held {
+        tracing::warn!(account_id, folder = %folder, held = count, %reason,
+            "batch stopped before mail that could not be scanned");
+        return Err(Error::ScannerUnavailable(reason));
+    }
     let stored = Stored {
         inserted,
         received,
         raw_bytes,
         new_blobs: blobs_added,
+        quarantined,
+        rejected,
     };
     Ok((stored, earlier))
+}
+
+/// Writes the quarantine and rejection rows for infected mail that is not archived.
+async fn divert(
+    tx: &mut sqlx::PgConnection,
+    scan: Scan<'_>,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: Option<i64>,
+    diverted: &[(Incoming, Disposition)],
+) -> Result<(u64, u64)> {
+    let (Some((stage, keys)), false) = (scan, diverted.is_empty()) else {
+        return Ok((0, 0));
+    };
+    let (mut quarantined, mut rejected) = (0, 0);
+    for (m, d) in diverted {
+        let mut facts = MessageFacts::from_raw(&m.raw);
+        facts.account_id = Some(account_id);
+        facts.folder = folder.to_string();
+        facts.uidvalidity = uidvalidity;
+        facts.uid = m.uid;
+        match d {
+            Disposition::Quarantine { virus_name } => {
+                quarantine::put(
+                    tx,
+                    keys,
+                    &facts,
+                    &m.raw,
+                    virus_name,
+                    Source::Ingest,
+                    stage.quarantine_expiry_days,
+                )
+                .await?;
+                quarantined += 1;
+            }
+            Disposition::Reject { virus_name } => {
+                rejections::record(tx, &facts, virus_name, Source::Ingest).await?;
+                rejected += 1;
+            }
+            Disposition::Store { .. } | Disposition::Hold { .. } => {}
+        }
+    }
+    Ok((quarantined, rejected))
 }
 
 /// A row to insert and, for content not stored yet, its compressed blob.
@@ -200,6 +321,8 @@ fn prepare(
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
                                 parsed: parse::parse(&m.raw),
+                                scan_status: "not_scanned",
+                                virus_name: None,
                             };
                             Ok((row, blob))
                         })
@@ -234,4 +357,62 @@ where
     crate::telemetry::spawn_blocking_in_span(f)
         .await
         .map_err(|e| Error::Internal(format!("background task failed: {e}")))
+}
+
+/// Archives a message released from the quarantine at its original place, with the verdict
+/// of the re-scan done before release (`clean`, `too_large`, or `infected` when an
+/// administrator released a detection as a false positive). Idempotent like every store.
+pub async fn store_released(
+    pool: &PgPool,
+    zstd_level: i32,
+    entry: &quarantine::Entry,
+    raw: Vec<u8>,
+    verdict: &crate::scan::Verdict,
+) -> Result<Stored> {
+    let account_id = entry
+        .account_id
+        .ok_or_else(|| Error::Conflict("the message's archive account no longer exists".into()))?;
+    let (status, virus) = match verdict {
+        crate::scan::Verdict::Clean => ("clean", None),
+        crate::scan::Verdict::TooLarge { .. } => ("too_large", None),
+        crate::scan::Verdict::Infected { signature } => ("infected", Some(signature.as_str())),
+        crate::scan::Verdict::Error { reason } => {
+            return Err(Error::ScannerUnavailable(reason.clone()));
+        }
+    };
+    let sha = blobs::sha256(&raw);
+    let stored = store(
+        pool,
+        zstd_level,
+        Batch {
+            account_id,
+            folder: entry.folder.clone(),
+            uidvalidity: entry.uidvalidity,
+            messages: vec![Incoming {
+                uid: entry.uid,
+                raw,
+                internal_date: None,
+                flags: Vec::new(),
+            }],
+            ledger: Vec::new(),
+            advance_to: None,
+        },
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE messages SET scan_status = $1, virus_name = $2 \
+         WHERE account_id = $3 AND folder = $4 AND blob_sha256 = $5 \
+           AND uidvalidity IS NOT DISTINCT FROM $6 AND uid IS NOT DISTINCT FROM $7",
+    )
+    .bind(status)
+    .bind(virus)
+    .bind(account_id)
+    .bind(&entry.folder)
+    .bind(sha.as_slice())
+    .bind(entry.uidvalidity)
+    .bind(entry.uid)
+    .execute(pool)
+    .await
+    .map_err(|e| Error::context("record the verdict of a released message", e))?;
+    Ok(stored)
 }

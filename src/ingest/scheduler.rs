@@ -102,7 +102,11 @@ async fn run_locked(
         Err(e) => {
             let text = crate::error::chain(&e);
             tracing::warn!(account = %account.name, error = %text, "sync pass failed");
-            let wait = backoff(poll, failures + 1, settings.sync.max_backoff_secs);
+            let mut wait = backoff(poll, failures + 1, settings.sync.max_backoff_secs);
+            if matches!(e, crate::error::Error::ScannerUnavailable(_)) {
+                // Mail is waiting only for clamd: look again sooner (clamav.retry_max_secs).
+                wait = wait.min(settings.clamav.retry_max_secs);
+            }
             heartbeat.finish(Err(text.clone()), after(wait)).await;
             RunResult::Failed(text)
         }

@@ -27,6 +27,18 @@ struct Readiness {
     status: &'static str,
     database: Check,
     migrations: Check,
+    /// Present when scanning is on. Reported, not required: without clamd the UI still
+    /// serves and ingest holds mail until it is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clamav: Option<ClamavCheck>,
+}
+
+#[derive(Serialize)]
+struct ClamavCheck {
+    reachable: bool,
+    address: String,
+    /// clamd's VERSION line when reachable, else why not.
+    detail: String,
 }
 
 #[derive(Serialize)]
@@ -74,6 +86,21 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             detail: "database unreachable".into(),
         }
     };
+    let clamav = match &state.scanner {
+        Some(scanner) => Some(match scanner.version().await {
+            Ok(version) => ClamavCheck {
+                reachable: true,
+                address: scanner.transport().to_string(),
+                detail: version,
+            },
+            Err(e) => ClamavCheck {
+                reachable: false,
+                address: e.address.clone(),
+                detail: e.reason,
+            },
+        }),
+        None => None,
+    };
     let ready = database.ok && migrations.ok;
     let code = if ready {
         StatusCode::OK
@@ -86,6 +113,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             status: if ready { "ready" } else { "not ready" },
             database,
             migrations,
+            clamav,
         }),
     )
 }

@@ -16,6 +16,7 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/", "Dashboard", Permission::ViewDashboard),
     ("/messages", "Messages", Permission::ViewMail),
     ("/archives", "Archives", Permission::ViewMail),
+    ("/quarantine", "Quarantine", Permission::ViewQuarantine),
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
     ("/accounts", "Accounts", Permission::ManageAccounts),

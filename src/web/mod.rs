@@ -17,6 +17,7 @@ pub mod message;
 pub mod messages;
 pub mod metrics;
 pub mod profile;
+pub mod quarantine;
 pub mod roles;
 pub mod routes;
 pub mod session;
@@ -57,6 +58,7 @@ pub fn areas() -> Vec<routes::Area> {
         audit::area(),
         accounts::area(),
         workers::area(),
+        quarantine::area(),
     ]
 }
 

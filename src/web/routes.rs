@@ -156,6 +156,27 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageAccounts),
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
+    r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
+    r(
+        Method::GET,
+        "/quarantine/{id}",
+        Permission(P::ViewQuarantine),
+    ),
+    r(
+        Method::POST,
+        "/quarantine/{id}/release",
+        Permission(P::ManageQuarantine),
+    ),
+    r(
+        Method::POST,
+        "/quarantine/{id}/delete",
+        Permission(P::ManageQuarantine),
+    ),
+    r(
+        Method::GET,
+        "/quarantine/{id}/download",
+        Permission(P::ManageQuarantine),
+    ),
 ];
 
 /// Looks up the access rule of a registered route.

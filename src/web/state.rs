@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::scan::Scanner;
 use crate::secrets::Keys;
 use crate::web::metrics::Metrics;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
     pub metrics: Metrics,
+    /// clamd, when `clamav.enabled`; shares one concurrency limit across all its users.
+    pub scanner: Option<Scanner>,
     pub shutdown: CancellationToken,
     /// Sign-in attempts per client IP (security.login_rate_per_minute).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,

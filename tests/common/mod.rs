@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod clamd;
 pub mod dovecot;
 pub mod mail;
 pub mod pg;

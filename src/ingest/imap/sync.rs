@@ -50,6 +50,9 @@ pub struct SyncOutcome {
     pub skipped: u64,
     pub failed: u64,
     pub deleted: u64,
+    /// Infected messages quarantined or refused instead of archived (`clamav.action`).
+    pub quarantined: u64,
+    pub rejected: u64,
 }
 
 impl SyncOutcome {
@@ -61,6 +64,8 @@ impl SyncOutcome {
         self.skipped += o.skipped;
         self.failed += o.failed;
         self.deleted += o.deleted;
+        self.quarantined += o.quarantined;
+        self.rejected += o.rejected;
     }
 }
 
@@ -228,6 +233,11 @@ async fn run_batches(
     outcome: &mut SyncOutcome,
 ) -> Result<()> {
     let s = &deps.settings;
+    // Built per folder pass: its concurrency limit and outage report are per pass (a held
+    // batch ends the pass, so an outage is reported once per retry, not once per message).
+    let stage = crate::scan::ScanStage::from_settings(&s.clamav);
+    // Owned, because each batch is stored by its own task.
+    let scan = stage.map(|stage| (stage, std::sync::Arc::new(deps.keys.clone())));
     let max_size = s.storage.max_message_bytes;
     let total = sizes.len();
     let mut done = 0usize;
@@ -269,6 +279,8 @@ async fn run_batches(
                     {
                         outcome.archived += stored.inserted;
                         outcome.bytes += stored.raw_bytes;
+                        outcome.quarantined += stored.quarantined;
+                        outcome.rejected += stored.rejected;
                     }
                     return Err(e.into());
                 }
@@ -305,6 +317,7 @@ async fn run_batches(
             },
         };
         let previous = last.take();
+        let scan = scan.clone();
         let pool = deps.pool.clone();
         let level = s.storage.zstd_level;
         last = Some(tokio::spawn(async move {
@@ -317,8 +330,9 @@ async fn run_batches(
                     None => Ok(Stored::default()),
                 }
             };
+            let scan = scan.as_ref().map(|(stage, keys)| (stage, keys.as_ref()));
             let (own, before) =
-                pipeline::store_ordered(&pool, level, batch, wait_for_previous).await?;
+                pipeline::store_ordered(&pool, level, batch, scan, wait_for_previous).await?;
             Ok(before.plus(own))
         }));
         done += plan.len();
@@ -332,6 +346,8 @@ async fn run_batches(
             .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))??;
         outcome.archived += stored.inserted;
         outcome.bytes += stored.raw_bytes;
+        outcome.quarantined += stored.quarantined;
+        outcome.rejected += stored.rejected;
         if let Some(h) = deps.heartbeat {
             h.progress(key.folder, done, total, stored.inserted).await;
         }

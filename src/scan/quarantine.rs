@@ -1,0 +1,304 @@
+//! The quarantine: infected messages kept sealed, out of the archive, until an administrator
+//! releases or deletes them or they expire.
+//!
+//! Functions take a `&mut PgConnection` so callers can pass a transaction: the ingest
+//! pipeline quarantines a message in the same transaction that moves the folder position.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::facts::{MessageFacts, Source};
+use super::seal::{SealedMessage, open_message, seal_message};
+use super::{Scanner, Verdict};
+use crate::error::{Error, Result};
+use crate::secrets::SealingKeys;
+
+/// A quarantined message's metadata (never its bytes).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Entry {
+    pub id: Uuid,
+    pub account_id: Option<i64>,
+    pub folder: String,
+    pub uidvalidity: Option<i64>,
+    pub uid: Option<i64>,
+    pub sha256: String,
+    pub size: i64,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub from_addr: Option<String>,
+    pub sent_at: Option<OffsetDateTime>,
+    pub virus_name: String,
+    pub source: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub released_at: Option<OffsetDateTime>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+const ENTRY_COLUMNS: &str = "id, account_id, folder, uidvalidity, uid, sha256, size, message_id, \
+     subject, from_addr, sent_at, virus_name, source, created_at, expires_at, released_at, \
+     released_by, release_reason";
+
+/// Which entries [`list`] returns; the default is "everything still held, newest first".
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub account_id: Option<i64>,
+    /// Part of the virus name, case-insensitive.
+    pub virus: Option<String>,
+    /// Part of the subject or sender, case-insensitive.
+    pub text: Option<String>,
+    pub include_released: bool,
+    /// The reader's archive grants (`Grants::as_bind`): `None` is every account. Entries
+    /// without an account are shown only to readers of every account.
+    pub accounts: Option<Vec<i64>>,
+    /// 0 means the default page size.
+    pub limit: i64,
+    pub offset: i64,
+}
+
+const DEFAULT_PAGE: i64 = 100;
+
+/// The associated data binding sealed bytes to their row.
+fn row_context(id: Uuid, sha256: &str) -> String {
+    format!("quarantine:{id}:{sha256}")
+}
+
+/// Quarantines `raw`. `expiry_days` = 0 keeps it until someone acts. Returns the new id, or
+/// `None` when this server message (account, folder, uidvalidity, uid) is already held, so a
+/// replayed batch adds nothing twice.
+pub async fn put(
+    conn: &mut PgConnection,
+    keys: &SealingKeys,
+    facts: &MessageFacts,
+    raw: &[u8],
+    virus_name: &str,
+    source: Source,
+    expiry_days: u32,
+) -> Result<Option<Uuid>> {
+    let id = Uuid::now_v7();
+    let sealed = seal_message(keys, raw, &row_context(id, &facts.sha256));
+    let expires_at = (expiry_days > 0)
+        .then(|| OffsetDateTime::now_utc() + Duration::days(i64::from(expiry_days)));
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO quarantine (id, account_id, folder, uidvalidity, uid, sha256, size, \
+             message_id, subject, from_addr, sent_at, virus_name, source, wrapped_key, \
+             sealed_raw, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (account_id, folder, uidvalidity, uid) WHERE uid IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(facts.account_id)
+    .bind(&facts.folder)
+    .bind(facts.uidvalidity)
+    .bind(facts.uid)
+    .bind(&facts.sha256)
+    .bind(facts.size)
+    .bind(&facts.message_id)
+    .bind(&facts.subject)
+    .bind(&facts.from)
+    .bind(facts.date)
+    .bind(virus_name)
+    .bind(source.as_str())
+    .bind(&sealed.wrapped_key)
+    .bind(&sealed.ciphertext)
+    .bind(expires_at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| Error::context("store a quarantined message", e))?;
+    if let Some(id) = inserted {
+        tracing::warn!(quarantine_id = %id, account_id = ?facts.account_id, virus = virus_name,
+            sha256 = %facts.sha256, source = source.as_str(), "message quarantined");
+    }
+    Ok(inserted)
+}
+
+/// Entries matching `filter`, newest first.
+pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>> {
+    let limit = if filter.limit > 0 {
+        filter.limit
+    } else {
+        DEFAULT_PAGE
+    };
+    let like = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("%{}%", escape_like(s)))
+    };
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM quarantine \
+         WHERE ($1::bigint IS NULL OR account_id = $1) \
+           AND ($2::text IS NULL OR virus_name ILIKE $2) \
+           AND ($3::text IS NULL OR subject ILIKE $3 OR from_addr ILIKE $3) \
+           AND ($4 OR released_at IS NULL) \
+           AND ($7::bigint[] IS NULL OR account_id = ANY($7)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
+    );
+    sqlx::query_as(&sql)
+        .bind(filter.account_id)
+        .bind(like(&filter.virus))
+        .bind(like(&filter.text))
+        .bind(filter.include_released)
+        .bind(limit)
+        .bind(filter.offset.max(0))
+        .bind(&filter.accounts)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| Error::context("list the quarantine", e))
+}
+
+/// One entry, or `NotFound`.
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Entry> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE id = $1");
+    sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| Error::context("read a quarantine entry", e))?
+        .ok_or(Error::NotFound)
+}
+
+/// The original message bytes, unsealed and checked against the stored SHA-256.
+pub async fn open_raw(
+    conn: &mut PgConnection,
+    keys: &SealingKeys,
+    id: Uuid,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let row: Option<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT sha256, wrapped_key, sealed_raw FROM quarantine WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(|e| Error::context("read a quarantined message", e))?;
+    let (sha256, wrapped_key, ciphertext) = row.ok_or(Error::NotFound)?;
+    let sealed = SealedMessage {
+        wrapped_key,
+        ciphertext,
+    };
+    let raw = open_message(keys, &sealed, &row_context(id, &sha256))?;
+    if hex::encode(Sha256::digest(raw.as_slice())) != sha256 {
+        return Err(Error::Internal(format!(
+            "quarantined message {id} does not match its recorded SHA-256"
+        )));
+    }
+    Ok(raw)
+}
+
+/// Deletes an entry and its sealed bytes for good.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+    let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(|e| Error::context("delete a quarantine entry", e))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    tracing::info!(quarantine_id = %id, "quarantine entry deleted");
+    Ok(())
+}
+
+/// A message let out of the quarantine: its bytes go to the archive pipeline with `verdict`.
+#[derive(Debug)]
+pub struct Released {
+    pub entry: Entry,
+    pub raw: Zeroizing<Vec<u8>>,
+    /// The verdict of the re-scan done before release.
+    pub verdict: Verdict,
+}
+
+/// What to do when the re-scan before a release still finds a virus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfStillInfected {
+    Refuse,
+    /// The administrator has judged it a false positive; the message is archived flagged.
+    ReleaseAnyway,
+}
+
+/// Re-scans a held message and, unless that fails or (by default) still finds a virus, marks
+/// it released by `by` for `reason` and hands back its bytes.
+pub async fn release(
+    conn: &mut PgConnection,
+    keys: &SealingKeys,
+    scanner: &Scanner,
+    id: Uuid,
+    by: &str,
+    reason: &str,
+    if_infected: IfStillInfected,
+) -> Result<Released> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid(
+            "reason",
+            "say why this message is safe to release",
+        ));
+    }
+    let entry = get(conn, id).await?;
+    if entry.released_at.is_some() {
+        return Err(Error::Conflict("this message was already released".into()));
+    }
+    let raw = open_raw(conn, keys, id).await?;
+    let verdict = scanner.scan(&raw).await;
+    match (&verdict, if_infected) {
+        (Verdict::Error { reason }, _) => {
+            return Err(Error::Conflict(format!(
+                "the message could not be re-scanned ({reason}); try again when the virus scanner is back"
+            )));
+        }
+        (Verdict::Infected { signature }, IfStillInfected::Refuse) => {
+            return Err(Error::Conflict(format!(
+                "the re-scan still finds {signature}; release it anyway only if you are sure it is a false positive"
+            )));
+        }
+        _ => {}
+    }
+    let done = sqlx::query(
+        "UPDATE quarantine SET released_at = now(), released_by = $2, release_reason = $3 \
+         WHERE id = $1 AND released_at IS NULL",
+    )
+    .bind(id)
+    .bind(by)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| Error::context("mark a quarantine entry released", e))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::Conflict("this message was already released".into()));
+    }
+    tracing::warn!(quarantine_id = %id, released_by = by, rescan = verdict.label(),
+        "quarantined message released");
+    let entry = get(conn, id).await?;
+    Ok(Released {
+        entry,
+        raw,
+        verdict,
+    })
+}
+
+/// Deletes every entry whose expiry is at or before `now`; returns how many went.
+pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM quarantine WHERE expires_at <= $1")
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(|e| Error::context("expire quarantine entries", e))?;
+    if done.rows_affected() > 0 {
+        tracing::info!(
+            deleted = done.rows_affected(),
+            "expired quarantine entries deleted"
+        );
+    }
+    Ok(done.rows_affected())
+}
+
+/// `%`, `_` and `\` match literally in a user's filter text.
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

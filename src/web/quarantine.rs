@@ -1,0 +1,311 @@
+//! `/quarantine`: review held messages, release (after a re-scan) or delete them, and — for
+//! Administrators — download the sealed original. Every change and download is audited.
+//! Bodies are never rendered: the detail page shows headers and the verdict only.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::extract::{CsrfForm, CurrentUser, Require, perm};
+use super::layout::PageContext;
+use super::routes::Area;
+use super::state::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::auth::{VisibleAccount, roles, users, visible_accounts};
+use crate::error::{Error, Result};
+use crate::scan::facts::header_section;
+use crate::scan::quarantine::{self, Entry, Filter, IfStillInfected};
+
+/// Header text shown on the detail page is capped; a hostile message can have megabytes.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/quarantine", list)
+        .get("/quarantine/{id}", show)
+        .post("/quarantine/{id}/release", release)
+        .post("/quarantine/{id}/delete", delete)
+        .get("/quarantine/{id}/download", download)
+}
+
+/// One row as the pages show it.
+struct Row {
+    entry: Entry,
+    account: String,
+    created: String,
+    expires: String,
+    sent: String,
+    released: String,
+}
+
+impl Row {
+    fn new(entry: Entry, accounts: &[VisibleAccount], user: &CurrentUser) -> Self {
+        let account = entry
+            .account_id
+            .and_then(|id| accounts.iter().find(|a| a.id == id))
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| "—".into());
+        let time =
+            |t: Option<time::OffsetDateTime>| t.map(|t| user.format_time(t)).unwrap_or_default();
+        Self {
+            account,
+            created: user.format_time(entry.created_at),
+            expires: time(entry.expires_at),
+            sent: time(entry.sent_at),
+            released: time(entry.released_at),
+            entry,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    virus: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    released: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "quarantine/list.html")]
+struct ListPage {
+    page: PageContext,
+    rows: Vec<Row>,
+    accounts: Vec<VisibleAccount>,
+    account: Option<i64>,
+    virus: String,
+    q: String,
+    include_released: bool,
+}
+
+impl ListPage {
+    fn is_selected(&self, id: &i64) -> bool {
+        self.account == Some(*id)
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: Require<perm::ViewQuarantine>,
+    Query(query): Query<ListQuery>,
+) -> Result<ListPage> {
+    let accounts = visible_accounts(&state.pool, &user.grants).await?;
+    let account = query.account.trim().parse::<i64>().ok();
+    let filter = Filter {
+        account_id: account,
+        virus: Some(query.virus.clone()),
+        text: Some(query.q.clone()),
+        include_released: query.released == "1",
+        accounts: user.grants.as_bind(),
+        limit: i64::from(user.page_size.max(10)),
+        offset: 0,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let entries = quarantine::list(&mut conn, &filter).await?;
+    Ok(ListPage {
+        rows: entries
+            .into_iter()
+            .map(|e| Row::new(e, &accounts, &user))
+            .collect(),
+        page: PageContext::for_user("Quarantine", "/quarantine", &user),
+        accounts,
+        account,
+        virus: query.virus,
+        q: query.q,
+        include_released: filter.include_released,
+    })
+}
+
+/// The entry, if it exists and belongs to an account the user may read; otherwise 404, so
+/// foreign entries cannot be told apart from missing ones.
+async fn visible_entry(state: &AppState, user: &CurrentUser, id: Uuid) -> Result<Entry> {
+    let mut conn = state.pool.acquire().await?;
+    let entry = quarantine::get(&mut conn, id).await?;
+    let allowed = match user.grants.as_bind() {
+        None => true,
+        Some(ids) => entry.account_id.is_some_and(|a| ids.contains(&a)),
+    };
+    if allowed {
+        Ok(entry)
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ShowQuery {
+    #[serde(default)]
+    done: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "quarantine/show.html")]
+struct ShowPage {
+    page: PageContext,
+    row: Row,
+    headers: String,
+    can_manage: bool,
+    can_download: bool,
+    notice: String,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: Require<perm::ViewQuarantine>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<ShowQuery>,
+) -> Result<ShowPage> {
+    let entry = visible_entry(&state, &user, id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
+    let accounts = visible_accounts(&state.pool, &user.grants).await?;
+    let notice = match query.done.as_str() {
+        "released" => "Released after a fresh scan and archived.",
+        _ => "",
+    };
+    Ok(ShowPage {
+        headers: header_section(&raw, MAX_HEADER_BYTES),
+        can_manage: user.can(crate::auth::Permission::ManageQuarantine),
+        can_download: is_administrator(&state, &user).await?,
+        notice: notice.into(),
+        page: PageContext::for_user("Quarantined message", "/quarantine", &user),
+        row: Row::new(entry, &accounts, &user),
+    })
+}
+
+#[derive(Deserialize)]
+struct ReleaseForm {
+    #[serde(default)]
+    reason: String,
+    /// Present when the administrator confirms a still-detected message is a false positive.
+    #[serde(default)]
+    anyway: Option<String>,
+}
+
+async fn release(
+    State(state): State<AppState>,
+    user: Require<perm::ManageQuarantine>,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<ReleaseForm>,
+) -> Result<Response> {
+    let entry = visible_entry(&state, &user, id).await?;
+    let scanner = state.scanner.as_ref().ok_or_else(|| {
+        Error::Conflict(
+            "Virus scanning is switched off (clamav.enabled), so the message cannot be re-scanned before release.".into(),
+        )
+    })?;
+    let if_infected = if form.anyway.is_some() {
+        IfStillInfected::ReleaseAnyway
+    } else {
+        IfStillInfected::Refuse
+    };
+    let mut tx = state.pool.begin().await?;
+    let released = quarantine::release(
+        &mut tx,
+        &state.keys.sealing,
+        scanner,
+        id,
+        &user.username,
+        &form.reason,
+        if_infected,
+    )
+    .await?;
+    // Archived before the release commits: if archiving fails the entry stays held, and a
+    // retry stores nothing twice.
+    crate::ingest::pipeline::store_released(
+        &state.pool,
+        state.settings.storage.zstd_level,
+        &released.entry,
+        released.raw.to_vec(),
+        &released.verdict,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "quarantine.release")
+            .target(format!("quarantine:{id}"))
+            .details(serde_json::json!({
+                "virus": entry.virus_name,
+                "rescan": released.verdict.to_string(),
+                "reason": form.reason.trim(),
+                "released_anyway": if_infected == IfStillInfected::ReleaseAnyway,
+                "sha256": entry.sha256,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/quarantine/{id}?done=released")).into_response())
+}
+
+#[derive(Deserialize)]
+struct EmptyForm {}
+
+async fn delete(
+    State(state): State<AppState>,
+    user: Require<perm::ManageQuarantine>,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<Response> {
+    let entry = visible_entry(&state, &user, id).await?;
+    let mut tx = state.pool.begin().await?;
+    quarantine::delete(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(&user.actor, "quarantine.delete")
+            .target(format!("quarantine:{id}"))
+            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/quarantine").into_response())
+}
+
+/// The original, infected message as a download. Administrators only: it is live malware.
+async fn download(
+    State(state): State<AppState>,
+    user: Require<perm::ManageQuarantine>,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    if !is_administrator(&state, &user).await? {
+        return Err(Error::Forbidden);
+    }
+    let entry = visible_entry(&state, &user, id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
+    drop(conn);
+    audit::record_now(
+        &state.pool,
+        &AuditEvent::by(&user.actor, "quarantine.download")
+            .target(format!("quarantine:{id}"))
+            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
+    )
+    .await?;
+    Ok((
+        [
+            // Not message/rfc822: a browser must save it, never open or preview it.
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"quarantine-{id}.eml\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        raw.to_vec(),
+    )
+        .into_response())
+}
+
+async fn is_administrator(state: &AppState, user: &CurrentUser) -> Result<bool> {
+    let admin = users::role_id_by_name(&state.pool, roles::ADMINISTRATOR).await?;
+    Ok(users::role_ids(&state.pool, user.id)
+        .await?
+        .contains(&admin))
+}
