@@ -382,6 +382,7 @@ async fn main() {
     let r = daygle::ingest::files::import_paths(
         &pool,
         &settings,
+        &keys.sealing,
         &import_account,
         &[mbox_path],
         &|_| {},

@@ -4,6 +4,7 @@ mod common;
 
 mod scan {
     mod bench;
+    mod import;
     mod ingest;
     mod quarantine;
     mod rescan;

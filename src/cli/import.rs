@@ -22,6 +22,14 @@ pub struct ImportArgs {
 }
 
 pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    // Quarantined mail is sealed, so the import needs the sealing key like the sync does.
+    let security = settings.security.clone();
+    let data_dir = settings.data_dir();
+    let keys =
+        tokio::task::spawn_blocking(move || daygle::secrets::Keys::load(&security, &data_dir))
+            .await
+            .context("key loading task failed")?
+            .context("Failed to load the sealing key")?;
     let database = db::open_for_command(&settings)
         .await
         .context("Failed to open the database")?;
@@ -41,9 +49,14 @@ pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCod
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let report = files::import_paths(&pool, &settings, &account, &args.paths, &|done| {
-        bar.set_position(done)
-    })
+    let report = files::import_paths(
+        &pool,
+        &settings,
+        &keys.sealing,
+        &account,
+        &args.paths,
+        &|done| bar.set_position(done),
+    )
     .await;
     bar.finish_and_clear();
     database.close().await?;

@@ -13,6 +13,9 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
 use crate::ingest::pipeline::{self, Batch, Incoming};
+use crate::scan::ScanStage;
+use crate::secrets::SealingKeys;
+use std::sync::Arc;
 
 /// What an import did, for the final report.
 #[derive(Debug, Default, Clone)]
@@ -77,13 +80,19 @@ fn file_len(p: &Path) -> u64 {
 }
 
 /// Imports everything under `paths` into `account`; `progress` is told the bytes read so far.
+/// With `clamav.enabled`, every message is scanned like synced mail (`keys` seal what is
+/// quarantined); if clamd gives no verdict the import stops after storing the messages before
+/// it, with an error, and a re-run continues (what is archived is recognised by content).
 pub async fn import_paths(
     pool: &PgPool,
     settings: &Settings,
+    keys: &SealingKeys,
     account: &Account,
     paths: &[PathBuf],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportReport> {
+    let scan = ScanStage::from_settings(&settings.clamav)
+        .map(|stage| (Arc::new(stage), Arc::new(keys.clone())));
     let (tx, mut rx) = mpsc::channel::<Item>(64);
     let paths = paths.to_vec();
     let max_size = settings.storage.max_message_bytes;
@@ -104,7 +113,14 @@ pub async fn import_paths(
                     || pending.len() >= limits.0
                     || pending_bytes + raw.len() as u64 > limits.1
                 {
-                    let next = flush(pool, settings, account, &pending_folder, &mut pending);
+                    let next = flush(
+                        pool,
+                        settings,
+                        &scan,
+                        account,
+                        &pending_folder,
+                        &mut pending,
+                    );
                     if let Some(prev) = std::mem::replace(&mut in_flight, next) {
                         settle(prev, &mut report).await?;
                         progress(report.bytes);
@@ -122,7 +138,14 @@ pub async fn import_paths(
             }
         }
     }
-    let last = flush(pool, settings, account, &pending_folder, &mut pending);
+    let last = flush(
+        pool,
+        settings,
+        &scan,
+        account,
+        &pending_folder,
+        &mut pending,
+    );
     for task in [in_flight, last].into_iter().flatten() {
         settle(task, &mut report).await?;
     }
@@ -134,11 +157,14 @@ pub async fn import_paths(
 }
 
 type InFlight = tokio::task::JoinHandle<Result<pipeline::Stored>>;
+/// The scan stage and sealing keys, shared with each batch's store task.
+type ImportScan = Option<(Arc<ScanStage>, Arc<SealingKeys>)>;
 
 /// Starts storing the pending messages as one batch (None when there are none).
 fn flush(
     pool: &PgPool,
     settings: &Settings,
+    scan: &ImportScan,
     account: &Account,
     folder: &str,
     pending: &mut Vec<Incoming>,
@@ -156,8 +182,12 @@ fn flush(
     };
     let pool = pool.clone();
     let level = settings.storage.zstd_level;
+    let scan = scan.clone();
     Some(tokio::spawn(async move {
-        pipeline::store(&pool, level, batch).await
+        let scan = scan
+            .as_ref()
+            .map(|(stage, keys)| (stage.as_ref(), keys.as_ref()));
+        pipeline::store_scanned(&pool, level, batch, scan).await
     }))
 }
 

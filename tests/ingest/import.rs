@@ -47,6 +47,7 @@ async fn import(env: &Env, root: &Path) -> ImportReport {
     import_paths(
         &env.pool,
         &env.settings,
+        &env.keys.sealing,
         &account,
         &[root.to_path_buf()],
         &|_| {},

@@ -64,6 +64,7 @@ async fn malformed_files_keep_their_exact_bytes_including_nuls() {
     let report = daygle::ingest::files::import_paths(
         &env.pool,
         &env.settings,
+        &env.keys.sealing,
         &account,
         &[dir.path().to_path_buf()],
         &|_| {},
