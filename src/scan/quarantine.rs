@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::facts::{MessageFacts, Source};
 use super::seal::{SealedMessage, open_message, seal_message};
 use super::{Scanner, Verdict};
+use crate::auth::Grants;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
 
@@ -154,9 +155,19 @@ pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>
 
 /// One entry, or `NotFound`.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Entry> {
-    let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE id = $1");
+    get_visible(conn, &Grants::All, id).await
+}
+
+/// One entry if `grants` cover its account, else `NotFound` (exactly as for a missing one, so
+/// entries of other accounts cannot be probed).
+pub async fn get_visible(conn: &mut PgConnection, grants: &Grants, id: Uuid) -> Result<Entry> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM quarantine
+         WHERE id = $1 AND ($2::bigint[] IS NULL OR account_id = ANY($2))"
+    );
     sqlx::query_as(&sql)
         .bind(id)
+        .bind(grants.as_bind())
         .fetch_optional(conn)
         .await
         .map_err(|e| Error::context("read a quarantine entry", e))?

@@ -5,7 +5,6 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -128,16 +127,7 @@ async fn list(
 /// foreign entries cannot be told apart from missing ones.
 async fn visible_entry(state: &AppState, user: &CurrentUser, id: Uuid) -> Result<Entry> {
     let mut conn = state.pool.acquire().await?;
-    let entry = quarantine::get(&mut conn, id).await?;
-    let allowed = match user.grants.as_bind() {
-        None => true,
-        Some(ids) => entry.account_id.is_some_and(|a| ids.contains(&a)),
-    };
-    if allowed {
-        Ok(entry)
-    } else {
-        Err(Error::NotFound)
-    }
+    quarantine::get_visible(&mut conn, &user.grants, id).await
 }
 
 #[derive(Deserialize, Default)]
@@ -288,19 +278,12 @@ async fn download(
             .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
     )
     .await?;
-    Ok((
-        [
-            // Not message/rfc822: a browser must save it, never open or preview it.
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"quarantine-{id}.eml\""),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
+    // application/octet-stream, not message/rfc822: a browser must save it, never open it.
+    Ok(super::download::attachment(
+        &format!("quarantine-{id}.eml"),
+        "application/octet-stream",
         raw.to_vec(),
-    )
-        .into_response())
+    ))
 }
 
 async fn is_administrator(state: &AppState, user: &CurrentUser) -> Result<bool> {

@@ -266,9 +266,12 @@ async fn an_administrator_downloads_the_original_as_an_eml_attachment_and_delete
         .to_string();
     assert_eq!(
         disposition,
-        format!("attachment; filename=\"quarantine-{id}.eml\"")
+        format!(
+            "attachment; filename=\"quarantine-{id}.eml\"; filename*=UTF-8''quarantine-{id}.eml"
+        )
     );
     assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().as_ref(), raw.as_slice());
 
     let page = format!("/quarantine/{id}");
