@@ -138,9 +138,32 @@ impl Listing<'_> {
 
     /// One page of at most `limit` rows after `cursor`.
     pub async fn page(&self, pool: &PgPool, cursor: Option<Cursor>, limit: i64) -> Result<Page> {
+        let fence = !self.ranked() && self.few_matches(pool).await?;
+        self.page_with(pool, cursor, limit, fence).await
+    }
+
+    /// [`page`](Self::page) for a caller that has already counted the matches with
+    /// [`count`](Self::count), so the rare-match check needs no query of its own.
+    pub async fn page_counted(
+        &self,
+        pool: &PgPool,
+        cursor: Option<Cursor>,
+        limit: i64,
+        counted: i64,
+    ) -> Result<Page> {
+        let fence = !self.ranked() && sql::has_full_text(self.query) && counted <= FEW_MATCHES;
+        self.page_with(pool, cursor, limit, fence).await
+    }
+
+    async fn page_with(
+        &self,
+        pool: &PgPool,
+        cursor: Option<Cursor>,
+        limit: i64,
+        fence: bool,
+    ) -> Result<Page> {
         let limit = limit.clamp(1, 500);
         let ranked = self.ranked();
-        let fence = !ranked && self.few_matches(pool).await?;
         let mut qb = self.page_query("", cursor, limit, fence);
         let mut items: Vec<MessageSummary> = qb.build_query_as().fetch_all(pool).await?;
         let next = if items.len() as i64 > limit {

@@ -202,14 +202,11 @@ async fn list(
     let (rows, next, count_text) = if parsed.problem.is_some() {
         (Vec::new(), None, String::new())
     } else {
-        let page = listing
-            .page(
-                &state.pool,
-                cursor,
-                i64::from(user.page_size.clamp(10, 200)),
-            )
-            .await?;
         let count = listing.count(&state.pool, COUNT_CAP).await?;
+        let page_size = i64::from(user.page_size.clamp(10, 200));
+        let page = listing
+            .page_counted(&state.pool, cursor, page_size, count)
+            .await?;
         let noun = if count == 1 { "message" } else { "messages" };
         let count_text = if count > COUNT_CAP {
             format!("More than {} {noun}", group_digits(COUNT_CAP))
