@@ -367,6 +367,21 @@ mod tests {
     }
 
     #[test]
+    fn the_published_example_key_is_refused_in_a_key_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealing_key");
+        std::fs::write(&file, crate::config::EXAMPLE_SEALING_KEY).unwrap();
+        let mut security = SecuritySettings {
+            sealing_key_file: file.display().to_string(),
+            ..SecuritySettings::default()
+        };
+        let err = Keys::load(&security, dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("example key"), "{err}");
+        security.dev_mode = true;
+        assert!(Keys::load(&security, dir.path()).is_ok());
+    }
+
+    #[test]
     fn keys_must_be_32_bytes_of_base64() {
         assert!(decode_key(&generate_key()).is_ok());
         assert!(decode_key("c2hvcnQ=").is_err());

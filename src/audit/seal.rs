@@ -63,8 +63,7 @@ impl Checkpoint {
         let (seq, mac) = text.trim().split_once(':')?;
         let seq = seq.trim().parse().ok()?;
         let mac = mac.trim().to_ascii_lowercase();
-        (mac.len() == 64 && mac.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(Self { seq, mac })
+        (mac.len() == 64 && mac.bytes().all(|b| b.is_ascii_hexdigit())).then_some(Self { seq, mac })
     }
 }
 

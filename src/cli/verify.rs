@@ -28,7 +28,9 @@ pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<E
             let checkpoint = match since_checkpoint.as_deref().map(Checkpoint::parse) {
                 None => None,
                 Some(Some(c)) => Some(c),
-                Some(None) => bail!("--since-checkpoint takes ENTRY:MAC as printed by an earlier `daygle verify audit`"),
+                Some(None) => bail!(
+                    "--since-checkpoint takes ENTRY:MAC as printed by an earlier `daygle verify audit`"
+                ),
             };
             let key = Keys::load_audit_key(&settings.security, &settings.data_dir())
                 .context("Failed to load the audit key (security.audit_key_file or <data_dir>/secrets/audit_key)")?;
@@ -43,10 +45,15 @@ pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<E
                     println!("audit log intact: {} entries, chain verified", v.rows);
                     match &v.sealed {
                         Some(head) => println!("head seal (keep as a checkpoint): {head}"),
-                        None => println!("no seal yet: the log is not yet proven against the database owner"),
+                        None => println!(
+                            "no seal yet: the log is not yet proven against the database owner"
+                        ),
                     }
                     if v.unsealed > 0 {
-                        println!("{} newer entries are not sealed yet (the server seals every few seconds)", v.unsealed);
+                        println!(
+                            "{} newer entries are not sealed yet (the server seals every few seconds)",
+                            v.unsealed
+                        );
                     }
                     if let Some(c) = &checkpoint {
                         println!("checkpoint {} still holds", c.seq);

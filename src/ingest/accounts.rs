@@ -107,7 +107,8 @@ impl Endpoint {
     /// Associated data of the sealed password: the row and every field of the endpoint, as a
     /// JSON array so no field can run into the next.
     pub fn password_context(&self, id: i64) -> String {
-        let fields = serde_json::json!([self.host, self.port, self.tls_mode, self.username, self.pin]);
+        let fields =
+            serde_json::json!([self.host, self.port, self.tls_mode, self.username, self.pin]);
         format!("account:{id}:imap-password:{fields}")
     }
 

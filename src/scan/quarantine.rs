@@ -328,7 +328,9 @@ pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64
             continue;
         }
         let rewrapped = crate::scan::seal::rewrap_key(keys, &wrapped, &row_context(id, &sha256))
-            .map_err(|e| Error::context(format!("open the data key of quarantine entry {id}"), e))?;
+            .map_err(|e| {
+                Error::context(format!("open the data key of quarantine entry {id}"), e)
+            })?;
         sqlx::query("UPDATE quarantine SET wrapped_key = $2 WHERE id = $1")
             .bind(id)
             .bind(rewrapped)

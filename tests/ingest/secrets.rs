@@ -193,14 +193,22 @@ async fn passwords_sealed_before_endpoint_binding_are_upgraded_at_start_up() {
         .execute(&env.pool)
         .await
         .expect("store a legacy value");
-    assert!(env.reload(account.id).await.password(&env.keys.sealing).is_err());
+    assert!(
+        env.reload(account.id)
+            .await
+            .password(&env.keys.sealing)
+            .is_err()
+    );
     daygle::reseal::upgrade_stored(&env.pool, &env.keys.sealing)
         .await
         .expect("upgrade");
     let upgraded = env.reload(account.id).await;
     assert_ne!(upgraded.password_sealed.as_deref(), Some(legacy.as_str()));
     assert_eq!(
-        upgraded.password(&env.keys.sealing).expect("opens").as_str(),
+        upgraded
+            .password(&env.keys.sealing)
+            .expect("opens")
+            .as_str(),
         "alice-pw"
     );
 }
@@ -257,8 +265,8 @@ async fn every_sealed_column_is_in_the_rotation_list() {
     .expect("columns");
     // Columns whose names suggest a secret but that hold none, with the reason.
     let not_sealed = [
-        ("users", "password_hash"),   // argon2id, not reversible
-        ("settings", "key"),          // the name of a setting
+        ("users", "password_hash"), // argon2id, not reversible
+        ("settings", "key"),        // the name of a setting
     ];
     for (table, column) in columns {
         let key = (table.clone(), column.clone());
@@ -271,7 +279,9 @@ async fn every_sealed_column_is_in_the_rotation_list() {
         .fetch_one(&mut *conn)
         .await
         .expect("scan column");
-        if holds_sealed || (named_secret && !not_sealed.contains(&(table.as_str(), column.as_str()))) {
+        if holds_sealed
+            || (named_secret && !not_sealed.contains(&(table.as_str(), column.as_str())))
+        {
             assert!(
                 listed.contains(&key),
                 "{table}.{column} holds a sealed value but is not in reseal::Sealed, so key rotation would leave it under the old key"
@@ -308,7 +318,10 @@ async fn rotate_key_refuses_while_a_server_seals_under_the_old_key() {
         .fetch_one(&env.pool)
         .await
         .expect("row");
-    assert!(!env.keys.sealing.needs_reseal(&stored), "nothing was re-sealed");
+    assert!(
+        !env.keys.sealing.needs_reseal(&stored),
+        "nothing was re-sealed"
+    );
     drop(server);
     let out = rotate();
     assert!(

@@ -223,7 +223,8 @@ fn hostile_listener() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
                 kept.lock().unwrap().extend_from_slice(line.as_bytes());
                 let tag = line.split_whitespace().next().unwrap_or("*").to_string();
-                let _ = stream.write_all(format!("{tag} NO SECRET-BANNER-7 internal\r\n").as_bytes());
+                let _ =
+                    stream.write_all(format!("{tag} NO SECRET-BANNER-7 internal\r\n").as_bytes());
                 line.clear();
             }
         }
