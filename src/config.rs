@@ -17,6 +17,8 @@ pub const EXAMPLE_SEALING_KEY: &str = "ZXhhbXBsZS1zZWFsaW5nLWtleS1kby1ub3QtdXNlI
 /// The config file looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "daygle_mail_archiver.conf";
 const ENV_PREFIX: &str = "DAYGLE";
+/// The data directory of a daygle started as root with no `storage.data_dir`.
+pub const SYSTEM_DATA_DIR: &str = "/var/lib/daygle";
 
 /// A string that never shows up in `Debug` output or in `check-config`.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -163,7 +165,7 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
-            data_dir: "data".into(),
+            data_dir: String::new(),
             zstd_level: 3,
             max_message_bytes: 50 * 1024 * 1024,
         }
@@ -485,12 +487,6 @@ impl Settings {
         }
         self.validate_secrets(&mut p);
         self.validate_sign_in(&mut p);
-        if self.storage.data_dir.trim().is_empty() {
-            p.push(problem(
-                "storage.data_dir",
-                "must not be empty; set a directory the archiver may write, e.g. /var/lib/daygle",
-            ));
-        }
         if !(1..=19).contains(&self.storage.zstd_level) {
             p.push(problem(
                 "storage.zstd_level",
@@ -692,8 +688,17 @@ impl Settings {
         self.public_url().starts_with("https://")
     }
 
+    /// `storage.data_dir`, or when it is empty the automatic choice (see `automatic_data_dir`).
     pub fn data_dir(&self) -> PathBuf {
-        PathBuf::from(&self.storage.data_dir)
+        let configured = self.storage.data_dir.trim();
+        if configured.is_empty() {
+            automatic_data_dir(
+                nix::unistd::Uid::effective().is_root(),
+                std::env::var_os("STATE_DIRECTORY"),
+            )
+        } else {
+            PathBuf::from(configured)
+        }
     }
 
     pub fn uses_embedded_database(&self) -> bool {
@@ -721,6 +726,27 @@ impl Settings {
             }
         }
         out
+    }
+}
+
+/// The data directory when none is configured: systemd's `STATE_DIRECTORY` for a service with
+/// `StateDirectory=`; else, as root, `/var/lib/daygle` like any system service, because the
+/// private cluster runs as an unprivileged user who cannot reach a root-only home such as
+/// `/root` (and daygle will not loosen permissions there); else `./data`.
+pub fn automatic_data_dir(root: bool, state_directory: Option<std::ffi::OsString>) -> PathBuf {
+    // systemd passes a colon-separated list when several directories are configured.
+    if let Some(first) = state_directory
+        .as_ref()
+        .and_then(|d| d.to_str())
+        .and_then(|d| d.split(':').next())
+        .filter(|d| !d.is_empty())
+    {
+        return PathBuf::from(first);
+    }
+    if root {
+        PathBuf::from(SYSTEM_DATA_DIR)
+    } else {
+        PathBuf::from("data")
     }
 }
 
@@ -755,6 +781,22 @@ mod tests {
     fn secret_debug_never_shows_the_value() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "\"********\"");
+    }
+
+    #[test]
+    fn the_automatic_data_dir_is_local_for_users_and_system_wide_for_root() {
+        assert_eq!(automatic_data_dir(false, None), PathBuf::from("data"));
+        assert_eq!(
+            automatic_data_dir(true, None),
+            PathBuf::from("/var/lib/daygle")
+        );
+        assert_eq!(
+            automatic_data_dir(true, Some("/var/lib/dg:/var/lib/other".into())),
+            PathBuf::from("/var/lib/dg")
+        );
+        let mut s = Settings::default();
+        s.storage.data_dir = " /srv/archive ".into();
+        assert_eq!(s.data_dir(), PathBuf::from("/srv/archive"));
     }
 
     #[test]
