@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use super::daygle_bin;
 
 /// `daygle` with no inherited DAYGLE__ variables, run from `dir` (so no stray config is read).
+/// Without a configured data directory it uses `dir/data`, also as root (whose automatic one,
+/// /var/lib/daygle, parallel test runs must not share).
 pub fn daygle(dir: &Path) -> Command {
     let mut cmd = Command::new(daygle_bin());
     for (key, _) in std::env::vars() {
@@ -16,7 +18,9 @@ pub fn daygle(dir: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.current_dir(dir).stdin(Stdio::null());
+    cmd.current_dir(dir)
+        .env("STATE_DIRECTORY", dir.join("data"))
+        .stdin(Stdio::null());
     cmd
 }
 
