@@ -152,7 +152,7 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
-            data_dir: "data".into(),
+            data_dir: String::new(),
             zstd_level: 3,
             max_message_bytes: 50 * 1024 * 1024,
         }
@@ -309,8 +309,17 @@ impl Settings {
         self.public_url().starts_with("https://")
     }
 
+    /// `storage.data_dir`, or when it is empty the automatic choice (`automatic_data_dir`).
     pub fn data_dir(&self) -> PathBuf {
-        PathBuf::from(&self.storage.data_dir)
+        let configured = self.storage.data_dir.trim();
+        if configured.is_empty() {
+            super::automatic_data_dir(
+                nix::unistd::Uid::effective().is_root(),
+                std::env::var_os("STATE_DIRECTORY"),
+            )
+        } else {
+            PathBuf::from(configured)
+        }
     }
 
     pub fn uses_embedded_database(&self) -> bool {

@@ -101,12 +101,6 @@ impl Settings {
         }
         self.validate_secrets(&mut p);
         self.validate_sign_in(&mut p);
-        if self.storage.data_dir.trim().is_empty() {
-            p.push(problem(
-                "storage.data_dir",
-                "must not be empty; set a directory the archiver may write, e.g. /var/lib/daygle",
-            ));
-        }
         if !(1..=19).contains(&self.storage.zstd_level) {
             p.push(problem(
                 "storage.zstd_level",
