@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod render;
+pub mod reports;
 pub mod reseal;
 pub mod scan;
 pub mod secrets;
