@@ -9,10 +9,12 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod render;
+pub mod reports;
 pub mod reseal;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
+pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -175,6 +177,14 @@ impl App {
                 state.pool.clone(),
                 state.settings.clone(),
                 state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Ok(Some(every)) = state.settings.verify.interval() {
+            tasks.spawn(verify::schedule::run_until_stopped(
+                state.pool.clone(),
+                state.keys.clone(),
+                every,
                 shutdown.clone(),
             ));
         }
