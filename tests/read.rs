@@ -8,5 +8,6 @@ mod read {
     mod export;
     mod fixtures;
     mod search;
+    mod tokenizer;
     mod view;
 }
