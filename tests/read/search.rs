@@ -1,6 +1,6 @@
 use super::fixtures::{listed_ids, world};
 
-async fn search(w: &super::fixtures::World, client: &reqwest::Client, q: &str) -> Vec<i64> {
+pub async fn search(w: &super::fixtures::World, client: &reqwest::Client, q: &str) -> Vec<i64> {
     let url = format!("/messages?q={}", daygle::render::html::percent_encode(q));
     let (status, html) = w.app.page(client, &url).await;
     assert_eq!(status, 200, "{q}: {html}");

@@ -2,6 +2,7 @@
 //! and the SQL it becomes.
 
 pub mod query;
+pub mod reindex;
 pub mod sql;
 pub mod tokenize;
 pub mod tsquery;
