@@ -173,6 +173,10 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        tasks.spawn(archive::search::reindex::background(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),
