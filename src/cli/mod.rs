@@ -78,8 +78,10 @@ pub enum Command {
     /// Manage users from the command line (e.g. when locked out of the web UI).
     #[command(subcommand)]
     User(user::UserCommand),
-    /// Write a consistent backup of the whole archive (database + manifest, optionally keys,
-    /// optionally encrypted) while `serve` keeps running.
+    /// Write a consistent backup of the whole archive while `serve` keeps running.
+    ///
+    /// The database and a manifest, the keys with --include-keys, encrypted with
+    /// --encrypt-key-file.
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty data directory or an empty database.
     Restore(backup::RestoreArgs),
