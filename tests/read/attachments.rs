@@ -42,8 +42,14 @@ async fn pdf_and_office_text_is_searchable_and_hostile_files_are_skipped() {
                 "papers@x",
                 &[
                     ("invoice.pdf", "application/pdf"),
-                    ("contract.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-                    ("budget.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+                    (
+                        "contract.docx",
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    ),
+                    (
+                        "budget.xlsx",
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    ),
                     ("minutes.odt", "application/vnd.oasis.opendocument.text"),
                 ],
             ),
@@ -62,11 +68,16 @@ async fn pdf_and_office_text_is_searchable_and_hostile_files_are_skipped() {
     let [papers, hostile] = ids[..] else { panic!() };
     // Searchable at once by everything but the attachment text, which is pending.
     assert_eq!(search(&w, &w.admin, "Papers").await, vec![papers]);
-    assert_eq!(search(&w, &w.admin, "quasicrystal").await, Vec::<i64>::new());
+    assert_eq!(
+        search(&w, &w.admin, "quasicrystal").await,
+        Vec::<i64>::new()
+    );
     let (_, page) = w.app.page(&w.admin, &format!("/messages/{papers}")).await;
     assert!(page.contains("Attachment text pending"), "{page}");
 
-    reindex::run(&w.app.pool, Scope::default(), |_| {}).await.unwrap();
+    reindex::run(&w.app.pool, Scope::default(), |_| {})
+        .await
+        .unwrap();
     for (q, expected) in [
         ("quasicrystal", vec![papers]),
         ("brachiosaurus", vec![papers]),
@@ -96,7 +107,10 @@ async fn pdf_and_office_text_is_searchable_and_hostile_files_are_skipped() {
     .await
     .unwrap();
     assert_eq!(notes.len(), 3, "{notes:?}");
-    assert!(notes[0].starts_with("skipped: unpacks to more than"), "{notes:?}");
+    assert!(
+        notes[0].starts_with("skipped: unpacks to more than"),
+        "{notes:?}"
+    );
     assert!(notes[1].starts_with("skipped:"), "{notes:?}");
     assert!(notes[2].starts_with("text extracted"), "{notes:?}");
 }
