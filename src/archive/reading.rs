@@ -229,7 +229,10 @@ pub fn safe_filename(name: Option<&str>, fallback: &str) -> String {
         .unwrap_or("")
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+            if c.is_control()
+                || is_bidi_control(c)
+                || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+            {
                 '_'
             } else {
                 c
@@ -244,9 +247,28 @@ pub fn safe_filename(name: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// Characters that reorder text (e.g. U+202E RIGHT-TO-LEFT OVERRIDE): in a file name they
+/// make `invoice_fdp.exe` display as `invoice_exe.pdf`, so every shown or downloaded name
+/// loses them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidi_controls_cannot_spoof_an_extension() {
+        assert_eq!(
+            safe_filename(Some("invoice\u{202E}fdp.exe"), "x"),
+            "invoice_fdp.exe"
+        );
+        assert_eq!(
+            safe_filename(Some("a\u{2066}b\u{2069}.pdf"), "x"),
+            "a_b_.pdf"
+        );
+    }
 
     #[test]
     fn download_names_cannot_escape_or_be_empty() {

@@ -83,6 +83,11 @@ pub struct DatabaseSettings {
     pub url: Secret,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// The server's connections cancel a statement running longer than this (0: no limit), so
+    /// one heavy request cannot hold the database. Migrations are exempt.
+    pub statement_timeout_secs: u64,
+    /// The server's connections end a transaction left idle this long (0: no limit).
+    pub idle_in_transaction_timeout_secs: u64,
     /// Directory holding initdb/pg_ctl/postgres for the private cluster. Empty: detect.
     pub pg_bin_dir: String,
     /// System user that runs the private cluster when daygle runs as root.
@@ -95,6 +100,8 @@ impl Default for DatabaseSettings {
             url: Secret::default(),
             max_connections: 10,
             acquire_timeout_secs: 10,
+            statement_timeout_secs: 60,
+            idle_in_transaction_timeout_secs: 60,
             pg_bin_dir: String::new(),
             embedded_user: "postgres".into(),
         }

@@ -45,10 +45,23 @@ impl Database {
                 })?;
             (options, None)
         };
-        let options = options
+        let mut options = options
             .application_name("daygle")
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        if tenure == Tenure::Server {
+            let db = &settings.database;
+            options = options.options([
+                (
+                    "statement_timeout",
+                    format!("{}s", db.statement_timeout_secs),
+                ),
+                (
+                    "idle_in_transaction_session_timeout",
+                    format!("{}s", db.idle_in_transaction_timeout_secs),
+                ),
+            ]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(settings.database.max_connections)
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
@@ -134,10 +147,25 @@ async fn check_server_version(pool: &PgPool) -> Result<()> {
 
 /// Applies every migration not yet applied.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    MIGRATOR
-        .run(pool)
+    // A migration may rewrite a large table: the server's statement limits do not apply.
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SET idle_in_transaction_session_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let done = MIGRATOR
+        .run(&mut *conn)
         .await
-        .map_err(|e| Error::context("apply database migrations", e))
+        .map_err(|e| Error::context("apply database migrations", e));
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("RESET idle_in_transaction_session_timeout")
+        .execute(&mut *conn)
+        .await?;
+    done
 }
 
 /// How the database's schema compares with the migrations in this binary.

@@ -49,3 +49,24 @@ async fn migrations_create_the_schema_and_rerun_as_a_no_op() {
     let status = daygle::db::migration_status(&app.pool).await.unwrap();
     assert!(status.is_current());
 }
+
+#[tokio::test]
+async fn the_servers_connections_cancel_runaway_statements_and_idle_transactions() {
+    let app = crate::common::spawn_app_with(|s| {
+        s.database.statement_timeout_secs = 1;
+        s.database.idle_in_transaction_timeout_secs = 7;
+    })
+    .await;
+    let (statement, idle): (String, String) = sqlx::query_as(
+        "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((statement.as_str(), idle.as_str()), ("1s", "7s"));
+    let err = sqlx::query("SELECT pg_sleep(3)")
+        .execute(&app.pool)
+        .await
+        .expect_err("cancelled after 1 s");
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+}

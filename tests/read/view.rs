@@ -219,7 +219,45 @@ async fn inline_cid_images_are_served_from_the_archive_and_only_as_images() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "private, no-store",
+        "mail content is never kept in a browser cache"
+    );
     assert_eq!(&res.bytes().await.unwrap()[..], png);
+    // Reading the body and its images is audited, with what was read.
+    let reads: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, target, details FROM audit_log WHERE action IN ('mail.body', 'mail.inline_image')",
+    )
+    .fetch_all(&w.app.pool)
+    .await
+    .unwrap();
+    let target = format!("message:{id}");
+    assert!(
+        reads
+            .iter()
+            .any(|(a, t, _)| a == "mail.body" && *t == target),
+        "{reads:?}"
+    );
+    assert!(
+        reads.iter().any(|(a, t, d)| a == "mail.inline_image"
+            && *t == target
+            && d["cid"] == "logo@example.org"),
+        "{reads:?}"
+    );
+    let (_, page) = w.app.page(&w.reader, &format!("/messages/{id}")).await;
+    assert!(!page.is_empty());
+    let res = w
+        .reader
+        .get(w.app.url(&format!("/messages/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["cache-control"],
+        "no-store",
+        "mail pages are not cached"
+    );
     // A non-image inline part is never served inline.
     let (status, _) = w
         .app

@@ -27,6 +27,9 @@ pub async fn apply(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     set(header::CONTENT_SECURITY_POLICY, PAGE_CSP);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    // Pages show mail and people's details: never kept in a browser or proxy cache. Assets
+    // and downloads set their own policy first.
+    set(header::CACHE_CONTROL, "no-store");
     set(header::X_FRAME_OPTIONS, "DENY");
     // same-origin keeps the Origin header on our own form posts (CSRF checks need it).
     set(header::REFERRER_POLICY, "same-origin");

@@ -200,6 +200,7 @@ async fn body(
     let m = find(&state, &user, id).await?;
     let rendered = reading::render_parts(reading::raw(&state.pool, &m).await?, false).await?;
     let remote = params.remote == "1";
+    audit(&state, &user, "mail.body", &m).await?;
     let html = match (&rendered.html_body, &rendered.text_body) {
         (Some(html), _) => {
             sanitize_email_html(
@@ -316,6 +317,10 @@ async fn inline_part(
         .iter()
         .find(|t| **t == p.content_type)
         .ok_or(Error::NotFound)?;
+    let event = AuditEvent::by(&user.actor, "mail.inline_image")
+        .target(format!("message:{}", m.id))
+        .details(serde_json::json!({ "cid": cid, "size": p.size }));
+    record_now(&state.pool, &event).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -329,7 +334,7 @@ async fn inline_part(
             ),
             (
                 header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=3600"),
+                HeaderValue::from_static("private, no-store"),
             ),
         ],
         p.bytes,
