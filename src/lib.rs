@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod render;
 pub mod reseal;
+pub mod retention;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
@@ -157,6 +158,16 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        if let Ok(Some(daily)) =
+            retention::schedule::Daily::parse(&state.settings.retention.schedule)
+        {
+            tasks.spawn(retention::schedule::run_until_stopped(
+                state.pool.clone(),
+                daily,
+                state.settings.retention.batch_size,
+                shutdown.clone(),
+            ));
+        }
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),
