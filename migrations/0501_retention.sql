@@ -115,6 +115,3 @@ create table deletion_stats (
     bytes      bigint not null default 0,
     primary key (account_id, month, cause)
 );
-
--- Purge batches walk messages by id; sort_date / archived_at bound them by age.
-create index messages_archived_at on messages (archived_at);

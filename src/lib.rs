@@ -9,11 +9,13 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod render;
+pub mod reports;
 pub mod reseal;
 pub mod retention;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
+pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -37,6 +39,8 @@ pub struct App {
     state: AppState,
     database: Database,
     tasks: TaskTracker,
+    /// Holds the "seals under this key" lock that `rotate-key` checks; closed at shutdown.
+    sealing_lock: sqlx::PgConnection,
 }
 
 impl App {
@@ -57,6 +61,7 @@ impl App {
         for (name, source) in [
             ("session key", &keys.session_source),
             ("sealing key", &keys.sealing_source),
+            ("audit key", &keys.audit_source),
         ] {
             if let KeySource::Generated(path) = source {
                 tracing::warn!(key = name, path = %path.display(), "generated a new secret key on first run; back this file up with the database");
@@ -64,6 +69,8 @@ impl App {
         }
         let database = Database::open(&settings, Tenure::Server).await?;
         db::migrate(&database.pool).await?;
+        let sealing_lock = db::hold_sealing_key(&database.pool, keys.sealing.current_id()).await?;
+        reseal::upgrade_stored(&database.pool, &keys.sealing).await?;
         let listener = TcpListener::bind(&settings.server.bind)
             .await
             .map_err(|e| {
@@ -101,6 +108,7 @@ impl App {
             state,
             database,
             tasks: TaskTracker::new(),
+            sealing_lock,
         })
     }
 
@@ -140,9 +148,16 @@ impl App {
             state,
             database,
             tasks,
+            sealing_lock,
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(audit::seal::run_until_stopped(
+            state.pool.clone(),
+            state.keys.audit.clone(),
+            AUDIT_SEAL_EVERY,
+            shutdown.clone(),
+        ));
         tasks.spawn(scan::tasks::expire_quarantine(
             state.pool.clone(),
             shutdown.clone(),
@@ -187,11 +202,16 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        use sqlx::Connection;
+        let _ = sealing_lock.close().await;
         database.close().await?;
         tracing::info!("stopped");
         served
     }
 }
+
+/// How often the server seals the audit log's head (see `audit::seal`).
+const AUDIT_SEAL_EVERY: Duration = Duration::from_secs(2);
 
 async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));

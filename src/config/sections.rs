@@ -108,6 +108,11 @@ pub struct SecuritySettings {
     pub session_key_file: String,
     pub sealing_key: Secret,
     pub sealing_key_file: String,
+    /// During a key rotation: the previous sealing key, still accepted for opening.
+    pub previous_sealing_key_file: String,
+    /// Key of the audit log's HMAC seals; never stored in the database.
+    pub audit_key: Secret,
+    pub audit_key_file: String,
     /// Allows the example secrets and other shortcuts that are only safe on a developer's desk.
     pub dev_mode: bool,
     /// Shortest password accepted for a user.
@@ -131,6 +136,9 @@ impl Default for SecuritySettings {
             session_key_file: String::new(),
             sealing_key: Secret::default(),
             sealing_key_file: String::new(),
+            previous_sealing_key_file: String::new(),
+            audit_key: Secret::default(),
+            audit_key_file: String::new(),
             dev_mode: false,
             min_password_length: 12,
             lockout_threshold: 5,

@@ -160,6 +160,13 @@ impl Settings {
                 &s.sealing_key_file,
                 EXAMPLE_SEALING_KEY,
             ),
+            (
+                "security.audit_key",
+                &s.audit_key,
+                "security.audit_key_file",
+                &s.audit_key_file,
+                EXAMPLE_SEALING_KEY,
+            ),
         ] {
             if !value.is_empty() && !file.trim().is_empty() {
                 p.push(problem(
