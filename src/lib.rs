@@ -191,6 +191,14 @@ impl App {
                 shutdown.clone(),
             ));
         }
+        if let Ok(Some(every)) = state.settings.verify.interval() {
+            tasks.spawn(verify::schedule::run_until_stopped(
+                state.pool.clone(),
+                state.keys.clone(),
+                every,
+                shutdown.clone(),
+            ));
+        }
         let router = web::router(state);
         let served = axum::serve(
             listener,

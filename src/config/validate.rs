@@ -125,6 +125,9 @@ impl Settings {
         if self.retention.batch_size < 1 {
             p.push(problem("retention.batch_size", "must be at least 1"));
         }
+        if let Err(e) = self.verify.interval() {
+            p.push(problem("verify.schedule", e));
+        }
         if !matches!(self.logging.format.as_str(), "human" | "json") {
             p.push(problem(
                 "logging.format",
