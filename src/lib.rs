@@ -183,6 +183,10 @@ impl App {
                 shutdown.clone(),
             ));
         }
+        tasks.spawn(archive::search::reindex::background(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),

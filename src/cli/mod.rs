@@ -10,6 +10,7 @@ mod hold;
 mod import;
 mod keygen;
 mod migrate;
+mod reindex;
 mod rescan;
 mod retention;
 mod rotate_key;
@@ -98,6 +99,8 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Subject access and erasure: export and erase all mail from/to/cc/bcc these addresses.
     Erase(delete::EraseArgs),
+    /// Rebuild search vectors from the stored originals (all mail, or one account's).
+    Reindex(reindex::ReindexArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -123,6 +126,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rescan(args) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(rescan::run(settings, args))
+        }
+        Command::Reindex(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(reindex::run(settings, args))
         }
         Command::Bench(args) => {
             let settings = load_settings(&cli.global, &[])?;

@@ -5,7 +5,7 @@
 use sqlx::{PgPool, QueryBuilder};
 
 use super::requests::{self, Executed, Kind, NewRequest};
-use crate::archive::export::{self, Exported, Format};
+use crate::archive::export::{self, Exported, Format, HeldMail};
 use crate::audit::Actor;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
@@ -104,7 +104,19 @@ where
     }
     let exported = match export_to {
         Some(out) => {
-            Some(export::export(pool, grants, ids.clone(), Format::Zip, out, |_| {}).await?)
+            Some(
+                // Infected or unscanned mail is withheld, and listed as such in the manifest.
+                export::export(
+                    pool,
+                    grants,
+                    HeldMail::Withhold,
+                    ids.clone(),
+                    Format::Zip,
+                    out,
+                    |_| {},
+                )
+                .await?,
+            )
         }
         None => None,
     };

@@ -15,6 +15,7 @@ use time::{Date, OffsetDateTime};
 
 use super::policies::name_taken;
 use super::scope::{Scope, parse_query};
+use crate::archive::search::{self, Stemmers};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
@@ -290,9 +291,9 @@ pub async fn release(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Res
 }
 
 /// The active holds, ready to be ANDed (negated) into a delete.
-#[derive(Debug, Clone, Default)]
 pub struct HeldFilter {
     scopes: Vec<Scope>,
+    stemmers: Stemmers,
 }
 
 impl HeldFilter {
@@ -301,10 +302,11 @@ impl HeldFilter {
         let holds: Vec<Hold> = sqlx::query_as(&format!(
             "{SELECT} WHERE h.released_at IS NULL AND h.kind = 'scope' GROUP BY h.id ORDER BY h.id"
         ))
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
         let scopes = holds.iter().map(Hold::scope).collect::<Result<_>>()?;
-        Ok(Self { scopes })
+        let stemmers = search::archive_stemmers(&mut *conn).await?;
+        Ok(Self { scopes, stemmers })
     }
 
     /// Takes `legal_holds` in SHARE mode for the rest of the transaction, then reads the holds.
@@ -323,7 +325,7 @@ impl HeldFilter {
         );
         for scope in &self.scopes {
             qb.push(" OR ");
-            scope.push(qb);
+            scope.push(qb, &self.stemmers);
         }
         qb.push(")");
     }
@@ -349,8 +351,9 @@ pub async fn count_held_by(conn: &mut PgConnection, id: i64) -> Result<i64> {
     if hold.kind == "messages" {
         return Ok(hold.picked);
     }
+    let stemmers = search::archive_stemmers(&mut *conn).await?;
     let mut qb = QueryBuilder::new("SELECT count(*) FROM messages m WHERE ");
-    hold.scope()?.push(&mut qb);
+    hold.scope()?.push(&mut qb, &stemmers);
     Ok(qb.build_query_scalar().fetch_one(conn).await?)
 }
 

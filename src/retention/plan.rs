@@ -6,12 +6,15 @@
 //! Overlapping policies: the longest keep wins. A message is purgeable when at least one
 //! enabled policy covering it has expired it and no enabled policy covering it still keeps it.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::policies::{self, Policy};
 use super::scope::Scope;
+use crate::archive::search::{self, Stemmers};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
@@ -22,7 +25,7 @@ struct Compiled {
     cutoff: OffsetDateTime,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Plan {
     pub as_of: OffsetDateTime,
     /// Messages archived after the plan was made are not in it.
@@ -30,6 +33,7 @@ pub struct Plan {
     /// The enabled policies, by name.
     pub policies: Vec<Policy>,
     compiled: Vec<Compiled>,
+    stemmers: Arc<Stemmers>,
 }
 
 impl Plan {
@@ -62,11 +66,13 @@ impl Plan {
                 })
             })
             .collect::<Result<_>>()?;
+        let stemmers = Arc::new(search::archive_stemmers(&mut *conn).await?);
         Ok(Self {
             as_of,
             max_id,
             policies,
             compiled,
+            stemmers,
         })
     }
 
@@ -98,12 +104,12 @@ impl Plan {
             if i > 0 {
                 qb.push(" OR ");
             }
-            push_expired(qb, c);
+            push_expired(qb, c, &self.stemmers);
         }
         qb.push(")");
         for c in &self.compiled {
             qb.push(" AND NOT (");
-            c.scope.push(qb);
+            c.scope.push(qb, &self.stemmers);
             qb.push(format!(" AND {} >= ", c.column))
                 .push_bind(c.cutoff)
                 .push(")");
@@ -119,16 +125,16 @@ impl Plan {
         qb.push("CASE");
         for c in &self.compiled {
             qb.push(" WHEN ");
-            push_expired(qb, c);
+            push_expired(qb, c, &self.stemmers);
             qb.push(" THEN ").push_bind(c.id);
         }
         qb.push(" END");
     }
 }
 
-fn push_expired(qb: &mut QueryBuilder<'_, Postgres>, c: &Compiled) {
+fn push_expired(qb: &mut QueryBuilder<'_, Postgres>, c: &Compiled, stemmers: &Stemmers) {
     qb.push("(");
-    c.scope.push(qb);
+    c.scope.push(qb, stemmers);
     qb.push(format!(" AND {} < ", c.column))
         .push_bind(c.cutoff)
         .push(")");

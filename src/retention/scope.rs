@@ -5,7 +5,7 @@
 use sqlx::{Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime, Time};
 
-use crate::archive::search::{self, Query};
+use crate::archive::search::{self, Query, Stemmers};
 use crate::error::{Error, Result};
 
 /// The conditions of a scope; `None` means "no restriction".
@@ -23,7 +23,7 @@ pub struct Scope {
 
 impl Scope {
     /// Appends `(…) IS TRUE`: a condition that is never NULL, so `NOT` of it is safe.
-    pub fn push(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+    pub fn push(&self, qb: &mut QueryBuilder<'_, Postgres>, stemmers: &Stemmers) {
         qb.push("(TRUE");
         if let Some(ids) = &self.accounts {
             qb.push(" AND m.account_id = ANY(")
@@ -42,7 +42,7 @@ impl Scope {
                 .push_bind(start_of(day.next_day().unwrap_or(day)));
         }
         if let Some(query) = &self.query {
-            search::sql::push_conditions(qb, query);
+            search::sql::push_conditions(qb, query, stemmers);
         }
         qb.push(") IS TRUE");
     }
@@ -91,7 +91,7 @@ mod tests {
             to_day: None,
         };
         let mut qb = QueryBuilder::new("SELECT 1 FROM messages m WHERE ");
-        scope.push(&mut qb);
+        scope.push(&mut qb, &Stemmers::new(&[search::Language::English]));
         let sql = qb.sql().to_string();
         assert!(!sql.contains("DROP") && !sql.contains("o'brien"), "{sql}");
         assert!(sql.ends_with(") IS TRUE"), "{sql}");
