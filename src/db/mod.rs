@@ -3,7 +3,6 @@
 pub mod cluster;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -59,18 +58,13 @@ impl Database {
         Ok(Self { pool, lease })
     }
 
-    /// True when this process runs the private cluster and will stop it on close.
-    pub fn owns_embedded_cluster(&self) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.owns_cluster())
-    }
-
     /// Closes every connection, then stops the private cluster if this process owns it.
     pub async fn close(self) -> Result<()> {
         self.pool.close().await;
         if let Some(lease) = self.lease {
             tokio::task::spawn_blocking(move || lease.release())
                 .await
-                .map_err(|e| Error::Internal(format!("cluster stop task failed: {e}")))??;
+                .map_err(|e| Error::context("run the cluster stop task", e))??;
         }
         Ok(())
     }
@@ -84,7 +78,7 @@ async fn start_embedded(settings: &Settings, tenure: Tenure) -> Result<(PgConnec
         cluster.acquire(tenure)
     })
     .await
-    .map_err(|e| Error::Internal(format!("cluster start task failed: {e}")))??;
+    .map_err(|e| Error::context("run the cluster start task", e))??;
     let cluster = lease.cluster();
     let admin = cluster.connect_options("postgres");
     cluster::wait_until_accepting(&admin)
@@ -185,7 +179,3 @@ pub async fn open_for_command(settings: &Settings) -> Result<Database> {
     Database::open(settings, Tenure::Command).await
 }
 
-/// The path of the private cluster for `data_dir`.
-pub fn embedded_root(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("postgres")
-}
