@@ -1,4 +1,4 @@
-//! The crate's error type. Web rendering of it lives in `web::error`, so this file has no axum.
+//! The crate's error type. Web rendering of it lives in `web::http::error`, so this file has no axum.
 
 use std::fmt;
 

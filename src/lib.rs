@@ -28,7 +28,7 @@ use crate::db::{Database, Tenure};
 use crate::error::{Error, Result};
 use crate::secrets::{KeySource, Keys};
 use crate::web::AppState;
-use crate::web::metrics::Metrics;
+use crate::web::http::metrics::Metrics;
 
 /// A built, bound, migrated application, ready to serve.
 pub struct App {

@@ -1,5 +1,5 @@
 //! People and trust: users, roles and permissions, per-archive grants, passwords, sign-in
-//! with lockout, TOTP, CSRF tokens. No web framework in here; `web::extract` is the glue.
+//! with lockout, TOTP, CSRF tokens. No web framework in here; `web::http::extract` is the glue.
 
 pub mod csrf;
 pub mod grants;

@@ -338,15 +338,6 @@ pub async fn set_preferences(
     Ok(())
 }
 
-/// Formats `t` in the user's zone and format.
-pub fn format_time(t: OffsetDateTime, timezone: &str, format: &str) -> String {
-    let Ok(ts) = jiff::Timestamp::from_second(t.unix_timestamp()) else {
-        return t.to_string();
-    };
-    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    jiff::fmt::strtime::format(format, &ts.to_zoned(tz)).unwrap_or_else(|_| ts.to_string())
-}
-
 /// Shared by the web layer and the CLI: the pool handle is enough.
 pub async fn role_id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")

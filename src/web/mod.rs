@@ -1,29 +1,9 @@
 //! The web UI and HTTP endpoints. The only module that knows about axum (besides `lib.rs`).
+//! `http/` is the plumbing (state, routing, guard, sessions, extractors, errors, layout,
+//! headers, assets, metrics, health); `pages/` holds one module per area of the UI.
 
-pub mod accounts;
-pub mod archives;
-pub mod assets;
-pub mod audit;
-pub mod auth;
-pub mod download;
-pub mod error;
-pub mod extract;
-pub mod guard;
-pub mod headers;
-pub mod health;
-pub mod home;
-pub mod layout;
-pub mod message;
-pub mod messages;
-pub mod metrics;
-pub mod profile;
-pub mod quarantine;
-pub mod roles;
-pub mod routes;
-pub mod session;
-pub mod state;
-pub mod users;
-pub mod workers;
+pub mod http;
+pub mod pages;
 
 use std::time::Duration;
 
@@ -39,26 +19,28 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions_sqlx_store::PostgresStore;
 
-pub use state::AppState;
+pub use http::state::AppState;
+
+use http::{error, guard, headers, metrics, routes, session};
 
 /// Every area of the UI. Add new areas here, built with [`routes::Area`], and list their
 /// routes in [`routes::ALL`] (a test checks the two agree).
 pub fn areas() -> Vec<routes::Area> {
     vec![
-        health::area(),
-        assets::area(),
-        auth::area(),
-        home::area(),
-        archives::area(),
-        messages::area(),
-        message::area(),
-        profile::area(),
-        users::area(),
-        roles::area(),
-        audit::area(),
-        accounts::area(),
-        workers::area(),
-        quarantine::area(),
+        http::health::area(),
+        http::assets::area(),
+        pages::auth::area(),
+        pages::home::area(),
+        pages::archives::area(),
+        pages::message_list::area(),
+        pages::message_view::area(),
+        pages::profile::area(),
+        pages::users::area(),
+        pages::roles::area(),
+        pages::audit::area(),
+        pages::accounts::area(),
+        pages::workers::area(),
+        pages::quarantine::area(),
     ]
 }
 

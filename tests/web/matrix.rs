@@ -1,10 +1,10 @@
-//! The authorisation matrix: every route in `web::routes::ALL` × every system role (and
+//! The authorisation matrix: every route in `web::http::routes::ALL` × every system role (and
 //! anonymous) × own/foreign archive account where the route takes one.
 
 use std::collections::BTreeSet;
 
 use daygle::auth::Permission;
-use daygle::web::routes::{ALL, Access};
+use daygle::web::http::routes::{ALL, Access};
 use reqwest::Method;
 
 use crate::common::auth::{PASSWORD, csrf_from, spawn_auth_app};

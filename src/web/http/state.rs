@@ -8,10 +8,10 @@ use governor::DefaultKeyedRateLimiter;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::Metrics;
 use crate::config::Settings;
 use crate::scan::Scanner;
 use crate::secrets::Keys;
-use crate::web::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {

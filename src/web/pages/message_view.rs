@@ -10,18 +10,19 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::Query;
 use serde::Deserialize;
 
-use super::download;
-use super::extract::{CurrentUser, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
 use crate::audit::{AuditEvent, record_now};
 use crate::auth::Permission;
 use crate::error::{Error, Result};
+use crate::render::format;
 use crate::render::html::{HtmlOptions, sanitize_email_html};
 use crate::render::text::text_to_html;
+use crate::web::http::download;
+use crate::web::http::extract::{CurrentUser, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 /// The body frame may show inline styles and this archive's images, nothing else; no script,
 /// no forms, no plugins, and links open outside. Remote images only on request.
@@ -161,15 +162,7 @@ fn attachment_view(p: &Part) -> AttachmentView {
         index: p.index,
         name: safe_filename(p.filename.as_deref(), &format!("attachment-{}", p.index)),
         content_type: p.content_type.clone(),
-        size: human_size(p.size as u64),
-    }
-}
-
-pub fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-        b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
-        b => format!("{b} bytes"),
+        size: format::size(p.size as u64),
     }
 }
 

@@ -12,17 +12,17 @@ use serde::Deserialize;
 use time::Date;
 use time::macros::format_description;
 
-use super::download;
-use super::extract::{CsrfForm, CurrentUser, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
 use crate::audit::{AuditEvent, record_now};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
+use crate::web::http::download;
+use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 /// Counting stops here so the count stays cheap on a huge archive ("10,000+").
 const COUNT_CAP: i64 = 10_000;

@@ -4,12 +4,12 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
-use super::extract::{Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::error::Result;
 use crate::ingest::workers::{self, WorkerStatus};
+use crate::web::http::extract::{Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new().get("/workers", list)
@@ -30,19 +30,6 @@ struct WorkerRow {
     heartbeat: String,
 }
 
-pub fn when(t: Option<time::OffsetDateTime>) -> String {
-    t.map(|t| {
-        format!(
-            "{} {:02}:{:02}:{:02} UTC",
-            t.date(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
-    })
-    .unwrap_or_else(|| "—".into())
-}
-
 async fn list(
     State(state): State<AppState>,
     user: Require<perm::ViewWorkers>,
@@ -51,10 +38,10 @@ async fn list(
         .await?
         .into_iter()
         .map(|w| WorkerRow {
-            last_run: when(w.last_run_at),
-            last_success: when(w.last_success_at),
-            next_run: when(w.next_run_at),
-            heartbeat: when(w.heartbeat_at),
+            last_run: user.format_when(w.last_run_at),
+            last_success: user.format_when(w.last_success_at),
+            next_run: user.format_when(w.next_run_at),
+            heartbeat: user.format_when(w.heartbeat_at),
             w,
         })
         .collect();

@@ -10,15 +10,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::extract::{CsrfForm, CurrentUser};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::session;
-use super::state::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::users::{self, Preferences};
 use crate::auth::{manage, password, totp};
 use crate::error::{Error, Result};
+use crate::web::http::extract::{CsrfForm, CurrentUser};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::session;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()

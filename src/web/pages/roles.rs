@@ -7,14 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{CsrfForm, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Permission;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
+use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()

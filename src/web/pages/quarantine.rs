@@ -9,15 +9,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::extract::{CsrfForm, CurrentUser, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{VisibleAccount, roles, users, visible_accounts};
 use crate::error::{Error, Result};
 use crate::scan::facts::header_section;
 use crate::scan::quarantine::{self, Entry, Filter, IfStillInfected};
+use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 /// Header text shown on the detail page is capped; a hostile message can have megabytes.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -279,7 +279,7 @@ async fn download(
     )
     .await?;
     // application/octet-stream, not message/rfc822: a browser must save it, never open it.
-    Ok(super::download::attachment(
+    Ok(crate::web::http::download::attachment(
         &format!("quarantine-{id}.eml"),
         "application/octet-stream",
         raw.to_vec(),

@@ -11,16 +11,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::error;
-use super::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::session;
-use super::state::AppState;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::login::{self, LockoutPolicy, LoginOutcome};
 use crate::auth::{manage, users};
 use crate::error::{Error, Result};
+use crate::web::http::error;
+use crate::web::http::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::session;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()

@@ -9,16 +9,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{CsrfForm, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::manage::{self, NewUser};
 use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, Permission, VisibleAccount, totp, visible_accounts};
 use crate::error::{Error, Result};
+use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()

@@ -17,6 +17,7 @@ use super::session;
 use crate::audit::Actor;
 use crate::auth::{Grants, Permission, PermissionSet, csrf};
 use crate::error::Error;
+use crate::render::format;
 
 /// The signed-in user of this request, with their permissions and archive grants.
 #[derive(Debug, Clone)]
@@ -42,8 +43,15 @@ impl CurrentUser {
         self.permissions.has(p)
     }
 
+    /// `t` in this reader's time zone and date format.
     pub fn format_time(&self, t: time::OffsetDateTime) -> String {
-        crate::auth::users::format_time(t, &self.timezone, &self.date_format)
+        format::time_in_zone(t, &self.timezone, &self.date_format)
+    }
+
+    /// Like [`Self::format_time`], with a dash for a time that never happened.
+    pub fn format_when(&self, t: Option<time::OffsetDateTime>) -> String {
+        t.map(|t| self.format_time(t))
+            .unwrap_or_else(|| format::NO_TIME.to_string())
     }
 }
 

@@ -16,22 +16,22 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "css/app.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../static/css/app.css"),
+        body: include_bytes!("../../../static/css/app.css"),
     },
     Asset {
         path: "js/theme.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/js/theme.js"),
+        body: include_bytes!("../../../static/js/theme.js"),
     },
     Asset {
         path: "img/remote-image-blocked.svg",
         content_type: "image/svg+xml",
-        body: include_bytes!("../../static/img/remote-image-blocked.svg"),
+        body: include_bytes!("../../../static/img/remote-image-blocked.svg"),
     },
     Asset {
         path: "img/logo.svg",
         content_type: "image/svg+xml",
-        body: include_bytes!("../../static/img/logo.svg"),
+        body: include_bytes!("../../../static/img/logo.svg"),
     },
 ];
 

@@ -4,13 +4,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 
-use super::extract::{Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
 use crate::auth::grants::visible_account;
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
+use crate::web::http::extract::{Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()

@@ -9,11 +9,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{CsrfForm, Require, perm};
-use super::layout::PageContext;
-use super::routes::Area;
-use super::state::AppState;
-use super::workers::when;
 use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
 use crate::audit::{self, AuditEvent};
 use crate::config::split_list;
@@ -21,6 +16,10 @@ use crate::error::{Error, Result};
 use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
 use crate::ingest::workers;
+use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
 
 pub fn area() -> Area {
     Area::new()
@@ -62,14 +61,16 @@ fn coverage_text(folders: &[FolderCoverage]) -> String {
     }
 }
 
-async fn rows(state: &AppState) -> Result<Vec<AccountRow>> {
+async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
     let mut out = Vec::new();
     for a in accounts::list(&state.pool).await? {
         let folders = ledger::coverage(&state.pool, a.id).await?;
         let status = match workers::get(&state.pool, &workers::sync_worker_name(a.id)).await? {
             Some(w) if w.last_error.is_some() => "failing".to_string(),
             Some(w) if w.state == "running" => "running".to_string(),
-            Some(w) if w.last_success_at.is_some() => format!("ok {}", when(w.last_success_at)),
+            Some(w) if w.last_success_at.is_some() => {
+                format!("ok {}", user.format_when(w.last_success_at))
+            }
             _ if !a.enabled => "paused".to_string(),
             _ if a.kind == "imap" => "never synced".to_string(),
             _ => "—".to_string(),
@@ -86,7 +87,7 @@ async fn rows(state: &AppState) -> Result<Vec<AccountRow>> {
 async fn list(State(state): State<AppState>, user: Admin) -> Result<ListPage> {
     Ok(ListPage {
         page: PageContext::for_user("Accounts", "/accounts", &user),
-        accounts: rows(&state).await?,
+        accounts: rows(&state, &user).await?,
         error: String::new(),
         form: CreateForm {
             tls: "implicit".into(),
@@ -215,7 +216,7 @@ async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ListPage {
                     page: PageContext::for_user("Accounts", "/accounts", &user),
-                    accounts: rows(&state).await?,
+                    accounts: rows(&state, &user).await?,
                     error: e.to_string(),
                     form,
                     default_exclude: state.settings.sync.exclude_folders.clone(),
@@ -273,7 +274,7 @@ async fn show_page(
                     .percent()
                     .map(|p| format!("{p:.1}%"))
                     .unwrap_or_else(|| "—".into());
-                let synced = when(f.last_synced_at);
+                let synced = user.format_when(f.last_synced_at);
                 (f, pct, synced)
             })
             .collect(),

@@ -1,0 +1,12 @@
+//! Settings: built-in defaults < `daygle_mail_archiver.conf` (INI) < `DAYGLE__SECTION__KEY`.
+//!
+//! `sections` holds the typed sections and their defaults, `load` reads and layers the
+//! sources, `validate` reports every problem at once, one line each.
+
+mod load;
+mod sections;
+mod validate;
+
+pub use load::{DEFAULT_CONFIG_FILE, load, load_from};
+pub use sections::*;
+pub use validate::{ConfigErrors, EXAMPLE_SEALING_KEY, EXAMPLE_SESSION_KEY, Problem};

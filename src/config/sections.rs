@@ -1,0 +1,376 @@
+//! The `[section]`s of the configuration: one struct per section, every key with its default
+//! (the example config file lists each of them; a test keeps the two in step), and the
+//! derived values other modules read (`public_url`, `data_dir`, `to_masked_ini`).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A string that never shows up in `Debug` output or in `check-config`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.is_empty() { "" } else { "********" })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub security: SecuritySettings,
+    pub storage: StorageSettings,
+    pub clamav: ClamavSettings,
+    pub smtp: SmtpSettings,
+    pub logging: LoggingSettings,
+    pub sync: SyncSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the web UI listens on.
+    pub bind: String,
+    /// The URL people use to reach the UI; decides Secure cookies and HSTS. Empty: http://<bind>.
+    pub public_url: String,
+    pub request_timeout_secs: u64,
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            request_timeout_secs: 30,
+            max_request_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL. Empty: run a private cluster under the data directory.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    /// Directory holding initdb/pg_ctl/postgres for the private cluster. Empty: detect.
+    pub pg_bin_dir: String,
+    /// System user that runs the private cluster when daygle runs as root.
+    pub embedded_user: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            max_connections: 10,
+            acquire_timeout_secs: 10,
+            pg_bin_dir: String::new(),
+            embedded_user: "postgres".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub session_key: Secret,
+    pub session_key_file: String,
+    pub sealing_key: Secret,
+    pub sealing_key_file: String,
+    /// Allows the example secrets and other shortcuts that are only safe on a developer's desk.
+    pub dev_mode: bool,
+    /// Shortest password accepted for a user.
+    pub min_password_length: usize,
+    /// Wrong passwords (or second-factor codes) in a row that lock an account.
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked.
+    pub lockout_minutes: u32,
+    /// Sign-in attempts allowed per client IP address per minute.
+    pub login_rate_per_minute: u32,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_hours: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            session_key: Secret::default(),
+            session_key_file: String::new(),
+            sealing_key: Secret::default(),
+            sealing_key_file: String::new(),
+            dev_mode: false,
+            min_password_length: 12,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            login_rate_per_minute: 10,
+            session_idle_minutes: 60,
+            session_absolute_hours: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub data_dir: String,
+    pub zstd_level: i32,
+    pub max_message_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            zstd_level: 3,
+            max_message_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClamavSettings {
+    pub enabled: bool,
+    /// `host:port` for TCP, or an absolute path to clamd's unix socket.
+    pub address: String,
+    /// What happens to infected mail: quarantine, flag or reject.
+    pub action: String,
+    pub timeout_secs: u64,
+    pub max_scan_bytes: u64,
+    pub concurrency: usize,
+    /// Store mail while clamd is unreachable as `pending` and scan it when clamd returns,
+    /// instead of holding the account's sync position.
+    pub archive_unscanned: bool,
+    /// Quarantined messages are deleted this many days after arrival; 0 keeps them forever.
+    pub quarantine_expiry_days: u32,
+    /// Longest wait between retries while clamd is unreachable (the wait doubles up to this).
+    pub retry_max_secs: u64,
+}
+
+impl Default for ClamavSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: "127.0.0.1:3310".into(),
+            action: "quarantine".into(),
+            timeout_secs: 60,
+            max_scan_bytes: 25 * 1024 * 1024,
+            concurrency: 2,
+            archive_unscanned: false,
+            quarantine_expiry_days: 30,
+            retry_max_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    /// implicit, starttls or none.
+    pub tls: String,
+    pub username: String,
+    pub password: Secret,
+    pub from: String,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            from: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// human or json.
+    pub format: String,
+    /// A tracing filter such as `info` or `daygle=debug,sqlx=warn`; RUST_LOG wins when set.
+    pub level: String,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        Self {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Run the sync scheduler inside `serve`.
+    pub enabled: bool,
+    /// How many accounts sync at the same time (one IMAP connection each).
+    pub concurrency: usize,
+    /// Most messages fetched and committed in one batch.
+    pub batch_messages: usize,
+    /// Most bytes fetched and committed in one batch (a FETCH response is held in memory whole);
+    /// a single message larger than this is fetched on its own.
+    pub batch_bytes: u64,
+    /// Poll interval for new accounts.
+    pub default_poll_secs: u64,
+    /// Folders new accounts leave out, comma-separated patterns (`*` = any characters).
+    pub exclude_folders: String,
+    pub connect_timeout_secs: u64,
+    /// Longest wait for one IMAP command (a whole batch FETCH counts as one).
+    pub command_timeout_secs: u64,
+    /// Longest pause after repeated failures (backoff doubles from the poll interval).
+    pub max_backoff_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 4,
+            batch_messages: 500,
+            batch_bytes: 16 * 1024 * 1024,
+            default_poll_secs: 300,
+            exclude_folders: "Trash,Junk,Spam".into(),
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            max_backoff_secs: 3600,
+        }
+    }
+}
+
+impl SyncSettings {
+    /// `exclude_folders` as a list of patterns.
+    pub fn exclude_patterns(&self) -> Vec<String> {
+        split_list(&self.exclude_folders)
+    }
+}
+
+/// Splits a comma-separated config list, dropping empty items.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Settings {
+    /// The URL people use, with no trailing slash.
+    pub fn public_url(&self) -> String {
+        let url = self.server.public_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            format!("http://{}", self.server.bind)
+        } else {
+            url.to_string()
+        }
+    }
+
+    pub fn served_over_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(&self.storage.data_dir)
+    }
+
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database.url.is_empty()
+    }
+
+    /// The effective settings as INI, secrets masked: what `check-config` prints.
+    pub fn to_masked_ini(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = String::new();
+        if let serde_json::Value::Object(sections) = value {
+            for (section, keys) in sections {
+                out.push_str(&format!("[{section}]\n"));
+                if let serde_json::Value::Object(keys) = keys {
+                    for (key, v) in keys {
+                        let shown = match (section.as_str(), key.as_str(), &v) {
+                            ("database", "url", _) => mask_url_password(self.database.url.expose()),
+                            (_, _, serde_json::Value::String(s)) => s.clone(),
+                            (_, _, other) => other.to_string(),
+                        };
+                        out.push_str(&format!("{key} = {shown}\n"));
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:********@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((creds, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_password_in_database_url() {
+        assert_eq!(
+            mask_url_password("postgres://u:hunter2@db:5432/x"),
+            "postgres://u:********@db:5432/x"
+        );
+        assert_eq!(mask_url_password("postgres://u@db/x"), "postgres://u@db/x");
+    }
+
+    #[test]
+    fn secret_debug_never_shows_the_value() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "\"********\"");
+    }
+}

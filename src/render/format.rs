@@ -1,0 +1,47 @@
+//! Display formatting shared by every page: times in the reader's zone and format, sizes in
+//! human units. Pure functions; the web layer calls them through `CurrentUser`.
+
+use time::OffsetDateTime;
+
+/// Shown where a time is missing (never ran, never synced).
+pub const NO_TIME: &str = "—";
+
+/// Formats `t` in `timezone` (an IANA name; UTC when unknown) with a strftime `format`.
+pub fn time_in_zone(t: OffsetDateTime, timezone: &str, format: &str) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(t.unix_timestamp()) else {
+        return t.to_string();
+    };
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::fmt::strtime::format(format, &ts.to_zoned(tz)).unwrap_or_else(|_| ts.to_string())
+}
+
+/// A byte count as people read it: "512 bytes", "12 KB", "3.4 MB".
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_follow_the_readers_zone_and_fall_back_to_utc() {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(
+            time_in_zone(t, "Europe/Berlin", "%Y-%m-%d %H:%M"),
+            "2023-11-14 23:13"
+        );
+        assert_eq!(time_in_zone(t, "Nowhere/Else", "%H:%M %Z"), "22:13 UTC");
+    }
+
+    #[test]
+    fn sizes_use_the_largest_fitting_unit() {
+        assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(12 * 1024), "12 KB");
+        assert_eq!(size(3_565_158), "3.4 MB");
+    }
+}

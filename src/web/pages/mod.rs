@@ -1,0 +1,15 @@
+//! The pages of the UI, one module per area: its routes, handlers and templates. Handlers
+//! parse the request, call the domain and render; the plumbing they share is in `web::http`.
+
+pub mod accounts;
+pub mod archives;
+pub mod audit;
+pub mod auth;
+pub mod home;
+pub mod message_list;
+pub mod message_view;
+pub mod profile;
+pub mod quarantine;
+pub mod roles;
+pub mod users;
+pub mod workers;
