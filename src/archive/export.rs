@@ -17,7 +17,7 @@ use super::blobs::sha256;
 use super::reading::safe_filename;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
-use crate::render::csv::{QuoteStyle, spreadsheet_safe, writer};
+use crate::render::csv::{spreadsheet_safe, writer};
 
 const CHUNK: usize = 200;
 /// Messages in flight between the database reader and the writer thread.
@@ -143,11 +143,7 @@ fn write_all<W: Write>(
             let mut zip =
                 zip::ZipWriter::new_stream(std::io::BufWriter::with_capacity(256 * 1024, out));
             let manifest_err = |e| Error::context("write the export manifest", e);
-            let mut manifest = writer(
-                tempfile::tempfile().map_err(io)?,
-                QuoteStyle::Necessary,
-                false,
-            );
+            let mut manifest = writer(tempfile::tempfile().map_err(io)?, false);
             manifest
                 .write_record(["file", "sha256", "size", "date", "from", "subject"])
                 .map_err(manifest_err)?;

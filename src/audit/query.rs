@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::chain::Row;
 use crate::error::{Error, Result};
-use crate::render::csv::{QuoteStyle, spreadsheet_safe, writer};
+use crate::render::csv::{spreadsheet_safe, writer};
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -52,13 +52,21 @@ pub async fn list(pool: &PgPool, filter: &Filter, limit: i64) -> Result<Vec<Row>
     Ok(qb.build_query_as().fetch_all(pool).await?)
 }
 
-/// The rows as CSV (RFC 4180: every cell quoted, CRLF line ends), with a header line; cells a
+/// The rows as CSV (RFC 4180: CRLF line ends), with a header line; cells a
 /// spreadsheet would run as formulas are neutralised.
 pub fn csv(rows: &[Row]) -> Result<String> {
     let write_err = |e| Error::context("write the audit CSV", e);
-    let mut out = writer(Vec::new(), QuoteStyle::Always, true);
+    let mut out = writer(Vec::new(), true);
     out.write_record([
-        "id", "at", "username", "ip", "user_agent", "action", "target", "details", "hash",
+        "id",
+        "at",
+        "username",
+        "ip",
+        "user_agent",
+        "action",
+        "target",
+        "details",
+        "hash",
     ])
     .map_err(write_err)?;
     for row in rows {

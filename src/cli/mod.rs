@@ -3,6 +3,7 @@
 mod account;
 mod bench;
 mod check_config;
+mod context;
 mod export;
 mod healthcheck;
 mod import;

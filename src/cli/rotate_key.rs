@@ -12,8 +12,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use daygle::config::Settings;
-use daygle::db;
 use daygle::secrets::{Keys, SealingKeys, decode_key, key_id};
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Args)]
 pub struct RotateKeyArgs {
@@ -57,22 +58,21 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
         ),
     };
     drop(configured);
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let mut tx = database.pool.begin().await?;
-    let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
-    let changed = resealed.total();
-    let event = daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
-        .details(serde_json::json!({
-            "account_passwords": resealed.account_passwords,
-            "totp_secrets": resealed.totp_secrets,
-            "key_id": keys.current_id(),
-        }));
-    daygle::audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
-    database.close().await?;
+    let changed = with_database(settings, Schema::Migrate, async |ctx| {
+        let mut tx = ctx.pool().begin().await?;
+        let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
+        let event =
+            daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
+                .details(serde_json::json!({
+                    "account_passwords": resealed.account_passwords,
+                    "totp_secrets": resealed.totp_secrets,
+                    "key_id": keys.current_id(),
+                }));
+        daygle::audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(resealed.total())
+    })
+    .await?;
     println!(
         "re-sealed {changed} stored secrets under key {}",
         keys.current_id()

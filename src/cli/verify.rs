@@ -7,7 +7,8 @@ use clap::Subcommand;
 
 use daygle::audit::chain;
 use daygle::config::Settings;
-use daygle::db;
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
@@ -15,15 +16,16 @@ pub enum VerifyCommand {
     Audit,
 }
 
+/// Runs the chosen integrity check; exit 1 when it finds a problem.
 pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
         VerifyCommand::Audit => {
-            let database = db::open_for_command(&settings)
-                .await
-                .context("Failed to open the database")?;
-            let result = chain::verify(&database.pool).await;
-            database.close().await?;
-            let v = result.context("Failed to read the audit log")?;
+            let v = with_database(settings, Schema::AsIs, async |ctx| {
+                chain::verify(ctx.pool())
+                    .await
+                    .context("Failed to read the audit log")
+            })
+            .await?;
             match v.broken {
                 None => {
                     println!("audit log intact: {} entries, chain verified", v.rows);

@@ -21,7 +21,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 const MIN_SERVER_VERSION: i32 = 130000;
 const EMBEDDED_DATABASE: &str = "daygle";
 
-/// An open database, and the private cluster behind it when there is one.
+/// An open database, and the private cluster behind it when there is one. [`Database::close`]
+/// closes it in order; a `Database` dropped without it (an early `?`, a panic) still stops a
+/// private cluster this process owns, through the lease's `Drop`.
 pub struct Database {
     pub pool: PgPool,
     lease: Option<Lease>,
@@ -178,4 +180,3 @@ pub async fn migration_status(pool: &PgPool) -> Result<MigrationStatus> {
 pub async fn open_for_command(settings: &Settings) -> Result<Database> {
     Database::open(settings, Tenure::Command).await
 }
-

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-pub use csv::QuoteStyle;
-
 /// `value` with a leading `'` when a spreadsheet would read it as a formula (it starts with
 /// `=`, `+`, `-`, `@`, a tab or a carriage return).
 pub fn spreadsheet_safe(value: &str) -> Cow<'_, str> {
@@ -15,16 +13,16 @@ pub fn spreadsheet_safe(value: &str) -> Cow<'_, str> {
     }
 }
 
-/// A CSV writer into `out` that quotes as `quote` says and ends records with CRLF (RFC 4180)
-/// when `crlf`, else LF.
-pub fn writer<W: std::io::Write>(out: W, quote: QuoteStyle, crlf: bool) -> csv::Writer<W> {
+/// A CSV writer into `out` that quotes a cell only when it must (a comma, quote or line break
+/// in it) and ends records with CRLF (RFC 4180) when `crlf`, else LF.
+pub fn writer<W: std::io::Write>(out: W, crlf: bool) -> csv::Writer<W> {
     let terminator = if crlf {
         csv::Terminator::CRLF
     } else {
         csv::Terminator::Any(b'\n')
     };
     csv::WriterBuilder::new()
-        .quote_style(quote)
+        .quote_style(csv::QuoteStyle::Necessary)
         .terminator(terminator)
         .from_writer(out)
 }
@@ -34,7 +32,7 @@ mod tests {
     use super::*;
 
     fn line(cells: &[&str]) -> String {
-        let mut w = writer(Vec::new(), QuoteStyle::Always, false);
+        let mut w = writer(Vec::new(), false);
         w.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
             .unwrap();
         String::from_utf8(w.into_inner().unwrap()).unwrap()
@@ -43,11 +41,11 @@ mod tests {
     #[test]
     fn cells_that_look_like_formulas_are_neutralised_and_quotes_doubled() {
         assert_eq!(line(&["=HYPERLINK(\"x\")"]), "\"'=HYPERLINK(\"\"x\"\")\"\n");
-        assert_eq!(line(&["=1+1"]), "\"'=1+1\"\n");
-        assert_eq!(line(&["+1"]), "\"'+1\"\n");
-        assert_eq!(line(&["-1"]), "\"'-1\"\n");
-        assert_eq!(line(&["@SUM"]), "\"'@SUM\"\n");
-        assert_eq!(line(&["alice"]), "\"alice\"\n");
+        assert_eq!(line(&["=1+1"]), "'=1+1\n");
+        assert_eq!(line(&["+1"]), "'+1\n");
+        assert_eq!(line(&["-1"]), "'-1\n");
+        assert_eq!(line(&["@SUM"]), "'@SUM\n");
+        assert_eq!(line(&["alice", "a,b"]), "alice,\"a,b\"\n");
         assert_eq!(line(&["say \"hi\""]), "\"say \"\"hi\"\"\"\n");
     }
 }

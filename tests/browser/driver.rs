@@ -169,14 +169,15 @@ impl Browser {
 
     /// Makes the iframe matching `css` the current frame.
     pub async fn enter_frame(&self, css: &str) {
-        self.find(css).await.enter_frame().await.expect("enter frame");
+        self.find(css)
+            .await
+            .enter_frame()
+            .await
+            .expect("enter frame");
     }
 
     pub async fn leave_frame(&self) {
-        self.client
-            .enter_parent_frame()
-            .await
-            .expect("leave frame");
+        self.client.enter_parent_frame().await.expect("leave frame");
     }
 
     pub async fn close(self) {

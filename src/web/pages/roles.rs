@@ -11,7 +11,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::Permission;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -168,14 +168,11 @@ async fn update(
     Ok(Redirect::to("/roles").into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn delete(
     State(state): State<AppState>,
     user: RoleAdmin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     let mut tx = state.pool.begin().await?;
     let role = roles::delete(&mut tx, id).await?;

@@ -15,7 +15,7 @@ use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, Permission, VisibleAccount, totp, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -337,14 +337,11 @@ async fn reset_password(
     Ok(Redirect::to(&format!("/users/{id}?done=password")).into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_sessions(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     let mut tx = state.pool.begin().await?;
     users::bump_epoch(&mut tx, id).await?;
@@ -361,7 +358,7 @@ async fn remove_totp(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     users::get(&state.pool, id).await?;
     let mut tx = state.pool.begin().await?;
@@ -379,7 +376,7 @@ async fn delete(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     if id == user.id {
         return Err(Error::Conflict(
