@@ -12,6 +12,7 @@
 
 pub mod chain;
 pub mod query;
+pub mod seal;
 
 use sqlx::{Acquire, PgConnection, PgPool};
 use time::OffsetDateTime;

@@ -74,13 +74,17 @@ pub struct AddArgs {
 
 /// Runs a `daygle account` subcommand against the migrated database.
 pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
-    with_database(settings, Schema::Migrate, async |ctx| match cmd {
-        AccountCommand::Add(args) => add(ctx, args).await,
-        AccountCommand::List => list(ctx.pool()).await,
-        AccountCommand::Remove { name, yes } => remove(ctx, &name, yes).await,
-        AccountCommand::Enable { name } => set_enabled(ctx, &name, true).await,
-        AccountCommand::Disable { name } => set_enabled(ctx, &name, false).await,
-        AccountCommand::Test { name } => test(ctx, &name).await,
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let result = match cmd {
+            AccountCommand::Add(args) => add(ctx, args).await,
+            AccountCommand::List => list(ctx.pool()).await,
+            AccountCommand::Remove { name, yes } => remove(ctx, &name, yes).await,
+            AccountCommand::Enable { name } => set_enabled(ctx, &name, true).await,
+            AccountCommand::Disable { name } => set_enabled(ctx, &name, false).await,
+            AccountCommand::Test { name } => test(ctx, &name).await,
+        };
+        super::seal_audit(&ctx.settings, ctx.pool()).await;
+        result
     })
     .await
 }
@@ -284,8 +288,9 @@ async fn set_enabled(ctx: &CliContext, name: &str, enabled: bool) -> anyhow::Res
 
 async fn test(ctx: &CliContext, name: &str) -> anyhow::Result<ExitCode> {
     let settings = &ctx.settings;
-    let account = ctx.account(name).await?;
     let keys = ctx.keys().await?;
+    daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
+    let account = ctx.account(name).await?;
     let password = account.password(&keys.sealing)?;
     match imap::test_connection(&account, &password, Timeouts::from_settings(&settings.sync)).await
     {
@@ -298,7 +303,7 @@ async fn test(ctx: &CliContext, name: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("connection test failed: {e}");
+            eprintln!("connection test failed: {}", daygle::error::chain(&e));
             Ok(ExitCode::from(1))
         }
     }

@@ -84,6 +84,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         })
         .await;
         bar.finish_and_clear();
+        super::seal_audit(&ctx.settings, pool).await;
         Ok((done?, started))
     })
     .await;

@@ -27,6 +27,7 @@ pub struct SyncArgs {
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     with_database(settings, Schema::Migrate, async |ctx| {
         let keys = ctx.keys().await?;
+        daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
         if args.once {
             return once(ctx, &keys, args.account.as_deref()).await;
         }

@@ -46,42 +46,48 @@ pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<Exi
         let pool = ctx.pool();
         let min = ctx.settings.security.min_password_length;
         let actor = Actor::cli();
-        match command {
-            UserCommand::Create(args) => {
-                let role = if args.admin {
-                    roles::ADMINISTRATOR
-                } else {
-                    roles::READ_ONLY
-                };
-                let role_id = users::role_id_by_name(pool, role).await?;
-                let password = read_new_password()?;
-                let new = NewUser {
-                    username: &args.name,
-                    email: &args.email,
-                    password: &password,
-                    role_ids: &[role_id],
-                    account_ids: &[],
-                };
-                let id = manage::create_user(pool, &actor, &new, min)
-                    .await
-                    .context("Failed to save the user")?;
-                println!(
-                    "created user {} (id {id}) with role {role}",
-                    args.name.trim()
-                );
+        let result: anyhow::Result<()> = async {
+            match command {
+                UserCommand::Create(args) => {
+                    let role = if args.admin {
+                        roles::ADMINISTRATOR
+                    } else {
+                        roles::READ_ONLY
+                    };
+                    let role_id = users::role_id_by_name(pool, role).await?;
+                    let password = read_new_password()?;
+                    let new = NewUser {
+                        username: &args.name,
+                        email: &args.email,
+                        password: &password,
+                        role_ids: &[role_id],
+                        account_ids: &[],
+                    };
+                    let id = manage::create_user(pool, &actor, &new, min)
+                        .await
+                        .context("Failed to save the user")?;
+                    println!(
+                        "created user {} (id {id}) with role {role}",
+                        args.name.trim()
+                    );
+                }
+                UserCommand::ResetPassword(args) => {
+                    let user = ctx.user(&args.name).await?;
+                    let password = read_new_password()?;
+                    manage::reset_password(pool, &actor, user.id, &password, min)
+                        .await
+                        .context("Failed to save the user")?;
+                    println!(
+                        "password of {} reset; their sessions have ended",
+                        user.username
+                    );
+                }
             }
-            UserCommand::ResetPassword(args) => {
-                let user = ctx.user(&args.name).await?;
-                let password = read_new_password()?;
-                manage::reset_password(pool, &actor, user.id, &password, min)
-                    .await
-                    .context("Failed to save the user")?;
-                println!(
-                    "password of {} reset; their sessions have ended",
-                    user.username
-                );
-            }
+            Ok(())
         }
+        .await;
+        super::seal_audit(&ctx.settings, pool).await;
+        result?;
         Ok(ExitCode::SUCCESS)
     })
     .await
