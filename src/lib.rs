@@ -9,10 +9,12 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod render;
+pub mod reports;
 pub mod reseal;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
+pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
