@@ -19,34 +19,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(600);
 /// A run whose heartbeat is older than this was interrupted.
 const ABANDONED_AFTER: Duration = Duration::from_secs(900);
 
-/// Parses `verify.schedule`: `off`, `daily`, `weekly`, or a number of hours or days (`12h`,
-/// `3d`). `None` means never.
-pub fn parse_schedule(text: &str) -> std::result::Result<Option<Duration>, String> {
-    let text = text.trim().to_ascii_lowercase();
-    let hours = |n: u64| Some(Duration::from_secs(n * 3600));
-    match text.as_str() {
-        "off" | "never" | "" => return Ok(None),
-        "daily" => return Ok(hours(24)),
-        "weekly" => return Ok(hours(24 * 7)),
-        _ => {}
-    }
-    let cut = text.char_indices().last().map_or(0, |(i, _)| i);
-    let (number, unit) = text.split_at(cut);
-    let n: u64 = number
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{text}` is not off, daily, weekly, or a count like 12h or 3d"))?;
-    match unit {
-        "h" => Ok(hours(n)),
-        "d" => Ok(hours(n * 24)),
-        _ => Err(format!(
-            "`{text}` is not off, daily, weekly, or a count like 12h or 3d"
-        )),
-    }
-}
-
 /// Whether a scheduled run is due now, given when the last one started.
 pub fn is_due(last_start: Option<OffsetDateTime>, every: Duration, now: OffsetDateTime) -> bool {
     match last_start {
@@ -124,24 +96,6 @@ pub async fn run_until_stopped(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedules_read_as_people_write_them() {
-        assert_eq!(
-            parse_schedule("weekly"),
-            Ok(Some(Duration::from_secs(604_800)))
-        );
-        assert_eq!(
-            parse_schedule("Daily"),
-            Ok(Some(Duration::from_secs(86_400)))
-        );
-        assert_eq!(parse_schedule("12h"), Ok(Some(Duration::from_secs(43_200))));
-        assert_eq!(parse_schedule("3d"), Ok(Some(Duration::from_secs(259_200))));
-        assert_eq!(parse_schedule("off"), Ok(None));
-        assert!(parse_schedule("0h").is_err());
-        assert!(parse_schedule("fortnightly").is_err());
-        assert!(parse_schedule("3ü").is_err());
-    }
 
     #[test]
     fn a_run_is_due_when_none_ran_or_the_last_is_old_enough() {

@@ -181,3 +181,21 @@ async fn verify_can_check_one_account_or_a_sample() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("--sample must be"), "{out}");
 }
+
+#[tokio::test]
+async fn serve_runs_a_scheduled_verify_once_per_period_and_records_it() {
+    use daygle::verify::{runs, schedule};
+    let a = archive_with_mail().await;
+    let keys = Keys::load(&SecuritySettings::default(), &a.app.data_path()).expect("keys");
+    let day = std::time::Duration::from_secs(86_400);
+    assert!(schedule::run_if_due(&a.app.pool, &keys, day).await.unwrap());
+    assert!(
+        !schedule::run_if_due(&a.app.pool, &keys, day).await.unwrap(),
+        "not due again within the period"
+    );
+    let recent = runs::recent(&a.app.pool, 10).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].trigger, "schedule");
+    assert_eq!(recent[0].messages_checked, 4);
+    assert!(recent[0].passed(), "{:?}", recent[0]);
+}
