@@ -19,7 +19,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Oldest PostgreSQL we test against and whose features the schema relies on.
 const MIN_SERVER_VERSION: i32 = 130000;
-const EMBEDDED_DATABASE: &str = "daygle";
+pub const EMBEDDED_DATABASE: &str = "daygle";
 
 /// An open database, and the private cluster behind it when there is one. [`Database::close`]
 /// closes it in order; a `Database` dropped without it (an early `?`, a panic) still stops a
@@ -73,7 +73,7 @@ impl Database {
 }
 
 async fn start_embedded(settings: &Settings, tenure: Tenure) -> Result<(PgConnectOptions, Lease)> {
-    let root = settings.data_dir().join("postgres");
+    let root = embedded_root(&settings.data_dir());
     let db = settings.database.clone();
     let lease = tokio::task::spawn_blocking(move || {
         let cluster = Cluster::new(&root, &db.pg_bin_dir, &db.embedded_user)?;
@@ -173,6 +173,11 @@ pub async fn migration_status(pool: &PgPool) -> Result<MigrationStatus> {
         pending: expected.difference(&applied).copied().collect(),
         unknown: applied.difference(&expected).copied().collect(),
     })
+}
+
+/// The path of the private cluster for `data_dir`.
+pub fn embedded_root(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("postgres")
 }
 
 /// Opens the database for a CLI command: joins a running private cluster or starts it for the

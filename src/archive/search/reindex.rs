@@ -130,7 +130,7 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
         rows.into_iter().map(rebuild).collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| Error::Internal(format!("reindex task failed: {e}")))?;
+    .map_err(|e| Error::context("run the reindex task", e))?;
     let ids: Vec<i64> = built.iter().map(|(id, _)| *id).collect();
     let vectors: Vec<Option<String>> = built.into_iter().map(|(_, v)| v).collect();
     // Only rows still pending are written: a concurrent run may have done them already.
