@@ -14,6 +14,9 @@ pub enum Error {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// Forbidden, with a reason the person can act on (e.g. the delegation ceiling).
+    #[error("{0}")]
+    Refused(String),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("{0}")]
