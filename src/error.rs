@@ -64,6 +64,22 @@ impl Error {
     }
 }
 
+/// Turns the violation of a named constraint into the error a user should see.
+pub trait ResultExt<T> {
+    /// `Err(make())` when the query broke `constraint` (e.g. `users_username_key`); any other
+    /// database error passes through unchanged.
+    fn on_constraint(self, constraint: &str, make: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
+    fn on_constraint(self, constraint: &str, make: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.constraint() == Some(constraint) => make(),
+            _ => Error::Database(e),
+        })
+    }
+}
+
 /// The error and its causes, one per line: for logs.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod render;
 pub mod reports;
 pub mod reseal;
+pub mod retention;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
@@ -57,7 +58,7 @@ impl App {
         let security = settings.security.clone();
         let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
             .await
-            .map_err(|e| Error::Internal(format!("key loading task failed: {e}")))??;
+            .map_err(|e| Error::context("run the key loading task", e))??;
         for (name, source) in [
             ("session key", &keys.session_source),
             ("sealing key", &keys.sealing_source),
@@ -173,6 +174,16 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        if let Ok(Some(daily)) =
+            retention::schedule::Daily::parse(&state.settings.retention.schedule)
+        {
+            tasks.spawn(retention::schedule::run_until_stopped(
+                state.pool.clone(),
+                daily,
+                state.settings.retention.batch_size,
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(archive::search::reindex::background(
             state.pool.clone(),
             shutdown.clone(),

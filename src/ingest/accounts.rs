@@ -4,7 +4,7 @@
 use sqlx::{PgConnection, PgPool};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::secrets::SealingKeys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ pub async fn create_imap(
     .bind(pin)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| unique_name(e, &settings.name))?;
+    .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
     set_password(tx, keys, id, password).await?;
     Ok(id)
 }
@@ -288,7 +288,7 @@ pub async fn update_imap(
     .bind(pin)
     .execute(&mut *tx)
     .await
-    .map_err(|e| unique_name(e, &settings.name))?;
+    .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
@@ -314,13 +314,8 @@ pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Res
     Ok(())
 }
 
-fn unique_name(e: sqlx::Error, name: &str) -> Error {
-    match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("accounts_name_key") => {
-            Error::Conflict(format!("an account named {name} already exists"))
-        }
-        _ => e.into(),
-    }
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("an account named {name} already exists"))
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<Account>> {
@@ -390,8 +385,14 @@ pub async fn removal_impact(conn: &mut PgConnection, id: i64) -> Result<RemovalI
 }
 
 /// Deletes the account, its archived copies and ledger, and the stored contents no other
-/// account references.
+/// account references. Refused while any of its mail is under a legal hold.
 pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
+    crate::retention::HeldFilter::lock(tx).await?;
+    if crate::retention::holds::account_has_held_mail(tx, id).await? {
+        return Err(Error::Conflict(
+            "this account has mail under a legal hold; release the hold before removing it".into(),
+        ));
+    }
     let impact = removal_impact(tx, id).await?;
     let blobs: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM messages WHERE account_id = $1")
@@ -405,13 +406,7 @@ pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
-    sqlx::query(
-        "DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
-           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)",
-    )
-    .bind(&blobs)
-    .execute(&mut *tx)
-    .await?;
+    crate::retention::remove::collect_blobs(tx, &blobs).await?;
     Ok(impact)
 }
 

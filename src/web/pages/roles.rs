@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::auth::manage_roles;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -147,14 +147,11 @@ async fn update(
     Ok(Redirect::to("/roles").into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn delete(
     State(state): State<AppState>,
     user: RoleAdmin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     manage_roles::delete_role(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/roles").into_response())

@@ -13,7 +13,7 @@ use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -281,14 +281,11 @@ async fn reset_password(
     Ok(Redirect::to(&format!("/users/{id}?done=password")).into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_sessions(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     manage::end_sessions(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=sessions")).into_response())
@@ -298,7 +295,7 @@ async fn remove_totp(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     manage::remove_totp(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=totp")).into_response())
@@ -308,7 +305,7 @@ async fn delete(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     manage::delete_user(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/users?done=deleted").into_response())
