@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::blobs;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
+use crate::scan::ScanStatus;
 use crate::telemetry::spawn_blocking_in_span;
 
 #[derive(Debug, Clone, FromRow)]
@@ -30,7 +31,7 @@ pub struct MessageRow {
     pub sort_date: OffsetDateTime,
     pub size: i64,
     pub attachment_count: i32,
-    pub scan_status: String,
+    pub scan_status: ScanStatus,
     pub virus_name: Option<String>,
     pub parse_error: Option<String>,
     pub in_reply_to: Option<String>,

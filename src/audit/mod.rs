@@ -6,79 +6,20 @@
 //! ```ignore
 //! let mut tx = pool.begin().await?;
 //! // ... change something ...
-//! audit::record(&mut tx, &AuditEvent::by(&actor, "user.disable").target(format!("user:{id}"))).await?;
+//! audit::record(&mut tx, &AuditEvent::by(&actor, Action::UserDisable).target(Target::User(id))).await?;
 //! tx.commit().await?;
 //! ```
 
 pub mod chain;
+pub mod event;
 pub mod query;
+
+pub use event::{Action, Actor, AuditEvent, Target};
 
 use sqlx::{Acquire, PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::error::Result;
-
-/// Who did something, from where. Built by the web layer per request (or by the CLI).
-#[derive(Debug, Clone, Default)]
-pub struct Actor {
-    pub user_id: Option<i64>,
-    pub username: String,
-    pub ip: String,
-    pub user_agent: String,
-}
-
-impl Actor {
-    /// The command line: no address, the operator's login name when known.
-    pub fn cli() -> Self {
-        Self {
-            user_id: None,
-            username: format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            ),
-            ip: String::new(),
-            user_agent: "daygle cli".into(),
-        }
-    }
-}
-
-/// One audit row before it is chained.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub user_id: Option<i64>,
-    pub username: String,
-    pub ip: String,
-    pub user_agent: String,
-    /// Dotted verb, e.g. `login.success`, `user.create`, `role.delete`.
-    pub action: String,
-    /// What it was done to, e.g. `user:42`.
-    pub target: String,
-    pub details: serde_json::Value,
-}
-
-impl AuditEvent {
-    pub fn by(actor: &Actor, action: impl Into<String>) -> Self {
-        Self {
-            user_id: actor.user_id,
-            username: actor.username.clone(),
-            ip: actor.ip.clone(),
-            user_agent: actor.user_agent.clone(),
-            action: action.into(),
-            target: String::new(),
-            details: serde_json::json!({}),
-        }
-    }
-
-    pub fn target(mut self, target: impl Into<String>) -> Self {
-        self.target = target.into();
-        self
-    }
-
-    pub fn details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
-        self
-    }
-}
 
 /// Any fixed number works; it only has to be the same for every writer of the chain.
 const CHAIN_LOCK: i64 = 0x6461_7967_6c65_4155; // "daygleAU"
@@ -105,8 +46,8 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
         username: event.username.clone(),
         ip: event.ip.clone(),
         user_agent: event.user_agent.clone(),
-        action: event.action.clone(),
-        target: event.target.clone(),
+        action: event.action.as_str().to_string(),
+        target: event.target.to_string(),
         details: event.details.clone(),
         prev_hash: prev,
         hash: String::new(),

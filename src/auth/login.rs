@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{password, totp, users};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::Result;
 use crate::secrets::SealingKeys;
 
@@ -56,7 +56,7 @@ pub async fn check_password(
     if is_locked(pool, user.id).await? {
         audit::record_now(
             pool,
-            &AuditEvent::by(&attempted, "login.refused_locked").target(format!("user:{}", user.id)),
+            &AuditEvent::by(&attempted, Action::LoginRefusedLocked).target(Target::User(user.id)),
         )
         .await?;
         return Ok(LoginOutcome::Failed);
@@ -130,7 +130,7 @@ async fn is_locked(pool: &PgPool, user_id: i64) -> Result<bool> {
 async fn fail(pool: &PgPool, actor: &Actor, reason: &str) -> Result<()> {
     audit::record_now(
         pool,
-        &AuditEvent::by(actor, "login.failure").details(json!({ "reason": reason })),
+        &AuditEvent::by(actor, Action::LoginFailure).details(json!({ "reason": reason })),
     )
     .await
 }
@@ -159,16 +159,16 @@ async fn count_failure(
     .await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "login.failure")
-            .target(format!("user:{user_id}"))
+        &AuditEvent::by(actor, Action::LoginFailure)
+            .target(Target::User(user_id))
             .details(json!({ "reason": reason })),
     )
     .await?;
     if locked {
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, "login.lockout")
-                .target(format!("user:{user_id}"))
+            &AuditEvent::by(actor, Action::LoginLockout)
+                .target(Target::User(user_id))
                 .details(json!({ "minutes": policy.minutes, "failures": policy.threshold })),
         )
         .await?;
@@ -187,8 +187,8 @@ async fn succeed(pool: &PgPool, actor: &Actor, user: &users::User, method: &str)
     .await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "login.success")
-            .target(format!("user:{}", user.id))
+        &AuditEvent::by(actor, Action::LoginSuccess)
+            .target(Target::User(user.id))
             .details(json!({ "method": method })),
     )
     .await?;

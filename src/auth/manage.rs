@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{password, roles, users};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::{Error, Result};
 
 /// Serialises first-run setups: only one can see "no users yet" and act on it.
@@ -35,8 +35,8 @@ pub async fn create_user(
     users::set_accounts(&mut tx, id, new.account_ids).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.create")
-            .target(format!("user:{id}"))
+        &AuditEvent::by(actor, Action::UserCreate)
+            .target(Target::User(id))
             .details(
                 json!({ "username": username, "roles": new.role_ids, "accounts": new.account_ids }),
             ),
@@ -77,7 +77,7 @@ pub async fn create_first_admin(
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(&actor, "setup.first_admin").target(format!("user:{id}")),
+        &AuditEvent::by(&actor, Action::SetupFirstAdmin).target(Target::User(id)),
     )
     .await?;
     tx.commit().await?;
@@ -100,7 +100,7 @@ pub async fn reset_password(
     users::set_password(&mut tx, user_id, &hash).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.password_reset").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::UserPasswordReset).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -130,7 +130,7 @@ pub async fn change_own_password(
     let epoch = users::set_password(&mut tx, user_id, &hash).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "profile.password_change").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::ProfilePasswordChange).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;

@@ -8,12 +8,12 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use daygle::archive::ledger;
-use daygle::audit::{self, Actor, AuditEvent};
+use daygle::audit::{self, Action, Actor, AuditEvent, Target};
 use daygle::config::{Settings, split_list};
 use daygle::db;
 use daygle::ingest::accounts::{self, ImapSettings, TlsMode};
 use daygle::ingest::imap::{self, Timeouts};
-use daygle::ingest::workers;
+use daygle::ingest::workers::{self, WorkerState};
 use daygle::secrets::Keys;
 
 #[derive(Debug, Subcommand)]
@@ -121,8 +121,8 @@ async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow:
     let keys = load_keys(settings)?;
     let mut tx = pool.begin().await?;
     let id = accounts::create_imap(&mut tx, &keys.sealing, &imap, &password).await?;
-    let event = AuditEvent::by(&Actor::cli(), "account.create")
-        .target(format!("account:{id}"))
+    let event = AuditEvent::by(&Actor::cli(), Action::AccountCreate)
+        .target(Target::Account(id))
         .details(
             serde_json::json!({ "name": imap.name, "host": imap.host, "username": imap.username }),
         );
@@ -199,12 +199,12 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
                     .next()
                     .unwrap_or("")
             ),
-            Some(w) if w.state == "running" => {
+            Some(w) if w.state == WorkerState::Running => {
                 format!("running: {}", w.activity.unwrap_or_default())
             }
             Some(w) => match w.last_success_at {
                 Some(t) => format!("ok, last sync {}", t.date()),
-                None => w.state,
+                None => w.state.to_string(),
             },
             None if a.kind == "imap" => "never synced".into(),
             None => "-".into(),
@@ -257,8 +257,8 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
     }
     let mut tx = pool.begin().await?;
     let done = accounts::remove(&mut tx, account.id).await?;
-    let event = AuditEvent::by(&Actor::cli(), "account.delete")
-        .target(format!("account:{}", account.id))
+    let event = AuditEvent::by(&Actor::cli(), Action::AccountDelete)
+        .target(Target::Account(account.id))
         .details(serde_json::json!({ "name": account.name, "messages_deleted": done.messages }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;
@@ -274,11 +274,11 @@ async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::
     let mut conn = pool.acquire().await?;
     accounts::set_enabled(&mut conn, account.id, enabled).await?;
     let action = if enabled {
-        "account.enable"
+        Action::AccountEnable
     } else {
-        "account.disable"
+        Action::AccountDisable
     };
-    let event = AuditEvent::by(&Actor::cli(), action).target(format!("account:{}", account.id));
+    let event = AuditEvent::by(&Actor::cli(), action).target(Target::Account(account.id));
     audit::record(&mut conn, &event).await?;
     println!(
         "account {} {}",

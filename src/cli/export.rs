@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use daygle::archive::export::{self, Format};
 use daygle::archive::listing::{Filters, Listing, Sort};
 use daygle::archive::search;
-use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::audit::{Action, Actor, AuditEvent, record_now};
 use daygle::auth::Grants;
 use daygle::config::Settings;
 use daygle::db;
@@ -70,7 +70,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         sort: Sort::Newest,
     };
     let ids = listing.all_ids(&pool, i64::MAX).await?;
-    let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
+    let event = AuditEvent::by(&Actor::cli(), Action::MailExport).details(serde_json::json!({
         "query": args.query, "account": args.account, "format": args.format,
         "messages": ids.len(), "output": args.output.display().to_string(),
     }));

@@ -64,12 +64,15 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
     let mut tx = database.pool.begin().await?;
     let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
     let changed = resealed.total();
-    let event = daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
-        .details(serde_json::json!({
-            "account_passwords": resealed.account_passwords,
-            "totp_secrets": resealed.totp_secrets,
-            "key_id": keys.current_id(),
-        }));
+    let event = daygle::audit::AuditEvent::by(
+        &daygle::audit::Actor::cli(),
+        daygle::audit::Action::SecretsRotateKey,
+    )
+    .details(serde_json::json!({
+        "account_passwords": resealed.account_passwords,
+        "totp_secrets": resealed.totp_secrets,
+        "key_id": keys.current_id(),
+    }));
     daygle::audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     database.close().await?;

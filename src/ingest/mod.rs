@@ -6,5 +6,6 @@ pub mod files;
 pub mod imap;
 pub mod parse;
 pub mod pipeline;
+pub mod release;
 pub mod scheduler;
 pub mod workers;

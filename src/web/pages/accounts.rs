@@ -10,12 +10,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Action, AuditEvent, Target};
 use crate::config::split_list;
 use crate::error::{Error, Result};
 use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
-use crate::ingest::workers;
+use crate::ingest::workers::{self, WorkerState};
 use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
@@ -67,7 +67,7 @@ async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
         let folders = ledger::coverage(&state.pool, a.id).await?;
         let status = match workers::get(&state.pool, &workers::sync_worker_name(a.id)).await? {
             Some(w) if w.last_error.is_some() => "failing".to_string(),
-            Some(w) if w.state == "running" => "running".to_string(),
+            Some(w) if w.state == WorkerState::Running => "running".to_string(),
             Some(w) if w.last_success_at.is_some() => {
                 format!("ok {}", user.format_when(w.last_success_at))
             }
@@ -200,8 +200,8 @@ async fn create(
         let imap = settings_from(&form, &state)?;
         let mut tx = state.pool.begin().await?;
         let id = accounts::create_imap(&mut tx, &state.keys.sealing, &imap, &form.password).await?;
-        let event = AuditEvent::by(&user.actor, "account.create")
-            .target(format!("account:{id}"))
+        let event = AuditEvent::by(&user.actor, Action::AccountCreate)
+            .target(Target::Account(id))
             .details(json!({ "name": imap.name, "host": imap.host, "username": imap.username }));
         audit::record(&mut tx, &event).await?;
         tx.commit().await?;
@@ -320,8 +320,8 @@ async fn edit(
         if password_changed {
             accounts::set_password(&mut tx, &state.keys.sealing, id, &form.password).await?;
         }
-        let event = AuditEvent::by(&user.actor, "account.update")
-            .target(format!("account:{id}"))
+        let event = AuditEvent::by(&user.actor, Action::AccountUpdate)
+            .target(Target::Account(id))
             .details(json!({
                 "name": imap.name, "host": imap.host, "port": imap.port,
                 "username": imap.username, "password_changed": password_changed,
@@ -362,13 +362,13 @@ async fn set_enabled(
     let mut tx = state.pool.begin().await?;
     accounts::set_enabled(&mut tx, id, enabled).await?;
     let action = if enabled {
-        "account.enable"
+        Action::AccountEnable
     } else {
-        "account.disable"
+        Action::AccountDisable
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, action).target(format!("account:{id}")),
+        &AuditEvent::by(&user.actor, action).target(Target::Account(id)),
     )
     .await?;
     tx.commit().await?;
@@ -444,8 +444,8 @@ async fn delete(
     }
     let mut tx = state.pool.begin().await?;
     let done = accounts::remove(&mut tx, id).await?;
-    let event = AuditEvent::by(&user.actor, "account.delete")
-        .target(format!("account:{id}"))
+    let event = AuditEvent::by(&user.actor, Action::AccountDelete)
+        .target(Target::Account(id))
         .details(json!({ "name": account.name, "messages_deleted": done.messages }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;

@@ -15,7 +15,7 @@ use time::macros::format_description;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
-use crate::audit::{AuditEvent, record_now};
+use crate::audit::{Action, AuditEvent, record_now};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::web::http::download;
@@ -164,8 +164,8 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
             query,
         ),
         attachments: m.attachment_count,
-        verdict: m.scan_status.replace('_', " "),
-        verdict_class: m.scan_status.replace('_', "-"),
+        verdict: m.scan_status.label(),
+        verdict_class: m.scan_status.css_class(),
         virus: m.virus_name.unwrap_or_default(),
         place: format!("{} / {}", m.account_name, m.folder),
     }
@@ -222,7 +222,7 @@ async fn list(
     };
     let searching = !parsed.query.is_empty();
     if searching && cursor.is_none() {
-        let event = AuditEvent::by(&user.actor, "mail.search")
+        let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         record_now(&state.pool, &event).await?;
     }
@@ -322,7 +322,7 @@ async fn stream_export(
     let format = Format::parse(format).unwrap_or(Format::Zip);
     details["format"] = format.extension().into();
     details["messages"] = ids.len().into();
-    let event = AuditEvent::by(&user.actor, "mail.export").details(details);
+    let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
     record_now(&state.pool, &event).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };

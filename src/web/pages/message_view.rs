@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
-use crate::audit::{AuditEvent, record_now};
+use crate::audit::{Action, AuditEvent, Target, record_now};
 use crate::auth::Permission;
 use crate::error::{Error, Result};
 use crate::render::format;
@@ -50,9 +50,14 @@ async fn find(state: &AppState, user: &CurrentUser, id: i64) -> Result<MessageRo
         .ok_or(Error::NotFound)
 }
 
-async fn audit(state: &AppState, user: &CurrentUser, action: &str, row: &MessageRow) -> Result<()> {
+async fn audit(
+    state: &AppState,
+    user: &CurrentUser,
+    action: Action,
+    row: &MessageRow,
+) -> Result<()> {
     let event = AuditEvent::by(&user.actor, action)
-        .target(format!("message:{}", row.id))
+        .target(Target::Message(row.id))
         .details(serde_json::json!({ "account": row.account_name, "sha256": row.sha256_hex() }));
     record_now(&state.pool, &event).await
 }
@@ -98,7 +103,7 @@ async fn view(
     let m = find(&state, &user, id).await?;
     let original = reading::raw(&state.pool, &m).await?;
     let rendered = reading::render_parts(original, false).await?;
-    audit(&state, &user, "mail.view", &m).await?;
+    audit(&state, &user, Action::MailView, &m).await?;
     let remote = params.remote == "1";
     let remote_images_blocked = match (&rendered.html_body, remote) {
         (Some(html), false) => {
@@ -137,7 +142,7 @@ async fn view(
             .date
             .map(|d| user.format_time(d))
             .unwrap_or_else(|| format!("{} (no Date header)", user.format_time(m.sort_date))),
-        verdict_label: m.scan_status.replace('_', " "),
+        verdict_label: m.scan_status.label(),
         archived_from: format!("{} / {}", m.account_name, m.folder),
         attachments: attachments.iter().map(attachment_view).collect(),
         headers,
@@ -150,7 +155,7 @@ async fn view(
         remote_images_blocked,
         remote,
         thread,
-        can_download_attachments: m.scan_status != "infected"
+        can_download_attachments: !m.scan_status.is_infected()
             || user.can(Permission::ManageQuarantine),
         can_export: user.can(Permission::ExportMail),
         m,
@@ -225,7 +230,7 @@ async fn raw(
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
     let bytes = reading::raw(&state.pool, &m).await?;
-    audit(&state, &user, "mail.download", &m).await?;
+    audit(&state, &user, Action::MailDownload, &m).await?;
     let subject: String = m
         .subject
         .as_deref()
@@ -253,12 +258,12 @@ async fn attachment(
     Path((id, n)): Path<(i64, usize)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
+    if m.scan_status.is_infected() && !user.can(Permission::ManageQuarantine) {
         return Err(Error::Forbidden);
     }
     let p = part(&state, &m, |p| p.index == n).await?;
-    let event = AuditEvent::by(&user.actor, "mail.attachment")
-        .target(format!("message:{}", m.id))
+    let event = AuditEvent::by(&user.actor, Action::MailAttachment)
+        .target(Target::Message(m.id))
         .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
     record_now(&state.pool, &event).await?;
     let name = safe_filename(p.filename.as_deref(), &format!("attachment-{n}"));
@@ -277,7 +282,7 @@ async fn inline_part(
     Path((id, cid)): Path<(i64, String)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
+    if m.scan_status.is_infected() && !user.can(Permission::ManageQuarantine) {
         return Err(Error::NotFound);
     }
     let p = part(&state, &m, |p| {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::Permission;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
@@ -139,8 +139,8 @@ async fn create(
     let id = roles::create(&mut tx, &input).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "role.create")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(&user.actor, Action::RoleCreate)
+            .target(Target::Role(id))
             .details(json!({ "name": input.name.trim(), "permissions": form.permission, "all_accounts": input.all_accounts })),
     )
     .await?;
@@ -159,8 +159,8 @@ async fn update(
     roles::update(&mut tx, id, &input).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "role.update")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(&user.actor, Action::RoleUpdate)
+            .target(Target::Role(id))
             .details(json!({ "name": input.name.trim(), "permissions": form.permission, "all_accounts": input.all_accounts })),
     )
     .await?;
@@ -181,8 +181,8 @@ async fn delete(
     let role = roles::delete(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "role.delete")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(&user.actor, Action::RoleDelete)
+            .target(Target::Role(id))
             .details(json!({ "name": role.name })),
     )
     .await?;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::manage::{self, NewUser};
 use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
@@ -264,16 +264,16 @@ async fn update(
     users::set_accounts(&mut tx, id, &form.account).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "user.update")
-            .target(format!("user:{id}"))
+        &AuditEvent::by(&user.actor, Action::UserUpdate)
+            .target(Target::User(id))
             .details(json!({ "email": email, "roles_before": before_roles, "roles": form.role })),
     )
     .await?;
     if sorted(before_accounts.clone()) != sorted(form.account.clone()) {
         audit::record(
             &mut tx,
-            &AuditEvent::by(&user.actor, "user.grants")
-                .target(format!("user:{id}"))
+            &AuditEvent::by(&user.actor, Action::UserGrants)
+                .target(Target::User(id))
                 .details(json!({ "accounts_before": before_accounts, "accounts": form.account })),
         )
         .await?;
@@ -307,13 +307,13 @@ async fn set_enabled(
     let mut tx = state.pool.begin().await?;
     users::set_enabled(&mut tx, id, form.enabled).await?;
     let action = if form.enabled {
-        "user.enable"
+        Action::UserEnable
     } else {
-        "user.disable"
+        Action::UserDisable
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, action).target(format!("user:{id}")),
+        &AuditEvent::by(&user.actor, action).target(Target::User(id)),
     )
     .await?;
     tx.commit().await?;
@@ -350,7 +350,7 @@ async fn end_sessions(
     users::bump_epoch(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "user.sessions_end").target(format!("user:{id}")),
+        &AuditEvent::by(&user.actor, Action::UserSessionsEnd).target(Target::User(id)),
     )
     .await?;
     tx.commit().await?;
@@ -368,7 +368,7 @@ async fn remove_totp(
     totp::disable(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "user.totp_remove").target(format!("user:{id}")),
+        &AuditEvent::by(&user.actor, Action::UserTotpRemove).target(Target::User(id)),
     )
     .await?;
     tx.commit().await?;
@@ -391,8 +391,8 @@ async fn delete(
     users::delete(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "user.delete")
-            .target(format!("user:{id}"))
+        &AuditEvent::by(&user.actor, Action::UserDelete)
+            .target(Target::User(id))
             .details(json!({ "username": target.username })),
     )
     .await?;
