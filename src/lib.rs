@@ -36,6 +36,8 @@ pub struct App {
     state: AppState,
     database: Database,
     tasks: TaskTracker,
+    /// Holds the "seals under this key" lock that `rotate-key` checks; closed at shutdown.
+    sealing_lock: sqlx::PgConnection,
 }
 
 impl App {
@@ -56,6 +58,7 @@ impl App {
         for (name, source) in [
             ("session key", &keys.session_source),
             ("sealing key", &keys.sealing_source),
+            ("audit key", &keys.audit_source),
         ] {
             if let KeySource::Generated(path) = source {
                 tracing::warn!(key = name, path = %path.display(), "generated a new secret key on first run; back this file up with the database");
@@ -63,6 +66,8 @@ impl App {
         }
         let database = Database::open(&settings, Tenure::Server).await?;
         db::migrate(&database.pool).await?;
+        let sealing_lock = db::hold_sealing_key(&database.pool, keys.sealing.current_id()).await?;
+        reseal::upgrade_stored(&database.pool, &keys.sealing).await?;
         let listener = TcpListener::bind(&settings.server.bind)
             .await
             .map_err(|e| {
@@ -100,6 +105,7 @@ impl App {
             state,
             database,
             tasks: TaskTracker::new(),
+            sealing_lock,
         })
     }
 
@@ -139,9 +145,16 @@ impl App {
             state,
             database,
             tasks,
+            sealing_lock,
         } = self;
         let shutdown = state.shutdown.clone();
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(audit::seal::run_until_stopped(
+            state.pool.clone(),
+            state.keys.audit.clone(),
+            AUDIT_SEAL_EVERY,
+            shutdown.clone(),
+        ));
         tasks.spawn(scan::tasks::expire_quarantine(
             state.pool.clone(),
             shutdown.clone(),
@@ -176,11 +189,16 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        use sqlx::Connection;
+        let _ = sealing_lock.close().await;
         database.close().await?;
         tracing::info!("stopped");
         served
     }
 }
+
+/// How often the server seals the audit log's head (see `audit::seal`).
+const AUDIT_SEAL_EVERY: Duration = Duration::from_secs(2);
 
 async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -1,52 +1,106 @@
-//! Key rotation for stored secrets: every sealed column of the schema, re-sealed under the
-//! current sealing key in the caller's transaction. A new sealed column must be listed here.
+//! Key rotation for stored secrets: the one list of every value sealed with the sealing key,
+//! and re-sealing all of them under the current key in the caller's transaction.
+//!
+//! A new sealed column must be added to [`Sealed`]: the `match` in [`reseal_all`] then makes
+//! the compiler ask how it is re-sealed, and a test compares [`Sealed::ALL`] with the schema.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secrets::SealingKeys;
 
-/// How many values of each kind were re-sealed.
-#[derive(Debug, Default, Clone, Copy)]
+/// Every kind of value sealed with the sealing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealed {
+    /// `accounts.password_sealed`: IMAP passwords, bound to account id and endpoint.
+    AccountPassword,
+    /// `users.totp_secret`: two-factor secrets, bound to the user id.
+    TotpSecret,
+    /// `quarantine.wrapped_key`: each quarantined message's data key, bound to the row.
+    QuarantineDataKey,
+}
+
+impl Sealed {
+    pub const ALL: [Sealed; 3] = [
+        Sealed::AccountPassword,
+        Sealed::TotpSecret,
+        Sealed::QuarantineDataKey,
+    ];
+
+    /// Where the values live: (table, column).
+    pub fn column(self) -> (&'static str, &'static str) {
+        match self {
+            Sealed::AccountPassword => ("accounts", "password_sealed"),
+            Sealed::TotpSecret => ("users", "totp_secret"),
+            Sealed::QuarantineDataKey => ("quarantine", "wrapped_key"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Sealed::AccountPassword => "account_passwords",
+            Sealed::TotpSecret => "totp_secrets",
+            Sealed::QuarantineDataKey => "quarantine_keys",
+        }
+    }
+}
+
+/// How many values of each kind were re-sealed, in [`Sealed::ALL`] order.
+#[derive(Debug, Default, Clone)]
 pub struct Resealed {
-    pub account_passwords: u64,
-    pub totp_secrets: u64,
+    pub counts: Vec<(Sealed, u64)>,
 }
 
 impl Resealed {
     pub fn total(&self) -> u64 {
-        self.account_passwords + self.totp_secrets
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn count(&self, kind: Sealed) -> u64 {
+        self.counts
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// For the audit row: `{"account_passwords": 2, ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.counts
+                .iter()
+                .map(|(k, n)| (k.label().to_string(), serde_json::json!(n)))
+                .collect(),
+        )
     }
 }
 
 /// Re-seals every stored secret still under an older key. `keys` must hold the new key as
 /// current and the old one as previous. All or nothing: the caller commits.
 pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<Resealed> {
-    let account_passwords = crate::ingest::accounts::reseal_all(tx, keys).await?;
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL FOR UPDATE",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut totp_secrets = 0;
-    for (id, sealed) in rows {
-        if !keys.needs_reseal(&sealed) {
-            continue;
-        }
-        // Must match auth::totp's association for the value to open after rotation.
-        let context = format!("user:{id}:totp");
-        let plain = keys
-            .open(&sealed, &context)
-            .map_err(|e| Error::context(format!("open the TOTP secret of user {id}"), e))?;
-        sqlx::query("UPDATE users SET totp_secret = $2 WHERE id = $1")
-            .bind(id)
-            .bind(keys.seal(&plain, &context))
-            .execute(&mut *tx)
-            .await?;
-        totp_secrets += 1;
+    let mut counts = Vec::new();
+    for kind in Sealed::ALL {
+        let n = match kind {
+            Sealed::AccountPassword => crate::ingest::accounts::reseal_all(tx, keys).await?,
+            Sealed::TotpSecret => crate::auth::totp::reseal_all(tx, keys).await?,
+            Sealed::QuarantineDataKey => crate::scan::quarantine::reseal_all(tx, keys).await?,
+        };
+        counts.push((kind, n));
     }
-    Ok(Resealed {
-        account_passwords,
-        totp_secrets,
-    })
+    Ok(Resealed { counts })
+}
+
+/// Brings stored secrets up to the current association format (today: IMAP passwords bound
+/// to their endpoint). Run before anything opens them: at start-up and by commands that
+/// connect to mail servers.
+pub async fn upgrade_stored(pool: &PgPool, keys: &SealingKeys) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let n = crate::ingest::accounts::upgrade_password_bindings(&mut tx, keys).await?;
+    tx.commit().await?;
+    if n > 0 {
+        tracing::info!(
+            accounts = n,
+            "bound stored IMAP passwords to their server settings"
+        );
+    }
+    Ok(())
 }

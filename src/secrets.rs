@@ -73,38 +73,114 @@ pub enum KeySource {
     Generated(PathBuf),
 }
 
-/// The two keys the archiver needs to run.
+/// The keys the archiver needs to run.
 pub struct Keys {
     pub session: Zeroizing<[u8; 32]>,
     pub sealing: SealingKeys,
+    /// Seals the audit log's chain head (HMAC-SHA-256); never stored in the database.
+    pub audit: crate::audit::seal::AuditKey,
     pub session_source: KeySource,
     pub sealing_source: KeySource,
+    pub audit_source: KeySource,
 }
 
 impl Keys {
     /// Loads each key from the config value, else the configured file, else the data
     /// directory's `secrets/` folder, generating a fresh one there (mode 0600) on first run.
+    /// A configured `previous_sealing_key_file` is accepted for opening (key rotation).
     pub fn load(security: &SecuritySettings, data_dir: &Path) -> Result<Self, SecretError> {
         let (session, session_source) = load_one(
+            security,
             &security.session_key,
             &security.session_key_file,
             &data_dir.join("secrets").join("session_key"),
         )?;
         let (sealing, sealing_source) = load_one(
+            security,
             &security.sealing_key,
             &security.sealing_key_file,
             &data_dir.join("secrets").join("sealing_key"),
         )?;
+        let (audit, audit_source) = load_one(
+            security,
+            &security.audit_key,
+            &security.audit_key_file,
+            &audit_key_path(data_dir),
+        )?;
+        let mut sealing_keys = SealingKeys::new(&sealing);
+        if !security.previous_sealing_key_file.trim().is_empty() {
+            let path = PathBuf::from(security.previous_sealing_key_file.trim());
+            let previous = read_key_file(security, &path)?;
+            if previous.as_slice() != sealing.as_slice() {
+                sealing_keys = sealing_keys.with_previous(&previous);
+            }
+        }
         Ok(Self {
             session,
-            sealing: SealingKeys::new(&sealing),
+            sealing: sealing_keys,
+            audit: crate::audit::seal::AuditKey::new(&audit),
             session_source,
             sealing_source,
+            audit_source,
         })
+    }
+
+    /// The audit key alone, never generated: `daygle verify audit` must check with the key
+    /// the server used, so a missing key is an error rather than a fresh one.
+    pub fn load_audit_key(
+        security: &SecuritySettings,
+        data_dir: &Path,
+    ) -> Result<crate::audit::seal::AuditKey, SecretError> {
+        if !security.audit_key.is_empty() {
+            let key = decode_key(security.audit_key.expose())?;
+            return Ok(crate::audit::seal::AuditKey::new(&key));
+        }
+        let path = if security.audit_key_file.trim().is_empty() {
+            audit_key_path(data_dir)
+        } else {
+            PathBuf::from(security.audit_key_file.trim())
+        };
+        let key = read_key_file(security, &path)?;
+        Ok(crate::audit::seal::AuditKey::new(&key))
     }
 }
 
+fn audit_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets").join("audit_key")
+}
+
+/// Reads a key file; the published example keys are refused there too unless in dev mode.
+fn read_key_file(
+    security: &SecuritySettings,
+    path: &Path,
+) -> Result<Zeroizing<[u8; 32]>, SecretError> {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| SecretError::Io {
+        action: "read key file",
+        path: path.to_path_buf(),
+        source,
+    })?);
+    let key =
+        decode_key(&text).map_err(|e| SecretError::BadKey(format!("{}: {e}", path.display())))?;
+    if !security.dev_mode && is_example_key(&key) {
+        return Err(SecretError::BadKey(format!(
+            "{} holds the published example key; generate your own with `daygle keygen`",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+fn is_example_key(key: &[u8; 32]) -> bool {
+    [
+        crate::config::EXAMPLE_SESSION_KEY,
+        crate::config::EXAMPLE_SEALING_KEY,
+    ]
+    .iter()
+    .any(|example| decode_key(example).is_ok_and(|k| k.as_slice() == key.as_slice()))
+}
+
 fn load_one(
+    security: &SecuritySettings,
     value: &Secret,
     file: &str,
     generated_path: &Path,
@@ -127,14 +203,7 @@ fn load_one(
             KeySource::Generated(generated_path.to_path_buf()),
         )
     };
-    let text = Zeroizing::new(fs::read_to_string(&path).map_err(|source| SecretError::Io {
-        action: "read key file",
-        path: path.clone(),
-        source,
-    })?);
-    let key =
-        decode_key(&text).map_err(|e| SecretError::BadKey(format!("{}: {e}", path.display())))?;
-    Ok((key, source))
+    Ok((read_key_file(security, &path)?, source))
 }
 
 fn write_new_key(path: &Path) -> Result<(), SecretError> {
@@ -295,6 +364,21 @@ mod tests {
         let rotating = SealingKeys::new(&key(2)).with_previous(&key(1));
         assert!(rotating.needs_reseal(&sealed));
         assert_eq!(rotating.open(&sealed, "ctx").unwrap().as_slice(), b"pw");
+    }
+
+    #[test]
+    fn the_published_example_key_is_refused_in_a_key_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sealing_key");
+        std::fs::write(&file, crate::config::EXAMPLE_SEALING_KEY).unwrap();
+        let mut security = SecuritySettings {
+            sealing_key_file: file.display().to_string(),
+            ..SecuritySettings::default()
+        };
+        let err = Keys::load(&security, dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("example key"), "{err}");
+        security.dev_mode = true;
+        assert!(Keys::load(&security, dir.path()).is_ok());
     }
 
     #[test]

@@ -6,4 +6,5 @@ mod app {
     mod health;
     mod layout;
     mod lifecycle;
+    mod stylesheets;
 }

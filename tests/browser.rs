@@ -6,5 +6,6 @@ mod common;
 mod browser {
     mod driver;
     mod hostile;
+    mod layout;
     mod people;
 }

@@ -13,6 +13,7 @@
 pub mod chain;
 pub mod event;
 pub mod query;
+pub mod seal;
 
 pub use event::{Action, Actor, AuditEvent, Target};
 

@@ -176,6 +176,32 @@ pub async fn unused_recovery_codes(pool: &PgPool, user_id: i64) -> Result<i64> {
     .await?)
 }
 
+/// Re-seals every two-factor secret still under an older sealing key (key rotation); the
+/// caller commits.
+pub async fn reseal_all(tx: &mut sqlx::PgConnection, keys: &SealingKeys) -> Result<u64> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut changed = 0;
+    for (id, sealed) in rows {
+        if !keys.needs_reseal(&sealed) {
+            continue;
+        }
+        let plain = keys.open(&sealed, &seal_context(id)).map_err(|e| {
+            crate::error::Error::context(format!("open the TOTP secret of user {id}"), e)
+        })?;
+        sqlx::query("UPDATE users SET totp_secret = $2 WHERE id = $1")
+            .bind(id)
+            .bind(keys.seal(&plain, &seal_context(id)))
+            .execute(&mut *tx)
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,7 @@ pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<Exit
         AccountCommand::Disable { name } => set_enabled(&pool, &name, false).await,
         AccountCommand::Test { name } => test(&settings, &pool, &name).await,
     };
+    super::seal_audit(&settings, &pool).await;
     database.close().await?;
     result
 }
@@ -289,8 +290,9 @@ async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::
 }
 
 async fn test(settings: &Settings, pool: &sqlx::PgPool, name: &str) -> anyhow::Result<ExitCode> {
-    let account = find(pool, name).await?;
     let keys = load_keys(settings)?;
+    daygle::reseal::upgrade_stored(pool, &keys.sealing).await?;
+    let account = find(pool, name).await?;
     let password = account.password(&keys.sealing)?;
     match imap::test_connection(&account, &password, Timeouts::from_settings(&settings.sync)).await
     {
@@ -303,7 +305,7 @@ async fn test(settings: &Settings, pool: &sqlx::PgPool, name: &str) -> anyhow::R
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("connection test failed: {e}");
+            eprintln!("connection test failed: {}", daygle::error::chain(&e));
             Ok(ExitCode::from(1))
         }
     }

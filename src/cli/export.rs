@@ -90,6 +90,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
     })
     .await;
     bar.finish_and_clear();
+    super::seal_audit(&settings, &pool).await;
     database.close().await?;
     let done = match result {
         Ok(done) => done,

@@ -178,3 +178,19 @@ pub fn load_settings(global: &GlobalArgs, extra: &[(&str, String)]) -> anyhow::R
         }
     }
 }
+
+/// Seals the audit log's head after a command wrote to it, so its entries are proven without
+/// waiting for a server (see `daygle::audit::seal`). A failure is reported, not fatal: the
+/// next server or command seals them.
+pub(crate) async fn seal_audit(settings: &Settings, pool: &sqlx::PgPool) {
+    let key = match daygle::secrets::Keys::load(&settings.security, &settings.data_dir()) {
+        Ok(keys) => keys.audit,
+        Err(e) => {
+            eprintln!("warning: audit entries not sealed: {e}");
+            return;
+        }
+    };
+    if let Err(e) = daygle::audit::seal::seal_head(pool, &key).await {
+        eprintln!("warning: audit entries not sealed: {e}");
+    }
+}

@@ -4,6 +4,11 @@
 //! Either run it before switching the config (`--new-key-file NEW`: the configured key is the
 //! old one), then point security.sealing_key_file at NEW; or switch the config first and name
 //! the previous key (`--old-key-file OLD`).
+//!
+//! It refuses while a server still seals new values under the key being retired (servers hold
+//! a shared advisory lock named after their current key): those values would stay under the
+//! old key. With the server configured as `sealing_key_file = NEW` and
+//! `previous_sealing_key_file = OLD`, `--old-key-file OLD` runs while it serves.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,45 +41,56 @@ fn read_key(path: &PathBuf) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
 pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
     let configured = Keys::load(&settings.security, &settings.data_dir())
         .context("Failed to load the configured sealing key")?;
-    let (keys, new_file) = match (&args.new_key_file, &args.old_key_file) {
+    let (keys, new_file, retired) = match (&args.new_key_file, &args.old_key_file) {
         (Some(new), None) => {
             let new_key = read_key(new)?;
             let old = configured_key(&settings)?;
             (
                 SealingKeys::new(&new_key).with_previous(&old),
                 Some(new.clone()),
+                key_id(&old),
             )
         }
         (None, Some(old)) => {
             let old_key = read_key(old)?;
-            {
-                let current = configured_key(&settings)?;
-                (SealingKeys::new(&current).with_previous(&old_key), None)
-            }
+            let current = configured_key(&settings)?;
+            (
+                SealingKeys::new(&current).with_previous(&old_key),
+                None,
+                key_id(&old_key),
+            )
         }
         _ => bail!(
             "give --new-key-file NEW (before switching the config) or --old-key-file OLD (after)"
         ),
     };
-    drop(configured);
     let database = db::open_for_command(&settings)
         .await
         .context("Failed to open the database")?;
     db::migrate(&database.pool).await?;
     let mut tx = database.pool.begin().await?;
+    if !db::try_retire_sealing_key(&mut tx, &retired).await? {
+        tx.rollback().await?;
+        database.close().await?;
+        bail!(
+            "a running daygle server still seals new secrets under the old key {retired}; stop it, \
+             or restart it with security.sealing_key_file = the new key and \
+             security.previous_sealing_key_file = the old key, then run `daygle rotate-key --old-key-file OLD`"
+        );
+    }
     let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
     let changed = resealed.total();
+    let mut details = resealed.to_json();
+    details["key_id"] = serde_json::json!(keys.current_id());
+    details["retired_key_id"] = serde_json::json!(retired);
     let event = daygle::audit::AuditEvent::by(
         &daygle::audit::Actor::cli(),
         daygle::audit::Action::SecretsRotateKey,
     )
-    .details(serde_json::json!({
-        "account_passwords": resealed.account_passwords,
-        "totp_secrets": resealed.totp_secrets,
-        "key_id": keys.current_id(),
-    }));
+    .details(details);
     daygle::audit::record(&mut tx, &event).await?;
     tx.commit().await?;
+    daygle::audit::seal::seal_head(&database.pool, &configured.audit).await?;
     database.close().await?;
     println!(
         "re-sealed {changed} stored secrets under key {}",
@@ -82,7 +98,7 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
     );
     if let Some(new) = new_file {
         println!(
-            "now set security.sealing_key_file = {} (and remove security.sealing_key if set), then restart daygle; keep the old key until the restart is done",
+            "now set security.sealing_key_file = {} (and remove security.sealing_key if set), then restart daygle; keep the old key until the restart is done, then destroy it",
             new.display()
         );
     }

@@ -25,6 +25,10 @@ impl ServeArgs {
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let data_dir = settings.data_dir();
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+    tracing::info!(data_dir = %data_dir.display(), "starting");
+    println!("Data directory: {}", data_dir.display());
     let app = App::build(settings).await.context("Failed to start")?;
     // Listen for signals before announcing the URL, so an early signal is never fatal.
     let signals = Signals::listen().context("Failed to install signal handlers")?;

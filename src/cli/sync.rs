@@ -31,6 +31,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     let pool = database.pool.clone();
     let keys = Keys::load(&settings.security, &settings.data_dir())
         .context("Failed to load the sealing key")?;
+    daygle::reseal::upgrade_stored(&pool, &keys.sealing).await?;
     let code = if args.once {
         once(&pool, &settings, &keys, args.account.as_deref()).await?
     } else {

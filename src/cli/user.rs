@@ -90,6 +90,7 @@ pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<Exi
                 })
         }
     };
+    super::seal_audit(&settings, pool).await;
     database.close().await?;
     result.context("Failed to save the user")?;
     Ok(ExitCode::SUCCESS)

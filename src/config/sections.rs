@@ -107,6 +107,11 @@ pub struct SecuritySettings {
     pub session_key_file: String,
     pub sealing_key: Secret,
     pub sealing_key_file: String,
+    /// During a key rotation: the previous sealing key, still accepted for opening.
+    pub previous_sealing_key_file: String,
+    /// Key of the audit log's HMAC seals; never stored in the database.
+    pub audit_key: Secret,
+    pub audit_key_file: String,
     /// Allows the example secrets and other shortcuts that are only safe on a developer's desk.
     pub dev_mode: bool,
     /// Shortest password accepted for a user.
@@ -130,6 +135,9 @@ impl Default for SecuritySettings {
             session_key_file: String::new(),
             sealing_key: Secret::default(),
             sealing_key_file: String::new(),
+            previous_sealing_key_file: String::new(),
+            audit_key: Secret::default(),
+            audit_key_file: String::new(),
             dev_mode: false,
             min_password_length: 12,
             lockout_threshold: 5,
@@ -152,7 +160,7 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
-            data_dir: "data".into(),
+            data_dir: String::new(),
             zstd_level: 3,
             max_message_bytes: 50 * 1024 * 1024,
         }
@@ -309,8 +317,17 @@ impl Settings {
         self.public_url().starts_with("https://")
     }
 
+    /// `storage.data_dir`, or when it is empty the automatic choice (`automatic_data_dir`).
     pub fn data_dir(&self) -> PathBuf {
-        PathBuf::from(&self.storage.data_dir)
+        let configured = self.storage.data_dir.trim();
+        if configured.is_empty() {
+            super::automatic_data_dir(
+                nix::unistd::Uid::effective().is_root(),
+                std::env::var_os("STATE_DIRECTORY"),
+            )
+        } else {
+            PathBuf::from(configured)
+        }
     }
 
     pub fn uses_embedded_database(&self) -> bool {

@@ -101,12 +101,6 @@ impl Settings {
         }
         self.validate_secrets(&mut p);
         self.validate_sign_in(&mut p);
-        if self.storage.data_dir.trim().is_empty() {
-            p.push(problem(
-                "storage.data_dir",
-                "must not be empty; set a directory the archiver may write, e.g. /var/lib/daygle",
-            ));
-        }
         if !(1..=19).contains(&self.storage.zstd_level) {
             p.push(problem(
                 "storage.zstd_level",
@@ -158,6 +152,13 @@ impl Settings {
                 &s.sealing_key,
                 "security.sealing_key_file",
                 &s.sealing_key_file,
+                EXAMPLE_SEALING_KEY,
+            ),
+            (
+                "security.audit_key",
+                &s.audit_key,
+                "security.audit_key_file",
+                &s.audit_key_file,
                 EXAMPLE_SEALING_KEY,
             ),
         ] {

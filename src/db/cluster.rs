@@ -36,7 +36,7 @@ pub enum ClusterError {
     )]
     NoUser(String),
     #[error(
-        "PostgreSQL user `{user}` cannot reach {dir}: allow it to traverse the directory (chmod o+x) or choose a storage.data_dir elsewhere"
+        "PostgreSQL user `{user}` cannot reach {dir}: allow it to traverse the directory (chmod o+x) or choose a storage.data_dir elsewhere (left empty, it is /var/lib/daygle as root)"
     )]
     Unreachable { user: String, dir: PathBuf },
     #[error("the socket path {0} is too long for a unix socket; choose a shorter storage.data_dir")]

@@ -189,3 +189,35 @@ pub async fn open_for_command(settings: &Settings) -> Result<Database> {
 pub fn embedded_root(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("postgres")
 }
+
+/// Advisory-lock class of "a process seals new values under this sealing key".
+const SEALING_KEY_LOCK_CLASS: i32 = 0x6467_6b00; // "dgk\0"
+
+fn sealing_key_lock_id(key_id: &str) -> i32 {
+    u32::from_str_radix(key_id.get(..8).unwrap_or(key_id), 16).unwrap_or(0) as i32
+}
+
+/// Held by a running server for its lifetime: it writes new sealed values under `key_id`.
+/// `rotate-key` refuses to retire a key while anyone holds this (a server started during a
+/// rotation waits for it to finish). Returns the connection that holds the lock.
+pub async fn hold_sealing_key(pool: &PgPool, key_id: &str) -> Result<sqlx::PgConnection> {
+    let mut conn = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock_shared($1, $2)")
+        .bind(SEALING_KEY_LOCK_CLASS)
+        .bind(sealing_key_lock_id(key_id))
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// Takes the sealing-key lock of `key_id` exclusively until the end of the transaction; false
+/// when a running server still writes under that key.
+pub async fn try_retire_sealing_key(conn: &mut sqlx::PgConnection, key_id: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+            .bind(SEALING_KEY_LOCK_CLASS)
+            .bind(sealing_key_lock_id(key_id))
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}

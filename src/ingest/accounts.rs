@@ -61,25 +61,76 @@ impl Account {
         TlsMode::parse(self.tls_mode.as_deref().unwrap_or("implicit"))
     }
 
-    /// The association used when sealing this account's password.
-    pub fn password_context(id: i64) -> String {
-        format!("account:{id}:password")
+    /// Where this account's password may be sent.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.host.clone().unwrap_or_default(),
+            port: self.port.unwrap_or(0),
+            tls_mode: self.tls_mode.clone().unwrap_or_default(),
+            username: self.username.clone().unwrap_or_default(),
+            pin: self.pinned_cert_sha256.clone().unwrap_or_default(),
+        }
     }
 
     /// Opens the sealed password in memory. A missing or unopenable password is an error,
-    /// never an empty password.
+    /// never an empty password. The password opens only for the endpoint it was sealed for.
     pub fn password(&self, keys: &SealingKeys) -> Result<Zeroizing<String>> {
         let sealed = self.password_sealed.as_deref().ok_or_else(|| {
             Error::invalid(
                 "password",
-                format!("account {} has no stored password; set one", self.name),
+                format!(
+                    "account {} has no stored password; enter it on the account page",
+                    self.name
+                ),
             )
         })?;
-        let bytes = keys.open(sealed, &Self::password_context(self.id))?;
+        let bytes = keys.open(sealed, &self.endpoint().password_context(self.id))?;
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| Error::invalid("password", "stored password is not UTF-8"))?;
         Ok(Zeroizing::new(text))
     }
+}
+
+/// The parts of an account that decide where its password goes. Changing any of them drops the
+/// stored password, and the sealed password's associated data names all of them, so a value
+/// sealed for one server does not open for another (even if the row is edited in SQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+    pub tls_mode: String,
+    pub username: String,
+    pub pin: String,
+}
+
+impl Endpoint {
+    /// Associated data of the sealed password: the row and every field of the endpoint, as a
+    /// JSON array so no field can run into the next.
+    pub fn password_context(&self, id: i64) -> String {
+        let fields =
+            serde_json::json!([self.host, self.port, self.tls_mode, self.username, self.pin]);
+        format!("account:{id}:imap-password:{fields}")
+    }
+
+    fn of_settings(s: &ImapSettings) -> Self {
+        Self {
+            host: s.host.trim().to_string(),
+            port: i32::from(s.port),
+            tls_mode: s.tls.as_str().to_string(),
+            username: s.username.trim().to_string(),
+            pin: s
+                .pinned_cert_sha256
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The association used before passwords were bound to their endpoint; only
+/// [`upgrade_password_bindings`] still opens it.
+fn legacy_password_context(id: i64) -> String {
+    format!("account:{id}:password")
 }
 
 /// What an operator gives to create or change an IMAP account.
@@ -175,25 +226,44 @@ pub async fn create_imap(
     Ok(id)
 }
 
-/// Seals and stores a new password for the account.
+/// Seals and stores a new password for the account, bound to its current endpoint.
 pub async fn set_password(
     tx: &mut PgConnection,
     keys: &SealingKeys,
     id: i64,
     password: &str,
 ) -> Result<()> {
-    let sealed = keys.seal(password.as_bytes(), &Account::password_context(id));
-    sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
-        .bind(id)
-        .bind(sealed)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    if password.is_empty() {
+        return Err(Error::invalid("password", "must not be empty"));
+    }
+    let account = get(tx, id).await?;
+    let sealed = keys.seal(
+        password.as_bytes(),
+        &account.endpoint().password_context(id),
+    );
+    store_sealed(tx, id, &sealed).await
 }
 
-/// Changes an IMAP account's settings (the password is changed with [`set_password`]).
-pub async fn update_imap(tx: &mut PgConnection, id: i64, settings: &ImapSettings) -> Result<()> {
+/// What [`update_imap`] did to the stored password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAfterEdit {
+    /// The endpoint is unchanged: the stored password stays.
+    Kept,
+    /// Host, port, TLS mode, user name or pin changed: the stored password was dropped, so it
+    /// is never sent to the new endpoint unless someone enters it again.
+    Dropped,
+}
+
+/// Changes an IMAP account's settings (the password is changed with [`set_password`], after
+/// this). A changed endpoint drops the stored password.
+pub async fn update_imap(
+    tx: &mut PgConnection,
+    id: i64,
+    settings: &ImapSettings,
+) -> Result<PasswordAfterEdit> {
     settings.validate()?;
+    let before = get(tx, id).await?;
+    let moved = before.endpoint() != Endpoint::of_settings(settings);
     let pin = settings
         .pinned_cert_sha256
         .as_ref()
@@ -222,7 +292,14 @@ pub async fn update_imap(tx: &mut PgConnection, id: i64, settings: &ImapSettings
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
-    Ok(())
+    if !moved {
+        return Ok(PasswordAfterEdit::Kept);
+    }
+    sqlx::query("UPDATE accounts SET password_sealed = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(PasswordAfterEdit::Dropped)
 }
 
 pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Result<()> {
@@ -338,29 +415,60 @@ pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
     Ok(impact)
 }
 
-/// Every stored secret re-sealed under the current key: returns how many changed.
-/// Run it with the old key loaded as a previous key; the caller commits.
+/// Every stored password re-sealed under the current key (and bound to its endpoint):
+/// returns how many changed. Run it with the old key loaded as a previous key; the caller
+/// commits.
 pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, password_sealed FROM accounts WHERE password_sealed IS NOT NULL FOR UPDATE",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     let mut changed = 0;
-    for (id, sealed) in rows {
-        if !keys.needs_reseal(&sealed) {
+    for a in with_password(tx).await? {
+        let sealed = a.password_sealed.as_deref().unwrap_or_default();
+        if !keys.needs_reseal(sealed) {
             continue;
         }
+        let context = a.endpoint().password_context(a.id);
         let plain = keys
-            .open(&sealed, &Account::password_context(id))
-            .map_err(|e| Error::context(format!("open the password of account {id}"), e))?;
-        let resealed = keys.seal(&plain, &Account::password_context(id));
-        sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
-            .bind(id)
-            .bind(resealed)
-            .execute(&mut *tx)
-            .await?;
+            .open(sealed, &context)
+            .or_else(|_| keys.open(sealed, &legacy_password_context(a.id)))
+            .map_err(|e| Error::context(format!("open the password of account {}", a.name), e))?;
+        store_sealed(tx, a.id, &keys.seal(&plain, &context)).await?;
         changed += 1;
     }
     Ok(changed)
+}
+
+/// Re-seals passwords stored before they were bound to their endpoint (associated data
+/// `account:<id>:password`), so they open only for the endpoint they were entered for. Run at
+/// start-up and by `rotate-key`; returns how many changed. A value that opens with neither
+/// association (e.g. under a key that is not loaded) is left alone: using it fails clearly.
+pub async fn upgrade_password_bindings(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64> {
+    let mut changed = 0;
+    for a in with_password(tx).await? {
+        let sealed = a.password_sealed.as_deref().unwrap_or_default();
+        let context = a.endpoint().password_context(a.id);
+        if keys.open(sealed, &context).is_ok() {
+            continue;
+        }
+        if let Ok(plain) = keys.open(sealed, &legacy_password_context(a.id)) {
+            store_sealed(tx, a.id, &keys.seal(&plain, &context)).await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+async fn with_password(tx: &mut PgConnection) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as(&format!(
+        "{SELECT} WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"
+    ))
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+async fn store_sealed(tx: &mut PgConnection, id: i64, sealed: &str) -> Result<()> {
+    sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

@@ -313,3 +313,31 @@ fn escape_like(s: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_")
 }
+
+/// Re-wraps every quarantined message's data key still under an older sealing key (key
+/// rotation); the messages themselves are not re-encrypted. The caller commits.
+pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64> {
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, sha256, wrapped_key FROM quarantine ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| Error::context("read the quarantine's data keys", e))?;
+    let mut changed = 0;
+    for (id, sha256, wrapped) in rows {
+        if !keys.needs_reseal(&wrapped) {
+            continue;
+        }
+        let rewrapped = crate::scan::seal::rewrap_key(keys, &wrapped, &row_context(id, &sha256))
+            .map_err(|e| {
+                Error::context(format!("open the data key of quarantine entry {id}"), e)
+            })?;
+        sqlx::query("UPDATE quarantine SET wrapped_key = $2 WHERE id = $1")
+            .bind(id)
+            .bind(rewrapped)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::context("store a re-wrapped data key", e))?;
+        changed += 1;
+    }
+    Ok(changed)
+}

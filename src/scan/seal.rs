@@ -86,6 +86,17 @@ pub fn open_message(
         .map_err(|_| SecretError::Tampered)
 }
 
+/// Re-wraps a message's data key under the current sealing key (key rotation): the message
+/// bytes stay as they are.
+pub fn rewrap_key(
+    keys: &SealingKeys,
+    wrapped_key: &str,
+    row_context: &str,
+) -> Result<String, SecretError> {
+    let data_key = keys.open(wrapped_key, &key_context(row_context))?;
+    Ok(keys.seal(&data_key, &key_context(row_context)))
+}
+
 /// The data key's associated data differs from the message's, so the two cannot be swapped.
 fn key_context(row_context: &str) -> String {
     format!("{row_context}:data-key")

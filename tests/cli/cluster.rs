@@ -196,3 +196,41 @@ fn as_root_an_unreachable_data_dir_is_explained() {
         "{stderr}"
     );
 }
+
+#[test]
+fn as_root_a_first_start_from_a_private_home_works_without_loosening_it() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: only meaningful as root (the cluster runs as the postgres user)");
+        return;
+    }
+    // A clone under /root: a 0700 directory the postgres user cannot traverse.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let clone = home.path().join("daygle");
+    std::fs::create_dir(&clone).unwrap();
+    // Where root's data goes without a configured data dir: /var/lib/daygle, or (as here, so
+    // parallel test runs do not share it) systemd's STATE_DIRECTORY.
+    let state = shared_tempdir();
+    let state_dir = state.path().join("daygle");
+
+    let server = Server::start_plain(&clone, &[("STATE_DIRECTORY", state_dir.to_str().unwrap())]);
+    assert_eq!(
+        server.data_dir.as_deref(),
+        Some(state_dir.to_str().unwrap()),
+        "the data directory is printed at start"
+    );
+    let (status, body) = http_get(&format!("{}/readyz", server.url));
+    assert_eq!(status, 200, "{body}");
+    assert!(!postgres_processes(&state_dir).is_empty());
+    assert!(state_dir.join("secrets/sealing_key").exists());
+    assert!(
+        !clone.join("data").exists(),
+        "nothing written into the clone"
+    );
+    let mode = std::fs::metadata(home.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the private home was loosened");
+
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait(Duration::from_secs(30)).0, Some(0));
+    assert!(postgres_processes(&state_dir).is_empty());
+}

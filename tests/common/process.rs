@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use super::daygle_bin;
 
 /// `daygle` with no inherited DAYGLE__ variables, run from `dir` (so no stray config is read).
+/// Without a configured data directory it uses `dir/data`, also as root (whose automatic one,
+/// /var/lib/daygle, parallel test runs must not share).
 pub fn daygle(dir: &Path) -> Command {
     let mut cmd = Command::new(daygle_bin());
     for (key, _) in std::env::vars() {
@@ -16,7 +18,9 @@ pub fn daygle(dir: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.current_dir(dir).stdin(Stdio::null());
+    cmd.current_dir(dir)
+        .env("STATE_DIRECTORY", dir.join("data"))
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -33,6 +37,8 @@ pub fn shared_tempdir() -> tempfile::TempDir {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The data directory `serve` printed at start.
+    pub data_dir: Option<String>,
     pub stderr: mpsc::Receiver<String>,
 }
 
@@ -40,9 +46,17 @@ impl Server {
     /// Starts `daygle serve` in `dir` with the given extra args/env and waits for its URL.
     pub fn start(dir: &Path, data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         let mut cmd = daygle(dir);
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--bind", "127.0.0.1:0"])
+        cmd.arg("--data-dir").arg(data_dir);
+        Self::spawn(cmd, envs)
+    }
+
+    /// Starts `daygle serve` in `dir` with no data directory given: the automatic one.
+    pub fn start_plain(dir: &Path, envs: &[(&str, &str)]) -> Self {
+        Self::spawn(daygle(dir), envs)
+    }
+
+    fn spawn(mut cmd: Command, envs: &[(&str, &str)]) -> Self {
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -57,16 +71,22 @@ impl Server {
         });
         let (url_tx, url_rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut data_dir = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Data directory: ") {
+                    data_dir = Some(rest.to_string());
+                }
                 if let Some(rest) = line.split("running at ").nth(1) {
-                    let _ = url_tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = url_tx.send((url, data_dir.clone()));
                 }
             }
         });
         match url_rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(url) => Self {
+            Ok((url, data_dir)) => Self {
                 child,
                 url,
+                data_dir,
                 stderr: err_rx,
             },
             Err(_) => {

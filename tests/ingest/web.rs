@@ -205,3 +205,132 @@ async fn an_administrator_edits_an_account_and_a_blank_password_keeps_the_stored
             == 2
     );
 }
+
+/// A loopback listener that plays a hostile "IMAP server": it greets, answers every command
+/// with a NO carrying a marker banner, and keeps everything it was sent.
+fn hostile_listener() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(b"* OK SECRET-BANNER-7 ready\r\n");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                kept.lock().unwrap().extend_from_slice(line.as_bytes());
+                let tag = line.split_whitespace().next().unwrap_or("*").to_string();
+                let _ =
+                    stream.write_all(format!("{tag} NO SECRET-BANNER-7 internal\r\n").as_bytes());
+                line.clear();
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn moving_an_account_to_another_server_drops_the_password_and_errors_echo_no_banner() {
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start)
+        .await
+        .expect("dovecot");
+    dovecot.add_user("carl", "carl-secret-pw");
+    let app = spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.enabled = false;
+        s.sync.connect_timeout_secs = 5;
+        s.sync.command_timeout_secs = 5;
+    })
+    .await;
+    let admin = app.set_up_admin().await;
+    let port = dovecot.port.to_string();
+    let res = app
+        .submit(
+            &admin,
+            "/accounts",
+            "/accounts",
+            &[
+                ("name", "Carl"),
+                ("host", "127.0.0.1"),
+                ("port", &port),
+                ("tls", "none"),
+                ("username", "carl"),
+                ("password", "carl-secret-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let path = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let (evil_port, seen) = hostile_listener();
+    let evil = evil_port.to_string();
+    let res = app
+        .submit(
+            &admin,
+            &path,
+            &path,
+            &[
+                ("name", "Carl"),
+                ("host", "127.0.0.1"),
+                ("port", &evil),
+                ("tls", "none"),
+                ("username", "carl"),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let (_, page) = app.page(&admin, &location).await;
+    assert!(page.contains("enter the password again"), "{page}");
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT password_sealed FROM accounts WHERE name = 'Carl'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, None, "the stored password is dropped");
+
+    let tested = app
+        .submit(&admin, &path, &format!("{path}/test"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(tested.contains("no stored password"), "{tested}");
+    assert!(
+        !String::from_utf8_lossy(&seen.lock().unwrap()).contains("carl-secret-pw"),
+        "the old password never reaches the new endpoint"
+    );
+
+    // With a password entered for it, the failure is told in plain words, not the banner.
+    app.submit(
+        &admin,
+        &path,
+        &path,
+        &[
+            ("name", "Carl"),
+            ("host", "127.0.0.1"),
+            ("port", &evil),
+            ("tls", "none"),
+            ("username", "carl"),
+            ("password", "typed-for-this-server"),
+        ],
+    )
+    .await;
+    let tested = app
+        .submit(&admin, &path, &format!("{path}/test"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(tested.contains("Connection test failed"), "{tested}");
+    assert!(!tested.contains("SECRET-BANNER"), "{tested}");
+}

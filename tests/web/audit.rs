@@ -1,3 +1,4 @@
+use daygle::audit::seal::{AuditKey, seal_head};
 use daygle::audit::{self, Action, Actor, AuditEvent, Target};
 use serde_json::json;
 
@@ -5,9 +6,22 @@ use crate::common::TestApp;
 use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
 use crate::common::process::daygle;
 
+fn audit_key(app: &TestApp) -> AuditKey {
+    daygle::secrets::Keys::load_audit_key(
+        &daygle::config::Settings::default().security,
+        &app.data_path(),
+    )
+    .expect("the server generated an audit key on first run")
+}
+
 fn verify_audit(app: &TestApp) -> (bool, String) {
+    verify_audit_with(app, &[])
+}
+
+fn verify_audit_with(app: &TestApp, extra: &[&str]) -> (bool, String) {
     let out = daygle(&app.data_path())
         .args(["verify", "audit"])
+        .args(extra)
         .env("DAYGLE__DATABASE__URL", &app.database_url)
         .env("DAYGLE__STORAGE__DATA_DIR", app.data_path())
         .output()
@@ -91,7 +105,9 @@ async fn a_deleted_row_breaks_the_link_of_the_row_after_it() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let result = daygle::audit::chain::verify(&app.pool).await.unwrap();
+    let result = daygle::audit::chain::verify(&app.pool, &audit_key(&app), None)
+        .await
+        .unwrap();
     assert_eq!(result.broken.map(|b| b.id), Some(ids[2]));
 }
 
@@ -110,7 +126,9 @@ async fn concurrent_audit_writers_still_form_one_chain() {
         }
     });
     futures::future::join_all(writers).await;
-    let result = daygle::audit::chain::verify(&app.pool).await.unwrap();
+    let result = daygle::audit::chain::verify(&app.pool, &audit_key(&app), None)
+        .await
+        .unwrap();
     assert_eq!(result.broken, None);
     assert_eq!(result.rows, 20);
 }
@@ -211,4 +229,81 @@ async fn the_audit_page_shows_a_page_at_a_time_newest_first_with_a_link_to_older
         !second.contains(marker),
         "no older entries after the last page"
     );
+}
+
+/// The database owner's attack: switch the triggers off, edit a row, recompute the plain
+/// SHA-256 chain after it. The seal (HMAC under a key outside the database) still catches it,
+/// and a kept checkpoint catches the removal of the seals too.
+#[tokio::test]
+async fn the_database_owner_cannot_rewrite_the_log_behind_a_seal_or_a_checkpoint() {
+    let app = spawn_auth_app().await;
+    app.set_up_admin().await;
+    app.sign_in(ADMIN, PASSWORD).await;
+    app.sign_in(ADMIN, PASSWORD).await;
+    let head = seal_head(&app.pool, &audit_key(&app))
+        .await
+        .unwrap()
+        .expect("a head to seal");
+    let (ok, out) = verify_audit(&app);
+    assert!(ok, "{out}");
+    let printed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("head seal (keep as a checkpoint): "))
+        .unwrap_or_else(|| panic!("verify prints the head seal: {out}"))
+        .to_string();
+    let printed_seq: i64 = printed.split(':').next().unwrap().parse().unwrap();
+    assert!(printed_seq >= head.seq, "{printed} vs {head}");
+    let (ok, out) = verify_audit_with(&app, &["--since-checkpoint", &printed]);
+    assert!(ok && out.contains("still holds"), "{out}");
+
+    let rows: Vec<daygle::audit::chain::Row> = sqlx::query_as(
+        "SELECT id, at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash
+         FROM audit_log ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let victim = rows[1].id;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut prev = rows[0].hash.clone();
+    for mut row in rows.into_iter().skip(1) {
+        if row.id == victim {
+            row.username = "someone else".into();
+        }
+        row.prev_hash = prev;
+        row.hash = daygle::audit::chain::hash_row(&row);
+        sqlx::query("UPDATE audit_log SET username = $2, prev_hash = $3, hash = $4 WHERE id = $1")
+            .bind(row.id)
+            .bind(&row.username)
+            .bind(&row.prev_hash)
+            .bind(&row.hash)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        prev = row.hash;
+    }
+    tx.commit().await.unwrap();
+    let (ok, out) = verify_audit(&app);
+    assert!(!ok, "a recomputed chain must not pass the seal: {out}");
+    assert!(out.contains("seal does not match"), "{out}");
+
+    // Removing every seal as well leaves a chain that looks whole, but not the checkpoint.
+    app.shutdown.cancel();
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_seals")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (ok, out) = verify_audit_with(&app, &["--since-checkpoint", &printed]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("checkpoint is not in the log"), "{out}");
 }

@@ -64,6 +64,43 @@ impl ImapError {
     }
 }
 
+impl ImapError {
+    /// The failure in fixed words for a page: never text the server sent (a banner or a NO
+    /// reply from whatever listens on the port), so the connection test cannot be used to read
+    /// other services' replies through the browser. The log keeps the detail.
+    pub fn plain_words(&self) -> String {
+        match self {
+            ImapError::Dns { host, .. } => {
+                format!("cannot find the server {host} (check the host name)")
+            }
+            ImapError::Connect { addr, .. } => format!(
+                "cannot connect to {addr} (is the server up, the port right, a firewall in the way?)"
+            ),
+            ImapError::Tls { host, .. } => format!(
+                "the secure connection (TLS) to {host} failed (wrong port or TLS mode, or a certificate that is not trusted or pinned)"
+            ),
+            ImapError::Auth { username, .. } => format!(
+                "the server refused the login for {username} (check the user name and password)"
+            ),
+            ImapError::Protocol { what, .. } => format!(
+                "the server did not answer {what} as an IMAP server should (is this an IMAP port?)"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A failed connection test in words fit for a page: IMAP failures without server text,
+/// setting problems as they are, anything else as a pointer to the log.
+pub fn plain_failure(e: &crate::error::Error) -> String {
+    use crate::error::Error;
+    match e {
+        Error::Imap(imap) => imap.plain_words(),
+        Error::Invalid { .. } | Error::Secret(_) => e.to_string(),
+        _ => "an unexpected error (see the server log)".into(),
+    }
+}
+
 /// Connection limits for one session.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {

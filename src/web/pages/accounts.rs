@@ -13,7 +13,7 @@ use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
 use crate::audit::{self, Action, AuditEvent, Target};
 use crate::config::split_list;
 use crate::error::{Error, Result};
-use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
+use crate::ingest::accounts::{self, Account, ImapSettings, PasswordAfterEdit, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
 use crate::ingest::workers::{self, WorkerState};
 use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
@@ -300,12 +300,17 @@ async fn show(
         "enabled" => "Syncing resumed.",
         "disabled" => "Syncing paused; the archive stays.",
         "updated" => "Settings saved. They apply from the next sync.",
+        "reenter" => {
+            "Settings saved. The server, port, TLS mode, user name or pinned certificate changed, \
+             so the stored password was removed: enter the password again before the next sync."
+        }
         _ => "",
     };
     show_page(&state, &user, id, notice.into(), String::new(), Vec::new()).await
 }
 
-/// `POST /accounts/{id}`: new settings; a blank password keeps the stored one.
+/// `POST /accounts/{id}`: new settings; a blank password keeps the stored one unless the
+/// endpoint changed (then the stored password is dropped, never sent to the new endpoint).
 async fn edit(
     State(state): State<AppState>,
     user: Admin,
@@ -315,24 +320,28 @@ async fn edit(
     let attempt = async {
         let imap = settings_from(&form, &state)?;
         let mut tx = state.pool.begin().await?;
-        accounts::update_imap(&mut tx, id, &imap).await?;
+        let kept = accounts::update_imap(&mut tx, id, &imap).await?;
         let password_changed = !form.password.is_empty();
         if password_changed {
             accounts::set_password(&mut tx, &state.keys.sealing, id, &form.password).await?;
         }
+        let dropped = kept == PasswordAfterEdit::Dropped && !password_changed;
         let event = AuditEvent::by(&user.actor, Action::AccountUpdate)
             .target(Target::Account(id))
             .details(json!({
                 "name": imap.name, "host": imap.host, "port": imap.port,
                 "username": imap.username, "password_changed": password_changed,
-                "delete_after_days": imap.delete_after_days,
+                "password_dropped": dropped, "delete_after_days": imap.delete_after_days,
             }));
         audit::record(&mut tx, &event).await?;
         tx.commit().await?;
-        Ok::<_, Error>(())
+        Ok::<_, Error>(dropped)
     };
     match attempt.await {
-        Ok(()) => Ok(Redirect::to(&format!("/accounts/{id}?done=updated")).into_response()),
+        Ok(dropped) => {
+            let done = if dropped { "reenter" } else { "updated" };
+            Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
+        }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
             let mut page =
                 show_page(&state, &user, id, String::new(), e.to_string(), Vec::new()).await?;
@@ -413,7 +422,7 @@ async fn test(
                 &user,
                 id,
                 String::new(),
-                format!("Connection test failed: {e}"),
+                format!("Connection test failed: {}", imap::plain_failure(&e)),
                 Vec::new(),
             )
             .await

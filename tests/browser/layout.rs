@@ -1,0 +1,140 @@
+//! Layout facts on every page at desktop (1366 px) and phone (390 px) width, with a screenshot
+//! of each in `test-artifacts/layout-*.png`. Written after the desktop layout lost all form
+//! and button styles to an unclosed `@media` block while the tests only looked at phones
+//! (issue #17).
+
+use serde_json::Value;
+
+use super::driver::{self, Browser, Driver};
+use crate::common::TestApp;
+use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
+use crate::common::mail::{Mail, archive, build};
+
+/// Returns the layout problems of the page in the browser, as sentences.
+const LAYOUT_FACTS: &str = r#"
+const problems = [];
+const root = document.documentElement;
+if (root.scrollWidth > root.clientWidth + 1)
+  problems.push(`the page is ${root.scrollWidth}px wide in a ${root.clientWidth}px window`);
+const visible = el => el.offsetParent !== null && el.getClientRects().length > 0;
+const fields = 'label input:not([type=checkbox]):not([type=radio]):not([type=hidden]), label select, label textarea';
+for (const input of document.querySelectorAll(fields)) {
+  if (!visible(input)) continue;
+  const label = input.closest('label');
+  const text = [...label.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+  if (!text) continue;
+  const range = document.createRange();
+  range.selectNodeContents(text);
+  if (input.getBoundingClientRect().top < range.getBoundingClientRect().bottom - 2)
+    problems.push(`"${text.textContent.trim()}": the field is beside its label, not below it`);
+}
+for (const button of document.querySelectorAll('main button, main .button')) {
+  if (!visible(button) || button.classList.contains('link-button')) continue;
+  const s = getComputedStyle(button);
+  const name = button.textContent.trim();
+  if (parseFloat(s.paddingLeft) < 4 || parseFloat(s.borderTopLeftRadius) < 2)
+    problems.push(`button "${name}" is unstyled`);
+  if ((button.classList.contains('primary') || button.classList.contains('button'))
+      && (s.backgroundColor === 'rgba(0, 0, 0, 0)' || s.backgroundColor === s.color))
+    problems.push(`primary button "${name}" has no colour`);
+}
+for (const check of document.querySelectorAll('label input[type=checkbox]')) {
+  if (!visible(check)) continue;
+  const label = check.closest('label');
+  const l = label.getBoundingClientRect(), c = check.getBoundingClientRect();
+  if (c.bottom < l.top || c.top > l.bottom)
+    problems.push(`a checkbox sits outside its label "${label.textContent.trim()}"`);
+}
+return problems;
+"#;
+
+/// Opens `path`, screenshots it as `layout-<name>-<width>`, and returns its problems.
+async fn check(b: &Browser<'_>, app: &TestApp, path: &str, name: &str, width: u32) -> Vec<String> {
+    b.goto(&app.url(path)).await;
+    b.screenshot(&format!("layout-{name}-{width}")).await;
+    let problems: Value = b.execute(LAYOUT_FACTS).await;
+    problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{path} at {width}px: {}", p.as_str().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
+    if !driver::available() {
+        eprintln!(
+            "skipped: /usr/bin/chromium and /usr/bin/chromedriver are needed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    }
+    let app = spawn_auth_app().await;
+    let account = app.insert_account("sales@example.org").await;
+    let long = "A subject long enough to push the table off the screen when nothing wraps it";
+    let ids = archive(
+        &app,
+        account,
+        "INBOX",
+        vec![build(&Mail {
+            subject: long,
+            body: &"Words without an end ".repeat(40),
+            attachment: Some(("report.pdf", b"%PDF-1.4")),
+            ..Mail::default()
+        })],
+    )
+    .await;
+    let chrome = Driver::start().await;
+    let b = chrome.browser().await;
+    let mut problems = Vec::new();
+    for width in [1366, 390] {
+        b.set_width(width, 900).await;
+        problems.extend(check(&b, &app, "/setup", "setup", width).await);
+    }
+    app.set_up_admin().await;
+    let reader = app.create_user("reader", "Read Only", &[account]).await;
+    for width in [1366, 390] {
+        b.set_width(width, 900).await;
+        problems.extend(check(&b, &app, "/login", "login", width).await);
+    }
+    b.fill("input[name=username]", ADMIN).await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/").await;
+    let role: i64 = sqlx::query_scalar("SELECT id FROM roles WHERE name = 'Read Only'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let pages = [
+        ("/", "dashboard".to_string()),
+        ("/messages", "messages".into()),
+        ("/messages?q=subject", "search".into()),
+        ("/archives", "archives".into()),
+        ("/accounts", "accounts".into()),
+        ("/quarantine", "quarantine".into()),
+        ("/users", "users".into()),
+        ("/users/new", "user-new".into()),
+        ("/roles", "roles".into()),
+        ("/roles/new", "role-new".into()),
+        ("/audit", "audit".into()),
+        ("/workers", "workers".into()),
+        ("/profile", "profile".into()),
+    ];
+    let numbered = [
+        (format!("/messages/{}", ids[0]), "message"),
+        (format!("/accounts/{account}"), "account"),
+        (format!("/users/{reader}"), "user"),
+        (format!("/roles/{role}"), "role"),
+    ];
+    for width in [1366, 390] {
+        b.set_width(width, 900).await;
+        for (path, name) in &pages {
+            problems.extend(check(&b, &app, path, name, width).await);
+        }
+        for (path, name) in &numbered {
+            problems.extend(check(&b, &app, path, name, width).await);
+        }
+    }
+    b.close().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
