@@ -8,11 +8,12 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use daygle::archive::ledger;
-use daygle::audit::{self, Action, Actor, AuditEvent, Target};
+use daygle::audit::Actor;
 use daygle::config::{Settings, split_list};
 use daygle::db;
-use daygle::ingest::accounts::{self, ImapSettings, TlsMode};
+use daygle::ingest::accounts::{self, TlsMode};
 use daygle::ingest::imap::{self, Timeouts};
+use daygle::ingest::manage::{self, AccountDraft};
 use daygle::ingest::workers::{self, WorkerState};
 use daygle::secrets::Keys;
 
@@ -95,40 +96,25 @@ fn load_keys(settings: &Settings) -> anyhow::Result<Keys> {
 }
 
 async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow::Result<ExitCode> {
-    let tls = TlsMode::parse(&args.tls)?;
-    let imap = ImapSettings {
-        name: args.name.clone(),
+    let imap = AccountDraft {
+        name: args.name,
         host: args.host,
-        port: args
-            .port
-            .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
-        tls,
+        port: args.port,
+        tls: TlsMode::parse(&args.tls)?,
         username: args.username,
         folders_include: args.folders.as_deref().map(split_list).unwrap_or_default(),
-        folders_exclude: args
-            .exclude_folders
-            .as_deref()
-            .map(split_list)
-            .unwrap_or_else(|| settings.sync.exclude_patterns()),
-        poll_interval_secs: args
-            .poll_secs
-            .unwrap_or(i32::try_from(settings.sync.default_poll_secs).unwrap_or(300)),
+        folders_exclude: args.exclude_folders.as_deref().map(split_list),
+        poll_interval_secs: args.poll_secs,
         delete_after_days: args.delete_after_days,
         expunge: !args.no_expunge,
         pinned_cert_sha256: args.pin_cert,
-    };
+    }
+    .settings(&settings.sync);
+    // Checked before the password prompt, so a typo costs no typing.
     imap.validate()?;
     let password = read_password(&format!("IMAP password for {}: ", imap.username))?;
     let keys = load_keys(settings)?;
-    let mut tx = pool.begin().await?;
-    let id = accounts::create_imap(&mut tx, &keys.sealing, &imap, &password).await?;
-    let event = AuditEvent::by(&Actor::cli(), Action::AccountCreate)
-        .target(Target::Account(id))
-        .details(
-            serde_json::json!({ "name": imap.name, "host": imap.host, "username": imap.username }),
-        );
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    let id = manage::create_account(pool, &keys.sealing, &Actor::cli(), &imap, &password).await?;
     println!(
         "added account {} (id {id}): {}:{} ({}), user {}",
         imap.name,
@@ -256,13 +242,7 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
         );
         return Ok(ExitCode::from(1));
     }
-    let mut tx = pool.begin().await?;
-    let done = accounts::remove(&mut tx, account.id).await?;
-    let event = AuditEvent::by(&Actor::cli(), Action::AccountDelete)
-        .target(Target::Account(account.id))
-        .details(serde_json::json!({ "name": account.name, "messages_deleted": done.messages }));
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    let done = manage::remove_account(pool, &Actor::cli(), account.id).await?;
     println!(
         "removed account {}: {} archived messages deleted, {} stored contents freed",
         account.name, done.messages, done.unshared_blobs
@@ -272,15 +252,7 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
 
 async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
     let account = find(pool, name).await?;
-    let mut conn = pool.acquire().await?;
-    accounts::set_enabled(&mut conn, account.id, enabled).await?;
-    let action = if enabled {
-        Action::AccountEnable
-    } else {
-        Action::AccountDisable
-    };
-    let event = AuditEvent::by(&Actor::cli(), action).target(Target::Account(account.id));
-    audit::record(&mut conn, &event).await?;
+    manage::set_enabled(pool, &Actor::cli(), account.id, enabled).await?;
     println!(
         "account {} {}",
         account.name,

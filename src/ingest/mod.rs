@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod files;
 pub mod imap;
+pub mod manage;
 pub mod parse;
 pub mod pipeline;
 pub mod release;
