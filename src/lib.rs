@@ -9,10 +9,12 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod render;
+pub mod reports;
 pub mod reseal;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
+pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -170,11 +172,23 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        tasks.spawn(archive::search::reindex::background(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),
                 state.settings.clone(),
                 state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Ok(Some(every)) = state.settings.verify.interval() {
+            tasks.spawn(verify::schedule::run_until_stopped(
+                state.pool.clone(),
+                state.keys.clone(),
+                every,
                 shutdown.clone(),
             ));
         }

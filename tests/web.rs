@@ -6,6 +6,7 @@ mod web {
     mod audit;
     mod cli;
     mod csrf;
+    mod dashboard;
     mod login;
     mod matrix;
     mod sessions;

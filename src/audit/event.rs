@@ -65,6 +65,7 @@ pub enum Action {
     AccountEnable,
     AccountDisable,
     AccountDelete,
+    AccountSearchLanguage,
     MailView,
     MailDownload,
     MailAttachment,
@@ -75,6 +76,7 @@ pub enum Action {
     QuarantineDelete,
     QuarantineDownload,
     SecretsRotateKey,
+    SearchReindex,
 }
 
 impl Action {
@@ -110,6 +112,7 @@ impl Action {
             Action::AccountEnable => "account.enable",
             Action::AccountDisable => "account.disable",
             Action::AccountDelete => "account.delete",
+            Action::AccountSearchLanguage => "account.search_language",
             Action::MailView => "mail.view",
             Action::MailDownload => "mail.download",
             Action::MailAttachment => "mail.attachment",
@@ -120,6 +123,7 @@ impl Action {
             Action::QuarantineDelete => "quarantine.delete",
             Action::QuarantineDownload => "quarantine.download",
             Action::SecretsRotateKey => "secrets.rotate_key",
+            Action::SearchReindex => "search.reindex",
         }
     }
 }
@@ -151,6 +155,8 @@ impl Encode<'_, Postgres> for Action {
 pub enum Target {
     #[default]
     None,
+    /// The whole archive, every account.
+    Archive,
     User(i64),
     Role(i64),
     Account(i64),
@@ -162,6 +168,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::None => Ok(()),
+            Target::Archive => f.write_str("archive"),
             Target::User(id) => write!(f, "user:{id}"),
             Target::Role(id) => write!(f, "role:{id}"),
             Target::Account(id) => write!(f, "account:{id}"),

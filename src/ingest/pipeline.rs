@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::archive::blobs::{self, NewBlob};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
+use crate::archive::search::{self, Language};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
 use crate::scan::{
@@ -159,19 +160,14 @@ pub async fn store_ordered<T>(
     })
     .await?;
     let known: HashSet<[u8; 32]> = blobs::existing(pool, &hashes).await?.into_iter().collect();
-    let folder_for_rows = folder.clone();
-    let (mut rows, new_blobs) = blocking(move || {
-        prepare(
-            account_id,
-            &folder_for_rows,
-            uidvalidity,
-            incoming,
-            hashes,
-            &known,
-            zstd_level,
-        )
-    })
-    .await??;
+    let place = Place {
+        account_id,
+        folder: folder.clone(),
+        uidvalidity,
+        language: search::account_language(pool, account_id).await?,
+    };
+    let (mut rows, new_blobs) =
+        blocking(move || prepare(&place, incoming, hashes, &known, zstd_level)).await??;
     for (row, (status, virus)) in rows.iter_mut().zip(statuses) {
         row.scan_status = status;
         row.virus_name = virus;
@@ -270,11 +266,18 @@ async fn divert(
 /// A row to insert and, for content not stored yet, its compressed blob.
 type Prepared = (NewMessage, Option<NewBlob>);
 
-/// Parses every message and compresses the contents not stored yet, using every core.
-fn prepare(
+/// Where a batch's rows go, and the stemming language of their search vectors.
+struct Place {
     account_id: i64,
-    folder: &str,
+    folder: String,
     uidvalidity: Option<i64>,
+    language: Language,
+}
+
+/// Parses every message, builds its search vector and compresses the contents not stored
+/// yet, using every core.
+fn prepare(
+    place: &Place,
     incoming: Vec<Incoming>,
     hashes: Vec<[u8; 32]>,
     known: &HashSet<[u8; 32]>,
@@ -313,16 +316,18 @@ fn prepare(
                             } else {
                                 None
                             };
+                            let parsed = parse::parse(&m.raw);
                             let row = NewMessage {
-                                account_id,
-                                folder: folder.to_string(),
-                                uidvalidity,
+                                account_id: place.account_id,
+                                folder: place.folder.clone(),
+                                uidvalidity: place.uidvalidity,
                                 uid: m.uid,
                                 sha256: *sha,
                                 size: m.raw.len() as i64,
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
-                                parsed: parse::parse(&m.raw),
+                                search: search::message_vector(&parsed, &[], place.language),
+                                parsed,
                                 scan_status: ScanStatus::NotScanned,
                                 virus_name: None,
                             };
@@ -368,28 +373,21 @@ where
 pub async fn store_decided(
     tx: &mut PgConnection,
     zstd_level: i32,
-    place: Place,
+    to: Destination,
     incoming: Vec<Incoming>,
     status: ScanStatus,
     virus_name: Option<String>,
 ) -> Result<u64> {
-    let Place {
-        account_id,
-        folder,
-        uidvalidity,
-    } = place;
+    let place = Place {
+        language: search::account_language(&mut *tx, to.account_id).await?,
+        account_id: to.account_id,
+        folder: to.folder,
+        uidvalidity: to.uidvalidity,
+    };
     let (rows, new_blobs) = blocking(move || {
         let hashes: Vec<[u8; 32]> = incoming.iter().map(|m| blobs::sha256(&m.raw)).collect();
         // Every content counts as new: `put_many` skips what is stored already.
-        prepare(
-            account_id,
-            &folder,
-            uidvalidity,
-            incoming,
-            hashes,
-            &HashSet::new(),
-            zstd_level,
-        )
+        prepare(&place, incoming, hashes, &HashSet::new(), zstd_level)
     })
     .await??;
     let rows: Vec<NewMessage> = rows
@@ -405,7 +403,7 @@ pub async fn store_decided(
 }
 
 /// Where messages go: an account's folder, at a UIDVALIDITY (None for imported mail).
-pub struct Place {
+pub struct Destination {
     pub account_id: i64,
     pub folder: String,
     pub uidvalidity: Option<i64>,

@@ -6,7 +6,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::pipeline::{self, Incoming, Place};
+use super::pipeline::{self, Destination, Incoming};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ pub async fn release(
     pipeline::store_decided(
         &mut tx,
         zstd_level,
-        Place {
+        Destination {
             account_id,
             folder: entry.folder.clone(),
             uidvalidity: entry.uidvalidity,

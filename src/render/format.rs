@@ -18,10 +18,25 @@ pub fn time_in_zone(t: OffsetDateTime, timezone: &str, format: &str) -> String {
 /// A byte count as people read it: "512 bytes", "12 KB", "3.4 MB".
 pub fn size(bytes: u64) -> String {
     match bytes {
+        b if b >= 1 << 40 => format!("{:.1} TB", b as f64 / (1u64 << 40) as f64),
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
         b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
         b => format!("{b} bytes"),
     }
+}
+
+/// A count with thousands separated: "12,345".
+pub fn count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::from(if n < 0 { "-" } else { "" });
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -43,5 +58,13 @@ mod tests {
         assert_eq!(size(512), "512 bytes");
         assert_eq!(size(12 * 1024), "12 KB");
         assert_eq!(size(3_565_158), "3.4 MB");
+        assert_eq!(size(5 << 30), "5.0 GB");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(-1000), "-1,000");
     }
 }

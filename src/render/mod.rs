@@ -1,5 +1,6 @@
 //! Turning stored mail into something safe to show: pure functions, no I/O.
 
+pub mod chart;
 pub mod format;
 pub mod highlight;
 pub mod html;

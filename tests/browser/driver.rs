@@ -230,6 +230,25 @@ impl Browser<'_> {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// A screenshot of the whole page: the window grows to the page's height for the shot
+    /// (up to 5000 px) and returns to `width` × 900 afterwards.
+    pub async fn screenshot_full(&self, name: &str, width: u32) {
+        let page = self
+            .execute("return document.documentElement.scrollHeight")
+            .await
+            .as_u64()
+            .unwrap_or(900) as u32;
+        let chrome = self
+            .execute("return window.outerHeight - window.innerHeight")
+            .await
+            .as_u64()
+            .unwrap_or(0) as u32;
+        self.set_width(width, (page + chrome).clamp(900, 5000))
+            .await;
+        self.screenshot(name).await;
+        self.set_width(width, 900).await;
+    }
+
     /// Runs `script` (a function body) in the current frame and returns its result.
     pub async fn execute(&self, script: &str) -> Value {
         self.cmd(

@@ -209,9 +209,12 @@ async fn list(
             .await?;
         let noun = if count == 1 { "message" } else { "messages" };
         let count_text = if count > COUNT_CAP {
-            format!("More than {} {noun}", group_digits(COUNT_CAP))
+            format!(
+                "More than {} {noun}",
+                crate::render::format::count(COUNT_CAP)
+            )
         } else {
-            format!("{} {noun}", group_digits(count))
+            format!("{} {noun}", crate::render::format::count(count))
         };
         let rows = page
             .items
@@ -239,18 +242,6 @@ async fn list(
         params,
         searching,
     })
-}
-
-fn group_digits(n: i64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[derive(Template, WebTemplate)]

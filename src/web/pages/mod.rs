@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod archives;
 pub mod audit;
 pub mod auth;
+pub mod dashboard_charts;
 pub mod home;
 pub mod message_list;
 pub mod message_view;
