@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::render::format;
 use crate::render::html::{HtmlOptions, sanitize_email_html};
 use crate::render::text::text_to_html;
+use crate::scan::ScanStatus;
 use crate::web::http::download;
 use crate::web::http::extract::{CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
@@ -155,8 +156,10 @@ async fn view(
         remote_images_blocked,
         remote,
         thread,
-        can_download_attachments: !m.scan_status.is_infected()
-            || user.can(Permission::ManageQuarantine),
+        can_download_attachments: reading::bytes_may_leave(
+            m.scan_status,
+            user.can(Permission::ManageQuarantine),
+        ),
         can_export: user.can(Permission::ExportMail),
         m,
     })
@@ -222,6 +225,15 @@ async fn body(
     Ok(response)
 }
 
+/// Bytes of infected or not-yet-scanned mail leave only for `manage_quarantine`.
+fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
+    if reading::bytes_may_leave(m.scan_status, user.can(Permission::ManageQuarantine)) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
 /// `GET /messages/{id}/raw`: the original bytes as an .eml download.
 async fn raw(
     State(state): State<AppState>,
@@ -229,6 +241,7 @@ async fn raw(
     Path(id): Path<i64>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
+    held_back(&m, &user)?;
     let bytes = reading::raw(&state.pool, &m).await?;
     audit(&state, &user, Action::MailDownload, &m).await?;
     let subject: String = m
@@ -239,7 +252,12 @@ async fn raw(
         .take(80)
         .collect();
     let name = format!("{}.eml", safe_filename(Some(&subject), "message"));
-    Ok(download::attachment(&name, "message/rfc822", bytes))
+    // Not message/rfc822: a browser (or mail client) must save it, never open it.
+    Ok(download::attachment(
+        &name,
+        "application/octet-stream",
+        bytes,
+    ))
 }
 
 async fn part(state: &AppState, m: &MessageRow, pick: impl Fn(&Part) -> bool) -> Result<Part> {
@@ -258,9 +276,7 @@ async fn attachment(
     Path((id, n)): Path<(i64, usize)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status.is_infected() && !user.can(Permission::ManageQuarantine) {
-        return Err(Error::Forbidden);
-    }
+    held_back(&m, &user)?;
     let p = part(&state, &m, |p| p.index == n).await?;
     let event = AuditEvent::by(&user.actor, Action::MailAttachment)
         .target(Target::Message(m.id))
@@ -282,9 +298,7 @@ async fn inline_part(
     Path((id, cid)): Path<(i64, String)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status.is_infected() && !user.can(Permission::ManageQuarantine) {
-        return Err(Error::NotFound);
-    }
+    held_back(&m, &user)?;
     let p = part(&state, &m, |p| {
         p.content_id.as_deref() == Some(cid.as_str())
     })
