@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
+use crate::archive::attachment_text;
 use crate::archive::blobs::{self, NewBlob};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
@@ -327,6 +328,12 @@ fn prepare(
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
                                 search: search::message_vector(&parsed, &[], place.language),
+                                search_pending: parsed.attachments.iter().any(|a| {
+                                    attachment_text::may_have_text(
+                                        a.filename.as_deref(),
+                                        a.content_type.as_deref(),
+                                    )
+                                }),
                                 parsed,
                                 scan_status: ScanStatus::NotScanned,
                                 virus_name: None,
