@@ -77,6 +77,8 @@ pub enum Action {
     QuarantineDownload,
     SecretsRotateKey,
     SearchReindex,
+    BackupCreate,
+    BackupRestore,
 }
 
 impl Action {
@@ -124,6 +126,8 @@ impl Action {
             Action::QuarantineDownload => "quarantine.download",
             Action::SecretsRotateKey => "secrets.rotate_key",
             Action::SearchReindex => "search.reindex",
+            Action::BackupCreate => "backup.create",
+            Action::BackupRestore => "backup.restore",
         }
     }
 }
