@@ -370,7 +370,7 @@ where
 {
     crate::telemetry::spawn_blocking_in_span(f)
         .await
-        .map_err(|e| Error::Internal(format!("background task failed: {e}")))
+        .map_err(|e| Error::context("run a background task", e))
 }
 
 /// Stores messages whose verdict was decided before they came here (a quarantine release

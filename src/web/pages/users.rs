@@ -13,7 +13,7 @@ use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -240,7 +240,7 @@ async fn update(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response> {
-    let change = manage::UserChange {
+    let change = manage::UserUpdate {
         email: &form.email,
         role_ids: &form.role,
         account_ids: &form.account,
@@ -260,7 +260,7 @@ async fn set_enabled(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
-    manage::set_user_enabled(&state.pool, &user.actor, id, form.enabled).await?;
+    manage::set_enabled(&state.pool, &user.actor, id, form.enabled).await?;
     let done = if form.enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/users/{id}?done={done}")).into_response())
 }
@@ -281,16 +281,13 @@ async fn reset_password(
     Ok(Redirect::to(&format!("/users/{id}?done=password")).into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_sessions(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    manage::end_user_sessions(&state.pool, &user.actor, id).await?;
+    manage::end_sessions(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=sessions")).into_response())
 }
 
@@ -298,9 +295,9 @@ async fn remove_totp(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    manage::remove_user_totp(&state.pool, &user.actor, id).await?;
+    manage::remove_totp(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=totp")).into_response())
 }
 
@@ -308,7 +305,7 @@ async fn delete(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     manage::delete_user(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/users?done=deleted").into_response())
