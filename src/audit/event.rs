@@ -79,6 +79,21 @@ pub enum Action {
     SearchReindex,
     BackupCreate,
     BackupRestore,
+    HoldAddMessages,
+    HoldPlace,
+    HoldRelease,
+    MailDeleteApprove,
+    MailDeleteReject,
+    MailDeleteRequest,
+    MailDeleteStart,
+    MailEraseRequest,
+    RetentionCollectBlobs,
+    RetentionPolicyCreate,
+    RetentionPolicyRemove,
+    RetentionPolicyUpdate,
+    RetentionPurge,
+    RetentionPurgeBatch,
+    RetentionSchedule,
 }
 
 impl Action {
@@ -128,6 +143,21 @@ impl Action {
             Action::SearchReindex => "search.reindex",
             Action::BackupCreate => "backup.create",
             Action::BackupRestore => "backup.restore",
+            Action::HoldAddMessages => "hold.add_messages",
+            Action::HoldPlace => "hold.place",
+            Action::HoldRelease => "hold.release",
+            Action::MailDeleteApprove => "mail.delete_approve",
+            Action::MailDeleteReject => "mail.delete_reject",
+            Action::MailDeleteRequest => "mail.delete_request",
+            Action::MailDeleteStart => "mail.delete_start",
+            Action::MailEraseRequest => "mail.erase_request",
+            Action::RetentionCollectBlobs => "retention.collect_blobs",
+            Action::RetentionPolicyCreate => "retention.policy_create",
+            Action::RetentionPolicyRemove => "retention.policy_remove",
+            Action::RetentionPolicyUpdate => "retention.policy_update",
+            Action::RetentionPurge => "retention.purge",
+            Action::RetentionPurgeBatch => "retention.purge_batch",
+            Action::RetentionSchedule => "retention.schedule",
         }
     }
 }
@@ -166,6 +196,9 @@ pub enum Target {
     Account(i64),
     Message(i64),
     Quarantine(Uuid),
+    LegalHold(i64),
+    RetentionPolicy(i64),
+    DeletionRequest(i64),
 }
 
 impl fmt::Display for Target {
@@ -178,6 +211,9 @@ impl fmt::Display for Target {
             Target::Account(id) => write!(f, "account:{id}"),
             Target::Message(id) => write!(f, "message:{id}"),
             Target::Quarantine(id) => write!(f, "quarantine:{id}"),
+            Target::LegalHold(id) => write!(f, "legal_hold:{id}"),
+            Target::RetentionPolicy(id) => write!(f, "retention_policy:{id}"),
+            Target::DeletionRequest(id) => write!(f, "deletion_request:{id}"),
         }
     }
 }
