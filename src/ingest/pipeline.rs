@@ -459,7 +459,7 @@ pub async fn store_decided(
         folder: to.folder,
         uidvalidity: to.uidvalidity,
     };
-    let (rows, new_blobs) = blocking(move || {
+    let (rows, new_blobs, known_raw) = blocking(move || {
         let hashes: Vec<[u8; 32]> = incoming.iter().map(|m| blobs::sha256(&m.raw)).collect();
         // Every content counts as new: `put_many` skips what is stored already.
         prepare(&place, incoming, hashes, &HashSet::new(), zstd_level)
@@ -474,6 +474,8 @@ pub async fn store_decided(
         })
         .collect();
     blobs::put_many(&mut *tx, &new_blobs).await?;
+    let hashes: Vec<[u8; 32]> = rows.iter().map(|r| r.sha256).collect();
+    restore_collected(&mut *tx, &hashes, &new_blobs, known_raw, zstd_level).await?;
     messages::insert_many(tx, &rows).await
 }
 

@@ -297,7 +297,7 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
         mark_deleted(&mut tx, id, &ids).await?;
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, format!("mail.{}_batch", action_noun(kind)))
+            &AuditEvent::by(actor, batch_action(kind))
                 .target(Target::DeletionRequest(id))
                 .details(json!({
                     "messages": gone.len(), "bytes": gone.iter().map(|g| g.size).sum::<i64>(),
@@ -324,7 +324,7 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     done.kept_held = kept as u64;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, format!("mail.{}", action_noun(kind)))
+        &AuditEvent::by(actor, done_action(kind))
             .target(Target::DeletionRequest(id))
             .details(json!({
                 "deleted": deleted, "kept_held": kept,
@@ -336,10 +336,17 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     Ok(done)
 }
 
-fn action_noun(kind: Kind) -> &'static str {
+fn batch_action(kind: Kind) -> Action {
     match kind {
-        Kind::Manual => "delete",
-        Kind::Erasure => "erase",
+        Kind::Manual => Action::MailDeleteBatch,
+        Kind::Erasure => Action::MailEraseBatch,
+    }
+}
+
+fn done_action(kind: Kind) -> Action {
+    match kind {
+        Kind::Manual => Action::MailDelete,
+        Kind::Erasure => Action::MailErase,
     }
 }
 
