@@ -14,6 +14,7 @@ use daygle::config::Settings;
 
 use super::context::{Schema, with_database};
 
+/// `daygle export`: what to export, in which format, to which file.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only this archive account. Without it (and without --query): everything archived.

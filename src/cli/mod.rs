@@ -33,6 +33,7 @@ use daygle::config::{self, Settings};
     version,
     about = "Daygle Mail Archiver: archive, scan and search your mail"
 )]
+/// The `daygle` command line.
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -40,6 +41,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Config file (INI). Default: ./daygle_mail_archiver.conf when it exists.
@@ -53,6 +55,7 @@ pub struct GlobalArgs {
     pub log_format: Option<String>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web UI and the background workers until SIGTERM or Ctrl-C.
@@ -99,6 +102,7 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
 }
 
+/// Runs the parsed command line; the exit code is the process's.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keygen => keygen::run(),

@@ -17,6 +17,7 @@ use daygle::verify::{Observer, Problem, Scope};
 
 use super::context::{CliContext, Schema, load_keys, with_database};
 
+/// `daygle verify …`: the integrity checks.
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
     /// Check that no audit row was changed, removed or reordered. Exit 1 at the first broken
@@ -31,6 +32,7 @@ pub enum VerifyCommand {
     Archive(ArchiveArgs),
 }
 
+/// `daygle verify archive`: which account, and how much of it.
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// Check only this share of the stored messages (0 < PERCENT ≤ 100), chosen at random;
@@ -42,6 +44,7 @@ pub struct ArchiveArgs {
     pub account: Option<String>,
 }
 
+/// Runs the chosen check; exit 1 when it finds a problem.
 pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
         VerifyCommand::Audit { since_checkpoint } => audit(settings, since_checkpoint).await,

@@ -29,6 +29,7 @@ const COUNT_CAP: i64 = 10_000;
 /// The most messages one export of search results may hold.
 pub const EXPORT_MAX: i64 = 1_000_000;
 
+/// The routes of the message list, search and bulk export.
 pub fn area() -> Area {
     Area::new()
         .get("/messages", list)
