@@ -606,6 +606,7 @@ async fn main() {
         let done = export::export(
             &pool,
             &all,
+            export::HeldMail::Include,
             export_ids.clone(),
             format,
             std::io::sink(),

@@ -15,6 +15,7 @@ pub mod reseal;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
+pub mod verify;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -182,11 +183,23 @@ impl App {
             }
             .run_until_stopped(shutdown.clone()),
         );
+        tasks.spawn(archive::search::reindex::background(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),
                 state.settings.clone(),
                 state.keys.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Ok(Some(every)) = state.settings.verify.interval() {
+            tasks.spawn(verify::schedule::run_until_stopped(
+                state.pool.clone(),
+                state.keys.clone(),
+                every,
                 shutdown.clone(),
             ));
         }

@@ -7,6 +7,8 @@ mod read {
     mod access;
     mod export;
     mod fixtures;
+    mod reindex;
     mod search;
+    mod tokenizer;
     mod view;
 }

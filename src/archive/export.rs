@@ -54,6 +54,17 @@ impl Format {
 pub struct Exported {
     pub messages: u64,
     pub bytes: u64,
+    /// Infected or not-yet-scanned messages left out (see `reading::HELD_BACK`).
+    pub withheld: u64,
+}
+
+/// Whether held-back mail (infected, not yet scanned) goes into the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldMail {
+    /// For holders of `manage_quarantine` (and `daygle export --include-infected`).
+    Include,
+    /// Everyone else: such messages are skipped, and a zip's manifest lists them as withheld.
+    Withhold,
 }
 
 #[derive(FromRow)]
@@ -61,7 +72,9 @@ struct Item {
     id: i64,
     blob_sha256: Vec<u8>,
     size: i64,
-    zstd: Vec<u8>,
+    /// None when the message is withheld: its bytes are never read.
+    zstd: Option<Vec<u8>>,
+    scan_status: String,
     subject: Option<String>,
     from_addr: Option<String>,
     sort_date: OffsetDateTime,
@@ -72,6 +85,7 @@ struct Item {
 pub async fn export<W>(
     pool: &PgPool,
     grants: &Grants,
+    held: HeldMail,
     ids: Vec<i64>,
     format: Format,
     out: W,
@@ -82,7 +96,7 @@ where
 {
     let (tx, rx) = mpsc::channel::<Item>(IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || write_all(rx, format, out, progress));
-    let produced = produce(pool, grants, &ids, &tx).await;
+    let produced = produce(pool, grants, held, &ids, &tx).await;
     drop(tx);
     let written = writer
         .await
@@ -94,18 +108,24 @@ where
 async fn produce(
     pool: &PgPool,
     grants: &Grants,
+    held: HeldMail,
     ids: &[i64],
     tx: &mpsc::Sender<Item>,
 ) -> Result<()> {
+    let held_back: Vec<&str> = super::reading::HELD_BACK.to_vec();
     for chunk in ids.chunks(CHUNK) {
         let items: Vec<Item> = sqlx::query_as(
-            "SELECT m.id, m.blob_sha256, b.size, b.zstd, m.subject, m.from_addr, m.sort_date
+            "SELECT m.id, m.blob_sha256, b.size,
+                    CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
+                    m.scan_status, m.subject, m.from_addr, m.sort_date
              FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
              JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
              WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord",
         )
         .bind(chunk)
         .bind(grants.as_bind())
+        .bind(held == HeldMail::Include)
+        .bind(&held_back)
         .fetch_all(pool)
         .await?;
         for item in items {
@@ -130,7 +150,10 @@ fn write_all<W: Write>(
         Format::Mbox => {
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
             while let Some(item) = rx.blocking_recv() {
-                let raw = original(&item)?;
+                let Some(raw) = original(&item)? else {
+                    stats.withheld += 1;
+                    continue;
+                };
                 write_mbox_entry(&mut out, &item, &raw).map_err(io)?;
                 stats.messages += 1;
                 stats.bytes += raw.len() as u64;
@@ -142,27 +165,45 @@ fn write_all<W: Write>(
             let mut zip =
                 zip::ZipWriter::new_stream(std::io::BufWriter::with_capacity(256 * 1024, out));
             let mut manifest = tempfile::tempfile().map_err(io)?;
-            writeln!(manifest, "file,sha256,size,date,from,subject").map_err(io)?;
+            writeln!(manifest, "file,sha256,size,date,from,subject,scan_status").map_err(io)?;
             let options = SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .large_file(false);
             while let Some(item) = rx.blocking_recv() {
                 let raw = original(&item)?;
-                let name = eml_name(&item);
-                zip.start_file(name.as_str(), options)
-                    .map_err(|e| Error::context("write the export", e))?;
-                zip.write_all(&raw).map_err(io)?;
+                let name = match &raw {
+                    Some(raw) => {
+                        let name = eml_name(&item);
+                        zip.start_file(name.as_str(), options)
+                            .map_err(|e| Error::context("write the export", e))?;
+                        zip.write_all(raw).map_err(io)?;
+                        name
+                    }
+                    None => format!("(withheld: message {})", item.id),
+                };
+                let status = match raw {
+                    Some(_) => item.scan_status.clone(),
+                    None => format!(
+                        "{}: withheld, needs the manage_quarantine permission",
+                        item.scan_status
+                    ),
+                };
                 writeln!(
                     manifest,
-                    "{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{}",
                     csv(&name),
                     hex::encode(&item.blob_sha256),
-                    raw.len(),
+                    item.size,
                     item.sort_date.date(),
                     csv(item.from_addr.as_deref().unwrap_or("")),
                     csv(item.subject.as_deref().unwrap_or("")),
+                    csv(&status),
                 )
                 .map_err(io)?;
+                let Some(raw) = raw else {
+                    stats.withheld += 1;
+                    continue;
+                };
                 stats.messages += 1;
                 stats.bytes += raw.len() as u64;
                 progress(stats.messages);
@@ -180,9 +221,12 @@ fn write_all<W: Write>(
     Ok(stats)
 }
 
-/// Decompresses and re-verifies one stored original.
-fn original(item: &Item) -> Result<Vec<u8>> {
-    let raw = zstd::bulk::decompress(&item.zstd, usize::try_from(item.size).unwrap_or(0).max(1))
+/// Decompresses and re-verifies one stored original; None when it is withheld.
+fn original(item: &Item) -> Result<Option<Vec<u8>>> {
+    let Some(zstd) = &item.zstd else {
+        return Ok(None);
+    };
+    let raw = zstd::bulk::decompress(zstd, usize::try_from(item.size).unwrap_or(0).max(1))
         .map_err(|e| Error::context(format!("decompress message {}", item.id), e))?;
     if sha256(&raw).as_slice() != item.blob_sha256.as_slice() {
         return Err(Error::Internal(format!(
@@ -190,7 +234,7 @@ fn original(item: &Item) -> Result<Vec<u8>> {
             item.id
         )));
     }
-    Ok(raw)
+    Ok(Some(raw))
 }
 
 /// mboxrd: a `From ` separator line, then the message with every `>*From ` line given one more
@@ -253,7 +297,8 @@ mod tests {
             id: 1,
             blob_sha256: sha256(raw).to_vec(),
             size: raw.len() as i64,
-            zstd: zstd::bulk::compress(raw, 1).unwrap(),
+            zstd: Some(zstd::bulk::compress(raw, 1).unwrap()),
+            scan_status: "clean".into(),
             subject: Some("=cmd|' /C calc'!A0".into()),
             from_addr: Some("Alice <alice@example.org>".into()),
             sort_date: OffsetDateTime::UNIX_EPOCH,

@@ -6,7 +6,7 @@
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime, Time};
 
-use super::search::{Query, sql};
+use super::search::{self, Query, Stemmers, sql};
 use crate::auth::Grants;
 use crate::error::Result;
 
@@ -109,10 +109,10 @@ impl Listing<'_> {
     }
 
     /// `FROM … WHERE …` shared by the page query, the count and exports.
-    fn push_from_where<'q>(&'q self, qb: &mut QueryBuilder<'q, Postgres>) {
+    fn push_from_where<'q>(&'q self, qb: &mut QueryBuilder<'q, Postgres>, stemmers: &Stemmers) {
         qb.push(" FROM messages m JOIN accounts a ON a.id = m.account_id WHERE ");
         self.grants.push_filter(qb, "m.account_id");
-        sql::push_conditions(qb, self.query);
+        sql::push_conditions(qb, self.query, stemmers);
         let f = self.filters;
         if let Some(account) = f.account_id {
             qb.push(" AND m.account_id = ").push_bind(account);
@@ -138,8 +138,9 @@ impl Listing<'_> {
 
     /// One page of at most `limit` rows after `cursor`.
     pub async fn page(&self, pool: &PgPool, cursor: Option<Cursor>, limit: i64) -> Result<Page> {
-        let fence = !self.ranked() && self.few_matches(pool).await?;
-        self.page_with(pool, cursor, limit, fence).await
+        let stemmers = search::archive_stemmers(pool).await?;
+        let fence = !self.ranked() && self.few_matches(pool, &stemmers).await?;
+        self.page_with(pool, cursor, limit, fence, &stemmers).await
     }
 
     /// [`page`](Self::page) for a caller that has already counted the matches with
@@ -152,7 +153,8 @@ impl Listing<'_> {
         counted: i64,
     ) -> Result<Page> {
         let fence = !self.ranked() && sql::has_full_text(self.query) && counted <= FEW_MATCHES;
-        self.page_with(pool, cursor, limit, fence).await
+        let stemmers = search::archive_stemmers(pool).await?;
+        self.page_with(pool, cursor, limit, fence, &stemmers).await
     }
 
     async fn page_with(
@@ -161,10 +163,11 @@ impl Listing<'_> {
         cursor: Option<Cursor>,
         limit: i64,
         fence: bool,
+        stemmers: &Stemmers,
     ) -> Result<Page> {
         let limit = limit.clamp(1, 500);
         let ranked = self.ranked();
-        let mut qb = self.page_query("", cursor, limit, fence);
+        let mut qb = self.page_query("", cursor, limit, fence, stemmers);
         let mut items: Vec<MessageSummary> = qb.build_query_as().fetch_all(pool).await?;
         let next = if items.len() as i64 > limit {
             items.truncate(limit as usize);
@@ -189,8 +192,15 @@ impl Listing<'_> {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> Result<Vec<String>> {
-        let fence = !self.ranked() && self.few_matches(pool).await?;
-        let mut qb = self.page_query("EXPLAIN (ANALYZE, BUFFERS) ", cursor, limit, fence);
+        let stemmers = search::archive_stemmers(pool).await?;
+        let fence = !self.ranked() && self.few_matches(pool, &stemmers).await?;
+        let mut qb = self.page_query(
+            "EXPLAIN (ANALYZE, BUFFERS) ",
+            cursor,
+            limit,
+            fence,
+            &stemmers,
+        );
         Ok(qb.build_query_scalar().fetch_all(pool).await?)
     }
 
@@ -198,11 +208,11 @@ impl Listing<'_> {
     /// word is, and for "newest first" it likes to walk the date index until it has a page of
     /// matches: fast for common words, a scan of most of the archive for rare ones. A capped
     /// count (cheap either way: it stops at the cap) tells the two apart.
-    async fn few_matches(&self, pool: &PgPool) -> Result<bool> {
+    async fn few_matches(&self, pool: &PgPool, stemmers: &Stemmers) -> Result<bool> {
         if !sql::has_full_text(self.query) {
             return Ok(false);
         }
-        Ok(self.count(pool, FEW_MATCHES).await? <= FEW_MATCHES)
+        Ok(self.count_with(pool, FEW_MATCHES, stemmers).await? <= FEW_MATCHES)
     }
 
     fn page_query(
@@ -211,6 +221,7 @@ impl Listing<'_> {
         cursor: Option<Cursor>,
         limit: i64,
         fence: bool,
+        stemmers: &Stemmers,
     ) -> QueryBuilder<'_, Postgres> {
         let mut qb = QueryBuilder::new(prefix);
         qb.push(
@@ -221,14 +232,14 @@ impl Listing<'_> {
         let ranked = self.ranked();
         if ranked {
             qb.push("ts_rank_cd(m.search, ");
-            if !sql::push_rank_query(&mut qb, self.query) {
+            if !sql::push_rank_query(&mut qb, self.query, stemmers) {
                 qb.push("''::tsquery");
             }
             qb.push(")::real AS rank");
         } else {
             qb.push("NULL::real AS rank");
         }
-        self.push_from_where(&mut qb);
+        self.push_from_where(&mut qb, stemmers);
         if let (false, Some(Cursor::Date { micros, id })) = (ranked, cursor) {
             qb.push(" AND (m.sort_date, m.id) < (")
                 .push_bind(from_micros(micros))
@@ -267,8 +278,13 @@ impl Listing<'_> {
     /// How many messages match, counting no further than `cap` (so a huge archive stays fast;
     /// the page shows "10,000+").
     pub async fn count(&self, pool: &PgPool, cap: i64) -> Result<i64> {
+        let stemmers = search::archive_stemmers(pool).await?;
+        self.count_with(pool, cap, &stemmers).await
+    }
+
+    async fn count_with(&self, pool: &PgPool, cap: i64, stemmers: &Stemmers) -> Result<i64> {
         let mut qb = QueryBuilder::new("SELECT count(*) FROM (SELECT 1");
-        self.push_from_where(&mut qb);
+        self.push_from_where(&mut qb, stemmers);
         qb.push(" LIMIT ").push_bind(cap + 1).push(") capped");
         Ok(qb.build_query_scalar().fetch_one(pool).await?)
     }
@@ -276,8 +292,9 @@ impl Listing<'_> {
     /// Ids of every matching message, newest first, for exports (streamed by the caller in
     /// chunks of ids, so memory stays bounded by the id list).
     pub async fn all_ids(&self, pool: &PgPool, max: i64) -> Result<Vec<i64>> {
+        let stemmers = search::archive_stemmers(pool).await?;
         let mut qb = QueryBuilder::new("SELECT m.id");
-        self.push_from_where(&mut qb);
+        self.push_from_where(&mut qb, &stemmers);
         qb.push(" ORDER BY m.sort_date DESC, m.id DESC LIMIT ")
             .push_bind(max);
         Ok(qb.build_query_scalar().fetch_all(pool).await?)

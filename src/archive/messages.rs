@@ -24,6 +24,8 @@ pub struct NewMessage {
     pub scan_status: &'static str,
     /// Set when the message is archived flagged as infected.
     pub virus_name: Option<String>,
+    /// The search vector as `tsvector` text, from [`crate::archive::search::message_vector`].
+    pub search: String,
 }
 
 /// Inserts the messages not archived yet, with their attachments and search vectors.
@@ -54,8 +56,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
     let mut attachment_count = Vec::with_capacity(n);
     let mut snippet = Vec::with_capacity(n);
     let mut parse_error = Vec::with_capacity(n);
-    let mut address_text = Vec::with_capacity(n);
-    let mut body_text = Vec::with_capacity(n);
+    let mut search = Vec::with_capacity(n);
     let mut scan_status = Vec::with_capacity(n);
     let mut virus_name = Vec::with_capacity(n);
     for m in batch {
@@ -81,12 +82,11 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
         attachment_count.push(p.attachments.len() as i32);
         snippet.push(p.snippet.as_deref());
         parse_error.push(p.parse_error.as_deref());
-        address_text.push(p.address_text());
-        body_text.push(p.body_text.as_str());
+        search.push(m.search.as_str());
         scan_status.push(m.scan_status);
         virus_name.push(m.virus_name.as_deref());
     }
-    // One statement per batch; the search vector is computed by PostgreSQL in the same INSERT.
+    // One statement per batch; the search vector was built by the application's tokenizer.
     let inserted: Vec<(i64, i32)> = sqlx::query_as(
         "INSERT INTO messages (account_id, folder, uidvalidity, uid, blob_sha256, size,
              internal_date, flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs,
@@ -95,20 +95,17 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
          SELECT t.account_id, t.folder, t.uidvalidity, t.uid, t.sha, t.size, t.internal_date,
              string_to_array(t.flags, ' '), t.message_id, t.subject, t.from_addr, t.to_addrs,
              t.cc_addrs, t.bcc_addrs, t.reply_to, t.in_reply_to, t.refs, t.date,
-             t.attachment_count, t.snippet, t.parse_error,
-             setweight(to_tsvector('simple', coalesce(t.subject, '')), 'A')
-             || setweight(to_tsvector('simple', t.address_text), 'B')
-             || setweight(to_tsvector('simple', t.body_text), 'C'),
+             t.attachment_count, t.snippet, t.parse_error, t.search::tsvector,
              t.scan_status, t.virus_name
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[],
              $6::bigint[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
              $18::timestamptz[], $19::int[], $20::text[], $21::text[], $22::text[], $23::text[],
-             $24::text[], $25::text[])
+             $24::text[])
              WITH ORDINALITY AS t(account_id, folder, uidvalidity, uid, sha, size, internal_date,
              flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs, reply_to,
-             in_reply_to, refs, date, attachment_count, snippet, parse_error, address_text,
-             body_text, scan_status, virus_name, ord)
+             in_reply_to, refs, date, attachment_count, snippet, parse_error, search,
+             scan_status, virus_name, ord)
          ORDER BY t.ord
          ON CONFLICT DO NOTHING
          RETURNING id, attachment_count",
@@ -134,8 +131,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
     .bind(&attachment_count)
     .bind(&snippet)
     .bind(&parse_error)
-    .bind(&address_text)
-    .bind(&body_text)
+    .bind(&search)
     .bind(&scan_status)
     .bind(&virus_name)
     .fetch_all(&mut *tx)

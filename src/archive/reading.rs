@@ -48,6 +48,18 @@ const ROW_COLUMNS: &str = "m.id, m.account_id, a.name AS account_name, m.folder,
     m.sort_date, m.size, m.attachment_count, m.scan_status, m.virus_name, m.parse_error, \
     m.in_reply_to, m.refs";
 
+/// Scan states whose bytes leave the server only for holders of `manage_quarantine` (raw,
+/// attachments, inline images, exports): detected malware, and mail not scanned yet because the
+/// scanner was down (it may be malware; it is scanned later). Mail too large to scan is
+/// marked in the UI and export manifests but not held back: it will never be scanned, and
+/// holding it would take whole archives of large attachments from their readers.
+pub const HELD_BACK: [&str; 2] = ["infected", "pending"];
+
+/// Whether the bytes of a message in `scan_status` may leave for this reader.
+pub fn bytes_may_leave(scan_status: &str, can_manage_quarantine: bool) -> bool {
+    can_manage_quarantine || !HELD_BACK.contains(&scan_status)
+}
+
 /// The message `id` if `grants` allow it.
 pub async fn find(pool: &PgPool, grants: &Grants, id: i64) -> Result<Option<MessageRow>> {
     let sql = format!(

@@ -27,6 +27,10 @@ pub struct ExportArgs {
     /// File to write; it must not exist yet.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Also export mail flagged infected or not scanned yet (live malware, possibly). Without
+    /// it such messages are left out and a zip's manifest lists them as withheld.
+    #[arg(long)]
+    pub include_infected: bool,
 }
 
 pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +77,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
     let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
         "query": args.query, "account": args.account, "format": args.format,
         "messages": ids.len(), "output": args.output.display().to_string(),
+        "include_infected": args.include_infected,
     }));
     record_now(&pool, &event).await?;
     let bar = ProgressBar::new(ids.len() as u64);
@@ -85,7 +90,12 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
     );
     let started = std::time::Instant::now();
     let progress = bar.clone();
-    let result = export::export(&pool, &grants, ids, format, file, move |n| {
+    let held = if args.include_infected {
+        export::HeldMail::Include
+    } else {
+        export::HeldMail::Withhold
+    };
+    let result = export::export(&pool, &grants, held, ids, format, file, move |n| {
         progress.set_position(n)
     })
     .await;
@@ -108,5 +118,11 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         secs,
         done.messages as f64 / secs
     );
+    if done.withheld > 0 {
+        println!(
+            "left out {} infected or not yet scanned messages (see manifest.csv in a zip; --include-infected exports them)",
+            done.withheld
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod healthcheck;
 mod import;
 mod keygen;
 mod migrate;
+mod reindex;
 mod rescan;
 mod rotate_key;
 mod serve;
@@ -85,6 +86,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Scan archived mail again and apply clamav.action to anything newly detected.
     Rescan(rescan::RescanArgs),
+    /// Rebuild search vectors from the stored originals (all mail, or one account's).
+    Reindex(reindex::ReindexArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -110,6 +113,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rescan(args) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(rescan::run(settings, args))
+        }
+        Command::Reindex(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(reindex::run(settings, args))
         }
         Command::Bench(args) => {
             let settings = load_settings(&cli.global, &[])?;

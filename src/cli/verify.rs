@@ -1,15 +1,20 @@
-//! `daygle verify audit`: walks the audit log's hash chain and checks its HMAC seals.
+//! `daygle verify audit|archive`: integrity checks an operator (or an auditor) runs.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use daygle::audit::chain;
 use daygle::audit::seal::Checkpoint;
 use daygle::config::Settings;
 use daygle::db;
 use daygle::secrets::Keys;
+use daygle::verify::runs::{self, Trigger};
+use daygle::verify::{Observer, Problem, Scope};
 
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
@@ -20,55 +25,177 @@ pub enum VerifyCommand {
         #[arg(long, value_name = "ENTRY:MAC")]
         since_checkpoint: Option<String>,
     },
+    /// Re-read every stored message: decompress and re-hash each blob, check every message row,
+    /// its attachments, the quarantine and the completeness ledger. Exit 1 listing every problem.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Check only this share of the stored messages (0 < PERCENT ≤ 100), chosen at random;
+    /// the row, ledger and quarantine checks still cover everything.
+    #[arg(long, value_name = "PERCENT")]
+    pub sample: Option<f64>,
+    /// Only this archive account (by name).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
-        VerifyCommand::Audit { since_checkpoint } => {
-            let checkpoint = match since_checkpoint.as_deref().map(Checkpoint::parse) {
-                None => None,
-                Some(Some(c)) => Some(c),
-                Some(None) => bail!(
-                    "--since-checkpoint takes ENTRY:MAC as printed by an earlier `daygle verify audit`"
-                ),
-            };
-            let key = Keys::load_audit_key(&settings.security, &settings.data_dir())
-                .context("Failed to load the audit key (security.audit_key_file or <data_dir>/secrets/audit_key)")?;
-            let database = db::open_for_command(&settings)
-                .await
-                .context("Failed to open the database")?;
-            let result = chain::verify(&database.pool, &key, checkpoint.as_ref()).await;
-            database.close().await?;
-            let v = result.context("Failed to read the audit log")?;
-            match v.broken {
+        VerifyCommand::Audit { since_checkpoint } => audit(settings, since_checkpoint).await,
+        VerifyCommand::Archive(args) => archive(settings, args).await,
+    }
+}
+
+async fn audit(settings: Settings, since_checkpoint: Option<String>) -> anyhow::Result<ExitCode> {
+    let checkpoint = match since_checkpoint.as_deref().map(Checkpoint::parse) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => bail!(
+            "--since-checkpoint takes ENTRY:MAC as printed by an earlier `daygle verify audit`"
+        ),
+    };
+    let key = Keys::load_audit_key(&settings.security, &settings.data_dir()).context(
+        "Failed to load the audit key (security.audit_key_file or <data_dir>/secrets/audit_key)",
+    )?;
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    let result = chain::verify(&database.pool, &key, checkpoint.as_ref()).await;
+    database.close().await?;
+    let v = result.context("Failed to read the audit log")?;
+    match v.broken {
+        None => {
+            println!("audit log intact: {} entries, chain verified", v.rows);
+            match &v.sealed {
+                Some(head) => println!("head seal (keep as a checkpoint): {head}"),
                 None => {
-                    println!("audit log intact: {} entries, chain verified", v.rows);
-                    match &v.sealed {
-                        Some(head) => println!("head seal (keep as a checkpoint): {head}"),
-                        None => println!(
-                            "no seal yet: the log is not yet proven against the database owner"
-                        ),
-                    }
-                    if v.unsealed > 0 {
-                        println!(
-                            "{} newer entries are not sealed yet (the server seals every few seconds)",
-                            v.unsealed
-                        );
-                    }
-                    if let Some(c) = &checkpoint {
-                        println!("checkpoint {} still holds", c.seq);
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(link) => {
-                    println!("audit log BROKEN at entry {}: {}", link.id, link.reason);
-                    println!(
-                        "entries before {} verified; do not trust entry {} or any after it",
-                        link.id, link.id
-                    );
-                    Ok(ExitCode::FAILURE)
+                    println!("no seal yet: the log is not yet proven against the database owner")
                 }
             }
+            if v.unsealed > 0 {
+                println!(
+                    "{} newer entries are not sealed yet (the server seals every few seconds)",
+                    v.unsealed
+                );
+            }
+            if let Some(c) = &checkpoint {
+                println!("checkpoint {} still holds", c.seq);
+            }
+            Ok(ExitCode::SUCCESS)
         }
+        Some(link) => {
+            println!("audit log BROKEN at entry {}: {}", link.id, link.reason);
+            println!(
+                "entries before {} verified; do not trust entry {} or any after it",
+                link.id, link.id
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn archive(settings: Settings, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = args.sample
+        && !(p > 0.0 && p <= 100.0)
+    {
+        bail!("--sample must be a percentage above 0 and at most 100");
+    }
+    let security = settings.security.clone();
+    let data_dir = settings.data_dir();
+    let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
+        .await
+        .context("key loading task failed")?
+        .context("Failed to load the sealing key (needed to open the quarantine)")?;
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    let result = archive_with(&database.pool, &keys, &args).await;
+    database.close().await?;
+    result
+}
+
+async fn archive_with(
+    pool: &sqlx::PgPool,
+    keys: &Keys,
+    args: &ArchiveArgs,
+) -> anyhow::Result<ExitCode> {
+    let account_id = match &args.account {
+        Some(name) => Some(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+                .with_context(|| format!("No archive account named {name}"))?,
+        ),
+        None => None,
+    };
+    let scope = Scope {
+        account_id,
+        sample_percent: args.sample,
+    };
+    let observer = Terminal::new();
+    let started = Instant::now();
+    let done = runs::run_recorded(pool, Some(&keys.sealing), &scope, Trigger::Cli, &observer)
+        .await
+        .context("Verification stopped")?;
+    observer.bar.finish_and_clear();
+    let (_, summary) = done.context("a command-line run is never refused")?;
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let what = match args.sample {
+        Some(p) if p < 100.0 => format!("a {p}% sample: "),
+        _ => String::new(),
+    };
+    println!(
+        "checked {what}{} messages, {} blobs ({:.1} MB) and {} quarantined messages in {secs:.1} s ({:.0} MB/s)",
+        summary.messages_checked,
+        summary.blobs_checked,
+        summary.bytes_checked as f64 / 1e6,
+        summary.quarantine_checked,
+        summary.bytes_checked as f64 / 1e6 / secs,
+    );
+    if summary.is_clean() {
+        println!("archive intact: no problems found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "archive has {} problem(s), listed above",
+            summary.problem_count
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Progress on stderr when it is a terminal; problems on stdout as they are found.
+struct Terminal {
+    bar: ProgressBar,
+}
+
+impl Terminal {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        if !std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar }
+    }
+}
+
+impl Observer for Terminal {
+    fn planned(&self, _blobs: u64, bytes: u64) {
+        self.bar.set_length(bytes);
+    }
+    fn advanced(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn problem(&self, problem: &Problem) {
+        self.bar.suspend(|| println!("{problem}"));
     }
 }

@@ -51,6 +51,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub logging: LoggingSettings,
     pub sync: SyncSettings,
+    pub verify: VerifySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -378,6 +379,50 @@ pub fn mask_url_password(url: &str) -> String {
     }
 }
 
+/// Archive verification inside `daygle serve`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifySettings {
+    /// How often serve re-reads the whole archive: off, daily, weekly, or e.g. 12h / 3d.
+    pub schedule: String,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        Self {
+            schedule: "weekly".into(),
+        }
+    }
+}
+
+impl VerifySettings {
+    /// The period between scheduled runs; `None` when switched off.
+    pub fn interval(&self) -> Result<Option<std::time::Duration>, String> {
+        let text = self.schedule.trim().to_ascii_lowercase();
+        let hours = |n: u64| Some(std::time::Duration::from_secs(n * 3600));
+        let wrong = || format!("`{text}` is not off, daily, weekly, or a count like 12h or 3d");
+        match text.as_str() {
+            "off" | "never" | "" => return Ok(None),
+            "daily" => return Ok(hours(24)),
+            "weekly" => return Ok(hours(24 * 7)),
+            _ => {}
+        }
+        let cut = text.char_indices().last().map_or(0, |(i, _)| i);
+        let (number, unit) = text.split_at(cut);
+        let n: u64 = number
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(wrong)?;
+        match unit {
+            "h" => Ok(hours(n)),
+            "d" => Ok(hours(n * 24)),
+            _ => Err(wrong()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +440,19 @@ mod tests {
     fn secret_debug_never_shows_the_value() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "\"********\"");
+    }
+
+    #[test]
+    fn verify_schedules_read_as_people_write_them() {
+        use std::time::Duration;
+        let every = |s: &str| VerifySettings { schedule: s.into() }.interval();
+        assert_eq!(every("weekly"), Ok(Some(Duration::from_secs(604_800))));
+        assert_eq!(every("Daily"), Ok(Some(Duration::from_secs(86_400))));
+        assert_eq!(every("12h"), Ok(Some(Duration::from_secs(43_200))));
+        assert_eq!(every("3d"), Ok(Some(Duration::from_secs(259_200))));
+        assert_eq!(every("off"), Ok(None));
+        assert!(every("0h").is_err());
+        assert!(every("fortnightly").is_err());
+        assert!(every("3ü").is_err());
     }
 }

@@ -119,6 +119,9 @@ impl Settings {
         self.validate_clamav(&mut p);
         self.validate_smtp(&mut p);
         self.validate_sync(&mut p);
+        if let Err(e) = self.verify.interval() {
+            p.push(problem("verify.schedule", e));
+        }
         if !matches!(self.logging.format.as_str(), "human" | "json") {
             p.push(problem(
                 "logging.format",

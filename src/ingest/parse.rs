@@ -33,7 +33,7 @@ pub struct ParsedMessage {
     pub parse_error: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentInfo {
     pub part_index: i32,
     pub filename: Option<String>,
@@ -85,8 +85,7 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
     if msg.headers().is_empty() {
         problems.push("no header block found".into());
     }
-    let mut attachments = Vec::new();
-    for (i, part) in msg.parts.iter().enumerate() {
+    for part in &msg.parts {
         if let Some(ct) = part.content_type() {
             if ct.ctype().eq_ignore_ascii_case("multipart") {
                 check_boundary(raw, ct.attribute("boundary"), &mut problems);
@@ -97,21 +96,8 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
                 problems.push(format!("unknown charset {}", clip(charset, 40)));
             }
         }
-        let is_attachment = msg.attachments.contains(&(i as u32));
-        if is_attachment && !matches!(part.body, PartType::Multipart(_)) {
-            attachments.push(AttachmentInfo {
-                part_index: i as i32,
-                filename: part.attachment_name().map(clean),
-                content_type: part.content_type().map(|ct| {
-                    clean(&match ct.subtype() {
-                        Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                        None => ct.ctype().to_string(),
-                    })
-                }),
-                size: part.contents().len() as i64,
-            });
-        }
     }
+    let attachments = attachment_infos(&msg);
     let body = msg
         .body_text(0)
         .or_else(|| msg.body_html(0))
@@ -141,6 +127,39 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
         body_text: search_words(&body),
         parse_error: (!problems.is_empty()).then(|| clean(&problems.join("; "))),
     }
+}
+
+/// The attachments of `raw` exactly as [`parse`] records them, without the rest of the work
+/// (`verify archive` compares them with the stored rows).
+pub fn attachments(raw: &[u8]) -> Vec<AttachmentInfo> {
+    std::panic::catch_unwind(|| {
+        MessageParser::default()
+            .parse(raw)
+            .map(|msg| attachment_infos(&msg))
+            .unwrap_or_default()
+    })
+    .unwrap_or_default()
+}
+
+fn attachment_infos(msg: &mail_parser::Message<'_>) -> Vec<AttachmentInfo> {
+    msg.parts
+        .iter()
+        .enumerate()
+        .filter(|(i, part)| {
+            msg.attachments.contains(&(*i as u32)) && !matches!(part.body, PartType::Multipart(_))
+        })
+        .map(|(i, part)| AttachmentInfo {
+            part_index: i as i32,
+            filename: part.attachment_name().map(clean),
+            content_type: part.content_type().map(|ct| {
+                clean(&match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+            }),
+            size: part.contents().len() as i64,
+        })
+        .collect()
 }
 
 /// Problems visible in the raw bytes that the tolerant parser silently works around.

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::archive::blobs::{self, NewBlob};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
+use crate::archive::search::{self, Language};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
 use crate::scan::{Disposition, MessageFacts, ScanStage, Screened, Source, quarantine, rejections};
@@ -157,19 +158,14 @@ pub async fn store_ordered<T>(
     })
     .await?;
     let known: HashSet<[u8; 32]> = blobs::existing(pool, &hashes).await?.into_iter().collect();
-    let folder_for_rows = folder.clone();
-    let (mut rows, new_blobs) = blocking(move || {
-        prepare(
-            account_id,
-            &folder_for_rows,
-            uidvalidity,
-            incoming,
-            hashes,
-            &known,
-            zstd_level,
-        )
-    })
-    .await??;
+    let place = Place {
+        account_id,
+        folder: folder.clone(),
+        uidvalidity,
+        language: search::account_language(pool, account_id).await?,
+    };
+    let (mut rows, new_blobs) =
+        blocking(move || prepare(&place, incoming, hashes, &known, zstd_level)).await??;
     for (row, (status, virus)) in rows.iter_mut().zip(statuses) {
         row.scan_status = status;
         row.virus_name = virus;
@@ -268,11 +264,18 @@ async fn divert(
 /// A row to insert and, for content not stored yet, its compressed blob.
 type Prepared = (NewMessage, Option<NewBlob>);
 
-/// Parses every message and compresses the contents not stored yet, using every core.
-fn prepare(
+/// Where a batch's rows go, and the stemming language of their search vectors.
+struct Place {
     account_id: i64,
-    folder: &str,
+    folder: String,
     uidvalidity: Option<i64>,
+    language: Language,
+}
+
+/// Parses every message, builds its search vector and compresses the contents not stored
+/// yet, using every core.
+fn prepare(
+    place: &Place,
     incoming: Vec<Incoming>,
     hashes: Vec<[u8; 32]>,
     known: &HashSet<[u8; 32]>,
@@ -311,16 +314,18 @@ fn prepare(
                             } else {
                                 None
                             };
+                            let parsed = parse::parse(&m.raw);
                             let row = NewMessage {
-                                account_id,
-                                folder: folder.to_string(),
-                                uidvalidity,
+                                account_id: place.account_id,
+                                folder: place.folder.clone(),
+                                uidvalidity: place.uidvalidity,
                                 uid: m.uid,
                                 sha256: *sha,
                                 size: m.raw.len() as i64,
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
-                                parsed: parse::parse(&m.raw),
+                                search: search::message_vector(&parsed, &[], place.language),
+                                parsed,
                                 scan_status: "not_scanned",
                                 virus_name: None,
                             };

@@ -1,5 +1,6 @@
 //! Search matches marked in a snippet: escaped text with `<mark>` around matching words.
 
+use crate::archive::search::tokenize::fold;
 use crate::archive::search::{Query, TermKind, TextField};
 use crate::render::text::escape_into;
 
@@ -15,7 +16,15 @@ pub fn highlight(text: &str, query: &Query) -> String {
             _ => None,
         })
         .flat_map(words)
-        .map(|w| w.to_lowercase())
+        .map(fold)
+        .collect();
+    let prefixes: Vec<String> = query
+        .terms()
+        .filter(|t| !t.negated)
+        .filter_map(|t| match &t.kind {
+            TermKind::Prefix(p) => Some(fold(p)),
+            _ => None,
+        })
         .collect();
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
@@ -32,7 +41,8 @@ pub fn highlight(text: &str, query: &Query) -> String {
             continue;
         }
         let word = &rest[..word_len];
-        if wanted.iter().any(|w| *w == word.to_lowercase()) {
+        let folded = fold(word);
+        if wanted.contains(&folded) || prefixes.iter().any(|p| folded.starts_with(p.as_str())) {
             out.push_str("<mark>");
             escape_into(word, &mut out);
             out.push_str("</mark>");

@@ -174,3 +174,123 @@ async fn the_export_command_writes_a_search_or_an_account_to_a_file() {
             .unwrap();
     assert_eq!(cli_exports, 2);
 }
+
+fn zip_entries(bytes: Vec<u8>) -> (Vec<String>, String) {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut names = Vec::new();
+    let mut manifest = String::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        if name == "manifest.csv" {
+            std::io::Read::read_to_string(&mut entry, &mut manifest).unwrap();
+        } else {
+            names.push(name);
+        }
+    }
+    (names, manifest)
+}
+
+/// One rule wherever the bytes of mail flagged infected, or not scanned yet, leave the
+/// server: the original, attachments and exports are for `manage_quarantine` only; exports
+/// leave such mail out and their manifest says so.
+#[tokio::test]
+async fn infected_and_unscanned_mail_leaves_only_for_quarantine_managers() {
+    let w = world().await;
+    let (figures, news) = (w.sales_ids[2], w.sales_ids[3]);
+    for (id, status) in [(figures, "infected"), (news, "pending")] {
+        sqlx::query("UPDATE messages SET scan_status = $2 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .execute(&w.app.pool)
+            .await
+            .unwrap();
+    }
+    for id in [figures, news] {
+        let raw = format!("/messages/{id}/raw");
+        assert_eq!(w.app.page(&w.reader, &raw).await.0, 403, "{raw}");
+        assert_eq!(w.app.page(&w.admin, &raw).await.0, 200, "{raw}");
+        let (_, page) = w.app.page(&w.reader, &format!("/messages/{id}")).await;
+        assert!(!page.contains(&raw), "no download link for the reader");
+    }
+    let (_, page) = w.app.page(&w.reader, &format!("/messages/{news}")).await;
+    assert!(page.contains("Not scanned yet"), "{page}");
+
+    w.app.create_user("auditor", "Auditor", &[]).await;
+    let auditor = w
+        .app
+        .sign_in("auditor", crate::common::auth::PASSWORD)
+        .await;
+    let url = w
+        .app
+        .url(&format!("/messages/export?format=zip&account={}", w.sales));
+    let bytes = auditor
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (names, manifest) = zip_entries(bytes.to_vec());
+    assert_eq!(names.len(), 2, "only the clean messages: {names:?}");
+    assert_eq!(
+        manifest
+            .matches("withheld, needs the manage_quarantine permission")
+            .count(),
+        2,
+        "{manifest}"
+    );
+    assert!(manifest.contains("\"infected: withheld") && manifest.contains("\"pending: withheld"));
+    let bytes = w
+        .admin
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        zip_entries(bytes.to_vec()).0.len(),
+        4,
+        "administrators get all"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let export = |name: &str, extra: &[&str]| {
+        let path = dir.path().join(name);
+        let out = crate::common::process::daygle(w.app.data_dir.path())
+            .args([
+                "export",
+                "--account",
+                "sales",
+                "--format",
+                "zip",
+                "--output",
+            ])
+            .arg(&path)
+            .args(extra)
+            .env("DAYGLE__DATABASE__URL", &w.app.database_url)
+            .env("DAYGLE__STORAGE__DATA_DIR", w.app.data_dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            zip_entries(std::fs::read(&path).unwrap()).0.len(),
+        )
+    };
+    let (said, n) = export("plain.zip", &[]);
+    assert!(
+        said.contains("left out 2 infected or not yet scanned"),
+        "{said}"
+    );
+    assert_eq!(n, 2);
+    let (_, n) = export("all.zip", &["--include-infected"]);
+    assert_eq!(n, 4);
+}

@@ -1,6 +1,6 @@
 use super::fixtures::{listed_ids, world};
 
-async fn search(w: &super::fixtures::World, client: &reqwest::Client, q: &str) -> Vec<i64> {
+pub async fn search(w: &super::fixtures::World, client: &reqwest::Client, q: &str) -> Vec<i64> {
     let url = format!("/messages?q={}", daygle::render::html::percent_encode(q));
     let (status, html) = w.app.page(client, &url).await;
     assert_eq!(status, 200, "{q}: {html}");
@@ -21,7 +21,8 @@ async fn every_operator_finds_exactly_the_messages_it_describes() {
         ("\"annual report\"", vec![invoice]),
         ("\"report annual\"", vec![]),
         ("invoice -paid", vec![secret, invoice]),
-        ("paid OR quarterly", vec![figures, reply]),
+        // "quarterly" finds "quarter" too (same stem).
+        ("paid OR quarterly", vec![figures, secret, reply]),
         ("from:bob", vec![reply]),
         ("from:\"Carol Clerk\"", vec![figures]),
         ("to:alice@example.org", vec![reply]),
@@ -160,4 +161,92 @@ async fn relevance_sort_puts_the_best_match_first() {
     assert_eq!(ids.len(), 2);
     // "invoice" in the subject (weight A) and the body beats a single mention.
     assert_eq!(ids[0], w.sales_ids[0]);
+}
+
+/// The examples of issue #13: what a new user types finds the message it names.
+#[tokio::test]
+async fn part_words_forms_accents_prefixes_and_cjk_find_their_message() {
+    let w = world().await;
+    let mail =
+        |subject: &'static str, from: (&'static str, &'static str), body: &'static str, id| {
+            super::fixtures::build(&super::fixtures::Mail {
+                subject,
+                from,
+                body,
+                message_id: id,
+                date: 1_600_000_000,
+                ..Default::default()
+            })
+        };
+    let ids = super::fixtures::archive(
+        &w.app,
+        w.sales,
+        "Lists",
+        vec![
+            mail(
+                "I-D ACTION:draft-ietf-mboned-mix-00.txt",
+                ("IETF", "i-d@ietf.org"),
+                "A new draft.",
+                "d1@x",
+            ),
+            mail(
+                "Order from scoffman@wellpartner.com",
+                ("Shop", "shop@example.org"),
+                "Order placed.",
+                "d2@x",
+            ),
+            mail(
+                "Banned file: auto__mail.python.bat",
+                ("Scanner", "scan@example.org"),
+                "Removed.",
+                "d3@x",
+            ),
+            mail(
+                "Monthly billing",
+                ("Billing", "billing@example.org"),
+                "Two invoices attached.",
+                "d4@x",
+            ),
+            mail(
+                "Termin",
+                ("Jörg Müller", "joerg@example.de"),
+                "Bis morgen.",
+                "d5@x",
+            ),
+            mail(
+                "会議の議事録",
+                ("Tanaka", "tanaka@example.jp"),
+                "議事録を送ります。",
+                "d6@x",
+            ),
+        ],
+    )
+    .await;
+    let [draft, order, banned, billing, termin, minutes] = ids[..] else {
+        panic!()
+    };
+    for (q, expected) in [
+        ("mboned", vec![draft]),
+        ("ietf", vec![draft]),
+        ("draft-ietf-mboned", vec![draft]),
+        ("subject:mboned", vec![draft]),
+        ("wellpartner", vec![order]),
+        ("wellpartner.com", vec![order]),
+        ("\"Banned file auto mail python bat\"", vec![banned]),
+        ("python bat", vec![banned]),
+        ("invoices folder:Lists", vec![billing]),
+        ("invoicing folder:Lists", vec![billing]),
+        ("invoic* folder:Lists", vec![billing]),
+        ("muller", vec![termin]),
+        ("Muller", vec![termin]),
+        ("議事録", vec![minutes]),
+        ("議事", vec![minutes]),
+        ("-議事 folder:Lists bat OR muller", vec![termin, banned]),
+    ] {
+        let mut found = search(&w, &w.admin, q).await;
+        found.sort();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(found, expected, "query: {q}");
+    }
 }

@@ -74,6 +74,11 @@ async fn the_original_downloads_byte_for_byte() {
             .unwrap()
             .contains(".eml")
     );
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/octet-stream",
+        "a neutral type: a browser saves the original, never opens it as mail"
+    );
     let bytes = res.bytes().await.unwrap();
     assert_eq!(daygle::archive::blobs::sha256(&bytes).to_vec(), stored);
     assert!(

@@ -35,6 +35,8 @@ pub enum TextField {
     Subject,
     Body,
     Filename,
+    /// Text extracted from attachments (PDF, Office, …).
+    Attachment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub enum TermKind {
     Word(String),
     /// `"several words"` in this order.
     Phrase(String),
+    /// `invoic*`: words that start with the text before the star.
+    Prefix(String),
     Field(TextField, String),
     HasAttachment,
     /// Messages dated strictly before this day (`before:`), or on/after it (`after:`).
@@ -81,6 +85,7 @@ pub const OPERATORS: &[&str] = &[
     "subject:",
     "body:",
     "filename:",
+    "attachment:",
     "has:attachment",
     "before:",
     "after:",
@@ -240,6 +245,8 @@ fn term_kind(raw: &str, quoted: bool, position: usize) -> Result<TermKind, Parse
     let Some((op, value)) = raw.split_once(':').filter(|(op, _)| is_operator(op)) else {
         return Ok(if quoted {
             TermKind::Phrase(raw.trim().to_string())
+        } else if let Some(stem) = raw.strip_suffix('*') {
+            TermKind::Prefix(prefix(stem, position)?)
         } else {
             TermKind::Word(raw.to_string())
         });
@@ -260,6 +267,7 @@ fn term_kind(raw: &str, quoted: bool, position: usize) -> Result<TermKind, Parse
         "subject" => text(TextField::Subject),
         "body" => text(TextField::Body),
         "filename" => text(TextField::Filename),
+        "attachment" => text(TextField::Attachment),
         "has" if value.eq_ignore_ascii_case("attachment") => Ok(TermKind::HasAttachment),
         "has" => Err(err(position, "has: only knows has:attachment")),
         "before" => Ok(TermKind::Before(date(value, position, "before")?)),
@@ -287,6 +295,7 @@ fn is_operator(op: &str) -> bool {
             | "subject"
             | "body"
             | "filename"
+            | "attachment"
             | "has"
             | "before"
             | "after"
@@ -296,6 +305,22 @@ fn is_operator(op: &str) -> bool {
             | "folder"
             | "msgid"
     )
+}
+
+/// Shortest prefix accepted before a `*`: shorter ones match half the archive.
+pub const MIN_PREFIX_CHARS: usize = 3;
+
+fn prefix(stem: &str, position: usize) -> Result<String, ParseError> {
+    let stem = stem.trim_end_matches('*');
+    if stem.chars().filter(|c| c.is_alphanumeric()).count() < MIN_PREFIX_CHARS {
+        return Err(err(
+            position,
+            format!(
+                "a word ending in * needs at least {MIN_PREFIX_CHARS} letters before the star, e.g. invoic*"
+            ),
+        ));
+    }
+    Ok(stem.to_string())
 }
 
 fn example_for(op: &str) -> &'static str {

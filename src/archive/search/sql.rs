@@ -1,29 +1,27 @@
 //! A parsed [`Query`] as SQL conditions on `messages m`, every value a bind parameter.
 //!
-//! Free words, phrases, `subject:` and `body:` become one `tsquery` matched against the weighted
-//! `m.search` vector (GIN-indexed). PostgreSQL itself turns each user value into lexemes
-//! (`plainto_tsquery` / `phraseto_tsquery`), so nothing the user types is ever parsed as tsquery
-//! syntax; `subject:`/`body:` restrict those lexemes to weight A / C by rewriting the normalised
-//! query text. Addresses use trigram-indexed `ILIKE`, attachment names an `EXISTS`.
+//! Free words, phrases, prefixes, `subject:`, `body:` and `attachment:` become one `tsquery`
+//! (built in Rust by [`tsquery`](super::tsquery) with the tokenizer that built the vectors)
+//! matched against the weighted `m.search` vector (GIN-indexed); `subject:`/`body:`/
+//! `attachment:` restrict their lexemes to weight A / C / D. Addresses use trigram-indexed
+//! `ILIKE`, attachment names an `EXISTS`.
 
 use sqlx::{Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime, Time};
 
 use super::query::{Query, Term, TermKind, TextField};
-
-/// Text-search configuration used both when indexing and when querying.
-pub const TS_CONFIG: &str = "simple";
+use super::tsquery::{self, Mode, Node, Stemmers};
+use super::vector::Weight;
 
 /// Appends ` AND (…)` for every group of `query` to `qb`. An empty query appends nothing.
-pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &Query) {
+pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &Query, stemmers: &Stemmers) {
     let (text_groups, other_groups): (Vec<&Vec<Term>>, Vec<&Vec<Term>>) = query
         .groups
         .iter()
         .partition(|g| g.iter().all(|t| is_full_text(&t.kind)));
     if !text_groups.is_empty() {
-        qb.push(" AND m.search @@ (");
-        push_tsquery(qb, &text_groups);
-        qb.push(")");
+        qb.push(" AND ");
+        push_match(qb, groups_node(&text_groups, stemmers));
     }
     for group in other_groups {
         qb.push(" AND (");
@@ -31,30 +29,50 @@ pub fn push_conditions(qb: &mut QueryBuilder<'_, Postgres>, query: &Query) {
             if i > 0 {
                 qb.push(" OR ");
             }
-            push_term(qb, term);
+            push_term(qb, term, stemmers);
         }
         qb.push(")");
     }
 }
 
-/// True when `query` has full-text terms (words, phrases, subject:, body:).
+/// True when `query` has full-text terms (words, phrases, subject:, body:, attachment:).
 pub fn has_full_text(query: &Query) -> bool {
     query.terms().any(|t| is_full_text(&t.kind) && !t.negated)
 }
 
-/// The tsquery for the full-text part of `query`, for ranking (`ts_rank_cd`); None when the
-/// query has no full-text terms.
-pub fn push_rank_query(qb: &mut QueryBuilder<'_, Postgres>, query: &Query) -> bool {
+/// The tsquery for the positive full-text part of `query`, for ranking (`ts_rank_cd`); false
+/// (and nothing pushed) when there is none.
+pub fn push_rank_query(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    query: &Query,
+    stemmers: &Stemmers,
+) -> bool {
     let groups: Vec<&Vec<Term>> = query
         .groups
         .iter()
         .filter(|g| g.iter().all(|t| is_full_text(&t.kind) && !t.negated))
         .collect();
-    if groups.is_empty() {
-        return false;
+    match groups_node(&groups, stemmers) {
+        Node::Nothing | Node::Everything => false,
+        node => {
+            qb.push_bind(node.render()).push("::tsquery");
+            true
+        }
     }
-    push_tsquery(qb, &groups);
-    true
+}
+
+/// The tsquery text of the full-text terms of `query` (other terms are left out); None when
+/// they match nothing or everything. What [`push_conditions`] binds, for tests and tools.
+pub fn full_text_tsquery(query: &Query, stemmers: &Stemmers) -> Option<String> {
+    let groups: Vec<&Vec<Term>> = query
+        .groups
+        .iter()
+        .filter(|g| g.iter().all(|t| is_full_text(&t.kind)))
+        .collect();
+    match groups_node(&groups, stemmers) {
+        Node::Nothing | Node::Everything => None,
+        node => Some(node.render()),
+    }
 }
 
 fn is_full_text(kind: &TermKind) -> bool {
@@ -62,67 +80,76 @@ fn is_full_text(kind: &TermKind) -> bool {
         kind,
         TermKind::Word(_)
             | TermKind::Phrase(_)
-            | TermKind::Field(TextField::Subject, _)
-            | TermKind::Field(TextField::Body, _)
+            | TermKind::Prefix(_)
+            | TermKind::Field(
+                TextField::Subject | TextField::Body | TextField::Attachment,
+                _
+            )
     )
 }
 
-/// `(g1a || g1b) && !!g2 && …` as a single tsquery expression.
-fn push_tsquery(qb: &mut QueryBuilder<'_, Postgres>, groups: &[&Vec<Term>]) {
-    for (gi, group) in groups.iter().enumerate() {
-        if gi > 0 {
-            qb.push(" && ");
-        }
-        qb.push("(");
-        for (ti, term) in group.iter().enumerate() {
-            if ti > 0 {
-                qb.push(" || ");
-            }
-            if term.negated {
-                qb.push("!!");
-            }
-            push_term_tsquery(qb, &term.kind);
-        }
-        qb.push(")");
-    }
+/// `(g1a | g1b) & !g2 & …` as one simplified node.
+fn groups_node(groups: &[&Vec<Term>], stemmers: &Stemmers) -> Node {
+    Node::And(
+        groups
+            .iter()
+            .map(|group| Node::Or(group.iter().map(|t| term_node(t, stemmers)).collect()))
+            .collect(),
+    )
+    .simplify()
 }
 
-fn push_term_tsquery(qb: &mut QueryBuilder<'_, Postgres>, kind: &TermKind) {
-    let (function, value, weight) = match kind {
-        TermKind::Word(w) => ("plainto_tsquery", w, None),
-        TermKind::Phrase(p) => ("phraseto_tsquery", p, None),
-        TermKind::Field(TextField::Subject, v) => ("phraseto_tsquery", v, Some('A')),
-        TermKind::Field(TextField::Body, v) => ("phraseto_tsquery", v, Some('C')),
+fn term_node(term: &Term, stemmers: &Stemmers) -> Node {
+    let node = match &term.kind {
+        TermKind::Word(w) => tsquery::term(w, Mode::Word, None, stemmers),
+        TermKind::Phrase(p) => tsquery::term(p, Mode::Phrase, None, stemmers),
+        TermKind::Prefix(p) => tsquery::term(p, Mode::Prefix, None, stemmers),
+        TermKind::Field(field, value) => {
+            let weight = match field {
+                TextField::Subject => Weight::A,
+                TextField::Body => Weight::C,
+                TextField::Attachment => Weight::D,
+                _ => unreachable!("only full-text fields reach the tsquery"),
+            };
+            match value.strip_suffix('*') {
+                Some(p) => tsquery::term(p, Mode::Prefix, Some(weight), stemmers),
+                None => tsquery::term(value, Mode::Word, Some(weight), stemmers),
+            }
+        }
         _ => unreachable!("only full-text terms reach the tsquery"),
     };
-    match weight {
-        None => {
-            qb.push(format!("{function}('{TS_CONFIG}', "));
-            qb.push_bind(value.clone());
-            qb.push(")");
-        }
-        Some(w) => {
-            // Every quoted lexeme in the normalised query text gets the weight label, e.g.
-            // 'annual' <-> 'report'  →  'annual':A <-> 'report':A.
-            qb.push(format!("regexp_replace({function}('{TS_CONFIG}', "));
-            qb.push_bind(value.clone());
-            qb.push(format!(
-                ")::text, '(''(?:[^'']|'''')*'')', '\\1:{w}', 'g')::tsquery"
-            ));
-        }
+    if term.negated {
+        Node::Not(Box::new(node))
+    } else {
+        node
     }
 }
 
-fn push_term(qb: &mut QueryBuilder<'_, Postgres>, term: &Term) {
+/// `m.search @@ $n::tsquery`, or a constant when the text holds nothing searchable.
+fn push_match(qb: &mut QueryBuilder<'_, Postgres>, node: Node) {
+    match node.simplify() {
+        Node::Nothing => qb.push("false"),
+        Node::Everything => qb.push("true"),
+        node => qb
+            .push("m.search @@ ")
+            .push_bind(node.render())
+            .push("::tsquery"),
+    };
+}
+
+fn push_term(qb: &mut QueryBuilder<'_, Postgres>, term: &Term, stemmers: &Stemmers) {
+    if is_full_text(&term.kind) {
+        // The node carries the negation.
+        qb.push("(");
+        push_match(qb, term_node(term, stemmers));
+        qb.push(")");
+        return;
+    }
     if term.negated {
         qb.push("NOT ");
     }
     qb.push("(");
     match &term.kind {
-        kind if is_full_text(kind) => {
-            qb.push("m.search @@ ");
-            push_term_tsquery(qb, kind);
-        }
         TermKind::Field(field, value) => {
             let column = match field {
                 TextField::From => Some("m.from_addr"),
@@ -182,7 +209,7 @@ fn push_term(qb: &mut QueryBuilder<'_, Postgres>, term: &Term) {
             qb.push("m.message_id = ");
             qb.push_bind(id.clone());
         }
-        TermKind::Word(_) | TermKind::Phrase(_) => unreachable!("handled as full text"),
+        _ => unreachable!("full text is handled above"),
     }
     qb.push(")");
 }
@@ -212,7 +239,8 @@ mod tests {
 
     fn sql(q: &str) -> String {
         let mut qb = QueryBuilder::new("SELECT m.id FROM messages m WHERE true");
-        push_conditions(&mut qb, &parse(q).unwrap());
+        let stemmers = Stemmers::new(&[crate::archive::search::Language::English]);
+        push_conditions(&mut qb, &parse(q).unwrap(), &stemmers);
         qb.sql().to_string()
     }
 
@@ -228,11 +256,23 @@ mod tests {
 
     #[test]
     fn all_full_text_terms_share_one_index_condition() {
-        let s = sql("alpha -beta \"gamma delta\" subject:report");
+        let s = sql("alpha -beta \"gamma delta\" subject:report attachment:contract");
         assert_eq!(s.matches("m.search @@").count(), 1, "{s}");
-        assert!(s.contains("!!plainto_tsquery"), "{s}");
-        assert!(s.contains("phraseto_tsquery"), "{s}");
-        assert!(s.contains(":A"), "{s}");
+        assert!(s.contains("$1::tsquery"), "{s}");
+    }
+
+    #[test]
+    fn text_without_searchable_characters_matches_nothing_and_excludes_nothing() {
+        assert!(
+            sql("!!!").ends_with("WHERE true AND false"),
+            "{}",
+            sql("!!!")
+        );
+        assert!(
+            !sql("report -!!!").contains("false"),
+            "{}",
+            sql("report -!!!")
+        );
     }
 
     #[test]

@@ -318,8 +318,14 @@ async fn stream_export(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };
     let grants = user.grants.clone();
+    let held = if user.can(crate::auth::Permission::ManageQuarantine) {
+        export::HeldMail::Include
+    } else {
+        export::HeldMail::Withhold
+    };
     tokio::spawn(async move {
-        if let Err(e) = export::export(&state.pool, &grants, ids, format, writer, |_| {}).await {
+        let done = export::export(&state.pool, &grants, held, ids, format, writer, |_| {}).await;
+        if let Err(e) = done {
             tracing::warn!(error = %crate::error::chain(&e), "export stopped");
             let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
         }

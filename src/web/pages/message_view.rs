@@ -150,8 +150,10 @@ async fn view(
         remote_images_blocked,
         remote,
         thread,
-        can_download_attachments: m.scan_status != "infected"
-            || user.can(Permission::ManageQuarantine),
+        can_download_attachments: reading::bytes_may_leave(
+            &m.scan_status,
+            user.can(Permission::ManageQuarantine),
+        ),
         can_export: user.can(Permission::ExportMail),
         m,
     })
@@ -217,6 +219,15 @@ async fn body(
     Ok(response)
 }
 
+/// Bytes of infected or not-yet-scanned mail leave only for `manage_quarantine`.
+fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
+    if reading::bytes_may_leave(&m.scan_status, user.can(Permission::ManageQuarantine)) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
 /// `GET /messages/{id}/raw`: the original bytes as an .eml download.
 async fn raw(
     State(state): State<AppState>,
@@ -224,6 +235,7 @@ async fn raw(
     Path(id): Path<i64>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
+    held_back(&m, &user)?;
     let bytes = reading::raw(&state.pool, &m).await?;
     audit(&state, &user, "mail.download", &m).await?;
     let subject: String = m
@@ -234,7 +246,12 @@ async fn raw(
         .take(80)
         .collect();
     let name = format!("{}.eml", safe_filename(Some(&subject), "message"));
-    Ok(download::attachment(&name, "message/rfc822", bytes))
+    // Not message/rfc822: a browser (or mail client) must save it, never open it.
+    Ok(download::attachment(
+        &name,
+        "application/octet-stream",
+        bytes,
+    ))
 }
 
 async fn part(state: &AppState, m: &MessageRow, pick: impl Fn(&Part) -> bool) -> Result<Part> {
@@ -253,9 +270,7 @@ async fn attachment(
     Path((id, n)): Path<(i64, usize)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
-        return Err(Error::Forbidden);
-    }
+    held_back(&m, &user)?;
     let p = part(&state, &m, |p| p.index == n).await?;
     let event = AuditEvent::by(&user.actor, "mail.attachment")
         .target(format!("message:{}", m.id))
@@ -277,9 +292,7 @@ async fn inline_part(
     Path((id, cid)): Path<(i64, String)>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    if m.scan_status == "infected" && !user.can(Permission::ManageQuarantine) {
-        return Err(Error::NotFound);
-    }
+    held_back(&m, &user)?;
     let p = part(&state, &m, |p| {
         p.content_id.as_deref() == Some(cid.as_str())
     })

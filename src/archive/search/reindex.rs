@@ -1,0 +1,216 @@
+//! Rebuilding search vectors from the stored raw bytes: after a tokenizer change (the
+//! migration that introduces one marks every message `search_pending`) or a change of an
+//! account's language. Online and resumable: a batch at a time, each committed on its own;
+//! the pending flag is the bookmark, so a stopped run continues where it stopped. Searches
+//! keep working meanwhile (old vectors still match the exact words).
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::{Language, message_vector};
+use crate::archive::blobs;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::error::{Error, Result};
+use crate::ingest::parse;
+
+/// Messages rebuilt per transaction: small enough that readers never wait long behind one.
+pub const BATCH: i64 = 200;
+/// Rows flagged per statement when a reindex is scheduled.
+const MARK_CHUNK: i64 = 20_000;
+
+/// Which messages: all, or one account's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope {
+    pub account_id: Option<i64>,
+}
+
+/// How many messages in `scope` still wait for their vector.
+pub async fn pending(pool: &PgPool, scope: Scope) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE search_pending AND ($1::bigint IS NULL OR account_id = $1)",
+    )
+    .bind(scope.account_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Flags every message in `scope` for rebuilding, a chunk of ids per statement so no
+/// transaction holds many rows. Returns how many were flagged.
+pub async fn schedule(pool: &PgPool, scope: Scope) -> Result<u64> {
+    let mut after = 0i64;
+    let mut flagged = 0;
+    loop {
+        let (last, count): (Option<i64>, i64) = sqlx::query_as(
+            "WITH chunk AS (
+                 SELECT id FROM messages
+                 WHERE id > $1 AND ($2::bigint IS NULL OR account_id = $2)
+                 ORDER BY id LIMIT $3),
+             flagged AS (
+                 UPDATE messages m SET search_pending = true FROM chunk
+                 WHERE m.id = chunk.id AND NOT m.search_pending RETURNING 1)
+             SELECT (SELECT max(id) FROM chunk), (SELECT count(*) FROM flagged)",
+        )
+        .bind(after)
+        .bind(scope.account_id)
+        .bind(MARK_CHUNK)
+        .fetch_one(pool)
+        .await?;
+        let Some(last) = last else { break };
+        flagged += count as u64;
+        after = last;
+    }
+    Ok(flagged)
+}
+
+/// Sets an account's stemming language (audited) and schedules its messages for rebuilding.
+pub async fn set_language(
+    pool: &PgPool,
+    actor: &Actor,
+    account_id: i64,
+    language: Language,
+) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let old: Option<String> = sqlx::query_scalar(
+        "UPDATE accounts a SET search_language = $1 FROM accounts old
+         WHERE a.id = $2 AND old.id = a.id RETURNING old.search_language",
+    )
+    .bind(language.as_str())
+    .bind(account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(old) = old else {
+        return Err(Error::NotFound);
+    };
+    let event = AuditEvent::by(actor, "account.search_language")
+        .target(format!("account:{account_id}"))
+        .details(serde_json::json!({ "from": old, "to": language.as_str() }));
+    audit::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    schedule(
+        pool,
+        Scope {
+            account_id: Some(account_id),
+        },
+    )
+    .await
+}
+
+/// One message to rebuild: its compressed original and its account's language.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: i64,
+    blob_sha256: Vec<u8>,
+    size: i64,
+    zstd: Vec<u8>,
+    search_language: String,
+}
+
+/// Rebuilds the vectors of up to [`BATCH`] pending messages in `scope`. Returns how many
+/// were done; 0 when none is left. A message whose original cannot be read keeps its old
+/// vector and is unflagged (logged), so one bad blob never stalls the rest.
+pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
+    let rows: Vec<Pending> = sqlx::query_as(
+        "SELECT m.id, m.blob_sha256, b.size, b.zstd, a.search_language
+         FROM messages m
+         JOIN blobs b ON b.sha256 = m.blob_sha256
+         JOIN accounts a ON a.id = m.account_id
+         WHERE m.search_pending AND ($1::bigint IS NULL OR m.account_id = $1)
+         ORDER BY m.id LIMIT $2",
+    )
+    .bind(scope.account_id)
+    .bind(BATCH)
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let built = crate::telemetry::spawn_blocking_in_span(move || {
+        rows.into_iter().map(rebuild).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("reindex task failed: {e}")))?;
+    let ids: Vec<i64> = built.iter().map(|(id, _)| *id).collect();
+    let vectors: Vec<Option<String>> = built.into_iter().map(|(_, v)| v).collect();
+    // Only rows still pending are written: a concurrent run may have done them already.
+    sqlx::query(
+        "UPDATE messages m SET search = coalesce(t.v::tsvector, m.search), search_pending = false
+         FROM unnest($1::bigint[], $2::text[]) AS t(id, v)
+         WHERE m.id = t.id AND m.search_pending",
+    )
+    .bind(&ids)
+    .bind(&vectors)
+    .execute(pool)
+    .await?;
+    Ok(ids.len() as u64)
+}
+
+/// The new vector of one message; None when its original cannot be read.
+fn rebuild(row: Pending) -> (i64, Option<String>) {
+    let size = usize::try_from(row.size).unwrap_or(0).max(1);
+    let raw = zstd::bulk::decompress(&row.zstd, size)
+        .ok()
+        .filter(|raw| blobs::sha256(raw).as_slice() == row.blob_sha256.as_slice());
+    let Some(raw) = raw else {
+        tracing::warn!(
+            message_id = row.id,
+            "reindex: the stored original is unreadable or does not match its SHA-256; old search vector kept"
+        );
+        return (row.id, None);
+    };
+    let language = Language::parse(&row.search_language).unwrap_or(Language::English);
+    let parsed = parse::parse(&raw);
+    (row.id, Some(message_vector(&parsed, &[], language)))
+}
+
+/// Works through every pending message in `scope`, calling `progress` with the running total.
+pub async fn run(pool: &PgPool, scope: Scope, mut progress: impl FnMut(u64)) -> Result<u64> {
+    let mut done = 0;
+    loop {
+        let n = run_batch(pool, scope).await?;
+        if n == 0 {
+            return Ok(done);
+        }
+        done += n;
+        progress(done);
+    }
+}
+
+/// How often `serve` looks for pending messages when there were none.
+const IDLE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `serve`'s background reindex: works through pending messages, resting after every batch
+/// as long as the batch took, so it uses at most about half of one core and readers' queries
+/// never queue behind a long run of its own.
+pub async fn background(pool: PgPool, shutdown: CancellationToken) {
+    let mut announced = false;
+    loop {
+        let started = Instant::now();
+        let rest = match run_batch(&pool, Scope::default()).await {
+            Ok(0) => {
+                if announced {
+                    tracing::info!("search vectors rebuilt");
+                    announced = false;
+                }
+                IDLE_INTERVAL
+            }
+            Ok(n) => {
+                if !announced {
+                    tracing::info!("rebuilding search vectors in the background");
+                    announced = true;
+                }
+                tracing::debug!(rebuilt = n, "reindex batch");
+                started.elapsed().max(Duration::from_millis(50))
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "reindex batch failed");
+                IDLE_INTERVAL
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(rest) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}

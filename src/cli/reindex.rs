@@ -1,0 +1,94 @@
+//! `daygle reindex`: rebuild search vectors from the stored originals, a batch at a time, with
+//! progress. Resumable: a stopped run leaves the rest flagged, and the next run (or `serve`'s
+//! background task) continues there.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use daygle::archive::search::Language;
+use daygle::archive::search::reindex::{self, Scope};
+use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::config::Settings;
+use daygle::db;
+
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// Only this archive account (by name).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Set the account's stemming language first (needs --account), e.g. german; `simple`
+    /// indexes exact word forms only.
+    #[arg(long, value_name = "LANGUAGE", requires = "account")]
+    pub language: Option<String>,
+}
+
+pub async fn run(settings: Settings, args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    let language = args
+        .language
+        .as_deref()
+        .map(|name| {
+            Language::parse(name).with_context(|| {
+                let names: Vec<&str> = Language::ALL.iter().map(|l| l.as_str()).collect();
+                format!("--language {name:?} is not one of: {}", names.join(", "))
+            })
+        })
+        .transpose()?;
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    let result = reindex_with(&database.pool, &args, language).await;
+    database.close().await?;
+    result
+}
+
+async fn reindex_with(
+    pool: &sqlx::PgPool,
+    args: &ReindexArgs,
+    language: Option<Language>,
+) -> anyhow::Result<ExitCode> {
+    let account_id = match &args.account {
+        Some(name) => Some(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+                .with_context(|| format!("there is no archive account named {name:?}"))?,
+        ),
+        None => None,
+    };
+    let scope = Scope { account_id };
+    let actor = Actor::cli();
+    if let (Some(language), Some(id)) = (language, account_id) {
+        reindex::set_language(pool, &actor, id, language).await?;
+        println!("search language set to {}", language.as_str());
+    }
+    // Pending rows are a run that was stopped (or the migration's schedule): continue it.
+    let mut total = reindex::pending(pool, scope).await?;
+    if total == 0 {
+        reindex::schedule(pool, scope).await?;
+        total = reindex::pending(pool, scope).await?;
+    } else {
+        println!("continuing: {total} messages still to rebuild");
+    }
+    let event = AuditEvent::by(&actor, "search.reindex")
+        .target(account_id.map_or("archive".into(), |id| format!("account:{id}")))
+        .details(serde_json::json!({ "messages": total }));
+    record_now(pool, &event).await?;
+    // A bar for people at a terminal; scripts and CI logs get only the summary.
+    let bar = if std::io::stdout().is_terminal() {
+        ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} messages  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let done = reindex::run(pool, scope, |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    println!("rebuilt the search vectors of {done} messages");
+    Ok(ExitCode::SUCCESS)
+}
