@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;

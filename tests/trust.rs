@@ -2,8 +2,12 @@
 //! third party can check — run as an operator runs them, against real PostgreSQL.
 
 mod common;
+#[allow(dead_code)]
+#[path = "ingest/support.rs"]
+mod ingest_support;
 
 mod trust {
+    mod backup;
     mod support;
     mod verify;
 }

@@ -35,6 +35,8 @@ pub struct MessageRow {
     pub parse_error: Option<String>,
     pub in_reply_to: Option<String>,
     pub refs: Option<String>,
+    /// The search vector still waits for the background stage (attachment text, reindex).
+    pub search_pending: bool,
 }
 
 impl MessageRow {
@@ -46,7 +48,7 @@ impl MessageRow {
 const ROW_COLUMNS: &str = "m.id, m.account_id, a.name AS account_name, m.folder, m.uid, \
     m.blob_sha256, m.message_id, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.date, \
     m.sort_date, m.size, m.attachment_count, m.scan_status, m.virus_name, m.parse_error, \
-    m.in_reply_to, m.refs";
+    m.in_reply_to, m.refs, m.search_pending";
 
 /// Scan states whose bytes leave the server only for holders of `manage_quarantine` (raw,
 /// attachments, inline images, exports): detected malware, and mail not scanned yet because the
@@ -85,6 +87,17 @@ pub async fn find_many(pool: &PgPool, grants: &Grants, ids: &[i64]) -> Result<Ve
         .bind(grants.as_bind())
         .fetch_all(pool)
         .await?)
+}
+
+/// How reading each attachment's text went, by part index (`attachments.text_note`).
+pub async fn attachment_notes(pool: &PgPool, message_id: i64) -> Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT part_index, text_note FROM attachments
+         WHERE message_id = $1 AND text_note IS NOT NULL ORDER BY part_index",
+    )
+    .bind(message_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The exact bytes that were archived. A blob that no longer matches its hash is an error, not

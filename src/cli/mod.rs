@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. `anyhow` lives here and in `main` only.
 
 mod account;
+mod backup;
 mod bench;
 mod check_config;
 mod export;
@@ -77,6 +78,13 @@ pub enum Command {
     /// Manage users from the command line (e.g. when locked out of the web UI).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Write a consistent backup of the whole archive while `serve` keeps running.
+    ///
+    /// The database and a manifest, the keys with --include-keys, encrypted with
+    /// --encrypt-key-file.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory or an empty database.
+    Restore(backup::RestoreArgs),
     /// Integrity checks.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
@@ -101,6 +109,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(user::run(settings, command))
+        }
+        Command::Backup(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(backup::backup(settings, args))
+        }
+        Command::Restore(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(backup::restore(settings, args))
         }
         Command::Verify(command) => {
             let settings = load_settings(&cli.global, &[])?;

@@ -20,7 +20,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Oldest PostgreSQL we test against and whose features the schema relies on.
 const MIN_SERVER_VERSION: i32 = 130000;
-const EMBEDDED_DATABASE: &str = "daygle";
+pub const EMBEDDED_DATABASE: &str = "daygle";
 
 /// An open database, and the private cluster behind it when there is one.
 pub struct Database {
