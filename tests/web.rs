@@ -8,6 +8,7 @@ mod web {
     mod cli;
     mod csrf;
     mod dashboard;
+    mod delegation;
     mod login;
     mod matrix;
     mod sessions;

@@ -17,6 +17,7 @@ use super::blobs::sha256;
 use super::reading::safe_filename;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
+use crate::render::csv::{spreadsheet_safe, writer};
 
 const CHUNK: usize = 200;
 /// Messages in flight between the database reader and the writer thread.
@@ -100,7 +101,7 @@ where
     drop(tx);
     let written = writer
         .await
-        .map_err(|e| Error::Internal(format!("export writer failed: {e}")))?;
+        .map_err(|e| Error::context("run the export writer", e))?;
     produced?;
     written
 }
@@ -164,8 +165,19 @@ fn write_all<W: Write>(
         Format::Zip => {
             let mut zip =
                 zip::ZipWriter::new_stream(std::io::BufWriter::with_capacity(256 * 1024, out));
-            let mut manifest = tempfile::tempfile().map_err(io)?;
-            writeln!(manifest, "file,sha256,size,date,from,subject,scan_status").map_err(io)?;
+            let manifest_err = |e| Error::context("write the export manifest", e);
+            let mut manifest = writer(tempfile::tempfile().map_err(io)?, false);
+            manifest
+                .write_record([
+                    "file",
+                    "sha256",
+                    "size",
+                    "date",
+                    "from",
+                    "subject",
+                    "scan_status",
+                ])
+                .map_err(manifest_err)?;
             let options = SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .large_file(false);
@@ -188,18 +200,17 @@ fn write_all<W: Write>(
                         item.scan_status
                     ),
                 };
-                writeln!(
-                    manifest,
-                    "{},{},{},{},{},{},{}",
-                    csv(&name),
-                    hex::encode(&item.blob_sha256),
-                    item.size,
-                    item.sort_date.date(),
-                    csv(item.from_addr.as_deref().unwrap_or("")),
-                    csv(item.subject.as_deref().unwrap_or("")),
-                    csv(&status),
-                )
-                .map_err(io)?;
+                manifest
+                    .write_record([
+                        spreadsheet_safe(&name).into_owned(),
+                        hex::encode(&item.blob_sha256),
+                        item.size.to_string(),
+                        item.sort_date.date().to_string(),
+                        spreadsheet_safe(item.from_addr.as_deref().unwrap_or("")).into_owned(),
+                        spreadsheet_safe(item.subject.as_deref().unwrap_or("")).into_owned(),
+                        spreadsheet_safe(&status).into_owned(),
+                    ])
+                    .map_err(manifest_err)?;
                 let Some(raw) = raw else {
                     stats.withheld += 1;
                     continue;
@@ -208,6 +219,9 @@ fn write_all<W: Write>(
                 stats.bytes += raw.len() as u64;
                 progress(stats.messages);
             }
+            let mut manifest = manifest
+                .into_inner()
+                .map_err(|e| Error::context("write the export manifest", e.into_error()))?;
             manifest.rewind().map_err(io)?;
             zip.start_file("manifest.csv", options)
                 .map_err(|e| Error::context("write the export", e))?;
@@ -278,16 +292,6 @@ fn eml_name(item: &Item) -> String {
     format!("{}_{}_{}.eml", item.sort_date.date(), item.id, subject)
 }
 
-/// A CSV cell: quoted, and a leading = + - @ neutralised so spreadsheets do not run it.
-fn csv(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    format!("\"{}\"", value.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,12 +329,6 @@ mod tests {
         for (got, original) in read.iter().zip(messages) {
             assert_eq!(got, &[original, b"\n"].concat());
         }
-    }
-
-    #[test]
-    fn csv_cells_cannot_become_formulas() {
-        assert_eq!(csv("=1+1"), "\"'=1+1\"");
-        assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
     #[test]

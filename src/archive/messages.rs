@@ -2,7 +2,9 @@
 //! is already archived (same account, folder, UIDVALIDITY and UID; or, for imports, the same
 //! content in the same account) is left alone, so a replayed batch adds nothing.
 
-use sqlx::PgConnection;
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
 use crate::error::Result;
@@ -202,6 +204,15 @@ pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Resu
             .fetch_one(&mut *conn)
             .await?,
     )
+}
+
+/// How many copies each account has archived, by account id (accounts with none are absent).
+pub async fn count_by_account(db: impl PgExecutor<'_>) -> Result<HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT account_id, count(*) FROM messages GROUP BY account_id")
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the

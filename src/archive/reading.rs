@@ -75,20 +75,6 @@ pub async fn find(pool: &PgPool, grants: &Grants, id: i64) -> Result<Option<Mess
         .await?)
 }
 
-/// Several messages by id (those `grants` allow), in the order given.
-pub async fn find_many(pool: &PgPool, grants: &Grants, ids: &[i64]) -> Result<Vec<MessageRow>> {
-    let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
-         JOIN messages m ON m.id = wanted.id JOIN accounts a ON a.id = m.account_id
-         WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(ids)
-        .bind(grants.as_bind())
-        .fetch_all(pool)
-        .await?)
-}
-
 /// How reading each attachment's text went, by part index (`attachments.text_note`).
 pub async fn attachment_notes(pool: &PgPool, message_id: i64) -> Result<Vec<(i32, String)>> {
     Ok(sqlx::query_as(
@@ -143,7 +129,7 @@ pub struct Rendered {
 pub async fn render_parts(raw: Vec<u8>, keep_bytes: bool) -> Result<Rendered> {
     spawn_blocking_in_span(move || parse_parts(&raw, keep_bytes))
         .await
-        .map_err(|e| Error::Internal(format!("message parsing task failed: {e}")))
+        .map_err(|e| Error::context("run the message parsing task", e))
 }
 
 fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {

@@ -368,7 +368,7 @@ where
 {
     crate::telemetry::spawn_blocking_in_span(f)
         .await
-        .map_err(|e| Error::Internal(format!("background task failed: {e}")))
+        .map_err(|e| Error::context("run a background task", e))
 }
 
 /// Archives a message released from the quarantine at its original place, with the verdict

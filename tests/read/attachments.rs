@@ -74,6 +74,11 @@ async fn pdf_and_office_text_is_searchable_and_hostile_files_are_skipped() {
     );
     let (_, page) = w.app.page(&w.admin, &format!("/messages/{papers}")).await;
     assert!(page.contains("Attachment text pending"), "{page}");
+    let (_, page) = w.app.page(&w.admin, "/workers").await;
+    assert!(
+        page.contains("3 messages waiting for attachment text"),
+        "{page}"
+    );
 
     reindex::run(&w.app.pool, Scope::default(), |_| {})
         .await
@@ -97,6 +102,8 @@ async fn pdf_and_office_text_is_searchable_and_hostile_files_are_skipped() {
     let (_, page) = w.app.page(&w.admin, &format!("/messages/{papers}")).await;
     assert!(!page.contains("Attachment text pending"), "{page}");
     assert!(page.contains("search: text extracted"), "{page}");
+    let (_, page) = w.app.page(&w.admin, "/workers").await;
+    assert!(page.contains("Search index: up to date"), "{page}");
     let (_, page) = w.app.page(&w.admin, &format!("/messages/{hostile}")).await;
     assert!(page.contains("zip bomb"), "{page}");
     let notes: Vec<String> = sqlx::query_scalar(

@@ -133,7 +133,7 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
         rows.into_iter().map(rebuild).collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| Error::Internal(format!("reindex task failed: {e}")))?;
+    .map_err(|e| Error::context("run the reindex task", e))?;
     let ids: Vec<i64> = built.iter().map(|r| r.id).collect();
     let mut note_message = Vec::new();
     let mut note_part = Vec::new();
