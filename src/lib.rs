@@ -13,6 +13,7 @@ pub mod notify;
 pub mod render;
 pub mod reports;
 pub mod reseal;
+pub mod retention;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
@@ -184,6 +185,16 @@ impl App {
             }
             .run_until_stopped(shutdown.clone()),
         );
+        if let Ok(Some(daily)) =
+            retention::schedule::Daily::parse(&state.settings.retention.schedule)
+        {
+            tasks.spawn(retention::schedule::run_until_stopped(
+                state.pool.clone(),
+                daily,
+                state.settings.retention.batch_size,
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(archive::search::reindex::background(
             state.pool.clone(),
             shutdown.clone(),
