@@ -22,6 +22,8 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
     ("/accounts", "Accounts", Permission::ManageAccounts),
+    ("/retention", "Retention", Permission::ManageRetention),
+    ("/holds", "Holds", Permission::ManageRetention),
     ("/workers", "Workers", Permission::ViewWorkers),
     ("/alerts", "Alerts", Permission::ViewWorkers),
     ("/audit", "Audit log", Permission::ViewAudit),
