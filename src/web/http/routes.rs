@@ -186,6 +186,12 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageAccounts),
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
+    r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
+    r(
+        Method::POST,
+        "/alerts/{id}/acknowledge",
+        Permission(P::ManageSettings),
+    ),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
     r(
         Method::GET,
