@@ -609,6 +609,7 @@ async fn main() {
             export::HeldMail::Include,
             export_ids.clone(),
             format,
+            export::ExportInfo::new("bench", "", format.extension(), 0),
             std::io::sink(),
             |_| {},
         )

@@ -4,6 +4,7 @@
 
 pub mod blobs;
 pub mod export;
+pub mod export_manifest;
 pub mod ledger;
 pub mod listing;
 pub mod messages;

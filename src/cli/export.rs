@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use daygle::archive::export::{self, Format};
 use daygle::archive::listing::{Filters, Listing, Sort};
 use daygle::archive::search;
-use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::audit::{Actor, AuditEvent, record_now_returning_id};
 use daygle::auth::Grants;
 use daygle::config::Settings;
 use daygle::db;
@@ -79,7 +79,17 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         "messages": ids.len(), "output": args.output.display().to_string(),
         "include_infected": args.include_infected,
     }));
-    record_now(&pool, &event).await?;
+    let seq = record_now_returning_id(&pool, &event).await?;
+    let actor = Actor::cli();
+    let query_text = [
+        args.account.as_deref().map(|a| format!("account:{a}")),
+        args.query.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    let info = export::ExportInfo::new(&actor.username, &query_text, format.extension(), seq);
     let bar = ProgressBar::new(ids.len() as u64);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -95,7 +105,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
     } else {
         export::HeldMail::Withhold
     };
-    let result = export::export(&pool, &grants, held, ids, format, file, move |n| {
+    let result = export::export(&pool, &grants, held, ids, format, info, file, move |n| {
         progress.set_position(n)
     })
     .await;
