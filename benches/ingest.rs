@@ -300,8 +300,7 @@ async fn main() {
         settings.clamav.address = address;
         println!("scanning with clamd at {}", settings.clamav.address);
     }
-    let pool = PgPool::connect(&database_url).await.expect("db");
-    daygle::db::migrate(&pool).await.expect("migrate");
+    let pool = pg::migrated_pool(&database_url).await;
     let keys = Keys::load(&settings.security, data_dir.path()).expect("keys");
     let account_settings = ImapSettings {
         name: "Bench".into(),

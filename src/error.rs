@@ -14,6 +14,9 @@ pub enum Error {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// Forbidden, with a reason the person can act on (e.g. the delegation ceiling).
+    #[error("{0}")]
+    Refused(String),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("{0}")]
@@ -58,6 +61,22 @@ impl Error {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Turns the violation of a named constraint into the error a user should see.
+pub trait ResultExt<T> {
+    /// `Err(make())` when the query broke `constraint` (e.g. `users_username_key`); any other
+    /// database error passes through unchanged.
+    fn on_constraint(self, constraint: &str, make: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
+    fn on_constraint(self, constraint: &str, make: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.constraint() == Some(constraint) => make(),
+            _ => Error::Database(e),
+        })
     }
 }
 

@@ -57,7 +57,7 @@ impl App {
         let security = settings.security.clone();
         let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
             .await
-            .map_err(|e| Error::Internal(format!("key loading task failed: {e}")))??;
+            .map_err(|e| Error::context("run the key loading task", e))??;
         for (name, source) in [
             ("session key", &keys.session_source),
             ("sealing key", &keys.sealing_source),

@@ -5,6 +5,7 @@ mod common;
 
 mod read {
     mod access;
+    mod attachments;
     mod export;
     mod fixtures;
     mod reindex;

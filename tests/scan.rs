@@ -1,6 +1,10 @@
 //! Virus scanning against a real clamd (EICAR-only database) and real PostgreSQL.
 
 mod common;
+/// The ingest suite's environment (database, keys, private Dovecot): shared, not copied.
+#[allow(dead_code)]
+#[path = "ingest/support.rs"]
+mod ingest_support;
 
 mod scan {
     mod bench;

@@ -7,6 +7,7 @@ mod web {
     mod cli;
     mod csrf;
     mod dashboard;
+    mod delegation;
     mod login;
     mod matrix;
     mod sessions;

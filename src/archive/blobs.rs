@@ -73,6 +73,6 @@ pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result
             .filter(|raw| self::sha256(raw) == expected)
     })
     .await
-    .map_err(|e| Error::Internal(format!("blob check task failed: {e}")))?;
+    .map_err(|e| Error::context("run the blob check task", e))?;
     Ok(raw)
 }

@@ -138,7 +138,7 @@ where
     drop(tx);
     let written = writer
         .await
-        .map_err(|e| Error::Internal(format!("export writer failed: {e}")))?;
+        .map_err(|e| Error::context("run the export writer", e))?;
     produced?;
     written
 }

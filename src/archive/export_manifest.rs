@@ -231,13 +231,10 @@ fn attachment<W: Write>(
     }
 }
 
-/// A CSV cell: quoted, and a leading = + - @ neutralised so spreadsheets do not run it.
+/// A CSV cell: always quoted (so [`parse_record`] reads it back), never a spreadsheet formula,
+/// on one line.
 pub fn cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
+    let value = crate::render::csv::spreadsheet_safe(value);
     format!(
         "\"{}\"",
         value.replace(['\r', '\n'], " ").replace('"', "\"\"")

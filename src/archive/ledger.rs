@@ -1,6 +1,8 @@
 //! The completeness ledger: per account folder, the sync position and how complete the archive
 //! is; plus one entry per message that was skipped or failed, with the reason.
 
+use std::collections::HashMap;
+
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -225,6 +227,7 @@ pub async fn failed_uids(
 /// One folder's line in the coverage report.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FolderCoverage {
+    pub account_id: i64,
     pub folder: String,
     pub uidvalidity: Option<i64>,
     pub last_uid: i64,
@@ -249,9 +252,26 @@ impl FolderCoverage {
 
 /// The ledger of one account, folder by folder.
 pub async fn coverage(pool: &PgPool, account_id: i64) -> Result<Vec<FolderCoverage>> {
+    coverage_of(pool, Some(account_id)).await
+}
+
+/// The ledgers of every account in one query, by account id (for the accounts list).
+pub async fn coverage_by_account(pool: &PgPool) -> Result<HashMap<i64, Vec<FolderCoverage>>> {
+    let mut by_account: HashMap<i64, Vec<FolderCoverage>> = HashMap::new();
+    for folder in coverage_of(pool, None).await? {
+        by_account
+            .entry(folder.account_id)
+            .or_default()
+            .push(folder);
+    }
+    Ok(by_account)
+}
+
+/// Folder lines of `account_id`, or of every account when `None`.
+async fn coverage_of(pool: &PgPool, account_id: Option<i64>) -> Result<Vec<FolderCoverage>> {
     Ok(sqlx::query_as(
-        "SELECT s.folder, s.uidvalidity, s.last_uid, s.server_messages, s.deleted_from_server,
-                s.last_synced_at,
+        "SELECT s.account_id, s.folder, s.uidvalidity, s.last_uid, s.server_messages,
+                s.deleted_from_server, s.last_synced_at,
                 (SELECT count(*) FROM messages m WHERE m.account_id = s.account_id
                    AND m.folder = s.folder AND m.uidvalidity = s.uidvalidity) AS archived,
                 (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
@@ -260,7 +280,8 @@ pub async fn coverage(pool: &PgPool, account_id: i64) -> Result<Vec<FolderCovera
                 (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
                    AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
                    AND l.kind = 'failed') AS failed
-         FROM sync_state s WHERE s.account_id = $1 ORDER BY s.folder",
+         FROM sync_state s WHERE ($1::bigint IS NULL OR s.account_id = $1)
+         ORDER BY s.account_id, s.folder",
     )
     .bind(account_id)
     .fetch_all(pool)

@@ -2,7 +2,9 @@
 //! is already archived (same account, folder, UIDVALIDITY and UID; or, for imports, the same
 //! content in the same account) is left alone, so a replayed batch adds nothing.
 
-use sqlx::PgConnection;
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
 use crate::error::Result;
@@ -26,6 +28,8 @@ pub struct NewMessage {
     pub virus_name: Option<String>,
     /// The search vector as `tsvector` text, from [`crate::archive::search::message_vector`].
     pub search: String,
+    /// The vector still lacks attachment text: the background stage adds it.
+    pub search_pending: bool,
 }
 
 /// Inserts the messages not archived yet, with their attachments and search vectors.
@@ -57,6 +61,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
     let mut snippet = Vec::with_capacity(n);
     let mut parse_error = Vec::with_capacity(n);
     let mut search = Vec::with_capacity(n);
+    let mut search_pending = Vec::with_capacity(n);
     let mut scan_status = Vec::with_capacity(n);
     let mut virus_name = Vec::with_capacity(n);
     for m in batch {
@@ -83,6 +88,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
         snippet.push(p.snippet.as_deref());
         parse_error.push(p.parse_error.as_deref());
         search.push(m.search.as_str());
+        search_pending.push(m.search_pending);
         scan_status.push(m.scan_status);
         virus_name.push(m.virus_name.as_deref());
     }
@@ -91,21 +97,21 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
         "INSERT INTO messages (account_id, folder, uidvalidity, uid, blob_sha256, size,
              internal_date, flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs,
              reply_to, in_reply_to, refs, date, attachment_count, snippet, parse_error, search,
-             scan_status, virus_name)
+             scan_status, virus_name, search_pending)
          SELECT t.account_id, t.folder, t.uidvalidity, t.uid, t.sha, t.size, t.internal_date,
              string_to_array(t.flags, ' '), t.message_id, t.subject, t.from_addr, t.to_addrs,
              t.cc_addrs, t.bcc_addrs, t.reply_to, t.in_reply_to, t.refs, t.date,
              t.attachment_count, t.snippet, t.parse_error, t.search::tsvector,
-             t.scan_status, t.virus_name
+             t.scan_status, t.virus_name, t.search_pending
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[],
              $6::bigint[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
              $18::timestamptz[], $19::int[], $20::text[], $21::text[], $22::text[], $23::text[],
-             $24::text[])
+             $24::text[], $25::boolean[])
              WITH ORDINALITY AS t(account_id, folder, uidvalidity, uid, sha, size, internal_date,
              flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs, reply_to,
              in_reply_to, refs, date, attachment_count, snippet, parse_error, search,
-             scan_status, virus_name, ord)
+             scan_status, virus_name, search_pending, ord)
          ORDER BY t.ord
          ON CONFLICT DO NOTHING
          RETURNING id, attachment_count",
@@ -134,6 +140,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
     .bind(&search)
     .bind(&scan_status)
     .bind(&virus_name)
+    .bind(&search_pending)
     .fetch_all(&mut *tx)
     .await?;
     if inserted.iter().any(|(_, count)| *count > 0) {
@@ -197,6 +204,15 @@ pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Resu
             .fetch_one(&mut *conn)
             .await?,
     )
+}
+
+/// How many copies each account has archived, by account id (accounts with none are absent).
+pub async fn count_by_account(db: impl PgExecutor<'_>) -> Result<HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT account_id, count(*) FROM messages GROUP BY account_id")
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the

@@ -2,6 +2,7 @@
 //! file owns the SQL of its tables; functions take the caller's transaction, and the caller
 //! commits.
 
+pub mod attachment_text;
 pub mod blobs;
 pub mod export;
 pub mod export_manifest;

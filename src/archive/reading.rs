@@ -35,6 +35,8 @@ pub struct MessageRow {
     pub parse_error: Option<String>,
     pub in_reply_to: Option<String>,
     pub refs: Option<String>,
+    /// The search vector still waits for the background stage (attachment text, reindex).
+    pub search_pending: bool,
 }
 
 impl MessageRow {
@@ -46,7 +48,7 @@ impl MessageRow {
 const ROW_COLUMNS: &str = "m.id, m.account_id, a.name AS account_name, m.folder, m.uid, \
     m.blob_sha256, m.message_id, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.date, \
     m.sort_date, m.size, m.attachment_count, m.scan_status, m.virus_name, m.parse_error, \
-    m.in_reply_to, m.refs";
+    m.in_reply_to, m.refs, m.search_pending";
 
 /// Scan states whose bytes leave the server only for holders of `manage_quarantine` (raw,
 /// attachments, inline images, exports): detected malware, and mail not scanned yet because the
@@ -73,18 +75,15 @@ pub async fn find(pool: &PgPool, grants: &Grants, id: i64) -> Result<Option<Mess
         .await?)
 }
 
-/// Several messages by id (those `grants` allow), in the order given.
-pub async fn find_many(pool: &PgPool, grants: &Grants, ids: &[i64]) -> Result<Vec<MessageRow>> {
-    let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
-         JOIN messages m ON m.id = wanted.id JOIN accounts a ON a.id = m.account_id
-         WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(ids)
-        .bind(grants.as_bind())
-        .fetch_all(pool)
-        .await?)
+/// How reading each attachment's text went, by part index (`attachments.text_note`).
+pub async fn attachment_notes(pool: &PgPool, message_id: i64) -> Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT part_index, text_note FROM attachments
+         WHERE message_id = $1 AND text_note IS NOT NULL ORDER BY part_index",
+    )
+    .bind(message_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The exact bytes that were archived. A blob that no longer matches its hash is an error, not
@@ -130,7 +129,7 @@ pub struct Rendered {
 pub async fn render_parts(raw: Vec<u8>, keep_bytes: bool) -> Result<Rendered> {
     spawn_blocking_in_span(move || parse_parts(&raw, keep_bytes))
         .await
-        .map_err(|e| Error::Internal(format!("message parsing task failed: {e}")))
+        .map_err(|e| Error::context("run the message parsing task", e))
 }
 
 fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {

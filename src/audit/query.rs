@@ -4,7 +4,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::chain::Row;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::render::csv::{spreadsheet_safe, writer};
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -51,53 +52,44 @@ pub async fn list(pool: &PgPool, filter: &Filter, limit: i64) -> Result<Vec<Row>
     Ok(qb.build_query_as().fetch_all(pool).await?)
 }
 
-/// One CSV field: quoted, and with a leading `'` when a spreadsheet would read it as a formula.
-pub fn csv_field(value: &str) -> String {
-    let neutralised = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    format!("\"{}\"", neutralised.replace('"', "\"\""))
-}
-
-pub const CSV_HEADER: &str = "id,at,username,ip,user_agent,action,target,details,hash\r\n";
-
-pub fn csv_line(row: &Row) -> String {
-    let at = row
-        .at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let fields = [
-        row.id.to_string(),
-        at,
-        row.username.clone(),
-        row.ip.clone(),
-        row.user_agent.clone(),
-        row.action.clone(),
-        row.target.clone(),
-        row.details.to_string(),
-        row.hash.clone(),
-    ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_that_look_like_formulas_are_neutralised() {
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("+1"), "\"'+1\"");
-        assert_eq!(csv_field("-1"), "\"'-1\"");
-        assert_eq!(csv_field("@SUM"), "\"'@SUM\"");
-        assert_eq!(csv_field("alice"), "\"alice\"");
+/// The rows as CSV (RFC 4180: CRLF line ends), with a header line; cells a
+/// spreadsheet would run as formulas are neutralised.
+pub fn csv(rows: &[Row]) -> Result<String> {
+    let write_err = |e| Error::context("write the audit CSV", e);
+    let mut out = writer(Vec::new(), true);
+    out.write_record([
+        "id",
+        "at",
+        "username",
+        "ip",
+        "user_agent",
+        "action",
+        "target",
+        "details",
+        "hash",
+    ])
+    .map_err(write_err)?;
+    for row in rows {
+        let at = row
+            .at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let fields = [
+            row.id.to_string(),
+            at,
+            row.username.clone(),
+            row.ip.clone(),
+            row.user_agent.clone(),
+            row.action.clone(),
+            row.target.clone(),
+            row.details.to_string(),
+            row.hash.clone(),
+        ];
+        out.write_record(fields.iter().map(|f| spreadsheet_safe(f).into_owned()))
+            .map_err(write_err)?;
     }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| Error::context("write the audit CSV", e.into_error()))?;
+    String::from_utf8(bytes).map_err(|e| Error::context("write the audit CSV", e))
 }

@@ -4,7 +4,8 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::{password, roles, users};
+use super::delegation::{self, actor_holdings};
+use super::{password, roles, totp, users};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::{Error, Result};
 
@@ -31,6 +32,9 @@ pub async fn create_user(
     password::check_policy(new.password, &username, min_password_length)?;
     let hash = password::hash(new.password).await?;
     let mut tx = pool.begin().await?;
+    if let Some(me) = actor_holdings(&mut tx, actor).await? {
+        check_assignment(&mut tx, &me, new.role_ids, new.account_ids).await?;
+    }
     let id = users::insert(&mut tx, &username, &email, &hash, new.role_ids).await?;
     users::set_accounts(&mut tx, id, new.account_ids).await?;
     audit::record(
@@ -97,6 +101,7 @@ pub async fn reset_password(
     password::check_policy(new_password, &user.username, min_password_length)?;
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
     users::set_password(&mut tx, user_id, &hash).await?;
     audit::record(
         &mut tx,
@@ -135,4 +140,172 @@ pub async fn change_own_password(
     .await?;
     tx.commit().await?;
     Ok(epoch)
+}
+
+/// Each role and archive account to assign must lie within the actor's own holdings.
+async fn check_assignment(
+    tx: &mut sqlx::PgConnection,
+    me: &delegation::Holdings,
+    role_ids: &[i64],
+    account_ids: &[i64],
+) -> Result<()> {
+    for id in role_ids {
+        let role = roles::get(&mut *tx, *id).await?;
+        delegation::check_role_within(me, &role)?;
+    }
+    delegation::check_accounts_within(me, account_ids)
+}
+
+async fn may_act_on(tx: &mut sqlx::PgConnection, actor: &Actor, user_id: i64) -> Result<()> {
+    users::get(&mut *tx, user_id).await?;
+    match actor_holdings(tx, actor).await? {
+        Some(me) => delegation::check_may_act_on(tx, &me, user_id).await,
+        None => Ok(()),
+    }
+}
+
+/// A user's e-mail, roles and archive grants, as an administrator's form sets them.
+pub struct UserUpdate<'a> {
+    pub email: &'a str,
+    pub role_ids: &'a [i64],
+    pub account_ids: &'a [i64],
+}
+
+/// Changes someone's e-mail, roles and grants within the actor's ceiling.
+pub async fn update_user(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    change: &UserUpdate<'_>,
+) -> Result<()> {
+    let email = users::check_email(change.email)?;
+    let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
+    if let Some(me) = actor_holdings(&mut tx, actor).await? {
+        check_assignment(&mut tx, &me, change.role_ids, change.account_ids).await?;
+    }
+    if actor.user_id == Some(user_id) {
+        let mut keeps = false;
+        for id in change.role_ids {
+            keeps |= roles::get(&mut *tx, *id)
+                .await?
+                .has(super::Permission::ManageUsers);
+        }
+        if !keeps {
+            return Err(Error::Conflict(
+                "You cannot take away your own right to manage users; ask another administrator."
+                    .into(),
+            ));
+        }
+    }
+    let before_roles = users::role_ids(&mut *tx, user_id).await?;
+    let before_accounts = users::account_ids(&mut *tx, user_id).await?;
+    users::set_email(&mut tx, user_id, &email).await?;
+    users::set_roles(&mut tx, user_id, change.role_ids).await?;
+    users::set_accounts(&mut tx, user_id, change.account_ids).await?;
+    delegation::check_managers_remain(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "user.update")
+            .target(format!("user:{user_id}"))
+            .details(
+                json!({ "email": email, "roles_before": before_roles, "roles": change.role_ids }),
+            ),
+    )
+    .await?;
+    if sorted(before_accounts.clone()) != sorted(change.account_ids.to_vec()) {
+        audit::record(
+            &mut tx,
+            &AuditEvent::by(actor, "user.grants")
+                .target(format!("user:{user_id}"))
+                .details(
+                    json!({ "accounts_before": before_accounts, "accounts": change.account_ids }),
+                ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn sorted(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Enables or disables someone (disabling ends their sessions).
+pub async fn set_enabled(pool: &PgPool, actor: &Actor, user_id: i64, enabled: bool) -> Result<()> {
+    if actor.user_id == Some(user_id) && !enabled {
+        return Err(Error::Conflict(
+            "You cannot disable your own account.".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
+    users::set_enabled(&mut tx, user_id, enabled).await?;
+    delegation::check_managers_remain(&mut tx).await?;
+    let action = if enabled {
+        "user.enable"
+    } else {
+        "user.disable"
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, action).target(format!("user:{user_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends every session of someone.
+pub async fn end_sessions(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
+    users::bump_epoch(&mut tx, user_id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "user.sessions_end").target(format!("user:{user_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes someone's second factor (e.g. a lost phone).
+pub async fn remove_totp(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
+    totp::disable(&mut tx, user_id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "user.totp_remove").target(format!("user:{user_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes someone (never oneself, never the last who can manage users or roles).
+pub async fn delete_user(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<()> {
+    if actor.user_id == Some(user_id) {
+        return Err(Error::Conflict(
+            "You cannot delete your own account.".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    may_act_on(&mut tx, actor, user_id).await?;
+    let target = users::get(&mut *tx, user_id).await?;
+    users::delete(&mut tx, user_id).await?;
+    delegation::check_managers_remain(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "user.delete")
+            .target(format!("user:{user_id}"))
+            .details(json!({ "username": target.username })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -2,9 +2,11 @@
 //! with lockout, TOTP, CSRF tokens. No web framework in here; `web::http::extract` is the glue.
 
 pub mod csrf;
+pub mod delegation;
 pub mod grants;
 pub mod login;
 pub mod manage;
+pub mod manage_roles;
 pub mod password;
 pub mod permissions;
 pub mod roles;

@@ -12,14 +12,14 @@ pub async fn hash(password: &str) -> Result<String> {
     let password = Zeroizing::new(password.to_owned());
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
-        .map_err(|e| Error::Internal(format!("password hashing task failed: {e}")))?
+        .map_err(|e| Error::context("run the password hashing task", e))?
 }
 
 pub fn hash_blocking(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("could not hash a password: {e}")))
+        .map_err(|e| Error::context("hash a password", e))
 }
 
 /// Checks `password` against `stored`, or against a fixed dummy hash when there is no stored
@@ -37,7 +37,7 @@ pub async fn verify(password: &str, stored: Option<String>) -> Result<bool> {
         ok && real
     })
     .await
-    .map_err(|e| Error::Internal(format!("password check task failed: {e}")))
+    .map_err(|e| Error::context("run the password check task", e))
 }
 
 fn dummy_hash() -> &'static str {

@@ -3,82 +3,75 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// Everything a role can allow. Stored in `roles.permissions` by [`Permission::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Permission {
-    ViewDashboard,
-    ViewMail,
-    ExportMail,
-    DeleteMail,
-    ImportMail,
-    ViewQuarantine,
-    ManageQuarantine,
-    ManageAccounts,
-    ManageUsers,
-    ManageRoles,
-    ManageRetention,
-    ViewAudit,
-    ManageSettings,
-    ViewWorkers,
+/// A permission as a type (`perm::ManageUsers`), so a web handler can demand one in its
+/// signature (`Require<perm::ManageUsers>`).
+pub trait PermissionMarker: Send + Sync {
+    const PERMISSION: Permission;
+}
+
+/// The one list of permissions: the enum, its stored names and labels, and the marker types
+/// are all generated from it, so they cannot drift apart.
+macro_rules! permissions {
+    ($($name:ident => $stored:literal, $label:literal;)*) => {
+        /// Everything a role can allow. Stored in `roles.permissions` by [`Permission::as_str`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Permission {
+            $($name,)*
+        }
+
+        impl Permission {
+            /// Every permission, in the order the roles page lists them.
+            pub const ALL: [Permission; [$(Permission::$name),*].len()] =
+                [$(Permission::$name),*];
+
+            /// The name stored in `roles.permissions`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$name => $stored,)*
+                }
+            }
+
+            /// What the roles page shows next to the checkbox.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Permission::$name => $label,)*
+                }
+            }
+        }
+
+        /// Marker types, one per [`Permission`]: `Require<perm::ManageUsers>`.
+        pub mod perm {
+            use super::{Permission, PermissionMarker};
+            $(
+                #[doc = $label]
+                pub struct $name;
+                impl PermissionMarker for $name {
+                    const PERMISSION: Permission = Permission::$name;
+                }
+            )*
+        }
+    };
+}
+
+permissions! {
+    ViewDashboard => "view_dashboard", "See the dashboard";
+    ViewMail => "view_mail", "Read archived mail";
+    ExportMail => "export_mail", "Export mail";
+    DeleteMail => "delete_mail", "Delete mail";
+    ImportMail => "import_mail", "Import mail";
+    ViewQuarantine => "view_quarantine", "See the quarantine";
+    ManageQuarantine => "manage_quarantine", "Release or delete quarantined mail";
+    ManageAccounts => "manage_accounts", "Manage archive accounts";
+    ManageUsers => "manage_users", "Manage users";
+    ManageRoles => "manage_roles", "Manage roles";
+    ManageRetention => "manage_retention", "Manage retention";
+    ViewAudit => "view_audit", "Read the audit log";
+    ManageSettings => "manage_settings", "Change settings";
+    ViewWorkers => "view_workers", "See background workers";
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
-        Permission::ViewDashboard,
-        Permission::ViewMail,
-        Permission::ExportMail,
-        Permission::DeleteMail,
-        Permission::ImportMail,
-        Permission::ViewQuarantine,
-        Permission::ManageQuarantine,
-        Permission::ManageAccounts,
-        Permission::ManageUsers,
-        Permission::ManageRoles,
-        Permission::ManageRetention,
-        Permission::ViewAudit,
-        Permission::ManageSettings,
-        Permission::ViewWorkers,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::ViewDashboard => "view_dashboard",
-            Permission::ViewMail => "view_mail",
-            Permission::ExportMail => "export_mail",
-            Permission::DeleteMail => "delete_mail",
-            Permission::ImportMail => "import_mail",
-            Permission::ViewQuarantine => "view_quarantine",
-            Permission::ManageQuarantine => "manage_quarantine",
-            Permission::ManageAccounts => "manage_accounts",
-            Permission::ManageUsers => "manage_users",
-            Permission::ManageRoles => "manage_roles",
-            Permission::ManageRetention => "manage_retention",
-            Permission::ViewAudit => "view_audit",
-            Permission::ManageSettings => "manage_settings",
-            Permission::ViewWorkers => "view_workers",
-        }
-    }
-
-    /// What the roles page shows next to the checkbox.
-    pub fn label(self) -> &'static str {
-        match self {
-            Permission::ViewDashboard => "See the dashboard",
-            Permission::ViewMail => "Read archived mail",
-            Permission::ExportMail => "Export mail",
-            Permission::DeleteMail => "Delete mail",
-            Permission::ImportMail => "Import mail",
-            Permission::ViewQuarantine => "See the quarantine",
-            Permission::ManageQuarantine => "Release or delete quarantined mail",
-            Permission::ManageAccounts => "Manage archive accounts",
-            Permission::ManageUsers => "Manage users",
-            Permission::ManageRoles => "Manage roles",
-            Permission::ManageRetention => "Manage retention",
-            Permission::ViewAudit => "Read the audit log",
-            Permission::ManageSettings => "Change settings",
-            Permission::ViewWorkers => "See background workers",
-        }
-    }
-
+    /// The permission stored as `s`; `None` for a name this version does not know.
     pub fn parse(s: &str) -> Option<Permission> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }

@@ -3,7 +3,7 @@
 use sqlx::{PgConnection, PgExecutor};
 
 use super::permissions::Permission;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 pub const ADMINISTRATOR: &str = "Administrator";
 pub const AUDITOR: &str = "Auditor";
@@ -76,13 +76,8 @@ impl RoleInput {
     }
 }
 
-fn taken(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error::invalid("name", "is already used by another role")
-        }
-        _ => Error::Database(e),
-    }
+fn taken() -> Error {
+    Error::invalid("name", "is already used by another role")
 }
 
 pub async fn create(conn: &mut PgConnection, input: &RoleInput) -> Result<i64> {
@@ -96,7 +91,7 @@ pub async fn create(conn: &mut PgConnection, input: &RoleInput) -> Result<i64> {
     .bind(input.all_accounts)
     .fetch_one(conn)
     .await
-    .map_err(taken)
+    .on_constraint("roles_name_key", taken)
 }
 
 /// System roles are fixed: editing one is refused.
@@ -118,7 +113,7 @@ pub async fn update(conn: &mut PgConnection, id: i64, input: &RoleInput) -> Resu
     .bind(input.all_accounts)
     .execute(conn)
     .await
-    .map_err(taken)?;
+    .on_constraint("roles_name_key", taken)?;
     Ok(())
 }
 

@@ -31,12 +31,12 @@ pub fn build(secret_b32: &str, username: &str) -> Result<Totp> {
         .with_account_name(account)
         .with_issuer(Some(ISSUER))
         .build()
-        .map_err(|e| Error::Internal(format!("could not build TOTP: {e}")))
+        .map_err(|e| Error::context("build the TOTP generator", e))
 }
 
 pub fn otpauth_url(totp: &Totp) -> Result<String> {
     totp.to_url()
-        .map_err(|e| Error::Internal(format!("could not build otpauth URI: {e}")))
+        .map_err(|e| Error::context("build the otpauth URI", e))
 }
 
 /// The QR code of `text` as a standalone SVG (rendered by the server, no script needed).
@@ -77,7 +77,7 @@ pub async fn accept_code(
     };
     let secret = sealing
         .open(sealed, &seal_context(user.id))
-        .map_err(|e| Error::Internal(format!("could not open the TOTP secret: {e}")))?;
+        .map_err(|e| Error::context("open the TOTP secret", e))?;
     let secret = String::from_utf8_lossy(&secret).to_string();
     let Some(step) = matching_step(&secret, &user.username, code)? else {
         return Ok(false);
@@ -116,7 +116,7 @@ pub async fn enable(
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
         let mut raw = [0u8; 5];
-        getrandom::fill(&mut raw).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+        getrandom::fill(&mut raw).map_err(|e| Error::context("read the random source", e))?;
         let hex = hex::encode(raw);
         let code = format!("{}-{}", &hex[..5], &hex[5..]);
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
 use super::permissions::PermissionSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
@@ -132,11 +132,8 @@ pub async fn insert(
     .bind(password_hash)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error::invalid("username", "is already taken")
-        }
-        _ => Error::Database(e),
+    .on_constraint("users_username_key", || {
+        Error::invalid("username", "is already taken")
     })?;
     set_roles(conn, id, role_ids).await?;
     Ok(id)

@@ -109,7 +109,7 @@ async fn create_into(
     let dumped =
         crate::telemetry::spawn_blocking_in_span(move || dump(&target, &snapshot, &spool_path))
             .await
-            .map_err(|e| Error::Internal(format!("pg_dump task failed: {e}")))?;
+            .map_err(|e| Error::context("run the pg_dump task", e))?;
     tx.rollback().await?;
     dumped?;
     let keys = if options.include_keys {
@@ -146,7 +146,7 @@ async fn create_into(
             write_tar(out, encrypt, &manifest, dump_file, &keys)
         })
         .await
-        .map_err(|e| Error::Internal(format!("backup writer failed: {e}")))?
+        .map_err(|e| Error::context("run the backup writer", e))?
         .map_err(|e| Error::context("write the backup", e))?
     };
     drop(spool);

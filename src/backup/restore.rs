@@ -68,7 +68,7 @@ async fn restore_into(
         read_and_check(&input, options.decrypt.as_ref(), &spool_dir)
     })
     .await
-    .map_err(|e| Error::Internal(format!("backup reader failed: {e}")))??;
+    .map_err(|e| Error::context("run the backup reader", e))??;
     keys::install(
         &checked.keys,
         &settings.security,
@@ -79,7 +79,7 @@ async fn restore_into(
     let dump_path = checked.dump.path().to_path_buf();
     crate::telemetry::spawn_blocking_in_span(move || pg_restore(&target, &dump_path))
         .await
-        .map_err(|e| Error::Internal(format!("pg_restore task failed: {e}")))??;
+        .map_err(|e| Error::context("run the pg_restore task", e))??;
     let before = db::migration_status(pool).await?;
     db::migrate(pool).await?;
     let mut conn = pool.acquire().await?;

@@ -1,5 +1,6 @@
 //! `daygle account add|list|remove|enable|disable|test`: manage archive accounts.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -7,14 +8,14 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
-use daygle::archive::ledger;
+use daygle::archive::{ledger, messages};
 use daygle::audit::{self, Actor, AuditEvent};
 use daygle::config::{Settings, split_list};
-use daygle::db;
 use daygle::ingest::accounts::{self, ImapSettings, TlsMode};
 use daygle::ingest::imap::{self, Timeouts};
-use daygle::ingest::workers;
-use daygle::secrets::Keys;
+use daygle::ingest::workers::{self, WorkerStatus};
+
+use super::context::{CliContext, Schema, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -71,30 +72,25 @@ pub struct AddArgs {
     pub pin_cert: Option<String>,
 }
 
+/// Runs a `daygle account` subcommand against the migrated database.
 pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let result = match cmd {
-        AccountCommand::Add(args) => add(&settings, &pool, args).await,
-        AccountCommand::List => list(&pool).await,
-        AccountCommand::Remove { name, yes } => remove(&pool, &name, yes).await,
-        AccountCommand::Enable { name } => set_enabled(&pool, &name, true).await,
-        AccountCommand::Disable { name } => set_enabled(&pool, &name, false).await,
-        AccountCommand::Test { name } => test(&settings, &pool, &name).await,
-    };
-    super::seal_audit(&settings, &pool).await;
-    database.close().await?;
-    result
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let result = match cmd {
+            AccountCommand::Add(args) => add(ctx, args).await,
+            AccountCommand::List => list(ctx.pool()).await,
+            AccountCommand::Remove { name, yes } => remove(ctx, &name, yes).await,
+            AccountCommand::Enable { name } => set_enabled(ctx, &name, true).await,
+            AccountCommand::Disable { name } => set_enabled(ctx, &name, false).await,
+            AccountCommand::Test { name } => test(ctx, &name).await,
+        };
+        super::seal_audit(&ctx.settings, ctx.pool()).await;
+        result
+    })
+    .await
 }
 
-fn load_keys(settings: &Settings) -> anyhow::Result<Keys> {
-    Keys::load(&settings.security, &settings.data_dir()).context("Failed to load the sealing key")
-}
-
-async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow::Result<ExitCode> {
+async fn add(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let settings = &ctx.settings;
     let tls = TlsMode::parse(&args.tls)?;
     let imap = ImapSettings {
         name: args.name.clone(),
@@ -119,8 +115,8 @@ async fn add(settings: &Settings, pool: &sqlx::PgPool, args: AddArgs) -> anyhow:
     };
     imap.validate()?;
     let password = read_password(&format!("IMAP password for {}: ", imap.username))?;
-    let keys = load_keys(settings)?;
-    let mut tx = pool.begin().await?;
+    let keys = ctx.keys().await?;
+    let mut tx = ctx.pool().begin().await?;
     let id = accounts::create_imap(&mut tx, &keys.sealing, &imap, &password).await?;
     let event = AuditEvent::by(&Actor::cli(), "account.create")
         .target(format!("account:{id}"))
@@ -173,14 +169,21 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
         "{:<20} {:<7} {:<8} {:<28} {:>9} {:>9} {:>8}  STATUS",
         "NAME", "KIND", "ENABLED", "SERVER", "ARCHIVED", "COVERAGE", "SKIPPED"
     );
+    // A fixed number of queries, however many accounts there are.
+    let mut coverage = ledger::coverage_by_account(pool).await?;
+    let totals = messages::count_by_account(pool).await?;
+    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(pool)
+        .await?
+        .into_iter()
+        .map(|w| (w.name.clone(), w))
+        .collect();
     for a in all {
-        let folders = ledger::coverage(pool, a.id).await?;
+        let folders = coverage.remove(&a.id).unwrap_or_default();
         let archived: i64 = folders.iter().map(|f| f.archived).sum();
         let skipped: i64 = folders.iter().map(|f| f.skipped).sum();
         let failed: i64 = folders.iter().map(|f| f.failed).sum();
         let server: Option<i64> = folders.iter().map(|f| f.server_messages).sum();
-        let mut conn = pool.acquire().await?;
-        let total = daygle::archive::messages::count_for_account(&mut conn, a.id).await?;
+        let total = totals.get(&a.id).copied().unwrap_or(0);
         let coverage = match server {
             Some(0) => "100%".to_string(),
             Some(s) if !folders.is_empty() => {
@@ -191,7 +194,7 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
             }
             _ => "-".to_string(),
         };
-        let status = match workers::get(pool, &workers::sync_worker_name(a.id)).await? {
+        let status = match sync_workers.remove(&workers::sync_worker_name(a.id)) {
             Some(w) if w.last_error.is_some() => format!(
                 "error: {}",
                 w.last_error
@@ -233,15 +236,9 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn find(pool: &sqlx::PgPool, name: &str) -> anyhow::Result<accounts::Account> {
-    let mut conn = pool.acquire().await?;
-    accounts::find_by_name(&mut conn, name)
-        .await?
-        .with_context(|| format!("no account named {name}; see `daygle account list`"))
-}
-
-async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<ExitCode> {
-    let account = find(pool, name).await?;
+async fn remove(ctx: &CliContext, name: &str, yes: bool) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
+    let account = ctx.account(name).await?;
     let mut conn = pool.acquire().await?;
     let impact = accounts::removal_impact(&mut conn, account.id).await?;
     drop(conn);
@@ -270,9 +267,9 @@ async fn remove(pool: &sqlx::PgPool, name: &str, yes: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    let account = find(pool, name).await?;
-    let mut conn = pool.acquire().await?;
+async fn set_enabled(ctx: &CliContext, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    let account = ctx.account(name).await?;
+    let mut conn = ctx.pool().acquire().await?;
     accounts::set_enabled(&mut conn, account.id, enabled).await?;
     let action = if enabled {
         "account.enable"
@@ -289,10 +286,11 @@ async fn set_enabled(pool: &sqlx::PgPool, name: &str, enabled: bool) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-async fn test(settings: &Settings, pool: &sqlx::PgPool, name: &str) -> anyhow::Result<ExitCode> {
-    let keys = load_keys(settings)?;
-    daygle::reseal::upgrade_stored(pool, &keys.sealing).await?;
-    let account = find(pool, name).await?;
+async fn test(ctx: &CliContext, name: &str) -> anyhow::Result<ExitCode> {
+    let settings = &ctx.settings;
+    let keys = ctx.keys().await?;
+    daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
+    let account = ctx.account(name).await?;
     let password = account.password(&keys.sealing)?;
     match imap::test_connection(&account, &password, Timeouts::from_settings(&settings.sync)).await
     {

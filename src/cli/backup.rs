@@ -12,7 +12,8 @@ use daygle::audit::Actor;
 use daygle::backup::crypt::BackupKey;
 use daygle::backup::{self, BackupOptions, RestoreOptions};
 use daygle::config::Settings;
-use daygle::db;
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -53,23 +54,23 @@ fn read_key(path: &Path) -> anyhow::Result<BackupKey> {
 
 pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let encrypt = args.encrypt_key_file.as_deref().map(read_key).transpose()?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
     let started = Instant::now();
-    let result = backup::create_backup(
-        &settings,
-        &database.pool,
-        &Actor::cli(),
-        BackupOptions {
-            output: args.output.clone(),
-            include_keys: args.include_keys,
-            encrypt,
-        },
-    )
-    .await;
-    database.close().await?;
-    let done = result.context("Backup failed; the partial file was removed")?;
+    let data_dir = settings.data_dir();
+    let done = with_database(settings, Schema::AsIs, async |ctx| {
+        backup::create_backup(
+            &ctx.settings,
+            ctx.pool(),
+            &Actor::cli(),
+            BackupOptions {
+                output: args.output.clone(),
+                include_keys: args.include_keys,
+                encrypt,
+            },
+        )
+        .await
+        .context("Backup failed; the partial file was removed")
+    })
+    .await?;
     let c = &done.manifest.counts;
     println!(
         "backup written to {} ({:.1} MB{}) in {:.1} s: {} messages, {} blobs ({:.1} MB raw), {} users, {} audit entries; schema {}",
@@ -91,7 +92,7 @@ pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<Exit
     if !args.include_keys {
         println!(
             "keys not included: keep {}/secrets (or your configured key files) safe separately; without them the restored IMAP passwords, quarantine and audit seals cannot be opened",
-            settings.data_dir().display()
+            data_dir.display()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,8 @@ use daygle::archive::search;
 use daygle::audit::{Actor, AuditEvent, record_now_returning_id};
 use daygle::auth::Grants;
 use daygle::config::Settings;
-use daygle::db;
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -33,6 +34,7 @@ pub struct ExportArgs {
     pub include_infected: bool,
 }
 
+/// Writes the chosen mail to a new file; a failed export leaves no partial file.
 pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let query = search::parse(args.query.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("--query: {e}"))?;
@@ -47,73 +49,67 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
                 args.output.display()
             )
         })?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    let pool = database.pool.clone();
-    let account_id = match &args.account {
-        Some(name) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&pool)
-                .await?
-                .with_context(|| format!("No archive account named {name}"))?,
-        ),
-        None => None,
-    };
-    let filters = Filters {
-        account_id,
-        ..Filters::default()
-    };
-    // The operator at the console reads every archive, as the database owner could anyway.
-    let grants = Grants::All;
-    let listing = Listing {
-        grants: &grants,
-        query: &query,
-        filters: &filters,
-        sort: Sort::Newest,
-    };
-    let ids = listing.all_ids(&pool, i64::MAX).await?;
-    let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
-        "query": args.query, "account": args.account, "format": args.format,
-        "messages": ids.len(), "output": args.output.display().to_string(),
-        "include_infected": args.include_infected,
-    }));
-    let seq = record_now_returning_id(&pool, &event).await?;
-    let actor = Actor::cli();
-    let query_text = [
-        args.account.as_deref().map(|a| format!("account:{a}")),
-        args.query.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" ");
-    let info = export::ExportInfo::new(&actor.username, &query_text, format.extension(), seq);
-    let bar = ProgressBar::new(ids.len() as u64);
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} messages {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let started = std::time::Instant::now();
-    let progress = bar.clone();
-    let held = if args.include_infected {
-        export::HeldMail::Include
-    } else {
-        export::HeldMail::Withhold
-    };
-    let result = export::export(&pool, &grants, held, ids, format, info, file, move |n| {
-        progress.set_position(n)
+    let result = with_database(settings, Schema::AsIs, async |ctx| {
+        let pool = ctx.pool();
+        let account_id = match &args.account {
+            Some(name) => Some(ctx.account(name).await?.id),
+            None => None,
+        };
+        let filters = Filters {
+            account_id,
+            ..Filters::default()
+        };
+        // The operator at the console reads every archive, as the database owner could anyway.
+        let grants = Grants::All;
+        let listing = Listing {
+            grants: &grants,
+            query: &query,
+            filters: &filters,
+            sort: Sort::Newest,
+        };
+        let ids = listing.all_ids(pool, i64::MAX).await?;
+        let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
+            "query": args.query, "account": args.account, "format": args.format,
+            "messages": ids.len(), "output": args.output.display().to_string(),
+            "include_infected": args.include_infected,
+        }));
+        let seq = record_now_returning_id(pool, &event).await?;
+        let query_text = [
+            args.account.as_deref().map(|a| format!("account:{a}")),
+            args.query.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let info =
+            export::ExportInfo::new(&Actor::cli().username, &query_text, format.extension(), seq);
+        let bar = ProgressBar::new(ids.len() as u64);
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} messages {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let started = std::time::Instant::now();
+        let progress = bar.clone();
+        let held = if args.include_infected {
+            export::HeldMail::Include
+        } else {
+            export::HeldMail::Withhold
+        };
+        let done = export::export(pool, &grants, held, ids, format, info, file, move |n| {
+            progress.set_position(n)
+        })
+        .await;
+        bar.finish_and_clear();
+        super::seal_audit(&ctx.settings, pool).await;
+        Ok((done?, started))
     })
     .await;
-    bar.finish_and_clear();
-    super::seal_audit(&settings, &pool).await;
-    database.close().await?;
-    let done = match result {
-        Ok(done) => done,
+    let (done, started) = match result {
+        Ok(done_at) => done_at,
         Err(e) => {
             let _ = std::fs::remove_file(&args.output);
             return Err(e).context("Export failed; the partial file was removed");

@@ -8,8 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use daygle::config::Settings;
-use daygle::db;
 use daygle::ingest::{accounts, files};
+
+use super::context::{Schema, load_keys, with_database};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -21,46 +22,40 @@ pub struct ImportArgs {
     pub paths: Vec<PathBuf>,
 }
 
+/// Imports the given paths into the import account, printing a report.
 pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCode> {
     // Quarantined mail is sealed, so the import needs the sealing key like the sync does.
-    let security = settings.security.clone();
-    let data_dir = settings.data_dir();
-    let keys =
-        tokio::task::spawn_blocking(move || daygle::secrets::Keys::load(&security, &data_dir))
-            .await
-            .context("key loading task failed")?
-            .context("Failed to load the sealing key")?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let mut conn = pool.acquire().await?;
-    let account = accounts::import_account(&mut conn, &args.account).await?;
-    drop(conn);
-    let paths = args.paths.clone();
-    let total = tokio::task::spawn_blocking(move || files::total_bytes(&paths)).await?;
-    let bar = ProgressBar::new(total);
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let keys = load_keys(&settings).await?;
     let started = std::time::Instant::now();
-    let report = files::import_paths(
-        &pool,
-        &settings,
-        &keys.sealing,
-        &account,
-        &args.paths,
-        &|done| bar.set_position(done),
-    )
-    .await;
-    bar.finish_and_clear();
-    database.close().await?;
-    let report = report.context("Import stopped")?;
+    let (account, report) = with_database(settings, Schema::Migrate, async |ctx| {
+        let mut conn = ctx.pool().acquire().await?;
+        let account = accounts::import_account(&mut conn, &args.account).await?;
+        drop(conn);
+        let paths = args.paths.clone();
+        let total = tokio::task::spawn_blocking(move || files::total_bytes(&paths)).await?;
+        let bar = ProgressBar::new(total);
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let report = files::import_paths(
+            ctx.pool(),
+            &ctx.settings,
+            &keys.sealing,
+            &account,
+            &args.paths,
+            &|done| bar.set_position(done),
+        )
+        .await;
+        bar.finish_and_clear();
+        Ok((account, report.context("Import stopped")?))
+    })
+    .await?;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     println!(
         "imported {} messages into {} ({} duplicates already archived, {} skipped, {} failed) in {:.1} s, {:.0} messages/s",

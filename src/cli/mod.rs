@@ -4,6 +4,7 @@ mod account;
 mod backup;
 mod bench;
 mod check_config;
+mod context;
 mod export;
 mod healthcheck;
 mod import;

@@ -13,8 +13,10 @@ use daygle::archive::search::Language;
 use daygle::archive::search::reindex::{self, Scope};
 use daygle::audit::{Actor, AuditEvent, record_now};
 use daygle::config::Settings;
-use daygle::db;
 
+use super::context::{CliContext, Schema, with_database};
+
+/// `daygle reindex`: which account, and its search language.
 #[derive(Debug, Args)]
 pub struct ReindexArgs {
     /// Only this archive account (by name).
@@ -26,6 +28,7 @@ pub struct ReindexArgs {
     pub language: Option<String>,
 }
 
+/// Rebuilds the search vectors of the chosen mail, resuming a stopped run.
 pub async fn run(settings: Settings, args: ReindexArgs) -> anyhow::Result<ExitCode> {
     let language = args
         .language
@@ -37,27 +40,20 @@ pub async fn run(settings: Settings, args: ReindexArgs) -> anyhow::Result<ExitCo
             })
         })
         .transpose()?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    let result = reindex_with(&database.pool, &args, language).await;
-    database.close().await?;
-    result
+    with_database(settings, Schema::AsIs, async |ctx| {
+        reindex_with(ctx, &args, language).await
+    })
+    .await
 }
 
 async fn reindex_with(
-    pool: &sqlx::PgPool,
+    ctx: &CliContext,
     args: &ReindexArgs,
     language: Option<Language>,
 ) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
     let account_id = match &args.account {
-        Some(name) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-                .with_context(|| format!("there is no archive account named {name:?}"))?,
-        ),
+        Some(name) => Some(ctx.account(name).await?.id),
         None => None,
     };
     let scope = Scope { account_id };

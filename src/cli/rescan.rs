@@ -10,10 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use time::macros::format_description;
 
 use daygle::config::Settings;
-use daygle::db;
 use daygle::scan::rescan::{self, RescanFilter};
 use daygle::scan::{ScanStage, Scanner};
 use daygle::secrets::Keys;
+
+use super::context::{CliContext, Schema, load_keys, with_database};
 
 #[derive(Debug, Args)]
 pub struct RescanArgs {
@@ -45,36 +46,24 @@ pub async fn run(settings: Settings, args: RescanArgs) -> anyhow::Result<ExitCod
                 .with_context(|| format!("--since {s:?} is not a date like 2024-01-31"))
         })
         .transpose()?;
-    let security = settings.security.clone();
-    let data_dir = settings.data_dir();
-    let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
-        .await
-        .context("key loading task failed")?
-        .context("Failed to load the sealing key")?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    let result = rescan_with(&database.pool, &settings, scanner, &keys, since, &args).await;
-    database.close().await?;
-    result
+    let keys = load_keys(&settings).await?;
+    with_database(settings, Schema::AsIs, async |ctx| {
+        rescan_with(ctx, scanner, &keys, since, &args).await
+    })
+    .await
 }
 
 async fn rescan_with(
-    pool: &sqlx::PgPool,
-    settings: &Settings,
+    ctx: &CliContext,
     scanner: Scanner,
     keys: &Keys,
     since: Option<time::OffsetDateTime>,
     args: &RescanArgs,
 ) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
+    let settings = &ctx.settings;
     let account_id = match &args.account {
-        Some(name) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-                .with_context(|| format!("there is no archive account named {name:?}"))?,
-        ),
+        Some(name) => Some(ctx.account(name).await?.id),
         None => None,
     };
     let filter = RescanFilter {

@@ -20,6 +20,8 @@ use daygle::config::Settings;
 use daygle::db;
 use daygle::secrets::{Keys, SealingKeys, decode_key, key_id};
 
+use super::context::{Schema, with_database};
+
 #[derive(Debug, Args)]
 pub struct RotateKeyArgs {
     /// File holding the new key (base64, from `daygle keygen`); the configured key is the old.
@@ -64,31 +66,29 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
             "give --new-key-file NEW (before switching the config) or --old-key-file OLD (after)"
         ),
     };
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let mut tx = database.pool.begin().await?;
-    if !db::try_retire_sealing_key(&mut tx, &retired).await? {
-        tx.rollback().await?;
-        database.close().await?;
-        bail!(
-            "a running daygle server still seals new secrets under the old key {retired}; stop it, \
-             or restart it with security.sealing_key_file = the new key and \
-             security.previous_sealing_key_file = the old key, then run `daygle rotate-key --old-key-file OLD`"
-        );
-    }
-    let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
-    let changed = resealed.total();
-    let mut details = resealed.to_json();
-    details["key_id"] = serde_json::json!(keys.current_id());
-    details["retired_key_id"] = serde_json::json!(retired);
-    let event = daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
-        .details(details);
-    daygle::audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
-    daygle::audit::seal::seal_head(&database.pool, &configured.audit).await?;
-    database.close().await?;
+    let changed = with_database(settings, Schema::Migrate, async |ctx| {
+        let mut tx = ctx.pool().begin().await?;
+        if !db::try_retire_sealing_key(&mut tx, &retired).await? {
+            tx.rollback().await?;
+            bail!(
+                "a running daygle server still seals new secrets under the old key {retired}; stop it, \
+                 or restart it with security.sealing_key_file = the new key and \
+                 security.previous_sealing_key_file = the old key, then run `daygle rotate-key --old-key-file OLD`"
+            );
+        }
+        let resealed = daygle::reseal::reseal_all(&mut tx, &keys).await?;
+        let mut details = resealed.to_json();
+        details["key_id"] = serde_json::json!(keys.current_id());
+        details["retired_key_id"] = serde_json::json!(retired);
+        let event =
+            daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
+                .details(details);
+        daygle::audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        daygle::audit::seal::seal_head(ctx.pool(), &configured.audit).await?;
+        Ok(resealed.total())
+    })
+    .await?;
     println!(
         "re-sealed {changed} stored secrets under key {}",
         keys.current_id()

@@ -2,15 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use daygle::config::Settings;
-use daygle::db;
 use daygle::ingest::accounts;
 use daygle::ingest::scheduler::{self, RunResult};
 use daygle::secrets::Keys;
+
+use super::context::{CliContext, Schema, with_database};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -23,18 +23,14 @@ pub struct SyncArgs {
     pub once: bool,
 }
 
+/// One pass over the chosen accounts (`--once`), or syncing on schedule until Ctrl-C.
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let keys = Keys::load(&settings.security, &settings.data_dir())
-        .context("Failed to load the sealing key")?;
-    daygle::reseal::upgrade_stored(&pool, &keys.sealing).await?;
-    let code = if args.once {
-        once(&pool, &settings, &keys, args.account.as_deref()).await?
-    } else {
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let keys = ctx.keys().await?;
+        daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
+        if args.once {
+            return once(ctx, &keys, args.account.as_deref()).await;
+        }
         let token = CancellationToken::new();
         let stop = token.clone();
         tokio::spawn(async move {
@@ -42,31 +38,22 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             stop.cancel();
         });
         scheduler::run_until_stopped(
-            pool.clone(),
-            std::sync::Arc::new(settings.clone()),
+            ctx.pool().clone(),
+            std::sync::Arc::new(ctx.settings.clone()),
             std::sync::Arc::new(keys),
             token,
         )
         .await;
-        ExitCode::SUCCESS
-    };
-    database.close().await?;
-    Ok(code)
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }
 
-async fn once(
-    pool: &sqlx::PgPool,
-    settings: &Settings,
-    keys: &Keys,
-    only: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let all = accounts::list(pool).await?;
+async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
     let chosen: Vec<_> = match only {
         Some(name) => {
-            let a = all
-                .into_iter()
-                .find(|a| a.name.eq_ignore_ascii_case(name))
-                .with_context(|| format!("no account named {name}; see `daygle account list`"))?;
+            let a = ctx.account(name).await?;
             anyhow::ensure!(
                 a.kind == "imap",
                 "account {} is not an IMAP account",
@@ -74,7 +61,8 @@ async fn once(
             );
             vec![a]
         }
-        None => all
+        None => accounts::list(pool)
+            .await?
             .into_iter()
             .filter(|a| a.kind == "imap" && a.enabled)
             .collect(),
@@ -83,7 +71,7 @@ async fn once(
         println!("no enabled IMAP accounts to sync");
         return Ok(ExitCode::SUCCESS);
     }
-    let runs = scheduler::sync_accounts(pool, settings, &keys.sealing, chosen).await;
+    let runs = scheduler::sync_accounts(pool, &ctx.settings, &keys.sealing, chosen).await;
     let mut failed = false;
     for run in runs {
         match run.result {

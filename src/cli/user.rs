@@ -12,7 +12,8 @@ use daygle::audit::Actor;
 use daygle::auth::manage::{self, NewUser};
 use daygle::auth::{roles, users};
 use daygle::config::Settings;
-use daygle::db;
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -39,61 +40,57 @@ pub struct ResetArgs {
     pub name: String,
 }
 
+/// Runs a `daygle user` subcommand against the migrated database.
 pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool)
-        .await
-        .context("Failed to migrate")?;
-    let pool = &database.pool;
-    let min = settings.security.min_password_length;
-    let actor = Actor::cli();
-    let result = match command {
-        UserCommand::Create(args) => {
-            let role = if args.admin {
-                roles::ADMINISTRATOR
-            } else {
-                roles::READ_ONLY
-            };
-            let role_id = users::role_id_by_name(pool, role).await?;
-            let password = read_new_password()?;
-            let new = NewUser {
-                username: &args.name,
-                email: &args.email,
-                password: &password,
-                role_ids: &[role_id],
-                account_ids: &[],
-            };
-            manage::create_user(pool, &actor, &new, min)
-                .await
-                .map(|id| {
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let pool = ctx.pool();
+        let min = ctx.settings.security.min_password_length;
+        let actor = Actor::cli();
+        let result: anyhow::Result<()> = async {
+            match command {
+                UserCommand::Create(args) => {
+                    let role = if args.admin {
+                        roles::ADMINISTRATOR
+                    } else {
+                        roles::READ_ONLY
+                    };
+                    let role_id = users::role_id_by_name(pool, role).await?;
+                    let password = read_new_password()?;
+                    let new = NewUser {
+                        username: &args.name,
+                        email: &args.email,
+                        password: &password,
+                        role_ids: &[role_id],
+                        account_ids: &[],
+                    };
+                    let id = manage::create_user(pool, &actor, &new, min)
+                        .await
+                        .context("Failed to save the user")?;
                     println!(
                         "created user {} (id {id}) with role {role}",
                         args.name.trim()
-                    )
-                })
-        }
-        UserCommand::ResetPassword(args) => {
-            let Some(user) = users::find_by_username(pool, &args.name).await? else {
-                database.close().await?;
-                bail!("there is no user named {}", args.name);
-            };
-            let password = read_new_password()?;
-            manage::reset_password(pool, &actor, user.id, &password, min)
-                .await
-                .map(|()| {
+                    );
+                }
+                UserCommand::ResetPassword(args) => {
+                    let user = ctx.user(&args.name).await?;
+                    let password = read_new_password()?;
+                    manage::reset_password(pool, &actor, user.id, &password, min)
+                        .await
+                        .context("Failed to save the user")?;
                     println!(
                         "password of {} reset; their sessions have ended",
                         user.username
-                    )
-                })
+                    );
+                }
+            }
+            Ok(())
         }
-    };
-    super::seal_audit(&settings, pool).await;
-    database.close().await?;
-    result.context("Failed to save the user")?;
-    Ok(ExitCode::SUCCESS)
+        .await;
+        super::seal_audit(&ctx.settings, pool).await;
+        result?;
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }
 
 /// Prompts twice on a terminal (echo off); otherwise reads one line from stdin.

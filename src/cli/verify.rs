@@ -11,10 +11,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use daygle::audit::chain;
 use daygle::audit::seal::Checkpoint;
 use daygle::config::Settings;
-use daygle::db;
 use daygle::secrets::Keys;
 use daygle::verify::runs::{self, Trigger};
 use daygle::verify::{Observer, Problem, Scope};
+
+use super::context::{CliContext, Schema, load_keys, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
@@ -97,12 +98,12 @@ async fn audit(settings: Settings, since_checkpoint: Option<String>) -> anyhow::
     let key = Keys::load_audit_key(&settings.security, &settings.data_dir()).context(
         "Failed to load the audit key (security.audit_key_file or <data_dir>/secrets/audit_key)",
     )?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    let result = chain::verify(&database.pool, &key, checkpoint.as_ref()).await;
-    database.close().await?;
-    let v = result.context("Failed to read the audit log")?;
+    let v = with_database(settings, Schema::AsIs, async |ctx| {
+        chain::verify(ctx.pool(), &key, checkpoint.as_ref())
+            .await
+            .context("Failed to read the audit log")
+    })
+    .await?;
     match v.broken {
         None => {
             println!("audit log intact: {} entries, chain verified", v.rows);
@@ -140,33 +141,22 @@ async fn archive(settings: Settings, args: ArchiveArgs) -> anyhow::Result<ExitCo
     {
         bail!("--sample must be a percentage above 0 and at most 100");
     }
-    let security = settings.security.clone();
-    let data_dir = settings.data_dir();
-    let keys = tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
-        .await
-        .context("key loading task failed")?
-        .context("Failed to load the sealing key (needed to open the quarantine)")?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    let result = archive_with(&database.pool, &keys, &args).await;
-    database.close().await?;
-    result
+    // The sealing key opens the quarantine.
+    let keys = load_keys(&settings).await?;
+    with_database(settings, Schema::AsIs, async |ctx| {
+        archive_with(ctx, &keys, &args).await
+    })
+    .await
 }
 
 async fn archive_with(
-    pool: &sqlx::PgPool,
+    ctx: &CliContext,
     keys: &Keys,
     args: &ArchiveArgs,
 ) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
     let account_id = match &args.account {
-        Some(name) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM accounts WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-                .with_context(|| format!("No archive account named {name}"))?,
-        ),
+        Some(name) => Some(ctx.account(name).await?.id),
         None => None,
     };
     let scope = Scope {

@@ -2,19 +2,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use daygle::config::Settings;
-use daygle::db;
 use daygle::ingest::workers;
 
+use super::context::{Schema, with_database};
+
+/// Prints each worker's state, last run and last error.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let rows = workers::list(&database.pool).await?;
-    database.close().await?;
+    let rows = with_database(settings, Schema::Migrate, async |ctx| {
+        Ok(workers::list(ctx.pool()).await?)
+    })
+    .await?;
     if rows.is_empty() {
         println!("no worker has run yet");
     }

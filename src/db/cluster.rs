@@ -366,6 +366,7 @@ impl Cluster {
             return Ok(Lease {
                 cluster: self.clone(),
                 me,
+                released: false,
             });
         }
         if !self.is_initialised() {
@@ -377,6 +378,7 @@ impl Cluster {
         Ok(Lease {
             cluster: self.clone(),
             me,
+            released: false,
         })
     }
 
@@ -387,11 +389,15 @@ impl Cluster {
     }
 }
 
-/// This process's use of the cluster. `release` stops it when this process owns it.
+/// This process's use of the cluster. `release` stops it when this process owns it; so does
+/// dropping the lease unreleased (an early return, a panic), so a failed command never leaves
+/// its cluster running.
 #[derive(Debug)]
 pub struct Lease {
     cluster: Cluster,
     me: ProcessId,
+    /// Set by `release`, so `Drop` does not stop the cluster a second time.
+    released: bool,
 }
 
 impl Lease {
@@ -404,7 +410,12 @@ impl Lease {
     }
 
     /// Stops the cluster if this process is its owner.
-    pub fn release(self) -> Result<(), ClusterError> {
+    pub fn release(mut self) -> Result<(), ClusterError> {
+        self.released = true;
+        self.stop_if_owner()
+    }
+
+    fn stop_if_owner(&self) -> Result<(), ClusterError> {
         let _lock = self.cluster.lock()?;
         if self.owns_cluster() {
             tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
@@ -412,6 +423,16 @@ impl Lease {
             let _ = fs::remove_file(self.cluster.owner_file());
         }
         Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.released
+            && let Err(e) = self.stop_if_owner()
+        {
+            tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 pub mod cluster;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,7 +21,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 const MIN_SERVER_VERSION: i32 = 130000;
 pub const EMBEDDED_DATABASE: &str = "daygle";
 
-/// An open database, and the private cluster behind it when there is one.
+/// An open database, and the private cluster behind it when there is one. [`Database::close`]
+/// closes it in order; a `Database` dropped without it (an early `?`, a panic) still stops a
+/// private cluster this process owns, through the lease's `Drop`.
 pub struct Database {
     pub pool: PgPool,
     lease: Option<Lease>,
@@ -59,32 +60,27 @@ impl Database {
         Ok(Self { pool, lease })
     }
 
-    /// True when this process runs the private cluster and will stop it on close.
-    pub fn owns_embedded_cluster(&self) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.owns_cluster())
-    }
-
     /// Closes every connection, then stops the private cluster if this process owns it.
     pub async fn close(self) -> Result<()> {
         self.pool.close().await;
         if let Some(lease) = self.lease {
             tokio::task::spawn_blocking(move || lease.release())
                 .await
-                .map_err(|e| Error::Internal(format!("cluster stop task failed: {e}")))??;
+                .map_err(|e| Error::context("run the cluster stop task", e))??;
         }
         Ok(())
     }
 }
 
 async fn start_embedded(settings: &Settings, tenure: Tenure) -> Result<(PgConnectOptions, Lease)> {
-    let root = settings.data_dir().join("postgres");
+    let root = embedded_root(&settings.data_dir());
     let db = settings.database.clone();
     let lease = tokio::task::spawn_blocking(move || {
         let cluster = Cluster::new(&root, &db.pg_bin_dir, &db.embedded_user)?;
         cluster.acquire(tenure)
     })
     .await
-    .map_err(|e| Error::Internal(format!("cluster start task failed: {e}")))??;
+    .map_err(|e| Error::context("run the cluster start task", e))??;
     let cluster = lease.cluster();
     let admin = cluster.connect_options("postgres");
     cluster::wait_until_accepting(&admin)
@@ -179,15 +175,15 @@ pub async fn migration_status(pool: &PgPool) -> Result<MigrationStatus> {
     })
 }
 
+/// The path of the private cluster for `data_dir`.
+pub fn embedded_root(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("postgres")
+}
+
 /// Opens the database for a CLI command: joins a running private cluster or starts it for the
 /// command's duration.
 pub async fn open_for_command(settings: &Settings) -> Result<Database> {
     Database::open(settings, Tenure::Command).await
-}
-
-/// The path of the private cluster for `data_dir`.
-pub fn embedded_root(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("postgres")
 }
 
 /// Advisory-lock class of "a process seals new values under this sealing key".

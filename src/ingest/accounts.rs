@@ -4,7 +4,7 @@
 use sqlx::{PgConnection, PgPool};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::secrets::SealingKeys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ pub async fn create_imap(
     .bind(pin)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| unique_name(e, &settings.name))?;
+    .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
     set_password(tx, keys, id, password).await?;
     Ok(id)
 }
@@ -288,7 +288,7 @@ pub async fn update_imap(
     .bind(pin)
     .execute(&mut *tx)
     .await
-    .map_err(|e| unique_name(e, &settings.name))?;
+    .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
@@ -314,13 +314,8 @@ pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Res
     Ok(())
 }
 
-fn unique_name(e: sqlx::Error, name: &str) -> Error {
-    match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("accounts_name_key") => {
-            Error::Conflict(format!("an account named {name} already exists"))
-        }
-        _ => e.into(),
-    }
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("an account named {name} already exists"))
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<Account>> {

@@ -152,7 +152,7 @@ pub async fn import_paths(
     progress(report.bytes);
     reader
         .await
-        .map_err(|e| Error::Internal(format!("import reader failed: {e}")))?;
+        .map_err(|e| Error::context("run the import reader", e))?;
     Ok(report)
 }
 
@@ -194,7 +194,7 @@ fn flush(
 async fn settle(task: InFlight, report: &mut ImportReport) -> Result<()> {
     let stored = task
         .await
-        .map_err(|e| Error::Internal(format!("import store task failed: {e}")))??;
+        .map_err(|e| Error::context("run the import store task", e))??;
     report.imported += stored.inserted;
     report.duplicates += stored.received - stored.inserted;
     report.bytes += stored.raw_bytes;

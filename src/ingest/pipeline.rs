@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+use crate::archive::attachment_text;
 use crate::archive::blobs::{self, NewBlob};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
@@ -325,6 +326,12 @@ fn prepare(
                                 internal_date: m.internal_date,
                                 flags: m.flags.clone(),
                                 search: search::message_vector(&parsed, &[], place.language),
+                                search_pending: parsed.attachments.iter().any(|a| {
+                                    attachment_text::may_have_text(
+                                        a.filename.as_deref(),
+                                        a.content_type.as_deref(),
+                                    )
+                                }),
                                 parsed,
                                 scan_status: "not_scanned",
                                 virus_name: None,
@@ -361,7 +368,7 @@ where
 {
     crate::telemetry::spawn_blocking_in_span(f)
         .await
-        .map_err(|e| Error::Internal(format!("background task failed: {e}")))
+        .map_err(|e| Error::context("run a background task", e))
 }
 
 /// Archives a message released from the quarantine at its original place, with the verdict

@@ -76,11 +76,6 @@ pub struct SafeHtml {
     pub remote_images_blocked: usize,
 }
 
-/// The path under which a message's inline (`cid:`) parts are served.
-pub fn cid_path(message_id: i64, content_id: &str) -> String {
-    format!("/messages/{message_id}/cid/{}", percent_encode(content_id))
-}
-
 pub fn sanitize_email_html(html: &str, options: HtmlOptions) -> SafeHtml {
     let blocked = Arc::new(AtomicUsize::new(0));
     let counter = blocked.clone();

@@ -231,6 +231,6 @@ async fn read_blob(pool: &PgPool, sha256: &[u8]) -> Result<Vec<u8>> {
     let size = usize::try_from(size).unwrap_or(0).max(1);
     tokio::task::spawn_blocking(move || zstd::bulk::decompress(&zstd, size))
         .await
-        .map_err(|e| Error::Internal(format!("decompression task failed: {e}")))?
+        .map_err(|e| Error::context("run the decompression task", e))?
         .map_err(|e| Error::context("decompress an archived message", e))
 }

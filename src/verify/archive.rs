@@ -220,7 +220,7 @@ async fn check_in_parallel(items: Vec<Item>) -> Result<Outcome> {
     for handle in handles {
         let done = handle
             .await
-            .map_err(|e| Error::Internal(format!("verify worker failed: {e}")))?;
+            .map_err(|e| Error::context("run a verify worker", e))?;
         total.blobs += done.blobs;
         total.messages += done.messages;
         total.bytes += done.bytes;

@@ -1,24 +1,22 @@
-//! A minimal W3C WebDriver client over reqwest, driving headless Chromium through
-//! chromedriver (started on loopback and killed by PID when dropped). No extra crate needed.
+//! Headless Chromium through chromedriver (started on loopback, killed by PID when dropped),
+//! driven with fantoccini over plain HTTP. The helpers below only add what every browser test
+//! wants: CSS selectors, waiting for a path, screenshots saved as test artefacts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Driver {
     child: Child,
-    base: String,
-    http: reqwest::Client,
+    url: String,
     _profile: tempfile::TempDir,
 }
 
-pub struct Browser<'a> {
-    driver: &'a Driver,
-    session: String,
+pub struct Browser {
+    client: Client,
 }
 
 pub fn available() -> bool {
@@ -42,22 +40,12 @@ impl Driver {
             .expect("start chromedriver");
         let driver = Driver {
             child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            url: format!("http://127.0.0.1:{port}"),
             _profile: tempfile::tempdir().unwrap(),
         };
+        // chromedriver takes a moment to listen; a refused connection means "not yet".
         let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = driver
-                .http
-                .get(format!("{}/status", driver.base))
-                .send()
-                .await
-                && let Ok(v) = r.json::<Value>().await
-                && v["value"]["ready"] == true
-            {
-                break;
-            }
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "chromedriver did not become ready"
@@ -67,7 +55,7 @@ impl Driver {
         driver
     }
 
-    pub async fn browser(&self) -> Browser<'_> {
+    pub async fn browser(&self) -> Browser {
         let args = [
             "--headless",
             "--no-sandbox",
@@ -80,28 +68,18 @@ impl Driver {
             "--window-size=1280,900",
             &format!("--user-data-dir={}", self._profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
-        }}});
-        let v: Value = self
-            .http
-            .post(format!("{}/session", self.base))
-            .json(&caps)
-            .send()
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium", "args": args}),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("new session: {v}"))
-            .to_string();
-        Browser {
-            driver: self,
-            session,
-        }
+            .expect("new WebDriver session");
+        Browser { client }
     }
 }
 
@@ -112,33 +90,17 @@ impl Drop for Driver {
     }
 }
 
-impl Browser<'_> {
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{}", self.driver.base, self.session, path);
-        let mut req = self.driver.http.request(method, url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
-        if v["value"].get("error").is_some() {
-            panic!("webdriver {path}: {}", v["value"]);
-        }
-        v["value"].clone()
-    }
-
+impl Browser {
     pub async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        self.client.goto(url).await.expect("navigate");
     }
 
     pub async fn path(&self) -> String {
-        let url = self.cmd(reqwest::Method::GET, "/url", None).await;
-        let url = url.as_str().unwrap_or("").to_string();
-        let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
-        after_scheme
-            .find('/')
-            .map(|i| after_scheme[i..].to_string())
-            .unwrap_or_else(|| "/".into())
+        let url = self.client.current_url().await.expect("current URL");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
     }
 
     /// Waits (up to 10 s) until the browser shows `expected`: a click that submits a form
@@ -162,69 +124,36 @@ impl Browser<'_> {
         }
     }
 
-    async fn find(&self, css: &str) -> String {
-        let v = self
-            .cmd(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        v[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {v}"))
-            .to_string()
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
     pub async fn fill(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{id}/clear"),
-            Some(json!({})),
-        )
-        .await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        let field = self.find(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
     }
 
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.find(css).await.click().await.expect("click");
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.find(css).await.text().await.expect("text")
     }
 
     pub async fn set_width(&self, width: u32, height: u32) {
-        self.cmd(
-            reqwest::Method::POST,
-            "/window/rect",
-            Some(json!({"width": width, "height": height})),
-        )
-        .await;
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize");
     }
 
     pub async fn screenshot(&self, name: &str) {
-        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
-        let png = base64::prelude::BASE64_STANDARD
-            .decode(v.as_str().unwrap())
-            .unwrap();
+        let png = self.client.screenshot().await.expect("screenshot");
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -251,32 +180,26 @@ impl Browser<'_> {
 
     /// Runs `script` (a function body) in the current frame and returns its result.
     pub async fn execute(&self, script: &str) -> Value {
-        self.cmd(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     /// Makes the iframe matching `css` the current frame.
     pub async fn enter_frame(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            "/frame",
-            Some(json!({"id": {ELEMENT: id}})),
-        )
-        .await;
+        self.find(css)
+            .await
+            .enter_frame()
+            .await
+            .expect("enter frame");
     }
 
     pub async fn leave_frame(&self) {
-        self.cmd(reqwest::Method::POST, "/frame/parent", Some(json!({})))
-            .await;
+        self.client.enter_parent_frame().await.expect("leave frame");
     }
 
     pub async fn close(self) {
-        let url = format!("{}/session/{}", self.driver.base, self.session);
-        let _ = self.driver.http.delete(url).send().await;
+        let _ = self.client.close().await;
     }
 }

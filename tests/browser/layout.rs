@@ -49,7 +49,7 @@ return problems;
 "#;
 
 /// Opens `path`, screenshots it as `layout-<name>-<width>`, and returns its problems.
-async fn check(b: &Browser<'_>, app: &TestApp, path: &str, name: &str, width: u32) -> Vec<String> {
+async fn check(b: &Browser, app: &TestApp, path: &str, name: &str, width: u32) -> Vec<String> {
     b.goto(&app.url(path)).await;
     let problems: Value = b.execute(LAYOUT_FACTS).await;
     b.screenshot_full(&format!("layout-{name}-{width}"), width)

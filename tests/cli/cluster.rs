@@ -198,6 +198,73 @@ fn as_root_an_unreachable_data_dir_is_explained() {
 }
 
 #[test]
+fn commands_that_fail_early_leave_no_postgresql_behind() {
+    let dir = shared_tempdir();
+    let data = dir.path().join("data");
+    // Something else already listens where `serve` is told to: App::build fails at bind,
+    // after it has started the cluster and migrated.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let attempts: [(&str, Vec<&str>); 7] = [
+        (
+            "user create with no password",
+            vec!["user", "create", "bob"],
+        ),
+        (
+            "reset of an unknown user",
+            vec!["user", "reset-password", "nobody"],
+        ),
+        (
+            "enable an unknown account",
+            vec!["account", "enable", "nosuch"],
+        ),
+        (
+            "sync an unknown account",
+            vec!["sync", "--once", "--account", "nosuch"],
+        ),
+        (
+            "import of a missing path",
+            vec!["import", "--account", "old", "/nonexistent/mail"],
+        ),
+        (
+            "export of an unknown account",
+            vec![
+                "export",
+                "--account",
+                "nosuch",
+                "--format",
+                "mbox",
+                "--output",
+                "out.mbox",
+            ],
+        ),
+        ("serve on a taken address", vec!["serve", "--bind", &taken]),
+    ];
+    for (what, args) in attempts {
+        let out = daygle(dir.path())
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{what}: expected a failure\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            postgres_processes(&data).is_empty(),
+            "{what} left PostgreSQL running\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !dir.path().join("out.mbox").exists(),
+        "a failed export leaves no file"
+    );
+}
+
+#[test]
 fn as_root_a_first_start_from_a_private_home_works_without_loosening_it() {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: only meaningful as root (the cluster runs as the postgres user)");

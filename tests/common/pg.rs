@@ -91,6 +91,20 @@ pub async fn fresh_database() -> String {
     database_url(server, &name)
 }
 
+/// A pool on the database at `url`, with every migration applied.
+pub async fn migrated_pool(url: &str) -> sqlx::PgPool {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("connect to the test database");
+    db::migrate(&pool).await.expect("migrations apply");
+    pool
+}
+
+/// A pool on a fresh database with every migration applied.
+pub async fn migrated_database() -> sqlx::PgPool {
+    migrated_pool(&fresh_database().await).await
+}
+
 fn database_url(server: &Server, name: &str) -> String {
     match server.base_url.split_once("/?") {
         Some((base, query)) => format!("{base}/{name}?{query}"),

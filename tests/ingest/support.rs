@@ -36,8 +36,7 @@ pub async fn env_with(adjust: impl FnOnce(&mut Settings)) -> Env {
     settings.sync.connect_timeout_secs = 10;
     settings.sync.command_timeout_secs = 60;
     adjust(&mut settings);
-    let pool = PgPool::connect(&database_url).await.expect("connect");
-    daygle::db::migrate(&pool).await.expect("migrate");
+    let pool = common::pg::migrated_pool(&database_url).await;
     let keys = Keys::load(&settings.security, data_dir.path()).expect("keys");
     Env {
         settings,

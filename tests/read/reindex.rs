@@ -2,8 +2,6 @@
 //! 0801) finds everything the new way once its vectors are rebuilt from the originals.
 
 use daygle::archive::search::reindex::{self, Scope};
-use daygle::archive::search::{Language, reindex::set_language};
-use daygle::audit::Actor;
 
 use super::fixtures::{Mail, archive, build, world};
 use super::search::search;
@@ -66,20 +64,49 @@ async fn an_old_archive_finds_everything_after_reindex_and_languages_apply() {
     assert_eq!(search(&w, &w.admin, "muller").await, vec![ids[0]]);
     // English stems do not join German forms; the account's language changes that.
     assert_eq!(search(&w, &w.admin, "rechnung").await, Vec::<i64>::new());
-    let flagged = set_language(&w.app.pool, &Actor::cli(), w.sales, Language::German)
-        .await
-        .unwrap();
-    assert_eq!(flagged, 6, "the sales account's messages are scheduled");
+    let run = |args: &[&str]| {
+        let out = crate::common::process::daygle(w.app.data_dir.path())
+            .arg("reindex")
+            .args(args)
+            .env("DAYGLE__DATABASE__URL", &w.app.database_url)
+            .env("DAYGLE__STORAGE__DATA_DIR", w.app.data_dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = run(&["--account", "sales", "--language", "klingon"]);
+    assert!(
+        !ok && text.contains("not one of") && text.contains("german"),
+        "{text}"
+    );
+    let (ok, text) = run(&["--account", "sales", "--language", "german"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("search language set to german"), "{text}");
     let scope = Scope {
         account_id: Some(w.sales),
     };
-    reindex::run(&w.app.pool, scope, |_| {}).await.unwrap();
     assert_eq!(reindex::pending(&w.app.pool, scope).await.unwrap(), 0);
     assert_eq!(search(&w, &w.admin, "rechnung").await, vec![ids[0]]);
+    // Without --account: every message, again.
+    let (ok, text) = run(&[]);
+    assert!(
+        ok && text.contains("rebuilt the search vectors of"),
+        "{text}"
+    );
     assert!(
         w.app
             .audit_actions()
             .await
             .contains(&"account.search_language".to_string())
+    );
+    assert!(
+        w.app
+            .audit_actions()
+            .await
+            .contains(&"search.reindex".to_string())
     );
 }

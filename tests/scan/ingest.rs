@@ -2,91 +2,28 @@
 
 use std::time::Duration;
 
-use daygle::config::Settings;
-use daygle::ingest::accounts::{self, Account, ImapSettings, TlsMode};
-use daygle::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
-use daygle::secrets::Keys;
-use sqlx::PgPool;
-
 use super::samples;
 use crate::common::clamd::Clamd;
-use crate::common::dovecot::Dovecot;
+use crate::ingest_support::{Env, env_with};
 
 const NEW: Duration = Duration::from_secs(60);
 
-struct Env {
-    settings: Settings,
-    pool: PgPool,
-    keys: Keys,
-    dovecot: Dovecot,
-    _data_dir: tempfile::TempDir,
-}
-
+/// The ingest suite's environment with clamd answering and `action` for infected mail.
 async fn env(clamd: &Clamd, action: &str) -> Env {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.unwrap();
-    let (mut settings, data_dir, database_url) = crate::common::test_settings().await;
-    settings.clamav = clamd.settings();
-    settings.clamav.action = action.into();
-    // Small batches, so a sync is several transactions.
-    settings.sync.batch_messages = 2;
-    let pool = PgPool::connect(&database_url).await.unwrap();
-    daygle::db::migrate(&pool).await.unwrap();
-    let keys = Keys::load(&settings.security, data_dir.path()).unwrap();
-    Env {
-        settings,
-        pool,
-        keys,
-        dovecot,
-        _data_dir: data_dir,
-    }
+    env_with(|settings| {
+        settings.clamav = clamd.settings();
+        settings.clamav.action = action.into();
+        // Small batches, so a sync is several transactions.
+        settings.sync.batch_messages = 2;
+    })
+    .await
 }
 
-impl Env {
-    async fn account(&self, user: &str) -> Account {
-        self.dovecot.add_user(user, "pw");
-        let s = ImapSettings {
-            name: user.into(),
-            host: "127.0.0.1".into(),
-            port: self.dovecot.port,
-            tls: TlsMode::None,
-            username: user.into(),
-            folders_include: vec![],
-            folders_exclude: vec![],
-            poll_interval_secs: 60,
-            delete_after_days: None,
-            expunge: true,
-            pinned_cert_sha256: None,
-        };
-        let mut tx = self.pool.begin().await.unwrap();
-        let id = accounts::create_imap(&mut tx, &self.keys.sealing, &s, "pw")
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let mut conn = self.pool.acquire().await.unwrap();
-        accounts::get(&mut conn, id).await.unwrap()
-    }
-
-    async fn sync(&self, account: &Account) -> daygle::error::Result<SyncOutcome> {
-        let deps = SyncDeps {
-            pool: &self.pool,
-            settings: &self.settings,
-            keys: &self.keys.sealing,
-            heartbeat: None,
-        };
-        sync_account(&deps, account).await
-    }
-
-    async fn statuses(&self) -> Vec<(i64, String, Option<String>)> {
-        sqlx::query_as("SELECT uid, scan_status, virus_name FROM messages ORDER BY uid")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap()
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
-    }
+async fn scan_statuses(env: &Env) -> Vec<(i64, String, Option<String>)> {
+    sqlx::query_as("SELECT uid, scan_status, virus_name FROM messages ORDER BY uid")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -103,10 +40,10 @@ async fn synced_mail_is_archived_clean_and_the_infected_message_is_quarantined_i
         ],
         NEW,
     );
-    let account = env.account("alice").await;
+    let account = env.account("alice", "alice").await;
     let outcome = env.sync(&account).await.expect("sync");
     assert_eq!((outcome.archived, outcome.quarantined), (2, 1));
-    let statuses = env.statuses().await;
+    let statuses = scan_statuses(&env).await;
     assert_eq!(statuses.len(), 2);
     assert!(
         statuses.iter().all(|(_, s, v)| s == "clean" && v.is_none()),
@@ -143,9 +80,9 @@ async fn with_action_flag_infected_mail_is_archived_marked_with_its_virus() {
         &[samples::clean(), samples::eicar_in_plain_body()],
         NEW,
     );
-    let account = env.account("bob").await;
+    let account = env.account("bob", "bob").await;
     env.sync(&account).await.expect("sync");
-    let statuses = env.statuses().await;
+    let statuses = scan_statuses(&env).await;
     assert_eq!(statuses[0].1, "clean");
     assert_eq!(statuses[1].1, "infected");
     assert!(
@@ -168,7 +105,7 @@ async fn with_action_reject_only_a_record_of_the_infected_message_is_kept() {
         &[samples::eicar_quoted_printable_part()],
         NEW,
     );
-    let account = env.account("carol").await;
+    let account = env.account("carol", "carol").await;
     let outcome = env.sync(&account).await.expect("sync");
     assert_eq!((outcome.archived, outcome.rejected), (0, 1));
     assert_eq!(env.count("SELECT count(*) FROM messages").await, 0);
@@ -181,7 +118,7 @@ async fn with_clamd_down_nothing_is_stored_unscanned_and_the_sync_completes_once
     let env = env(&clamd, "quarantine").await;
     env.dovecot
         .write_messages("dave", "INBOX", &[samples::clean(), samples::clean()], NEW);
-    let account = env.account("dave").await;
+    let account = env.account("dave", "dave").await;
     assert_eq!(env.sync(&account).await.expect("first sync").archived, 2);
 
     // New mail arrives while the scanner is down.
@@ -215,7 +152,7 @@ async fn with_clamd_down_nothing_is_stored_unscanned_and_the_sync_completes_once
     clamd.start();
     let outcome = env.sync(&account).await.expect("sync after clamd is back");
     assert_eq!((outcome.archived, outcome.quarantined), (2, 1));
-    let statuses = env.statuses().await;
+    let statuses = scan_statuses(&env).await;
     assert_eq!(statuses.len(), 4);
     assert!(
         statuses.iter().all(|(_, s, _)| s == "clean"),
@@ -239,14 +176,14 @@ async fn with_archive_unscanned_mail_is_stored_pending_while_clamd_is_down_and_s
         &[samples::clean(), samples::eicar_base64_attachment()],
         NEW,
     );
-    let account = env.account("erin").await;
+    let account = env.account("erin", "erin").await;
     clamd.stop();
     let outcome = env
         .sync(&account)
         .await
         .expect("sync goes on without clamd");
     assert_eq!(outcome.archived, 2);
-    let statuses = env.statuses().await;
+    let statuses = scan_statuses(&env).await;
     assert!(
         statuses.iter().all(|(_, s, _)| s == "pending"),
         "{statuses:?}"
@@ -262,7 +199,7 @@ async fn with_archive_unscanned_mail_is_stored_pending_while_clamd_is_down_and_s
         .await
         .unwrap();
     assert_eq!((report.clean, report.quarantined), (1, 1));
-    let statuses = env.statuses().await;
+    let statuses = scan_statuses(&env).await;
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].1, "clean");
     assert_eq!(env.count("SELECT count(*) FROM quarantine").await, 1);

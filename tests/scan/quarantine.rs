@@ -15,14 +15,6 @@ fn keys() -> SealingKeys {
     SealingKeys::new(&[42u8; 32])
 }
 
-async fn database() -> PgPool {
-    let pool = PgPool::connect(&pg::fresh_database().await)
-        .await
-        .expect("connect to the test database");
-    daygle::db::migrate(&pool).await.expect("migrations apply");
-    pool
-}
-
 async fn account(pool: &PgPool, name: &str) -> i64 {
     sqlx::query_scalar("INSERT INTO accounts (name, kind) VALUES ($1, 'imap') RETURNING id")
         .bind(name)
@@ -43,7 +35,7 @@ async fn hold(pool: &PgPool, account_id: i64, uid: i64, raw: &[u8], virus: &str)
 
 #[tokio::test]
 async fn a_quarantined_message_is_stored_sealed_and_opens_to_the_original_bytes() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let raw = samples::eicar_base64_attachment();
     let id = hold(&pool, alice, 7, &raw, "Eicar-Test-Signature").await;
@@ -76,7 +68,7 @@ async fn a_quarantined_message_is_stored_sealed_and_opens_to_the_original_bytes(
 
 #[tokio::test]
 async fn sealed_bytes_moved_onto_another_entry_do_not_open() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let a = hold(&pool, alice, 1, &samples::eicar_in_plain_body(), "V").await;
     let b = hold(&pool, alice, 2, &samples::eicar_in_plain_body(), "V").await;
@@ -96,7 +88,7 @@ async fn sealed_bytes_moved_onto_another_entry_do_not_open() {
 
 #[tokio::test]
 async fn quarantining_the_same_server_message_twice_keeps_one_entry() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let raw = samples::eicar_in_plain_body();
     hold(&pool, alice, 9, &raw, "V").await;
@@ -115,7 +107,7 @@ async fn quarantining_the_same_server_message_twice_keeps_one_entry() {
 
 #[tokio::test]
 async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let bob = account(&pool, "bob").await;
     hold(
@@ -226,7 +218,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
 async fn a_false_positive_is_released_after_a_clean_rescan_and_only_once() {
     let clamd = Clamd::spawn();
     let scanner = Scanner::new(&clamd.settings());
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let raw = samples::clean();
     let id = hold(&pool, alice, 3, &raw, "Heuristic.Overeager").await;
@@ -285,7 +277,7 @@ async fn a_false_positive_is_released_after_a_clean_rescan_and_only_once() {
 async fn a_message_that_is_still_infected_is_released_only_when_the_administrator_insists() {
     let clamd = Clamd::spawn();
     let scanner = Scanner::new(&clamd.settings());
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let id = hold(
         &pool,
@@ -339,7 +331,7 @@ async fn a_message_that_is_still_infected_is_released_only_when_the_administrato
 async fn nothing_is_released_while_the_scanner_is_down() {
     let mut clamd = Clamd::spawn();
     let scanner = Scanner::new(&clamd.settings());
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let id = hold(&pool, alice, 5, &samples::clean(), "Heuristic.Overeager").await;
     clamd.stop();
@@ -369,7 +361,7 @@ async fn nothing_is_released_while_the_scanner_is_down() {
 
 #[tokio::test]
 async fn a_deleted_entry_is_gone_for_good() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let id = hold(&pool, alice, 6, &samples::eicar_in_plain_body(), "V").await;
     let mut conn = pool.acquire().await.unwrap();
@@ -390,7 +382,7 @@ async fn a_deleted_entry_is_gone_for_good() {
 
 #[tokio::test]
 async fn entries_past_their_expiry_are_deleted_and_the_others_kept() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let old = hold(&pool, alice, 1, &samples::eicar_in_plain_body(), "V").await;
     let young = hold(&pool, alice, 2, &samples::eicar_in_plain_body(), "V").await;
@@ -433,7 +425,7 @@ async fn entries_past_their_expiry_are_deleted_and_the_others_kept() {
 
 #[tokio::test]
 async fn a_rejected_message_leaves_a_record_of_its_facts_once_and_never_its_bytes() {
-    let pool = database().await;
+    let pool = pg::migrated_database().await;
     let alice = account(&pool, "alice").await;
     let raw = samples::eicar_base64_attachment();
     let facts = MessageFacts::from_raw(&raw).at(alice, "INBOX", 1, 11);

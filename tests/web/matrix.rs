@@ -38,6 +38,8 @@ enum Persona {
     Administrator,
     Auditor,
     ReadOnly,
+    /// A custom role holding this one permission and no archive.
+    Only(Permission),
 }
 
 impl Persona {
@@ -55,6 +57,7 @@ impl Persona {
                     | Permission::ViewWorkers
             ),
             Persona::ReadOnly => matches!(p, Permission::ViewDashboard | Permission::ViewMail),
+            Persona::Only(only) => p == only,
         }
     }
 
@@ -129,17 +132,35 @@ fn allowed(method: &Method, status: u16, location: &str) -> bool {
 async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
     let app = spawn_auth_app().await;
     app.set_up_admin().await;
+    for (name, permission) in [
+        ("Custom", ""),
+        ("Only users", "manage_users"),
+        ("Only roles", "manage_roles"),
+        ("Only accounts", "manage_accounts"),
+    ] {
+        sqlx::query(
+            "INSERT INTO roles (name, permissions) VALUES ($1, array_remove(ARRAY[$2], ''))",
+        )
+        .bind(name)
+        .bind(permission)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    app.create_user("users-only", "Only users", &[]).await;
+    app.create_user("roles-only", "Only roles", &[]).await;
+    app.create_user("accounts-only", "Only accounts", &[]).await;
     let own = app.insert_account("Own mailbox").await;
     let foreign = app.insert_account("Foreign mailbox").await;
     app.create_user("auditor", "Auditor", &[]).await;
     app.create_user("reader", "Read Only", &[own]).await;
-    let victim = app.create_user("victim", "Read Only", &[]).await;
-    let custom_role: i64 = sqlx::query_scalar(
-        "INSERT INTO roles (name, permissions) VALUES ('Custom', '{view_dashboard}') RETURNING id",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    // The victim and the custom role hold nothing, so the delegation ceiling (tests/web/
+    // delegation.rs) never decides here: this table is about permissions alone.
+    let victim = app.create_user("victim", "Custom", &[]).await;
+    let custom_role: i64 = sqlx::query_scalar("SELECT id FROM roles WHERE name = 'Custom'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     let ids = Ids {
         own_account: own,
         foreign_account: foreign,
@@ -151,6 +172,9 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
         (Persona::Anonymous, ""),
         (Persona::ReadOnly, "reader"),
         (Persona::Auditor, "auditor"),
+        (Persona::Only(Permission::ManageUsers), "users-only"),
+        (Persona::Only(Permission::ManageRoles), "roles-only"),
+        (Persona::Only(Permission::ManageAccounts), "accounts-only"),
         (Persona::Administrator, "admin"),
     ];
     let mut sessions = Vec::new();
@@ -227,5 +251,5 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(checked >= ALL.len() * 4);
+    assert!(checked >= ALL.len() * 7);
 }

@@ -1,6 +1,7 @@
-//! Rebuilding search vectors from the stored raw bytes: after a tokenizer change (the
-//! migration that introduces one marks every message `search_pending`) or a change of an
-//! account's language. Online and resumable: a batch at a time, each committed on its own;
+//! Rebuilding search vectors from the stored raw bytes, with the text of their attachments:
+//! for new mail with attachments (archived `search_pending`, searchable at once without the
+//! attachment text), after a tokenizer change (the migration that introduces one marks every
+//! message `search_pending`) or a change of an account's language. Online and resumable: a batch at a time, each committed on its own;
 //! the pending flag is the bookmark, so a stopped run continues where it stopped. Searches
 //! keep working meanwhile (old vectors still match the exact words).
 
@@ -10,13 +11,15 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{Language, message_vector};
+use crate::archive::attachment_text::{self, Limits, Outcome, PartText};
 use crate::archive::blobs;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
 
-/// Messages rebuilt per transaction: small enough that readers never wait long behind one.
-pub const BATCH: i64 = 200;
+/// Messages rebuilt per statement: small enough that readers never wait long behind one, and
+/// that the originals of a batch fit in memory.
+pub const BATCH: i64 = 100;
 /// Rows flagged per statement when a reindex is scheduled.
 const MARK_CHUNK: i64 = 20_000;
 
@@ -130,9 +133,20 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
         rows.into_iter().map(rebuild).collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| Error::Internal(format!("reindex task failed: {e}")))?;
-    let ids: Vec<i64> = built.iter().map(|(id, _)| *id).collect();
-    let vectors: Vec<Option<String>> = built.into_iter().map(|(_, v)| v).collect();
+    .map_err(|e| Error::context("run the reindex task", e))?;
+    let ids: Vec<i64> = built.iter().map(|r| r.id).collect();
+    let mut note_message = Vec::new();
+    let mut note_part = Vec::new();
+    let mut note_text = Vec::new();
+    for r in &built {
+        for p in &r.parts {
+            note_message.push(r.id);
+            note_part.push(p.part_index);
+            note_text.push(p.outcome.note());
+        }
+    }
+    let vectors: Vec<Option<String>> = built.into_iter().map(|r| r.vector).collect();
+    let mut tx = pool.begin().await?;
     // Only rows still pending are written: a concurrent run may have done them already.
     sqlx::query(
         "UPDATE messages m SET search = coalesce(t.v::tsvector, m.search), search_pending = false
@@ -141,13 +155,31 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
     )
     .bind(&ids)
     .bind(&vectors)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "UPDATE attachments a SET text_note = t.note
+         FROM unnest($1::bigint[], $2::int[], $3::text[]) AS t(message_id, part, note)
+         WHERE a.message_id = t.message_id AND a.part_index = t.part",
+    )
+    .bind(&note_message)
+    .bind(&note_part)
+    .bind(&note_text)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(ids.len() as u64)
 }
 
-/// The new vector of one message; None when its original cannot be read.
-fn rebuild(row: Pending) -> (i64, Option<String>) {
+/// A message's new vector (None when its original cannot be read) and what became of each
+/// attachment's text.
+struct Rebuilt {
+    id: i64,
+    vector: Option<String>,
+    parts: Vec<PartText>,
+}
+
+fn rebuild(row: Pending) -> Rebuilt {
     let size = usize::try_from(row.size).unwrap_or(0).max(1);
     let raw = zstd::bulk::decompress(&row.zstd, size)
         .ok()
@@ -157,11 +189,31 @@ fn rebuild(row: Pending) -> (i64, Option<String>) {
             message_id = row.id,
             "reindex: the stored original is unreadable or does not match its SHA-256; old search vector kept"
         );
-        return (row.id, None);
+        return Rebuilt {
+            id: row.id,
+            vector: None,
+            parts: Vec::new(),
+        };
     };
     let language = Language::parse(&row.search_language).unwrap_or(Language::English);
     let parsed = parse::parse(&raw);
-    (row.id, Some(message_vector(&parsed, &[], language)))
+    let parts = if parsed.attachments.is_empty() {
+        Vec::new()
+    } else {
+        attachment_text::from_message(&raw, &Limits::default())
+    };
+    let texts: Vec<String> = parts
+        .iter()
+        .filter_map(|p| match &p.outcome {
+            Outcome::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    Rebuilt {
+        id: row.id,
+        vector: Some(message_vector(&parsed, &texts, language)),
+        parts,
+    }
 }
 
 /// Works through every pending message in `scope`, calling `progress` with the running total.
@@ -177,8 +229,9 @@ pub async fn run(pool: &PgPool, scope: Scope, mut progress: impl FnMut(u64)) -> 
     }
 }
 
-/// How often `serve` looks for pending messages when there were none.
-const IDLE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often `serve` looks for pending messages when there were none (new mail with
+/// attachments gets its attachment text within about this long).
+const IDLE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// `serve`'s background reindex: works through pending messages, resting after every batch
 /// as long as the batch took, so it uses at most about half of one core and readers' queries

@@ -250,7 +250,7 @@ async fn run_batches(
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| Error::Internal(format!("batch limiter closed: {e}")))?;
+            .map_err(|e| Error::context("wait for the batch limiter", e))?;
         let mut entries = std::mem::take(&mut carry);
         let wanted: Vec<i64> = plan
             .iter()
@@ -326,7 +326,7 @@ async fn run_batches(
                 match previous {
                     Some(chain) => chain
                         .await
-                        .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))?,
+                        .map_err(|e| Error::context("run the batch store task", e))?,
                     None => Ok(Stored::default()),
                 }
             };
@@ -343,7 +343,7 @@ async fn run_batches(
     if let Some(chain) = last.take() {
         let stored = chain
             .await
-            .map_err(|e| Error::Internal(format!("batch store task failed: {e}")))??;
+            .map_err(|e| Error::context("run the batch store task", e))??;
         outcome.archived += stored.inserted;
         outcome.bytes += stored.raw_bytes;
         outcome.quarantined += stored.quarantined;

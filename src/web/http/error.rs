@@ -62,6 +62,7 @@ impl IntoResponse for Error {
                 StatusCode::FORBIDDEN,
                 "You do not have permission to do that. Ask an administrator if you need it.",
             ),
+            Error::Refused(msg) => page(StatusCode::FORBIDDEN, msg.clone()),
             Error::Invalid { .. } => page(StatusCode::UNPROCESSABLE_ENTITY, self.to_string()),
             Error::Conflict(msg) => page(StatusCode::CONFLICT, msg.clone()),
             _ => {

@@ -135,42 +135,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
     }
 }
 
-/// A permission as a type, for [`Require`].
-pub trait PermissionMarker: Send + Sync {
-    const PERMISSION: Permission;
-}
-
-macro_rules! markers {
-    ($($name:ident),* $(,)?) => {
-        /// Marker types, one per [`Permission`]: `Require<perm::ManageUsers>`.
-        pub mod perm {
-            use super::{Permission, PermissionMarker};
-            $(
-                pub struct $name;
-                impl PermissionMarker for $name {
-                    const PERMISSION: Permission = Permission::$name;
-                }
-            )*
-        }
-    };
-}
-
-markers!(
-    ViewDashboard,
-    ViewMail,
-    ExportMail,
-    DeleteMail,
-    ImportMail,
-    ViewQuarantine,
-    ManageQuarantine,
-    ManageAccounts,
-    ManageUsers,
-    ManageRoles,
-    ManageRetention,
-    ViewAudit,
-    ManageSettings,
-    ViewWorkers,
-);
+pub use crate::auth::permissions::{PermissionMarker, perm};
 
 /// A signed-in user holding permission `P`; anyone else gets sign-in or 403.
 pub struct Require<P: PermissionMarker>(pub CurrentUser, PhantomData<P>);
@@ -195,6 +160,11 @@ impl<S: Send + Sync, P: PermissionMarker> FromRequestParts<S> for Require<P> {
         Ok(Require(user, PhantomData))
     }
 }
+
+/// The fields of a form that carries nothing but its CSRF token: a button that confirms an
+/// action (`CsrfForm<NoFields>`).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
 
 /// An urlencoded form whose `csrf_token` field matched the session's token. The guard
 /// middleware already refuses unsafe requests without it; checking again here keeps a

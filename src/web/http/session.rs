@@ -36,7 +36,7 @@ pub fn layer(store: PostgresStore, settings: &Settings) -> SessionManagerLayer<P
 }
 
 fn store_error(e: tower_sessions::session::Error) -> Error {
-    Error::Internal(format!("session store: {e}"))
+    Error::context("use the session store", e)
 }
 
 pub fn now() -> i64 {

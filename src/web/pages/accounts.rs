@@ -1,6 +1,8 @@
 //! `/accounts`: administrators add IMAP accounts, see each account's completeness ledger, test
 //! the connection, pause/resume syncing and delete accounts. Passwords are write-only.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
@@ -15,8 +17,8 @@ use crate::config::split_list;
 use crate::error::{Error, Result};
 use crate::ingest::accounts::{self, Account, ImapSettings, PasswordAfterEdit, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
-use crate::ingest::workers;
-use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
+use crate::ingest::workers::{self, WorkerStatus};
+use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -62,10 +64,17 @@ fn coverage_text(folders: &[FolderCoverage]) -> String {
 }
 
 async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
+    // Three queries for the whole page, however many accounts there are.
+    let mut coverage = ledger::coverage_by_account(&state.pool).await?;
+    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(&state.pool)
+        .await?
+        .into_iter()
+        .map(|w| (w.name.clone(), w))
+        .collect();
     let mut out = Vec::new();
     for a in accounts::list(&state.pool).await? {
-        let folders = ledger::coverage(&state.pool, a.id).await?;
-        let status = match workers::get(&state.pool, &workers::sync_worker_name(a.id)).await? {
+        let folders = coverage.remove(&a.id).unwrap_or_default();
+        let status = match sync_workers.remove(&workers::sync_worker_name(a.id)) {
             Some(w) if w.last_error.is_some() => "failing".to_string(),
             Some(w) if w.state == "running" => "running".to_string(),
             Some(w) if w.last_success_at.is_some() => {
@@ -384,9 +393,6 @@ async fn set_enabled(
     let done = if enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn test(
     State(state): State<AppState>,

@@ -151,10 +151,7 @@ async fn csv(
     Query(p): Query<Params>,
 ) -> Result<Response> {
     let rows = query::list(&state.pool, &p.filter()?, CSV_LIMIT).await?;
-    let mut body = String::from(query::CSV_HEADER);
-    for row in &rows {
-        body.push_str(&query::csv_line(row));
-    }
+    let body = query::csv(&rows)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -16,7 +16,7 @@ use crate::auth::login::{self, LockoutPolicy, LoginOutcome};
 use crate::auth::{manage, users};
 use crate::error::{Error, Result};
 use crate::web::http::error;
-use crate::web::http::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser};
+use crate::web::http::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser, NoFields};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::session;
@@ -275,14 +275,11 @@ async fn totp_submit(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn logout(
     State(state): State<AppState>,
     session: Session,
     user: CurrentUser,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     audit::record_now(
         &state.pool,

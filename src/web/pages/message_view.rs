@@ -62,6 +62,8 @@ struct AttachmentView {
     name: String,
     content_type: String,
     size: String,
+    /// How reading its text for search went ("" until the background stage looked).
+    text_note: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -127,6 +129,11 @@ async fn view(
         headers,
         attachments,
     } = rendered;
+    let notes = if attachments.is_empty() {
+        Vec::new()
+    } else {
+        reading::attachment_notes(&state.pool, m.id).await?
+    };
     Ok(ViewPage {
         page: PageContext::for_user(
             m.subject.clone().unwrap_or_else(|| "(no subject)".into()),
@@ -139,7 +146,10 @@ async fn view(
             .unwrap_or_else(|| format!("{} (no Date header)", user.format_time(m.sort_date))),
         verdict_label: m.scan_status.replace('_', " "),
         archived_from: format!("{} / {}", m.account_name, m.folder),
-        attachments: attachments.iter().map(attachment_view).collect(),
+        attachments: attachments
+            .iter()
+            .map(|p| attachment_view(p, &notes))
+            .collect(),
         headers,
         has_html: html_body.is_some(),
         text_html: if html_body.is_none() {
@@ -159,12 +169,17 @@ async fn view(
     })
 }
 
-fn attachment_view(p: &Part) -> AttachmentView {
+fn attachment_view(p: &Part, notes: &[(i32, String)]) -> AttachmentView {
     AttachmentView {
         index: p.index,
         name: safe_filename(p.filename.as_deref(), &format!("attachment-{}", p.index)),
         content_type: p.content_type.clone(),
         size: format::size(p.size as u64),
+        text_note: notes
+            .iter()
+            .find(|(i, _)| *i as usize == p.index)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default(),
     }
 }
 

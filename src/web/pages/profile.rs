@@ -14,7 +14,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::users::{self, Preferences};
 use crate::auth::{manage, password, totp};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, CurrentUser};
+use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::session;
@@ -209,14 +209,11 @@ async fn change_preferences(
     or_form_error(&state, user, result).await
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_other_sessions(
     State(state): State<AppState>,
     session: Session,
     user: CurrentUser,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     let mut tx = state.pool.begin().await?;
     let epoch = users::bump_epoch(&mut tx, user.id).await?;

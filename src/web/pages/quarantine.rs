@@ -14,7 +14,7 @@ use crate::auth::{VisibleAccount, roles, users, visible_accounts};
 use crate::error::{Error, Result};
 use crate::scan::facts::header_section;
 use crate::scan::quarantine::{self, Entry, Filter, IfStillInfected};
-use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
+use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -235,14 +235,11 @@ async fn release(
     Ok(Redirect::to(&format!("/quarantine/{id}?done=released")).into_response())
 }
 
-#[derive(Deserialize)]
-struct EmptyForm {}
-
 async fn delete(
     State(state): State<AppState>,
     user: Require<perm::ManageQuarantine>,
     Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<EmptyForm>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     let entry = visible_entry(&state, &user, id).await?;
     let mut tx = state.pool.begin().await?;

@@ -5,13 +5,12 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::audit::{self, AuditEvent};
 use crate::auth::Permission;
+use crate::auth::manage_roles;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -134,17 +133,7 @@ async fn create(
     user: RoleAdmin,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<Response> {
-    let input = form.input();
-    let mut tx = state.pool.begin().await?;
-    let id = roles::create(&mut tx, &input).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "role.create")
-            .target(format!("role:{id}"))
-            .details(json!({ "name": input.name.trim(), "permissions": form.permission, "all_accounts": input.all_accounts })),
-    )
-    .await?;
-    tx.commit().await?;
+    manage_roles::create_role(&state.pool, &user.actor, &form.input()).await?;
     Ok(Redirect::to("/roles").into_response())
 }
 
@@ -154,38 +143,16 @@ async fn update(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<Response> {
-    let input = form.input();
-    let mut tx = state.pool.begin().await?;
-    roles::update(&mut tx, id, &input).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "role.update")
-            .target(format!("role:{id}"))
-            .details(json!({ "name": input.name.trim(), "permissions": form.permission, "all_accounts": input.all_accounts })),
-    )
-    .await?;
-    tx.commit().await?;
+    manage_roles::update_role(&state.pool, &user.actor, id, &form.input()).await?;
     Ok(Redirect::to("/roles").into_response())
 }
-
-#[derive(Deserialize)]
-struct Empty {}
 
 async fn delete(
     State(state): State<AppState>,
     user: RoleAdmin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    let mut tx = state.pool.begin().await?;
-    let role = roles::delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "role.delete")
-            .target(format!("role:{id}"))
-            .details(json!({ "name": role.name })),
-    )
-    .await?;
-    tx.commit().await?;
+    manage_roles::delete_role(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/roles").into_response())
 }

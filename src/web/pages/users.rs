@@ -7,15 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::audit::{self, AuditEvent};
 use crate::auth::manage::{self, NewUser};
 use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
-use crate::auth::{Grants, Permission, VisibleAccount, totp, visible_accounts};
+use crate::auth::{Grants, VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, Require, perm};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -242,50 +240,13 @@ async fn update(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response> {
-    users::get(&state.pool, id).await?;
-    let email = users::check_email(&form.email)?;
-    if id == user.id {
-        let all_roles = roles::list(&state.pool).await?;
-        let keeps = all_roles
-            .iter()
-            .any(|r| form.role.contains(&r.id) && r.has(Permission::ManageUsers));
-        if !keeps {
-            return Err(Error::Conflict(
-                "You cannot take away your own right to manage users; ask another administrator."
-                    .into(),
-            ));
-        }
-    }
-    let mut tx = state.pool.begin().await?;
-    let before_roles = users::role_ids(&mut *tx, id).await?;
-    let before_accounts = users::account_ids(&mut *tx, id).await?;
-    users::set_email(&mut tx, id, &email).await?;
-    users::set_roles(&mut tx, id, &form.role).await?;
-    users::set_accounts(&mut tx, id, &form.account).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "user.update")
-            .target(format!("user:{id}"))
-            .details(json!({ "email": email, "roles_before": before_roles, "roles": form.role })),
-    )
-    .await?;
-    if sorted(before_accounts.clone()) != sorted(form.account.clone()) {
-        audit::record(
-            &mut tx,
-            &AuditEvent::by(&user.actor, "user.grants")
-                .target(format!("user:{id}"))
-                .details(json!({ "accounts_before": before_accounts, "accounts": form.account })),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let change = manage::UserUpdate {
+        email: &form.email,
+        role_ids: &form.role,
+        account_ids: &form.account,
+    };
+    manage::update_user(&state.pool, &user.actor, id, &change).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=saved")).into_response())
-}
-
-fn sorted(mut v: Vec<i64>) -> Vec<i64> {
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 #[derive(Deserialize)]
@@ -299,24 +260,7 @@ async fn set_enabled(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
-    if id == user.id && !form.enabled {
-        return Err(Error::Conflict(
-            "You cannot disable your own account.".into(),
-        ));
-    }
-    let mut tx = state.pool.begin().await?;
-    users::set_enabled(&mut tx, id, form.enabled).await?;
-    let action = if form.enabled {
-        "user.enable"
-    } else {
-        "user.disable"
-    };
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, action).target(format!("user:{id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    manage::set_enabled(&state.pool, &user.actor, id, form.enabled).await?;
     let done = if form.enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/users/{id}?done={done}")).into_response())
 }
@@ -337,23 +281,13 @@ async fn reset_password(
     Ok(Redirect::to(&format!("/users/{id}?done=password")).into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_sessions(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    let mut tx = state.pool.begin().await?;
-    users::bump_epoch(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "user.sessions_end").target(format!("user:{id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    manage::end_sessions(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=sessions")).into_response())
 }
 
@@ -361,17 +295,9 @@ async fn remove_totp(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    users::get(&state.pool, id).await?;
-    let mut tx = state.pool.begin().await?;
-    totp::disable(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "user.totp_remove").target(format!("user:{id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    manage::remove_totp(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=totp")).into_response())
 }
 
@@ -379,23 +305,8 @@ async fn delete(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    if id == user.id {
-        return Err(Error::Conflict(
-            "You cannot delete your own account.".into(),
-        ));
-    }
-    let target = users::get(&state.pool, id).await?;
-    let mut tx = state.pool.begin().await?;
-    users::delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "user.delete")
-            .target(format!("user:{id}"))
-            .details(json!({ "username": target.username })),
-    )
-    .await?;
-    tx.commit().await?;
+    manage::delete_user(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/users?done=deleted").into_response())
 }

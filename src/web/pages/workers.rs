@@ -20,6 +20,8 @@ pub fn area() -> Area {
 struct WorkersPage {
     page: PageContext,
     workers: Vec<WorkerRow>,
+    /// Messages whose search vector waits for the background stage.
+    search_backlog: i64,
 }
 
 struct WorkerRow {
@@ -45,8 +47,11 @@ async fn list(
             w,
         })
         .collect();
+    let search_backlog =
+        crate::archive::search::reindex::pending(&state.pool, Default::default()).await?;
     Ok(WorkersPage {
         page: PageContext::for_user("Workers", "/workers", &user),
         workers,
+        search_backlog,
     })
 }

@@ -1,0 +1,90 @@
+//! What the commands share: the settings, the keys, and a database that is closed (and a
+//! private cluster the command started, stopped) however the command ends.
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+
+use daygle::auth::users::{self, User};
+use daygle::config::Settings;
+use daygle::db::{self, Database};
+use daygle::ingest::accounts::{self, Account};
+use daygle::secrets::Keys;
+
+/// Whether a command brings the schema up to date before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations first (commands that write).
+    Migrate,
+    /// Use the schema as it is (read-only checks, and `migrate`, which reports on it).
+    AsIs,
+}
+
+/// A command's view of the archiver: its settings and its open database.
+pub struct CliContext {
+    pub settings: Settings,
+    pub database: Database,
+}
+
+impl CliContext {
+    pub fn pool(&self) -> &PgPool {
+        &self.database.pool
+    }
+
+    /// The configured keys (generated on first run, as `serve` would).
+    pub async fn keys(&self) -> anyhow::Result<Keys> {
+        load_keys(&self.settings).await
+    }
+
+    /// The archive account called `name` (any case), with the one message every command gives
+    /// when there is none.
+    pub async fn account(&self, name: &str) -> anyhow::Result<Account> {
+        let mut conn = self.pool().acquire().await?;
+        accounts::find_by_name(&mut conn, name)
+            .await?
+            .with_context(|| format!("no account named {name}; see `daygle account list`"))
+    }
+
+    /// The user called `name` (any case).
+    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
+        users::find_by_username(self.pool(), name)
+            .await?
+            .with_context(|| format!("there is no user named {name}"))
+    }
+}
+
+/// The configured keys, loaded off the async threads (a first run generates and writes them).
+pub async fn load_keys(settings: &Settings) -> anyhow::Result<Keys> {
+    let security = settings.security.clone();
+    let data_dir = settings.data_dir();
+    tokio::task::spawn_blocking(move || Keys::load(&security, &data_dir))
+        .await
+        .context("key loading task failed")?
+        .context("Failed to load the sealing key")
+}
+
+/// Opens the database (starting the private cluster for the command when nothing runs it),
+/// runs `command`, and closes the database whether `command` succeeded or not. Should this
+/// task be cancelled or panic instead, the cluster lease's `Drop` still stops the cluster.
+pub async fn with_database<T>(
+    settings: Settings,
+    schema: Schema,
+    command: impl AsyncFnOnce(&CliContext) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    let context = CliContext { settings, database };
+    let result = async {
+        if schema == Schema::Migrate {
+            db::migrate(context.pool())
+                .await
+                .context("Failed to migrate")?;
+        }
+        command(&context).await
+    }
+    .await;
+    let closed = context.database.close().await;
+    let value = result?;
+    closed.context("Failed to close the database")?;
+    Ok(value)
+}
