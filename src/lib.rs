@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod render;
 pub mod reports;
 pub mod reseal;
+pub mod retention;
 pub mod scan;
 pub mod secrets;
 pub mod telemetry;
@@ -173,6 +174,16 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        if let Ok(Some(daily)) =
+            retention::schedule::Daily::parse(&state.settings.retention.schedule)
+        {
+            tasks.spawn(retention::schedule::run_until_stopped(
+                state.pool.clone(),
+                daily,
+                state.settings.retention.batch_size,
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(archive::search::reindex::background(
             state.pool.clone(),
             shutdown.clone(),

@@ -76,3 +76,26 @@ pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result
     .map_err(|e| Error::context("run the blob check task", e))?;
     Ok(raw)
 }
+
+/// Locks the stored blobs among `hashes` `FOR KEY SHARE` until the caller's transaction ends
+/// (so blob collection cannot delete them under a message being inserted) and returns the
+/// hashes that are not stored — e.g. collected a moment ago, after `existing` saw them.
+pub async fn pin(tx: &mut PgConnection, hashes: &[[u8; 32]]) -> Result<Vec<[u8; 32]>> {
+    let list: Vec<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
+    let present: std::collections::HashSet<Vec<u8>> = sqlx::query_scalar(
+        "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::bytea[]) ORDER BY sha256 FOR KEY SHARE",
+    )
+    .bind(&list)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut missing: Vec<[u8; 32]> = hashes
+        .iter()
+        .filter(|h| !present.contains(h.as_slice()))
+        .copied()
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    Ok(missing)
+}

@@ -5,13 +5,16 @@ mod backup;
 mod bench;
 mod check_config;
 mod context;
+mod delete;
 mod export;
 mod healthcheck;
+mod hold;
 mod import;
 mod keygen;
 mod migrate;
 mod reindex;
 mod rescan;
+mod retention;
 mod rotate_key;
 mod serve;
 mod sync;
@@ -95,6 +98,16 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Scan archived mail again and apply clamav.action to anything newly detected.
     Rescan(rescan::RescanArgs),
+    /// Retention policies: add, list, remove, preview, run.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Legal holds: add, list, release.
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
+    /// Delete the results of a search (asks for --yes; held mail stays).
+    Delete(delete::DeleteArgs),
+    /// Subject access and erasure: export and erase all mail from/to/cc/bcc these addresses.
+    Erase(delete::EraseArgs),
     /// Rebuild search vectors from the stored originals (all mail, or one account's).
     Reindex(reindex::ReindexArgs),
 }
@@ -162,6 +175,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workers => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(workers::run(settings))
+        }
+        Command::Retention(cmd) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(retention::run(settings, cmd))
+        }
+        Command::Hold(cmd) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(hold::run(settings, cmd))
+        }
+        Command::Delete(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(delete::delete(settings, args))
+        }
+        Command::Erase(args) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(delete::erase(settings, args))
         }
         Command::RotateKey(args) => {
             let settings = load_settings(&cli.global, &[])?;

@@ -51,6 +51,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub logging: LoggingSettings,
     pub sync: SyncSettings,
+    pub retention: RetentionSettings,
     pub verify: VerifySettings,
 }
 
@@ -293,6 +294,43 @@ impl SyncSettings {
     pub fn exclude_patterns(&self) -> Vec<String> {
         split_list(&self.exclude_folders)
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Daily purge time `HH:MM` in the server's time zone; empty or `off`: no scheduled purge.
+    pub schedule: String,
+    /// Manual deletions wait for a second user holding `delete_mail` to approve them.
+    pub require_approval: bool,
+    /// Messages deleted per transaction by purges and deletions.
+    pub batch_size: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            schedule: String::new(),
+            require_approval: false,
+            batch_size: 2000,
+        }
+    }
+}
+
+/// `HH:MM` (24-hour clock) → `Some((hour, minute))`; empty or `off` → `None`.
+pub fn parse_daily_time(text: &str) -> std::result::Result<Option<(i8, i8)>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || "must be HH:MM (e.g. 03:00) or off".to_string();
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    let hour: i8 = h.parse().map_err(|_| bad())?;
+    let minute: i8 = m.parse().map_err(|_| bad())?;
+    if !(0..24).contains(&hour) || !(0..60).contains(&minute) || m.len() != 2 {
+        return Err(bad());
+    }
+    Ok(Some((hour, minute)))
 }
 
 /// Splits a comma-separated config list, dropping empty items.

@@ -119,6 +119,12 @@ impl Settings {
         self.validate_clamav(&mut p);
         self.validate_smtp(&mut p);
         self.validate_sync(&mut p);
+        if let Err(e) = super::parse_daily_time(&self.retention.schedule) {
+            p.push(problem("retention.schedule", e));
+        }
+        if self.retention.batch_size < 1 {
+            p.push(problem("retention.batch_size", "must be at least 1"));
+        }
         if let Err(e) = self.verify.interval() {
             p.push(problem("verify.schedule", e));
         }

@@ -385,8 +385,14 @@ pub async fn removal_impact(conn: &mut PgConnection, id: i64) -> Result<RemovalI
 }
 
 /// Deletes the account, its archived copies and ledger, and the stored contents no other
-/// account references.
+/// account references. Refused while any of its mail is under a legal hold.
 pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
+    crate::retention::HeldFilter::lock(tx).await?;
+    if crate::retention::holds::account_has_held_mail(tx, id).await? {
+        return Err(Error::Conflict(
+            "this account has mail under a legal hold; release the hold before removing it".into(),
+        ));
+    }
     let impact = removal_impact(tx, id).await?;
     let blobs: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM messages WHERE account_id = $1")
@@ -400,13 +406,7 @@ pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
-    sqlx::query(
-        "DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
-           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)",
-    )
-    .bind(&blobs)
-    .execute(&mut *tx)
-    .await?;
+    crate::retention::remove::collect_blobs(tx, &blobs).await?;
     Ok(impact)
 }
 

@@ -4,7 +4,7 @@
 //! source's new position. A crash anywhere replays the batch; the unique keys make the replay
 //! add nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -165,7 +165,7 @@ pub async fn store_ordered<T>(
         uidvalidity,
         language: search::account_language(pool, account_id).await?,
     };
-    let (mut rows, new_blobs) =
+    let (mut rows, new_blobs, known_raw) =
         blocking(move || prepare(&place, incoming, hashes, &known, zstd_level)).await??;
     for (row, (status, virus)) in rows.iter_mut().zip(statuses) {
         row.scan_status = status;
@@ -179,8 +179,10 @@ pub async fn store_ordered<T>(
         tx.commit().await?;
         added
     };
-    drop(new_blobs);
     let mut tx = pool.begin().await?;
+    let hashes: Vec<[u8; 32]> = rows.iter().map(|r| r.sha256).collect();
+    restore_collected(&mut tx, &hashes, &new_blobs, known_raw, zstd_level).await?;
+    drop(new_blobs);
     let (quarantined, rejected) =
         divert(&mut tx, scan, account_id, &folder, uidvalidity, &diverted).await?;
     if let Some(uidvalidity) = uidvalidity {
@@ -262,6 +264,66 @@ async fn divert(
     Ok((quarantined, rejected))
 }
 
+/// Pins every blob the batch's rows reference for the rest of `tx`, storing again any that
+/// blob collection removed since `blobs::existing` looked (a retention purge of the same
+/// content running right now). Without this, the insert would fail on the foreign key.
+async fn restore_collected(
+    tx: &mut sqlx::PgConnection,
+    hashes: &[[u8; 32]],
+    new_blobs: &[NewBlob],
+    known_raw: RawByHash,
+    zstd_level: i32,
+) -> Result<()> {
+    let mut known_raw = Some(known_raw);
+    for _ in 0..3 {
+        let missing = blobs::pin(tx, hashes).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            blobs = missing.len(),
+            "storing again blobs collected during this batch"
+        );
+        let mut again = Vec::with_capacity(missing.len());
+        let mut from_raw = Vec::new();
+        for h in missing {
+            match new_blobs.iter().find(|b| b.sha256 == h) {
+                Some(b) => again.push(NewBlob {
+                    sha256: b.sha256,
+                    size: b.size,
+                    zstd: b.zstd.clone(),
+                }),
+                None => from_raw.push(h),
+            }
+        }
+        let raws = known_raw.take().unwrap_or_default();
+        let (compressed, raws) = blocking(move || {
+            let out: Result<Vec<NewBlob>> = from_raw
+                .iter()
+                .filter_map(|h| raws.get(h).map(|raw| (h, raw)))
+                .map(|(h, raw)| {
+                    Ok(NewBlob {
+                        sha256: *h,
+                        size: raw.len() as i64,
+                        zstd: blobs::compress(raw, zstd_level)?,
+                    })
+                })
+                .collect();
+            (out, raws)
+        })
+        .await?;
+        known_raw = Some(raws);
+        again.extend(compressed?);
+        blobs::put_many(tx, &again).await?;
+    }
+    Err(Error::Internal(
+        "a blob of this batch kept disappearing while it was being stored".into(),
+    ))
+}
+
+/// Raw bytes of content that was already stored, by SHA-256.
+type RawByHash = HashMap<[u8; 32], Vec<u8>>;
+
 /// A row to insert and, for content not stored yet, its compressed blob.
 type Prepared = (NewMessage, Option<NewBlob>);
 
@@ -274,14 +336,15 @@ struct Place {
 }
 
 /// Parses every message, builds its search vector and compresses the contents not stored
-/// yet, using every core.
+/// yet, using every core. Also returns the raw bytes of content that was already stored, in
+/// case blob collection removes it before the batch commits.
 fn prepare(
     place: &Place,
     incoming: Vec<Incoming>,
     hashes: Vec<[u8; 32]>,
     known: &HashSet<[u8; 32]>,
     zstd_level: i32,
-) -> Result<(Vec<NewMessage>, Vec<NewBlob>)> {
+) -> Result<(Vec<NewMessage>, Vec<NewBlob>, RawByHash)> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -358,7 +421,12 @@ fn prepare(
             new_blobs.extend(blob);
         }
     }
-    Ok((rows, new_blobs))
+    let known_raw = items
+        .into_iter()
+        .filter(|(_, h, _)| known.contains(h))
+        .map(|(m, h, _)| (h, m.raw))
+        .collect();
+    Ok((rows, new_blobs, known_raw))
 }
 
 async fn blocking<F, R>(f: F) -> Result<R>

@@ -5,7 +5,7 @@
 //! pipeline quarantines a message in the same transaction that moves the folder position.
 
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{Acquire, PgConnection};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -293,18 +293,36 @@ pub async fn release(
 
 /// Deletes every entry whose expiry is at or before `now`; returns how many went.
 pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM quarantine WHERE expires_at <= $1")
-        .bind(now)
-        .execute(conn)
-        .await
-        .map_err(|e| Error::context("expire quarantine entries", e))?;
-    if done.rows_affected() > 0 {
-        tracing::info!(
-            deleted = done.rows_affected(),
-            "expired quarantine entries deleted"
-        );
+    let mut tx = conn.begin().await?;
+    let gone: Vec<(Option<i64>, i64)> =
+        sqlx::query_as("DELETE FROM quarantine WHERE expires_at <= $1 RETURNING account_id, size")
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| Error::context("expire quarantine entries", e))?;
+    let deleted = gone.len() as u64;
+    if deleted > 0 {
+        let bytes: i64 = gone.iter().map(|(_, s)| s).sum();
+        crate::retention::remove::count(
+            &mut tx,
+            crate::retention::Cause::QuarantineExpiry,
+            gone.into_iter().filter_map(|(a, s)| a.map(|a| (a, s))),
+        )
+        .await?;
+        let actor = crate::audit::Actor {
+            username: "system:quarantine".into(),
+            ..crate::audit::Actor::default()
+        };
+        crate::audit::record(
+            &mut tx,
+            &crate::audit::AuditEvent::by(&actor, "quarantine.expire")
+                .details(serde_json::json!({ "deleted": deleted, "bytes": bytes })),
+        )
+        .await?;
+        tracing::info!(deleted, "expired quarantine entries deleted");
     }
-    Ok(done.rows_affected())
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 /// `%`, `_` and `\` match literally in a user's filter text.

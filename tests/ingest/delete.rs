@@ -61,3 +61,49 @@ fn crlf(raw: &[u8]) -> Vec<u8> {
         .replace('\n', "\r\n");
     text.into_bytes()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_after_archive_leaves_held_mail_on_the_server_until_the_hold_is_released() {
+    use daygle::retention::holds;
+    let env = env().await;
+    let account = env.account("Alice", "alice").await;
+    env.dovecot
+        .write_messages("alice", "INBOX", &messages("keep", 4), OLD);
+    env.sync(&account).await.expect("archive");
+    let actor = daygle::audit::Actor::cli();
+    let hold = holds::place(
+        &env.pool,
+        &actor,
+        &holds::HoldInput {
+            name: "lawsuit".into(),
+            reason: "case 42".into(),
+            account_ids: vec![account.id],
+            query: Some("from:sender1@example.org".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("hold");
+    sqlx::query("UPDATE accounts SET delete_after_days = 7 WHERE id = $1")
+        .bind(account.id)
+        .execute(&env.pool)
+        .await
+        .expect("enable delete");
+    let account = env.reload(account.id).await;
+
+    let outcome = env.sync(&account).await.expect("sync with delete");
+    assert_eq!(outcome.deleted, 3, "the held message stays on the server");
+    assert_eq!(env.server("alice", "INBOX").await.len(), 1);
+
+    holds::release(&env.pool, &actor, hold, "settled")
+        .await
+        .expect("release");
+    let outcome = env.sync(&account).await.expect("sync after release");
+    assert_eq!(outcome.deleted, 1);
+    assert!(env.server("alice", "INBOX").await.is_empty());
+    assert_eq!(
+        env.count("SELECT messages FROM deletion_stats WHERE cause = 'server'")
+            .await,
+        4
+    );
+}

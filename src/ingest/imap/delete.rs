@@ -3,7 +3,7 @@
 //! recorded SHA-256, and the server dates it older than the account's minimum age.
 
 use futures::StreamExt;
-use sqlx::PgPool;
+use sqlx::{PgPool, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::{Session, Timeouts, fetch::uid_set, timed};
@@ -11,6 +11,7 @@ use crate::archive::{blobs, ledger};
 use crate::audit;
 use crate::error::Result;
 use crate::ingest::accounts::Account;
+use crate::retention::{self, HeldFilter};
 
 const VERIFY_CHUNK: usize = 200;
 
@@ -90,6 +91,14 @@ pub async fn delete_archived(
         // Counted in the ledger and audited together, after the server confirmed.
         let mut tx = pool.begin().await?;
         ledger::add_deleted(&mut tx, account.id, folder, chunk.len() as i64).await?;
+        retention::remove::count_deleted_from_server(
+            &mut tx,
+            account.id,
+            folder,
+            uidvalidity,
+            chunk,
+        )
+        .await?;
         let actor = audit::Actor {
             username: "system:sync".into(),
             user_agent: "daygle sync".into(),
@@ -111,7 +120,9 @@ pub async fn delete_archived(
     Ok(deleted)
 }
 
-/// The subset of `uids` whose archived copy is committed and whose blob re-hashes correctly.
+/// The subset of `uids` whose archived copy is committed, is not under a legal hold (checked
+/// in the query) and whose blob re-hashes correctly. A hold placed after this check and
+/// before the server confirms the deletion applies from the next run.
 async fn verified_uids(
     pool: &PgPool,
     account_id: i64,
@@ -121,17 +132,20 @@ async fn verified_uids(
 ) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     let mut conn = pool.acquire().await?;
+    let held = HeldFilter::load(&mut conn).await?;
     for chunk in uids.chunks(VERIFY_CHUNK) {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT uid, blob_sha256 FROM messages
-             WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3 AND uid = ANY($4::bigint[])",
-        )
-        .bind(account_id)
-        .bind(folder)
-        .bind(uidvalidity)
-        .bind(chunk)
-        .fetch_all(&mut *conn)
-        .await?;
+        let mut qb =
+            QueryBuilder::new("SELECT m.uid, m.blob_sha256 FROM messages m WHERE m.account_id = ");
+        qb.push_bind(account_id)
+            .push(" AND m.folder = ")
+            .push_bind(folder.to_string())
+            .push(" AND m.uidvalidity = ")
+            .push_bind(uidvalidity)
+            .push(" AND m.uid = ANY(")
+            .push_bind(chunk.to_vec())
+            .push(") AND NOT ");
+        held.push(&mut qb);
+        let rows: Vec<(i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         for (uid, sha) in rows {
             let Ok(sha) = <[u8; 32]>::try_from(sha.as_slice()) else {
                 continue;

@@ -1,0 +1,162 @@
+//! `daygle delete` and `daygle erase`: manual deletion and subject erasure from scripts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use daygle::archive::listing::{Filters, Listing, Sort};
+use daygle::archive::search;
+use daygle::audit::Actor;
+use daygle::auth::Grants;
+use daygle::config::Settings;
+use daygle::db;
+use daygle::retention::{erasure, requests};
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Only this archive account.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// The search whose results are deleted, e.g. 'from:spam@example.com before:2020-01-01'.
+    #[arg(long, value_name = "QUERY")]
+    pub query: String,
+    /// Why (kept in the audit log and the deletion record).
+    #[arg(long)]
+    pub reason: String,
+    /// Really delete (with retention.require_approval: file the request).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The person's e-mail address(es): mail from, to, cc or bcc any of them.
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    /// Why (kept in the audit log and the erasure record).
+    #[arg(long)]
+    pub reason: String,
+    /// First export everything found to this zip file (with manifest.csv); must not exist.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// Really erase.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    let query = search::parse(&args.query).map_err(|e| anyhow::anyhow!("--query: {e}"))?;
+    if query.is_empty() {
+        bail!("--query must not be empty (to delete everything, use a retention policy)");
+    }
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    db::migrate(&database.pool).await?;
+    let pool = database.pool.clone();
+    let result = async {
+        let account_id = match &args.account {
+            Some(name) => Some(super::retention::account_ids(&pool, std::slice::from_ref(name)).await?[0]),
+            None => None,
+        };
+        // The operator at the console reads every archive, as the database owner could anyway.
+        let grants = Grants::All;
+        let filters = Filters { account_id, ..Filters::default() };
+        let listing = Listing { grants: &grants, query: &query, filters: &filters, sort: Sort::Newest };
+        let ids = listing.all_ids(&pool, i64::MAX).await?;
+        let (count, held) = requests::count_selection(&pool, &grants, &ids).await?;
+        if !args.yes {
+            println!("{count} messages match; {held} of them are under a legal hold and would stay");
+            bail!("Refusing to delete without --yes");
+        }
+        if count == 0 {
+            println!("0 messages match; nothing to delete");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let new = requests::NewRequest {
+            kind: requests::Kind::Manual,
+            ids: &ids,
+            reason: &args.reason,
+            query: Some(&args.query),
+            addresses: &[],
+        };
+        let done = requests::request(&pool, &Actor::cli(), &grants, &new, settings.retention.require_approval).await?;
+        match done.outcome {
+            requests::Outcome::Pending => println!(
+                "deletion request #{} for {} messages waits for approval by a second user with delete_mail",
+                done.id, done.messages
+            ),
+            requests::Outcome::Done(e) => println!(
+                "deleted {} messages; {} held messages kept; freed {:.1} MB (request #{})",
+                e.deleted, e.kept_held, e.collected.bytes as f64 / 1e6, done.id
+            ),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    database.close().await?;
+    result
+}
+
+pub async fn erase(settings: Settings, args: EraseArgs) -> anyhow::Result<ExitCode> {
+    let addresses = erasure::parse_addresses(&args.addresses)?;
+    let database = db::open_for_command(&settings)
+        .await
+        .context("Failed to open the database")?;
+    db::migrate(&database.pool).await?;
+    let pool = database.pool.clone();
+    let result = async {
+        let grants = Grants::All;
+        let ids = erasure::find(&pool, &grants, &addresses).await?;
+        if !args.yes {
+            let (count, held) = requests::count_selection(&pool, &grants, &ids).await?;
+            println!(
+                "{count} messages found; {held} of them are under a legal hold and would stay"
+            );
+            bail!("Refusing to erase without --yes");
+        }
+        let file = match &args.export {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .with_context(|| {
+                        format!("Failed to create {} (it must not exist)", path.display())
+                    })?,
+            ),
+            None => None,
+        };
+        let done = erasure::erase(
+            &pool,
+            &Actor::cli(),
+            &grants,
+            &addresses,
+            &args.reason,
+            file,
+        )
+        .await;
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(path) = &args.export {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e).context("Erasure failed (the audit log shows what was erased)");
+            }
+        };
+        if let (Some(path), Some(x)) = (&args.export, done.exported) {
+            println!("exported {} messages to {}", x.messages, path.display());
+        }
+        println!(
+            "erased {} of {} messages; {} held messages kept; record #{}",
+            done.executed.deleted, done.found, done.executed.kept_held, done.request_id
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    database.close().await?;
+    result
+}

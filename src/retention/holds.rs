@@ -1,0 +1,368 @@
+//! Legal holds: mail that must not leave the archive, whatever retention, a user or a mail
+//! server's delete-after-archive wants.
+//!
+//! Holds are not copied onto messages: every delete path ANDs `NOT held` into its own SQL
+//! ([`HeldFilter::push`]), evaluated against the holds active at that moment. Mail archived
+//! after a hold was placed is therefore held as soon as it matches the hold's scope. Deleting
+//! transactions take `legal_holds` in SHARE mode first, so a hold being placed or released
+//! waits for them (and they for it): no deletion decides on a stale set of holds.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
+use time::{Date, OffsetDateTime};
+
+use super::policies::name_taken;
+use super::scope::{Scope, parse_query};
+use crate::archive::search::{self, Stemmers};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::Grants;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Hold {
+    pub id: i64,
+    pub name: String,
+    pub reason: String,
+    /// `scope` or `messages` (hand-picked).
+    pub kind: String,
+    pub all_accounts: bool,
+    pub account_ids: Vec<i64>,
+    pub account_names: Vec<String>,
+    pub query: Option<String>,
+    pub date_from: Option<Date>,
+    pub date_to: Option<Date>,
+    pub picked: i64,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub released_at: Option<OffsetDateTime>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+impl Hold {
+    pub fn is_active(&self) -> bool {
+        self.released_at.is_none()
+    }
+
+    fn scope(&self) -> Result<Scope> {
+        Ok(Scope {
+            accounts: (!self.all_accounts).then(|| self.account_ids.clone()),
+            folder_pattern: None,
+            query: parse_query("query", self.query.as_deref())?,
+            from_day: self.date_from,
+            to_day: self.date_to,
+        })
+    }
+
+    /// What the hold covers, in words, for lists.
+    pub fn scope_text(&self) -> String {
+        if self.kind == "messages" {
+            return format!("{} hand-picked messages", self.picked);
+        }
+        let mut parts = vec![if self.all_accounts {
+            "all accounts".to_string()
+        } else if self.account_names.is_empty() {
+            "no accounts (deleted)".to_string()
+        } else {
+            self.account_names.join(", ")
+        }];
+        if let Some(q) = &self.query {
+            parts.push(format!("query {q}"));
+        }
+        match (self.date_from, self.date_to) {
+            (Some(f), Some(t)) => parts.push(format!("dated {f} to {t}")),
+            (Some(f), None) => parts.push(format!("dated from {f}")),
+            (None, Some(t)) => parts.push(format!("dated up to {t}")),
+            (None, None) => {}
+        }
+        parts.join("; ")
+    }
+}
+
+const SELECT: &str = "SELECT h.id, h.name::text AS name, h.reason, h.kind, h.all_accounts,
+        coalesce(array_agg(a.id ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids,
+        coalesce(array_agg(a.name::text ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_names,
+        h.query, h.date_from, h.date_to,
+        (SELECT count(*) FROM legal_hold_messages hm WHERE hm.hold_id = h.id) AS picked,
+        h.created_by, h.created_at, h.released_at, h.released_by, h.release_reason
+     FROM legal_holds h
+     LEFT JOIN legal_hold_accounts ha ON ha.hold_id = h.id
+     LEFT JOIN accounts a ON a.id = ha.account_id";
+
+/// Active holds first, then released ones, newest first.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Hold>> {
+    Ok(sqlx::query_as(&format!(
+        "{SELECT} GROUP BY h.id ORDER BY h.released_at IS NOT NULL, h.created_at DESC"
+    ))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Hold> {
+    sqlx::query_as(&format!("{SELECT} WHERE h.id = $1 GROUP BY h.id"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub async fn id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM legal_holds WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// A scope hold as someone entered it. No condition at all holds every message.
+#[derive(Debug, Clone, Default)]
+pub struct HoldInput {
+    pub name: String,
+    pub reason: String,
+    /// Empty: every account.
+    pub account_ids: Vec<i64>,
+    pub query: Option<String>,
+    pub date_from: Option<Date>,
+    pub date_to: Option<Date>,
+}
+
+fn check_name_reason(name: &str, reason: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(Error::invalid(
+            "name",
+            "is required (at most 100 characters)",
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(Error::invalid("reason", "is required"));
+    }
+    Ok(())
+}
+
+/// Places a scope hold. It applies at once, and to mail archived later.
+pub async fn place(pool: &PgPool, actor: &Actor, input: &HoldInput) -> Result<i64> {
+    check_name_reason(&input.name, &input.reason)?;
+    let query = input
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty());
+    parse_query("query", query)?;
+    if let (Some(f), Some(t)) = (input.date_from, input.date_to)
+        && f > t
+    {
+        return Err(Error::invalid("date_to", "is before the first day"));
+    }
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO legal_holds (name, reason, kind, all_accounts, query, date_from, date_to, created_by)
+         VALUES ($1, $2, 'scope', $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(input.name.trim())
+    .bind(input.reason.trim())
+    .bind(input.account_ids.is_empty())
+    .bind(query)
+    .bind(input.date_from)
+    .bind(input.date_to)
+    .bind(&actor.username)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| name_taken(e, "a hold with this name exists"))?;
+    sqlx::query(
+        "INSERT INTO legal_hold_accounts (hold_id, account_id)
+         SELECT $1, a.id FROM accounts a WHERE a.id = ANY($2)",
+    )
+    .bind(id)
+    .bind(&input.account_ids)
+    .execute(&mut *tx)
+    .await?;
+    let held = count_held_by(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "hold.place")
+            .target(format!("legal_hold:{id}"))
+            .details(json!({
+                "name": input.name.trim(), "reason": input.reason.trim(),
+                "accounts": input.account_ids, "query": query,
+                "from": input.date_from.map(|d| d.to_string()),
+                "to": input.date_to.map(|d| d.to_string()), "held_now": held,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Holds hand-picked messages (those `grants` lets the actor read) under a new hold `name`, or
+/// adds them to the active hand-picked hold of that name. Returns the hold id and how many
+/// messages were added.
+pub async fn hold_messages(
+    pool: &PgPool,
+    actor: &Actor,
+    grants: &Grants,
+    name: &str,
+    reason: &str,
+    ids: &[i64],
+) -> Result<(i64, u64)> {
+    check_name_reason(name, reason)?;
+    let mut tx = pool.begin().await?;
+    let existing: Option<(i64, String, bool)> = sqlx::query_as(
+        "SELECT id, kind, released_at IS NULL FROM legal_holds WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name.trim())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id = match existing {
+        Some((id, kind, true)) if kind == "messages" => id,
+        Some(_) => {
+            return Err(Error::invalid(
+                "name",
+                "a hold with this name exists and is not an active hand-picked hold",
+            ));
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO legal_holds (name, reason, kind, created_by)
+             VALUES ($1, $2, 'messages', $3) RETURNING id",
+            )
+            .bind(name.trim())
+            .bind(reason.trim())
+            .bind(&actor.username)
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
+    let added = sqlx::query(
+        "INSERT INTO legal_hold_messages (hold_id, message_id)
+         SELECT $1, m.id FROM messages m
+         WHERE m.id = ANY($2) AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(ids)
+    .bind(grants.as_bind())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "hold.add_messages")
+            .target(format!("legal_hold:{id}"))
+            .details(
+                json!({ "name": name.trim(), "reason": reason.trim(), "added": added, "ids": ids }),
+            ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, added))
+}
+
+/// Releases a hold; its mail becomes subject to retention and deletion again.
+pub async fn release(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(Error::invalid("reason", "is required to release a hold"));
+    }
+    let mut tx = pool.begin().await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "UPDATE legal_holds SET released_at = now(), released_by = $2, release_reason = $3
+         WHERE id = $1 AND released_at IS NULL RETURNING name::text",
+    )
+    .bind(id)
+    .bind(&actor.username)
+    .bind(reason.trim())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(name) = name else {
+        return Err(Error::Conflict(
+            "this hold does not exist or is already released".into(),
+        ));
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "hold.release")
+            .target(format!("legal_hold:{id}"))
+            .details(json!({ "name": name, "reason": reason.trim() })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The active holds, ready to be ANDed (negated) into a delete.
+pub struct HeldFilter {
+    scopes: Vec<Scope>,
+    stemmers: Stemmers,
+}
+
+impl HeldFilter {
+    /// Reads the active holds. A deleting transaction calls [`HeldFilter::lock`] instead.
+    pub async fn load(conn: &mut PgConnection) -> Result<Self> {
+        let holds: Vec<Hold> = sqlx::query_as(&format!(
+            "{SELECT} WHERE h.released_at IS NULL AND h.kind = 'scope' GROUP BY h.id ORDER BY h.id"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        let scopes = holds.iter().map(Hold::scope).collect::<Result<_>>()?;
+        let stemmers = search::archive_stemmers(&mut *conn).await?;
+        Ok(Self { scopes, stemmers })
+    }
+
+    /// Takes `legal_holds` in SHARE mode for the rest of the transaction, then reads the holds.
+    pub async fn lock(tx: &mut PgConnection) -> Result<Self> {
+        sqlx::query("LOCK TABLE legal_holds IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Self::load(tx).await
+    }
+
+    /// Appends a never-NULL condition, true when `messages m` is under an active hold.
+    pub fn push(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+        qb.push(
+            "(EXISTS (SELECT 1 FROM legal_hold_messages hm JOIN legal_holds h ON h.id = hm.hold_id
+                      WHERE hm.message_id = m.id AND h.released_at IS NULL)",
+        );
+        for scope in &self.scopes {
+            qb.push(" OR ");
+            scope.push(qb, &self.stemmers);
+        }
+        qb.push(")");
+    }
+}
+
+/// Which of `ids` are held right now (for badges).
+pub async fn held_among(pool: &PgPool, ids: &[i64]) -> Result<HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut conn = pool.acquire().await?;
+    let filter = HeldFilter::load(&mut conn).await?;
+    let mut qb = QueryBuilder::new("SELECT m.id FROM messages m WHERE m.id = ANY(");
+    qb.push_bind(ids.to_vec()).push(") AND ");
+    filter.push(&mut qb);
+    let held: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(held.into_iter().collect())
+}
+
+/// How many messages the hold `id` covers now (released holds: what they would cover).
+pub async fn count_held_by(conn: &mut PgConnection, id: i64) -> Result<i64> {
+    let hold = get(conn, id).await?;
+    if hold.kind == "messages" {
+        return Ok(hold.picked);
+    }
+    let stemmers = search::archive_stemmers(&mut *conn).await?;
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM messages m WHERE ");
+    hold.scope()?.push(&mut qb, &stemmers);
+    Ok(qb.build_query_scalar().fetch_one(conn).await?)
+}
+
+/// Whether any message of account `id` is held: removing the account would delete it.
+pub async fn account_has_held_mail(conn: &mut PgConnection, account_id: i64) -> Result<bool> {
+    let filter = HeldFilter::load(conn).await?;
+    let mut qb = QueryBuilder::new("SELECT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = ");
+    qb.push_bind(account_id).push(" AND ");
+    filter.push(&mut qb);
+    qb.push(")");
+    Ok(qb.build_query_scalar().fetch_one(conn).await?)
+}

@@ -1,0 +1,275 @@
+//! Retention policies: which mail may leave the archive, and after how long.
+
+use serde_json::json;
+use sqlx::{FromRow, PgConnection, PgPool};
+use time::OffsetDateTime;
+
+use super::scope::{Scope, parse_query};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::error::{Error, Result};
+
+/// What a policy's age is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeBasis {
+    /// The Date header, falling back to the server's date, then the archive date.
+    Message,
+    /// When the message entered the archive.
+    Archived,
+}
+
+impl AgeBasis {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "message" => Ok(AgeBasis::Message),
+            "archived" => Ok(AgeBasis::Archived),
+            _ => Err(Error::invalid("age_basis", "must be message or archived")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeBasis::Message => "message",
+            AgeBasis::Archived => "archived",
+        }
+    }
+
+    /// The `messages m` column the age is measured on (trusted text from code).
+    pub fn column(self) -> &'static str {
+        match self {
+            AgeBasis::Message => "m.sort_date",
+            AgeBasis::Archived => "m.archived_at",
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Policy {
+    pub id: i64,
+    pub name: String,
+    pub all_accounts: bool,
+    pub account_ids: Vec<i64>,
+    pub account_names: Vec<String>,
+    pub folder_pattern: Option<String>,
+    pub query: Option<String>,
+    pub keep_days: i32,
+    pub age_basis: String,
+    pub enabled: bool,
+    pub created_by: String,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Policy {
+    pub fn basis(&self) -> AgeBasis {
+        AgeBasis::parse(&self.age_basis).unwrap_or(AgeBasis::Message)
+    }
+
+    /// The messages this policy applies to, whatever their age.
+    pub fn scope(&self) -> Result<Scope> {
+        Ok(Scope {
+            accounts: (!self.all_accounts).then(|| self.account_ids.clone()),
+            folder_pattern: self.folder_pattern.clone(),
+            query: parse_query("query", self.query.as_deref())?,
+            from_day: None,
+            to_day: None,
+        })
+    }
+
+    /// Messages measured before this instant have outlived the policy at `as_of`.
+    pub fn cutoff(&self, as_of: OffsetDateTime) -> OffsetDateTime {
+        as_of - time::Duration::days(i64::from(self.keep_days))
+    }
+
+    /// "3 accounts", "all accounts", with folder and query when set: for lists.
+    pub fn scope_text(&self) -> String {
+        let mut parts = vec![if self.all_accounts {
+            "all accounts".to_string()
+        } else if self.account_names.is_empty() {
+            "no accounts (deleted)".to_string()
+        } else {
+            self.account_names.join(", ")
+        }];
+        if let Some(f) = &self.folder_pattern {
+            parts.push(format!("folder {f}"));
+        }
+        if let Some(q) = &self.query {
+            parts.push(format!("query {q}"));
+        }
+        parts.join("; ")
+    }
+}
+
+const SELECT: &str = "SELECT p.id, p.name, p.all_accounts,
+        coalesce(array_agg(a.id ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids,
+        coalesce(array_agg(a.name::text ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_names,
+        p.folder_pattern, p.query, p.keep_days, p.age_basis, p.enabled, p.created_by, p.updated_at
+     FROM retention_policies p
+     LEFT JOIN retention_policy_accounts pa ON pa.policy_id = p.id
+     LEFT JOIN accounts a ON a.id = pa.account_id";
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Policy>> {
+    Ok(
+        sqlx::query_as(&format!("{SELECT} GROUP BY p.id ORDER BY p.name"))
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Policy> {
+    sqlx::query_as(&format!("{SELECT} WHERE p.id = $1 GROUP BY p.id"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// A policy as someone entered it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    pub name: String,
+    /// Empty: every account.
+    pub account_ids: Vec<i64>,
+    pub folder_pattern: Option<String>,
+    pub query: Option<String>,
+    pub keep_days: i32,
+    pub age_basis: String,
+    pub enabled: bool,
+}
+
+impl PolicyInput {
+    fn check(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.len() > 100 {
+            return Err(Error::invalid(
+                "name",
+                "is required (at most 100 characters)",
+            ));
+        }
+        if self.keep_days < 1 {
+            return Err(Error::invalid("keep_days", "must be at least 1 day"));
+        }
+        AgeBasis::parse(&self.age_basis)?;
+        parse_query("query", self.query.as_deref())?;
+        Ok(())
+    }
+}
+
+fn blank_to_none(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Creates a policy (`id` None) or replaces one, with its audit row.
+pub async fn save(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Option<i64>,
+    input: &PolicyInput,
+) -> Result<i64> {
+    input.check()?;
+    let folder = blank_to_none(&input.folder_pattern);
+    let query = blank_to_none(&input.query);
+    let action = if id.is_some() {
+        "retention.policy_update"
+    } else {
+        "retention.policy_create"
+    };
+    let mut tx = pool.begin().await?;
+    let id = match id {
+        None => sqlx::query_scalar(
+            "INSERT INTO retention_policies
+                 (name, all_accounts, folder_pattern, query, keep_days, age_basis, enabled, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(input.name.trim())
+        .bind(input.account_ids.is_empty())
+        .bind(&folder)
+        .bind(&query)
+        .bind(input.keep_days)
+        .bind(&input.age_basis)
+        .bind(input.enabled)
+        .bind(&actor.username)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| name_taken(e, "a policy with this name exists"))?,
+        Some(id) => {
+            sqlx::query(
+                "UPDATE retention_policies SET name = $2, all_accounts = $3, folder_pattern = $4,
+                     query = $5, keep_days = $6, age_basis = $7, enabled = $8
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(input.name.trim())
+            .bind(input.account_ids.is_empty())
+            .bind(&folder)
+            .bind(&query)
+            .bind(input.keep_days)
+            .bind(&input.age_basis)
+            .bind(input.enabled)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| name_taken(e, "a policy with this name exists"))?;
+            sqlx::query("DELETE FROM retention_policy_accounts WHERE policy_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            id
+        }
+    };
+    sqlx::query(
+        "INSERT INTO retention_policy_accounts (policy_id, account_id)
+         SELECT $1, a.id FROM accounts a WHERE a.id = ANY($2)",
+    )
+    .bind(id)
+    .bind(&input.account_ids)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, action)
+            .target(format!("retention_policy:{id}"))
+            .details(json!({
+                "name": input.name.trim(), "accounts": input.account_ids, "folder": folder,
+                "query": query, "keep_days": input.keep_days, "age_basis": input.age_basis,
+                "enabled": input.enabled,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn remove(pool: &PgPool, actor: &Actor, id: i64) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let name: String =
+        sqlx::query_scalar("DELETE FROM retention_policies WHERE id = $1 RETURNING name::text")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound)?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, "retention.policy_remove")
+            .target(format!("retention_policy:{id}"))
+            .details(json!({ "name": name })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM retention_policies WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// A unique violation on a `name` column becomes a form error; anything else stays as it is.
+pub(crate) fn name_taken(e: sqlx::Error, message: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::invalid("name", message),
+        _ => e.into(),
+    }
+}
