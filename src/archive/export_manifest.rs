@@ -45,13 +45,13 @@ pub struct ExportInfo {
 
 impl ExportInfo {
     /// An export about to start; the counts and the manifest hash are filled in at the end.
-    pub fn new(exported_by: &str, query: &str, format: &str, audit_seq: i64) -> Self {
+    pub fn new(exported_by: &str, query: &str, format: &str, audit_seq: Option<i64>) -> Self {
         Self {
             exported_by: exported_by.into(),
             exported_at: OffsetDateTime::now_utc(),
             query: query.trim().into(),
             format: format.into(),
-            audit_seq: Some(audit_seq),
+            audit_seq,
             count: 0,
             withheld: 0,
             manifest_sha256: String::new(),

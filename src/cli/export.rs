@@ -82,8 +82,12 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
-        let info =
-            export::ExportInfo::new(&Actor::cli().username, &query_text, format.extension(), seq);
+        let info = export::ExportInfo::new(
+            &Actor::cli().username,
+            &query_text,
+            format.extension(),
+            Some(seq),
+        );
         let bar = ProgressBar::new(ids.len() as u64);
         if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             bar.set_draw_target(ProgressDrawTarget::hidden());

@@ -325,7 +325,7 @@ async fn stream_export(
     };
     let event = AuditEvent::by(&user.actor, "mail.export").details(details);
     let seq = record_now_returning_id(&state.pool, &event).await?;
-    let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), seq);
+    let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };
     let grants = user.grants.clone();
