@@ -106,8 +106,37 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
+    let actor = daygle::audit::Actor::cli();
+    daygle::retention::policies::save(
+        &app.pool,
+        &actor,
+        None,
+        &daygle::retention::policies::PolicyInput {
+            name: "thirty days".into(),
+            keep_days: 30,
+            age_basis: "message".into(),
+            enabled: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    daygle::retention::holds::place(
+        &app.pool,
+        &actor,
+        &daygle::retention::holds::HoldInput {
+            name: "lawsuit".into(),
+            reason: "Smith v. Acme".into(),
+            query: Some("subject:report".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let pages = [
         ("/", "dashboard".to_string()),
+        ("/retention", "retention".into()),
+        ("/holds", "holds".into()),
         ("/messages", "messages".into()),
         ("/messages?q=subject", "search".into()),
         ("/archives", "archives".into()),

@@ -34,6 +34,8 @@ pub struct CurrentUser {
     pub page_size: i32,
     pub theme: String,
     pub csrf: String,
+    /// Open alerts, for the navigation badge (0 for users who cannot see alerts).
+    pub open_alerts: i64,
     /// For audit rows: user, IP address, user agent.
     pub actor: Actor,
 }

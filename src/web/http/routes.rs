@@ -130,6 +130,34 @@ pub const ALL: &[Route] = &[
         "/roles/{id}/delete",
         Permission(P::ManageRoles),
     ),
+    r(Method::GET, "/retention", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/retention/policies",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/policies/{id}/delete",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/purge",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::GET,
+        "/retention/stats.csv",
+        Permission(P::ManageRetention),
+    ),
+    r(Method::GET, "/holds", Permission(P::ManageRetention)),
+    r(Method::POST, "/holds", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/holds/{id}/release",
+        Permission(P::ManageRetention),
+    ),
     r(Method::GET, "/audit", Permission(P::ViewAudit)),
     r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
     r(Method::GET, "/accounts", Permission(P::ManageAccounts)),
@@ -156,6 +184,12 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageAccounts),
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
+    r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
+    r(
+        Method::POST,
+        "/alerts/{id}/acknowledge",
+        Permission(P::ManageSettings),
+    ),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
     r(
         Method::GET,
