@@ -3,6 +3,7 @@
 mod common;
 
 mod web {
+    mod alerts;
     mod audit;
     mod cli;
     mod csrf;

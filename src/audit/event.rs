@@ -76,6 +76,7 @@ pub enum Action {
     QuarantineDelete,
     QuarantineDownload,
     QuarantineExpire,
+    AlertAcknowledge,
     SecretsRotateKey,
     SearchReindex,
     BackupCreate,
@@ -145,6 +146,7 @@ impl Action {
             Action::QuarantineDelete => "quarantine.delete",
             Action::QuarantineDownload => "quarantine.download",
             Action::QuarantineExpire => "quarantine.expire",
+            Action::AlertAcknowledge => "alert.acknowledge",
             Action::SecretsRotateKey => "secrets.rotate_key",
             Action::SearchReindex => "search.reindex",
             Action::BackupCreate => "backup.create",
@@ -209,6 +211,7 @@ pub enum Target {
     LegalHold(i64),
     RetentionPolicy(i64),
     DeletionRequest(i64),
+    Alert(i64),
 }
 
 impl fmt::Display for Target {
@@ -224,6 +227,7 @@ impl fmt::Display for Target {
             Target::LegalHold(id) => write!(f, "legal_hold:{id}"),
             Target::RetentionPolicy(id) => write!(f, "retention_policy:{id}"),
             Target::DeletionRequest(id) => write!(f, "deletion_request:{id}"),
+            Target::Alert(id) => write!(f, "alert:{id}"),
         }
     }
 }

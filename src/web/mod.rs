@@ -40,6 +40,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::audit::area(),
         pages::accounts::area(),
         pages::workers::area(),
+        pages::alerts::area(),
         pages::quarantine::area(),
         pages::retention::area(),
     ]

@@ -2,6 +2,7 @@
 //! parse the request, call the domain and render; the plumbing they share is in `web::http`.
 
 pub mod accounts;
+pub mod alerts;
 pub mod archives;
 pub mod audit;
 pub mod auth;
