@@ -88,6 +88,12 @@ const CHAIN_LOCK: i64 = 0x6461_7967_6c65_4155; // "daygleAU"
 /// a transaction of its own otherwise). Concurrent writers queue on an advisory lock held to the
 /// end of the outer transaction, so each row links to the row committed just before it.
 pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
+    record_returning_id(conn, event).await.map(|_| ())
+}
+
+/// [`record`], returning the new row's id (its sequence number in the log), e.g. for an
+/// export's manifest to cite.
+pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64> {
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHAIN_LOCK)
@@ -113,9 +119,9 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
         hash: String::new(),
     };
     let hash = chain::hash_row(&row);
-    sqlx::query(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit_log (at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(row.at)
     .bind(row.user_id)
@@ -127,16 +133,21 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
     .bind(&row.details)
     .bind(&row.prev_hash)
     .bind(&hash)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(id)
 }
 
 /// [`record`] in a transaction of its own.
 pub async fn record_now(pool: &PgPool, event: &AuditEvent) -> Result<()> {
+    record_now_returning_id(pool, event).await.map(|_| ())
+}
+
+/// [`record_now`], returning the new row's id.
+pub async fn record_now_returning_id(pool: &PgPool, event: &AuditEvent) -> Result<i64> {
     let mut tx = pool.begin().await?;
-    record(&mut tx, event).await?;
+    let id = record_returning_id(&mut tx, event).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(id)
 }

@@ -16,6 +16,7 @@ pub struct LockoutPolicy {
     pub minutes: u32,
 }
 
+/// What a sign-in attempt came to.
 #[derive(Debug)]
 pub enum LoginOutcome {
     /// Signed in; start the session.
@@ -118,13 +119,13 @@ pub async fn check_second_factor(
 }
 
 async fn is_locked(pool: &PgPool, user_id: i64) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT coalesce(locked_until > now(), false) FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?
-            .unwrap_or(false),
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(locked_until > now(), false) AS "locked!" FROM users WHERE id = $1"#,
+        user_id,
     )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or(false))
 }
 
 async fn fail(pool: &PgPool, actor: &Actor, reason: &str) -> Result<()> {
@@ -144,17 +145,17 @@ async fn count_failure(
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
     // One statement, so concurrent wrong guesses cannot slip past the threshold.
-    let locked: bool = sqlx::query_scalar(
-        "UPDATE users SET
+    let locked: bool = sqlx::query_scalar!(
+        r#"UPDATE users SET
              failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
              locked_until = CASE WHEN failed_logins + 1 >= $2
                  THEN now() + make_interval(mins => $3) ELSE locked_until END
          WHERE id = $1
-         RETURNING coalesce(locked_until > now(), false)",
+         RETURNING coalesce(locked_until > now(), false) AS "locked!""#,
+        user_id,
+        policy.threshold as i32,
+        policy.minutes as i32,
     )
-    .bind(user_id)
-    .bind(policy.threshold as i32)
-    .bind(policy.minutes as i32)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
@@ -179,10 +180,10 @@ async fn count_failure(
 
 async fn succeed(pool: &PgPool, actor: &Actor, user: &users::User, method: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1",
+        user.id,
     )
-    .bind(user.id)
     .execute(&mut *tx)
     .await?;
     audit::record(

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 /// Serialises first-run setups: only one can see "no users yet" and act on it.
 const SETUP_LOCK: i64 = 0x6461_7967_6c65_5355; // "daygleSU"
 
+/// What creating a user needs: the form's fields, checked by [`create_user`].
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
@@ -66,8 +67,7 @@ pub async fn create_first_admin(
     let hash = password::hash(password_text).await?;
     let admin = users::role_id_by_name(pool, roles::ADMINISTRATOR).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SETUP_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK)
         .execute(&mut *tx)
         .await?;
     if users::any_exist(&mut *tx).await? {

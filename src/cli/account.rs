@@ -17,6 +17,7 @@ use daygle::ingest::workers::{self, WorkerStatus};
 
 use super::context::{CliContext, Schema, with_database};
 
+/// `daygle account …`: the subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Add an IMAP account. The password is read from standard input (prompted on a terminal).
@@ -38,6 +39,7 @@ pub enum AccountCommand {
     Test { name: String },
 }
 
+/// `daygle account add`: the IMAP account to archive.
 #[derive(Debug, Args)]
 pub struct AddArgs {
     #[arg(long)]

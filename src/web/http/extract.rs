@@ -41,6 +41,7 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// True when the user holds `p`.
     pub fn can(&self, p: Permission) -> bool {
         self.permissions.has(p)
     }

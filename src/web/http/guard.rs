@@ -28,6 +28,7 @@ fn is_exempt(path: &str) -> bool {
         || path.starts_with("/static/")
 }
 
+/// Middleware: loads the session's user, checks CSRF and Origin on unsafe methods.
 pub async fn guard(
     State(state): State<AppState>,
     session: Session,

@@ -65,6 +65,7 @@ impl PageContext {
         }
     }
 
+    /// The layout of a page a signed-in user sees: title, current nav entry, their menu.
     pub fn for_user(title: impl Into<String>, current: &str, user: &CurrentUser) -> Self {
         let nav = NAV
             .iter()

@@ -27,6 +27,7 @@ pub enum Access {
     Archive(Permission),
 }
 
+/// One route and who may use it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub method: Method,
@@ -45,6 +46,7 @@ const fn r(method: Method, path: &'static str, access: Access) -> Route {
 use Access::*;
 use Permission as P;
 
+/// Every route of the app with its access rule; a test checks it against the router.
 pub const ALL: &[Route] = &[
     r(Method::GET, "/healthz", Public),
     r(Method::GET, "/readyz", Public),
@@ -233,6 +235,7 @@ impl Default for Area {
 }
 
 impl Area {
+    /// An area with no routes yet.
     pub fn new() -> Self {
         Self {
             router: Router::new(),
@@ -240,6 +243,7 @@ impl Area {
         }
     }
 
+    /// Adds a GET route.
     pub fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
@@ -250,6 +254,7 @@ impl Area {
         self
     }
 
+    /// Adds a POST route.
     pub fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
@@ -260,10 +265,12 @@ impl Area {
         self
     }
 
+    /// The routes added so far (for the route table test).
     pub fn registered(&self) -> &[(Method, &'static str)] {
         &self.registered
     }
 
+    /// The axum router of this area.
     pub fn into_router(self) -> Router<AppState> {
         self.router
     }

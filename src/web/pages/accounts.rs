@@ -23,6 +23,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The routes of the archive accounts pages.
 pub fn area() -> Area {
     Area::new()
         .get("/accounts", list)

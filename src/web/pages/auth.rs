@@ -22,6 +22,7 @@ use crate::web::http::routes::Area;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
 
+/// The routes of setup, sign-in, two-factor and sign-out.
 pub fn area() -> Area {
     Area::new()
         .get("/setup", setup_page)

@@ -20,6 +20,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The route of the dashboard.
 pub fn area() -> Area {
     Area::new().get("/", dashboard)
 }

@@ -35,6 +35,7 @@ const BODY_CSP_REMOTE: &str = "default-src 'none'; img-src 'self' data: https: h
 /// Inline image types served from a message; anything else could be active content.
 const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
+/// The routes of one message: view, raw download, attachments, inline parts.
 pub fn area() -> Area {
     Area::new()
         .get("/messages/{id}", view)

@@ -20,6 +20,7 @@ use crate::web::http::routes::Area;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
 
+/// The routes of the user's own profile: password, e-mail, preferences, two-factor.
 pub fn area() -> Area {
     Area::new()
         .get("/profile", show)

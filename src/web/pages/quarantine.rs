@@ -22,6 +22,7 @@ use crate::web::http::state::AppState;
 /// Header text shown on the detail page is capped; a hostile message can have megabytes.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// The routes of the quarantine pages.
 pub fn area() -> Area {
     Area::new()
         .get("/quarantine", list)

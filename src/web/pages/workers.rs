@@ -11,6 +11,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The route of the background workers page.
 pub fn area() -> Area {
     Area::new().get("/workers", list)
 }
