@@ -85,6 +85,8 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         })],
     )
     .await;
+    sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, detail, link) VALUES ('sync_failing', 'account:1', 'critical', 'Sync of sales@example.org is failing', '3 attempts in a row failed. Last error: LOGIN failed: authentication failed', '/accounts/1'), ('disk_space', '', 'critical', 'Only 3 % disk space left', '8.6 GB free of 252 GB on the disk holding /var/lib/daygle.', '/')").execute(&app.pool).await.unwrap();
+    sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, opened_at, resolved_at, acknowledged_at, acknowledged_by) VALUES ('scanner_unreachable', '', 'critical', 'The virus scanner is unreachable', now() - interval '2 hours', now() - interval '1 hour', now() - interval '90 minutes', 'admin')").execute(&app.pool).await.unwrap();
     let chrome = Driver::start().await;
     let b = chrome.browser().await;
     let mut problems = Vec::new();
@@ -148,6 +150,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/roles/new", "role-new".into()),
         ("/audit", "audit".into()),
         ("/workers", "workers".into()),
+        ("/alerts", "alerts".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [
