@@ -10,6 +10,9 @@ RUN mkdir src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && for b in ingest search; do echo 'fn main() {}' > benches/$b.rs; done \
     && cargo build --release --locked --bin daygle || true
 COPY src src
+# Compile-time checked SQL builds from the committed query data, without a database.
+COPY .sqlx .sqlx
+ENV SQLX_OFFLINE=true
 COPY migrations migrations
 COPY templates templates
 COPY static static

@@ -720,6 +720,7 @@ async fn main() {
             export::HeldMail::Include,
             export_ids.clone(),
             format,
+            export::ExportInfo::new("bench", "", format.extension(), None),
             std::io::sink(),
             |_| {},
         )

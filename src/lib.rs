@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod notify;
 pub mod render;
 pub mod reports;
 pub mod reseal;
@@ -174,6 +175,16 @@ impl App {
             ));
         }
         tasks.spawn(session_upkeep(state.clone()));
+        tasks.spawn(
+            notify::evaluator::Evaluator {
+                pool: state.pool.clone(),
+                scanner: state.scanner.clone(),
+                data_dir: state.settings.data_dir(),
+                mailer: notify::mailer::Mailer::from_settings(&state.settings.smtp),
+                public_url: state.settings.public_url(),
+            }
+            .run_until_stopped(shutdown.clone()),
+        );
         if let Ok(Some(daily)) =
             retention::schedule::Daily::parse(&state.settings.retention.schedule)
         {

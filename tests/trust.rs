@@ -8,6 +8,7 @@ mod ingest_support;
 
 mod trust {
     mod backup;
+    mod export;
     mod support;
     mod verify;
 }

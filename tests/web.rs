@@ -3,6 +3,7 @@
 mod common;
 
 mod web {
+    mod alerts;
     mod audit;
     mod cli;
     mod csrf;
@@ -10,6 +11,7 @@ mod web {
     mod delegation;
     mod login;
     mod matrix;
+    mod retention;
     mod sessions;
     mod setup;
     mod users;

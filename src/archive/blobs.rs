@@ -24,11 +24,12 @@ pub struct NewBlob {
 /// Which of `hashes` are already stored (so their bytes need not be compressed again).
 pub async fn existing(pool: &PgPool, hashes: &[[u8; 32]]) -> Result<Vec<[u8; 32]>> {
     let list: Vec<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
-    let rows: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1::bytea[])")
-            .bind(&list)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar!(
+        "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::bytea[])",
+        &list
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| <[u8; 32]>::try_from(r.as_slice()).ok())
@@ -43,14 +44,14 @@ pub async fn put_many(tx: &mut PgConnection, blobs: &[NewBlob]) -> Result<u64> {
     let hashes: Vec<Vec<u8>> = blobs.iter().map(|b| b.sha256.to_vec()).collect();
     let sizes: Vec<i64> = blobs.iter().map(|b| b.size).collect();
     let data: Vec<&[u8]> = blobs.iter().map(|b| b.zstd.as_slice()).collect();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO blobs (sha256, size, zstd)
          SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])
          ON CONFLICT (sha256) DO NOTHING",
+        &hashes,
+        &sizes,
+        &data as _
     )
-    .bind(&hashes)
-    .bind(&sizes)
-    .bind(&data)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
@@ -58,14 +59,16 @@ pub async fn put_many(tx: &mut PgConnection, blobs: &[NewBlob]) -> Result<u64> {
 
 /// The raw bytes of a blob, decompressed, and whether they still hash to `sha256`.
 pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>> {
-    let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT size, zstd FROM blobs WHERE sha256 = $1")
-            .bind(sha256.as_slice())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((size, zstd)) = row else {
+    let row = sqlx::query!(
+        "SELECT size, zstd FROM blobs WHERE sha256 = $1",
+        sha256.as_slice(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
         return Ok(None);
     };
+    let (size, zstd) = (row.size, row.zstd);
     let expected = *sha256;
     let raw = crate::telemetry::spawn_blocking_in_span(move || {
         zstd::bulk::decompress(&zstd, usize::try_from(size).unwrap_or(0).max(1))

@@ -1,12 +1,12 @@
-//! Exports: the original messages, byte for byte, as an mbox file or a zip of .eml files with a
-//! `manifest.csv` of SHA-256 sums.
+//! Exports: the original messages, byte for byte, as an mbox file or a zip of .eml files, each
+//! with a manifest a third party can check (see `export_manifest`).
 //!
 //! Rows and blobs are read from PostgreSQL in chunks by an async producer and written by a
 //! blocking writer thread, with a small bounded channel between them, so memory stays flat
 //! whatever the export's size. Each message is re-hashed before it is written: an export never
 //! contains bytes that differ from what was archived.
 
-use std::io::{Seek, Write};
+use std::io::Write;
 
 use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
@@ -14,10 +14,12 @@ use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 
 use super::blobs::sha256;
+pub use super::export_manifest::ExportInfo;
+use super::export_manifest::{Line, ManifestWriter, write_mbox_manifest};
 use super::reading::safe_filename;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
-use crate::render::csv::{spreadsheet_safe, writer};
+use crate::scan::ScanStatus;
 
 const CHUNK: usize = 200;
 /// Messages in flight between the database reader and the writer thread.
@@ -76,19 +78,55 @@ struct Item {
     /// None when the message is withheld: its bytes are never read.
     zstd: Option<Vec<u8>>,
     scan_status: String,
+    virus_name: Option<String>,
     subject: Option<String>,
     from_addr: Option<String>,
     sort_date: OffsetDateTime,
+    account: String,
+    folder: String,
+    uid: Option<i64>,
+    message_id: Option<String>,
+    date: Option<OffsetDateTime>,
+    archived_at: OffsetDateTime,
+}
+
+impl Item {
+    fn verdict(&self) -> String {
+        match &self.virus_name {
+            Some(virus) => format!("{}: {virus}", self.scan_status),
+            None => self.scan_status.clone(),
+        }
+    }
+
+    fn line<'a>(&'a self, file: &'a str, verdict: &'a str) -> Line<'a> {
+        Line {
+            file,
+            sha256: &self.blob_sha256,
+            size: self.size,
+            account: &self.account,
+            folder: &self.folder,
+            uid: self.uid,
+            date: self.date,
+            archived_at: self.archived_at,
+            message_id: self.message_id.as_deref(),
+            verdict,
+            from: self.from_addr.as_deref(),
+            subject: self.subject.as_deref(),
+        }
+    }
 }
 
 /// Writes the messages `ids` (those `grants` allow; others are skipped) to `out` in `format`.
-/// `progress` is called with the number of messages written so far.
+/// `progress` is called with the number of messages written so far. `info` goes into the
+/// manifest.
+#[allow(clippy::too_many_arguments)] // each is a separate decision of the caller
 pub async fn export<W>(
     pool: &PgPool,
     grants: &Grants,
     held: HeldMail,
     ids: Vec<i64>,
     format: Format,
+    info: ExportInfo,
     out: W,
     progress: impl Fn(u64) + Send + 'static,
 ) -> Result<Exported>
@@ -96,7 +134,7 @@ where
     W: Write + Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<Item>(IN_FLIGHT);
-    let writer = tokio::task::spawn_blocking(move || write_all(rx, format, out, progress));
+    let writer = tokio::task::spawn_blocking(move || write_all(rx, format, info, out, progress));
     let produced = produce(pool, grants, held, &ids, &tx).await;
     drop(tx);
     let written = writer
@@ -113,14 +151,16 @@ async fn produce(
     ids: &[i64],
     tx: &mpsc::Sender<Item>,
 ) -> Result<()> {
-    let held_back: Vec<&str> = super::reading::HELD_BACK.to_vec();
+    let held_back: Vec<ScanStatus> = super::reading::HELD_BACK.to_vec();
     for chunk in ids.chunks(CHUNK) {
         let items: Vec<Item> = sqlx::query_as(
             "SELECT m.id, m.blob_sha256, b.size,
                     CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
-                    m.scan_status, m.subject, m.from_addr, m.sort_date
+                    m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date,
+                    a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
              FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
              JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
+             JOIN accounts a ON a.id = m.account_id
              WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord",
         )
         .bind(chunk)
@@ -142,97 +182,78 @@ async fn produce(
 fn write_all<W: Write>(
     mut rx: mpsc::Receiver<Item>,
     format: Format,
+    mut info: ExportInfo,
     out: W,
     progress: impl Fn(u64),
 ) -> Result<Exported> {
     let io = |e: std::io::Error| Error::context("write the export", e);
+    let zip_err = |e: zip::result::ZipError| Error::context("write the export", e);
     let mut stats = Exported::default();
+    let mut manifest = ManifestWriter::new().map_err(io)?;
     match format {
         Format::Mbox => {
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
             while let Some(item) = rx.blocking_recv() {
+                let verdict = item.verdict();
                 let Some(raw) = original(&item)? else {
                     stats.withheld += 1;
+                    manifest
+                        .add(&item.line("", &withheld(&verdict)))
+                        .map_err(io)?;
                     continue;
                 };
                 write_mbox_entry(&mut out, &item, &raw).map_err(io)?;
                 stats.messages += 1;
                 stats.bytes += raw.len() as u64;
+                let position = stats.messages.to_string();
+                manifest.add(&item.line(&position, &verdict)).map_err(io)?;
                 progress(stats.messages);
             }
+            (info.count, info.withheld) = (stats.messages, stats.withheld);
+            let (csv, _) = manifest.finish(&mut info).map_err(io)?;
+            write_mbox_manifest(&mut out, &info, csv).map_err(io)?;
             out.flush().map_err(io)?;
         }
         Format::Zip => {
             let mut zip =
                 zip::ZipWriter::new_stream(std::io::BufWriter::with_capacity(256 * 1024, out));
-            let manifest_err = |e| Error::context("write the export manifest", e);
-            let mut manifest = writer(tempfile::tempfile().map_err(io)?, false);
-            manifest
-                .write_record([
-                    "file",
-                    "sha256",
-                    "size",
-                    "date",
-                    "from",
-                    "subject",
-                    "scan_status",
-                ])
-                .map_err(manifest_err)?;
             let options = SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .large_file(false);
             while let Some(item) = rx.blocking_recv() {
-                let raw = original(&item)?;
-                let name = match &raw {
-                    Some(raw) => {
-                        let name = eml_name(&item);
-                        zip.start_file(name.as_str(), options)
-                            .map_err(|e| Error::context("write the export", e))?;
-                        zip.write_all(raw).map_err(io)?;
-                        name
-                    }
-                    None => format!("(withheld: message {})", item.id),
-                };
-                let status = match raw {
-                    Some(_) => item.scan_status.clone(),
-                    None => format!(
-                        "{}: withheld, needs the manage_quarantine permission",
-                        item.scan_status
-                    ),
-                };
-                manifest
-                    .write_record([
-                        spreadsheet_safe(&name).into_owned(),
-                        hex::encode(&item.blob_sha256),
-                        item.size.to_string(),
-                        item.sort_date.date().to_string(),
-                        spreadsheet_safe(item.from_addr.as_deref().unwrap_or("")).into_owned(),
-                        spreadsheet_safe(item.subject.as_deref().unwrap_or("")).into_owned(),
-                        spreadsheet_safe(&status).into_owned(),
-                    ])
-                    .map_err(manifest_err)?;
-                let Some(raw) = raw else {
+                let verdict = item.verdict();
+                let Some(raw) = original(&item)? else {
                     stats.withheld += 1;
+                    manifest
+                        .add(&item.line("", &withheld(&verdict)))
+                        .map_err(io)?;
                     continue;
                 };
+                let name = eml_name(&item);
+                zip.start_file(name.as_str(), options).map_err(zip_err)?;
+                zip.write_all(&raw).map_err(io)?;
+                manifest.add(&item.line(&name, &verdict)).map_err(io)?;
                 stats.messages += 1;
                 stats.bytes += raw.len() as u64;
                 progress(stats.messages);
             }
-            let mut manifest = manifest
-                .into_inner()
-                .map_err(|e| Error::context("write the export manifest", e.into_error()))?;
-            manifest.rewind().map_err(io)?;
-            zip.start_file("manifest.csv", options)
+            (info.count, info.withheld) = (stats.messages, stats.withheld);
+            let (mut csv, mut sums) = manifest.finish(&mut info).map_err(io)?;
+            zip.start_file("manifest.csv", options).map_err(zip_err)?;
+            std::io::copy(&mut csv, &mut zip).map_err(io)?;
+            zip.start_file("SHA256SUMS", options).map_err(zip_err)?;
+            std::io::copy(&mut sums, &mut zip).map_err(io)?;
+            zip.start_file("export.json", options).map_err(zip_err)?;
+            serde_json::to_writer_pretty(&mut zip, &info)
                 .map_err(|e| Error::context("write the export", e))?;
-            std::io::copy(&mut manifest, &mut zip).map_err(io)?;
-            zip.finish()
-                .map_err(|e| Error::context("write the export", e))?
-                .flush()
-                .map_err(io)?;
+            zip.finish().map_err(zip_err)?.flush().map_err(io)?;
         }
     }
     Ok(stats)
+}
+
+fn withheld(verdict: &str) -> String {
+    format!("{verdict}: withheld, needs the manage_quarantine permission")
 }
 
 /// Decompresses and re-verifies one stored original; None when it is withheld.
@@ -306,6 +327,13 @@ mod tests {
             subject: Some("=cmd|' /C calc'!A0".into()),
             from_addr: Some("Alice <alice@example.org>".into()),
             sort_date: OffsetDateTime::UNIX_EPOCH,
+            virus_name: None,
+            account: "sales".into(),
+            folder: "INBOX".into(),
+            uid: Some(1),
+            message_id: None,
+            date: None,
+            archived_at: OffsetDateTime::UNIX_EPOCH,
         }
     }
 

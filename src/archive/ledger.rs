@@ -24,12 +24,13 @@ pub async fn folder_state(
     account_id: i64,
     folder: &str,
 ) -> Result<Option<FolderState>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        FolderState,
         "SELECT folder, uidvalidity, last_uid, server_messages, deleted_from_server, last_synced_at
          FROM sync_state WHERE account_id = $1 AND folder = $2",
+        account_id,
+        folder,
     )
-    .bind(account_id)
-    .bind(folder)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -42,23 +43,23 @@ pub async fn reset_folder(
     folder: &str,
     uidvalidity: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid)
          VALUES ($1, $2, $3, 0)
          ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = $3, last_uid = 0",
+        account_id,
+        folder,
+        uidvalidity
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM ledger_entries WHERE account_id = $1 AND folder = $2 AND kind = 'failed'
            AND uidvalidity IS DISTINCT FROM $3",
+        account_id,
+        folder,
+        uidvalidity
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -73,17 +74,17 @@ pub async fn advance(
     uidvalidity: i64,
     last_uid: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid, last_synced_at)
          VALUES ($1, $2, $3, $4, now())
          ON CONFLICT (account_id, folder) DO UPDATE
            SET last_uid = greatest(sync_state.last_uid, $4), last_synced_at = now()
          WHERE sync_state.uidvalidity = $3",
+        account_id,
+        folder,
+        uidvalidity,
+        last_uid
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(last_uid)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -97,15 +98,9 @@ pub async fn note_server_count(
     uidvalidity: i64,
     messages: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sync_state (account_id, folder, uidvalidity, server_messages, last_synced_at)
+    sqlx::query!("INSERT INTO sync_state (account_id, folder, uidvalidity, server_messages, last_synced_at)
          VALUES ($1, $2, $3, $4, now())
-         ON CONFLICT (account_id, folder) DO UPDATE SET server_messages = $4, last_synced_at = now()",
-    )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(messages)
+         ON CONFLICT (account_id, folder) DO UPDATE SET server_messages = $4, last_synced_at = now()", account_id, folder, uidvalidity, messages)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -117,13 +112,13 @@ pub async fn add_deleted(
     folder: &str,
     count: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE sync_state SET deleted_from_server = deleted_from_server + $3
          WHERE account_id = $1 AND folder = $2",
+        account_id,
+        folder,
+        count
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(count)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -162,20 +157,20 @@ pub async fn record(
     entries: &[Entry],
 ) -> Result<()> {
     for e in entries {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO ledger_entries (account_id, folder, uidvalidity, uid, kind, reason, size)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (account_id, folder, uidvalidity, uid) DO UPDATE
                SET kind = $5, reason = $6, size = $7, attempts = ledger_entries.attempts + 1,
                    recorded_at = now()",
+            account_id,
+            folder,
+            uidvalidity,
+            e.uid,
+            e.kind.as_str(),
+            crate::archive::strip_nul(&e.reason),
+            e.size
         )
-        .bind(account_id)
-        .bind(folder)
-        .bind(uidvalidity)
-        .bind(e.uid)
-        .bind(e.kind.as_str())
-        .bind(crate::archive::strip_nul(&e.reason))
-        .bind(e.size)
         .execute(&mut *tx)
         .await?;
     }
@@ -193,14 +188,14 @@ pub async fn resolve(
     if uids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM ledger_entries WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3
            AND kind = 'failed' AND uid = ANY($4::bigint[])",
+        account_id,
+        folder,
+        uidvalidity,
+        uids
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(uids)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -213,13 +208,13 @@ pub async fn failed_uids(
     folder: &str,
     uidvalidity: i64,
 ) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT uid FROM ledger_entries WHERE account_id = $1 AND folder = $2
-           AND uidvalidity = $3 AND kind = 'failed' ORDER BY uid",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT uid AS "uid!" FROM ledger_entries WHERE account_id = $1 AND folder = $2
+           AND uidvalidity = $3 AND kind = 'failed' ORDER BY uid"#,
+        account_id,
+        folder,
+        uidvalidity
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -269,21 +264,22 @@ pub async fn coverage_by_account(pool: &PgPool) -> Result<HashMap<i64, Vec<Folde
 
 /// Folder lines of `account_id`, or of every account when `None`.
 async fn coverage_of(pool: &PgPool, account_id: Option<i64>) -> Result<Vec<FolderCoverage>> {
-    Ok(sqlx::query_as(
-        "SELECT s.account_id, s.folder, s.uidvalidity, s.last_uid, s.server_messages,
+    Ok(sqlx::query_as!(
+        FolderCoverage,
+        r#"SELECT s.account_id, s.folder, s.uidvalidity, s.last_uid, s.server_messages,
                 s.deleted_from_server, s.last_synced_at,
                 (SELECT count(*) FROM messages m WHERE m.account_id = s.account_id
-                   AND m.folder = s.folder AND m.uidvalidity = s.uidvalidity) AS archived,
+                   AND m.folder = s.folder AND m.uidvalidity = s.uidvalidity) AS "archived!",
                 (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
                    AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
-                   AND l.kind = 'skipped') AS skipped,
+                   AND l.kind = 'skipped') AS "skipped!",
                 (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
                    AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
-                   AND l.kind = 'failed') AS failed
+                   AND l.kind = 'failed') AS "failed!"
          FROM sync_state s WHERE ($1::bigint IS NULL OR s.account_id = $1)
-         ORDER BY s.account_id, s.folder",
+         ORDER BY s.account_id, s.folder"#,
+        account_id,
     )
-    .bind(account_id)
     .fetch_all(pool)
     .await?)
 }
@@ -300,11 +296,12 @@ pub struct LedgerRow {
 }
 
 pub async fn entries(pool: &PgPool, account_id: i64) -> Result<Vec<LedgerRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        LedgerRow,
         "SELECT folder, uid, kind, reason, size, attempts FROM ledger_entries
          WHERE account_id = $1 ORDER BY recorded_at DESC, id DESC",
+        account_id,
     )
-    .bind(account_id)
     .fetch_all(pool)
     .await?)
 }

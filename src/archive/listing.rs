@@ -9,6 +9,7 @@ use time::{Date, OffsetDateTime, Time};
 use super::search::{self, Query, Stemmers, sql};
 use crate::auth::Grants;
 use crate::error::Result;
+use crate::scan::ScanStatus;
 
 /// Up to this many matches, a search collects its matches first and sorts them.
 const FEW_MATCHES: i64 = 1_000;
@@ -83,7 +84,7 @@ pub struct MessageSummary {
     pub subject: Option<String>,
     pub snippet: Option<String>,
     pub attachment_count: i32,
-    pub scan_status: String,
+    pub scan_status: ScanStatus,
     pub virus_name: Option<String>,
     pub size: i64,
     pub rank: Option<f32>,

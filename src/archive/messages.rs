@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::ingest::parse::ParsedMessage;
+use crate::scan::ScanStatus;
 
 /// One message copy to archive.
 pub struct NewMessage {
@@ -22,8 +23,8 @@ pub struct NewMessage {
     pub internal_date: Option<OffsetDateTime>,
     pub flags: Vec<String>,
     pub parsed: ParsedMessage,
-    /// `ScanStatus::as_str` of the scan stage's verdict (`not_scanned` with scanning off).
-    pub scan_status: &'static str,
+    /// The scan stage's verdict (`NotScanned` with scanning off).
+    pub scan_status: ScanStatus,
     /// Set when the message is archived flagged as infected.
     pub virus_name: Option<String>,
     /// The search vector as `tsvector` text, from [`crate::archive::search::message_vector`].

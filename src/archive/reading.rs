@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::blobs;
 use crate::auth::Grants;
 use crate::error::{Error, Result};
+use crate::scan::ScanStatus;
 use crate::telemetry::spawn_blocking_in_span;
 
 #[derive(Debug, Clone, FromRow)]
@@ -30,7 +31,7 @@ pub struct MessageRow {
     pub sort_date: OffsetDateTime,
     pub size: i64,
     pub attachment_count: i32,
-    pub scan_status: String,
+    pub scan_status: ScanStatus,
     pub virus_name: Option<String>,
     pub parse_error: Option<String>,
     pub in_reply_to: Option<String>,
@@ -55,10 +56,10 @@ const ROW_COLUMNS: &str = "m.id, m.account_id, a.name AS account_name, m.folder,
 /// scanner was down (it may be malware; it is scanned later). Mail too large to scan is
 /// marked in the UI and export manifests but not held back: it will never be scanned, and
 /// holding it would take whole archives of large attachments from their readers.
-pub const HELD_BACK: [&str; 2] = ["infected", "pending"];
+pub const HELD_BACK: [ScanStatus; 2] = [ScanStatus::Infected, ScanStatus::Pending];
 
 /// Whether the bytes of a message in `scan_status` may leave for this reader.
-pub fn bytes_may_leave(scan_status: &str, can_manage_quarantine: bool) -> bool {
+pub fn bytes_may_leave(scan_status: ScanStatus, can_manage_quarantine: bool) -> bool {
     can_manage_quarantine || !HELD_BACK.contains(&scan_status)
 }
 

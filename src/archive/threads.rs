@@ -29,8 +29,9 @@ pub async fn conversation(
     grants: &Grants,
     message: &MessageRow,
 ) -> Result<Vec<ThreadEntry>> {
-    let linked: Vec<ThreadEntry> = sqlx::query_as(
-        "WITH RECURSIVE conv(id, message_id, ref_ids, hops) AS (
+    let linked: Vec<ThreadEntry> = sqlx::query_as!(
+        ThreadEntry,
+        r#"WITH RECURSIVE conv(id, message_id, ref_ids, hops) AS (
              SELECT m.id, m.message_id,
                     string_to_array(trim(coalesce(m.in_reply_to, '') || ' ' || coalesce(m.refs, '')), ' '),
                     0
@@ -45,32 +46,34 @@ pub async fn conversation(
                   @> ARRAY[c.message_id]
              WHERE c.hops < $3 AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))
          )
-         SELECT m.id, m.subject, m.from_addr, m.sort_date
+         SELECT m.id, m.subject, m.from_addr, m.sort_date AS "sort_date!"
          FROM messages m WHERE m.id IN (SELECT id FROM conv)
-         ORDER BY m.sort_date, m.id LIMIT $4",
+         ORDER BY m.sort_date, m.id LIMIT $4"#,
+        message.id,
+        grants.as_ids(),
+        MAX_HOPS,
+        MAX_THREAD,
     )
-    .bind(message.id)
-    .bind(grants.as_bind())
-    .bind(MAX_HOPS)
-    .bind(MAX_THREAD)
     .fetch_all(pool)
     .await?;
     if linked.len() > 1 {
         return Ok(linked);
     }
-    Ok(sqlx::query_as(
-        "SELECT m.id, m.subject, m.from_addr, m.sort_date FROM messages m, messages me
+    Ok(sqlx::query_as!(
+        ThreadEntry,
+        r#"SELECT m.id, m.subject, m.from_addr, m.sort_date AS "sort_date!"
+         FROM messages m, messages me
          WHERE me.id = $1 AND thread_subject(me.subject) <> ''
            AND thread_subject(m.subject) = thread_subject(me.subject)
            AND m.sort_date BETWEEN me.sort_date - make_interval(days => $3)
                                AND me.sort_date + make_interval(days => $3)
            AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))
-         ORDER BY m.sort_date, m.id LIMIT $4",
+         ORDER BY m.sort_date, m.id LIMIT $4"#,
+        message.id,
+        grants.as_ids(),
+        SUBJECT_WINDOW_DAYS,
+        MAX_THREAD,
     )
-    .bind(message.id)
-    .bind(grants.as_bind())
-    .bind(SUBJECT_WINDOW_DAYS)
-    .bind(MAX_THREAD)
     .fetch_all(pool)
     .await
     .map(|rows: Vec<ThreadEntry>| if rows.is_empty() { linked } else { rows })?)

@@ -7,6 +7,7 @@ use subtle::ConstantTimeEq;
 /// Name of the hidden form field (and of the session key).
 pub const FIELD: &str = "csrf_token";
 
+/// A fresh random CSRF token for a new session.
 pub fn new_token() -> String {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).expect("the operating system's random source failed");

@@ -24,6 +24,7 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
 use crate::error::Result;
 
+/// Which archive accounts a user may read: all of them, or the listed ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grants {
     /// Every archive account, present and future.
@@ -35,20 +36,20 @@ pub enum Grants {
 impl Grants {
     /// Loads the grants of `user_id`: `All` when any of their roles has `all_accounts`.
     pub async fn load(db: &sqlx::PgPool, user_id: i64) -> Result<Self> {
-        let all: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-             WHERE ur.user_id = $1 AND r.all_accounts)",
+        let all: bool = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+             WHERE ur.user_id = $1 AND r.all_accounts) AS "all!""#,
+            user_id,
         )
-        .bind(user_id)
         .fetch_one(db)
         .await?;
         if all {
             return Ok(Grants::All);
         }
-        let ids = sqlx::query_scalar(
+        let ids = sqlx::query_scalar!(
             "SELECT account_id FROM user_accounts WHERE user_id = $1 ORDER BY account_id",
+            user_id,
         )
-        .bind(user_id)
         .fetch_all(db)
         .await?;
         Ok(Grants::Accounts(ids))
@@ -72,6 +73,14 @@ impl Grants {
     }
 
     /// For `($1::bigint[] IS NULL OR account_id = ANY($1))`: `None` means every account.
+    /// The granted account ids, borrowed; `None` for all accounts. For `query!` parameters.
+    pub fn as_ids(&self) -> Option<&[i64]> {
+        match self {
+            Grants::All => None,
+            Grants::Accounts(ids) => Some(ids),
+        }
+    }
+
     pub fn as_bind(&self) -> Option<Vec<i64>> {
         match self {
             Grants::All => None,
@@ -79,6 +88,7 @@ impl Grants {
         }
     }
 
+    /// True when these grants include `account_id`.
     pub fn allows(&self, account_id: i64) -> bool {
         match self {
             Grants::All => true,
@@ -114,12 +124,13 @@ pub async fn visible_account(
     grants: &Grants,
     id: i64,
 ) -> Result<Option<VisibleAccount>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        VisibleAccount,
         "SELECT a.id, a.name, a.kind, a.enabled FROM accounts a
          WHERE a.id = $1 AND ($2::bigint[] IS NULL OR a.id = ANY($2))",
+        id,
+        grants.as_ids(),
     )
-    .bind(id)
-    .bind(grants.as_bind())
     .fetch_optional(db)
     .await?)
 }

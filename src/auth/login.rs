@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{password, totp, users};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::Result;
 use crate::secrets::SealingKeys;
 
@@ -16,6 +16,7 @@ pub struct LockoutPolicy {
     pub minutes: u32,
 }
 
+/// What a sign-in attempt came to.
 #[derive(Debug)]
 pub enum LoginOutcome {
     /// Signed in; start the session.
@@ -56,7 +57,7 @@ pub async fn check_password(
     if is_locked(pool, user.id).await? {
         audit::record_now(
             pool,
-            &AuditEvent::by(&attempted, "login.refused_locked").target(format!("user:{}", user.id)),
+            &AuditEvent::by(&attempted, Action::LoginRefusedLocked).target(Target::User(user.id)),
         )
         .await?;
         return Ok(LoginOutcome::Failed);
@@ -118,19 +119,19 @@ pub async fn check_second_factor(
 }
 
 async fn is_locked(pool: &PgPool, user_id: i64) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT coalesce(locked_until > now(), false) FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?
-            .unwrap_or(false),
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(locked_until > now(), false) AS "locked!" FROM users WHERE id = $1"#,
+        user_id,
     )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or(false))
 }
 
 async fn fail(pool: &PgPool, actor: &Actor, reason: &str) -> Result<()> {
     audit::record_now(
         pool,
-        &AuditEvent::by(actor, "login.failure").details(json!({ "reason": reason })),
+        &AuditEvent::by(actor, Action::LoginFailure).details(json!({ "reason": reason })),
     )
     .await
 }
@@ -144,31 +145,31 @@ async fn count_failure(
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
     // One statement, so concurrent wrong guesses cannot slip past the threshold.
-    let locked: bool = sqlx::query_scalar(
-        "UPDATE users SET
+    let locked: bool = sqlx::query_scalar!(
+        r#"UPDATE users SET
              failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
              locked_until = CASE WHEN failed_logins + 1 >= $2
                  THEN now() + make_interval(mins => $3) ELSE locked_until END
          WHERE id = $1
-         RETURNING coalesce(locked_until > now(), false)",
+         RETURNING coalesce(locked_until > now(), false) AS "locked!""#,
+        user_id,
+        policy.threshold as i32,
+        policy.minutes as i32,
     )
-    .bind(user_id)
-    .bind(policy.threshold as i32)
-    .bind(policy.minutes as i32)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "login.failure")
-            .target(format!("user:{user_id}"))
+        &AuditEvent::by(actor, Action::LoginFailure)
+            .target(Target::User(user_id))
             .details(json!({ "reason": reason })),
     )
     .await?;
     if locked {
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, "login.lockout")
-                .target(format!("user:{user_id}"))
+            &AuditEvent::by(actor, Action::LoginLockout)
+                .target(Target::User(user_id))
                 .details(json!({ "minutes": policy.minutes, "failures": policy.threshold })),
         )
         .await?;
@@ -179,16 +180,16 @@ async fn count_failure(
 
 async fn succeed(pool: &PgPool, actor: &Actor, user: &users::User, method: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1",
+        user.id,
     )
-    .bind(user.id)
     .execute(&mut *tx)
     .await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "login.success")
-            .target(format!("user:{}", user.id))
+        &AuditEvent::by(actor, Action::LoginSuccess)
+            .target(Target::User(user.id))
             .details(json!({ "method": method })),
     )
     .await?;

@@ -6,12 +6,13 @@ use sqlx::PgPool;
 
 use super::delegation::{self, actor_holdings};
 use super::{password, roles, totp, users};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::{Error, Result};
 
 /// Serialises first-run setups: only one can see "no users yet" and act on it.
 const SETUP_LOCK: i64 = 0x6461_7967_6c65_5355; // "daygleSU"
 
+/// What creating a user needs: the form's fields, checked by [`create_user`].
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
@@ -39,8 +40,8 @@ pub async fn create_user(
     users::set_accounts(&mut tx, id, new.account_ids).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.create")
-            .target(format!("user:{id}"))
+        &AuditEvent::by(actor, Action::UserCreate)
+            .target(Target::User(id))
             .details(
                 json!({ "username": username, "roles": new.role_ids, "accounts": new.account_ids }),
             ),
@@ -66,8 +67,7 @@ pub async fn create_first_admin(
     let hash = password::hash(password_text).await?;
     let admin = users::role_id_by_name(pool, roles::ADMINISTRATOR).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SETUP_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK)
         .execute(&mut *tx)
         .await?;
     if users::any_exist(&mut *tx).await? {
@@ -81,7 +81,7 @@ pub async fn create_first_admin(
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(&actor, "setup.first_admin").target(format!("user:{id}")),
+        &AuditEvent::by(&actor, Action::SetupFirstAdmin).target(Target::User(id)),
     )
     .await?;
     tx.commit().await?;
@@ -105,7 +105,7 @@ pub async fn reset_password(
     users::set_password(&mut tx, user_id, &hash).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.password_reset").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::UserPasswordReset).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -135,7 +135,7 @@ pub async fn change_own_password(
     let epoch = users::set_password(&mut tx, user_id, &hash).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "profile.password_change").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::ProfilePasswordChange).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -206,8 +206,8 @@ pub async fn update_user(
     delegation::check_managers_remain(&mut tx).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.update")
-            .target(format!("user:{user_id}"))
+        &AuditEvent::by(actor, Action::UserUpdate)
+            .target(Target::User(user_id))
             .details(
                 json!({ "email": email, "roles_before": before_roles, "roles": change.role_ids }),
             ),
@@ -216,8 +216,8 @@ pub async fn update_user(
     if sorted(before_accounts.clone()) != sorted(change.account_ids.to_vec()) {
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, "user.grants")
-                .target(format!("user:{user_id}"))
+            &AuditEvent::by(actor, Action::UserGrants)
+                .target(Target::User(user_id))
                 .details(
                     json!({ "accounts_before": before_accounts, "accounts": change.account_ids }),
                 ),
@@ -246,13 +246,13 @@ pub async fn set_enabled(pool: &PgPool, actor: &Actor, user_id: i64, enabled: bo
     users::set_enabled(&mut tx, user_id, enabled).await?;
     delegation::check_managers_remain(&mut tx).await?;
     let action = if enabled {
-        "user.enable"
+        Action::UserEnable
     } else {
-        "user.disable"
+        Action::UserDisable
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, action).target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, action).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -266,7 +266,7 @@ pub async fn end_sessions(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<
     users::bump_epoch(&mut tx, user_id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.sessions_end").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::UserSessionsEnd).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -280,7 +280,7 @@ pub async fn remove_totp(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<(
     totp::disable(&mut tx, user_id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.totp_remove").target(format!("user:{user_id}")),
+        &AuditEvent::by(actor, Action::UserTotpRemove).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
@@ -301,8 +301,8 @@ pub async fn delete_user(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<(
     delegation::check_managers_remain(&mut tx).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "user.delete")
-            .target(format!("user:{user_id}"))
+        &AuditEvent::by(actor, Action::UserDelete)
+            .target(Target::User(user_id))
             .details(json!({ "username": target.username })),
     )
     .await?;

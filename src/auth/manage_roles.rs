@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use super::delegation::{self, actor_holdings};
 use super::roles::{self, Role, RoleInput};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::Result;
 
 fn details(input: &RoleInput) -> serde_json::Value {
@@ -24,8 +24,8 @@ pub async fn create_role(pool: &PgPool, actor: &Actor, input: &RoleInput) -> Res
     let id = roles::create(&mut tx, input).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "role.create")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(actor, Action::RoleCreate)
+            .target(Target::Role(id))
             .details(details(input)),
     )
     .await?;
@@ -50,8 +50,8 @@ pub async fn update_role(pool: &PgPool, actor: &Actor, id: i64, input: &RoleInpu
     delegation::check_managers_remain(&mut tx).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "role.update")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(actor, Action::RoleUpdate)
+            .target(Target::Role(id))
             .details(details(input)),
     )
     .await?;
@@ -73,8 +73,8 @@ pub async fn delete_role(pool: &PgPool, actor: &Actor, id: i64) -> Result<Role> 
     let role = roles::delete(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "role.delete")
-            .target(format!("role:{id}"))
+        &AuditEvent::by(actor, Action::RoleDelete)
+            .target(Target::Role(id))
             .details(json!({ "name": role.name })),
     )
     .await?;

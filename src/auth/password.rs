@@ -15,6 +15,7 @@ pub async fn hash(password: &str) -> Result<String> {
         .map_err(|e| Error::context("run the password hashing task", e))?
 }
 
+/// Hashes `password` with argon2id on the calling thread (use [`hash`] from async code).
 pub fn hash_blocking(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes())

@@ -93,10 +93,12 @@ impl PermissionSet {
         Self(names.into_iter().filter_map(Permission::parse).collect())
     }
 
+    /// True when the set holds `p`.
     pub fn has(&self, p: Permission) -> bool {
         self.0.contains(&p)
     }
 
+    /// The permissions in the set, in catalogue order.
     pub fn iter(&self) -> impl Iterator<Item = Permission> + '_ {
         self.0.iter().copied()
     }

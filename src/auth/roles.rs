@@ -5,10 +5,14 @@ use sqlx::{PgConnection, PgExecutor};
 use super::permissions::Permission;
 use crate::error::{Error, Result, ResultExt};
 
+/// The system role that may do everything.
 pub const ADMINISTRATOR: &str = "Administrator";
+/// The system role that reads every archive and the audit log, and changes nothing.
 pub const AUDITOR: &str = "Auditor";
+/// The system role that reads the archives granted to the user.
 pub const READ_ONLY: &str = "Read Only";
 
+/// A role with its permissions and how many users hold it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Role {
     pub id: i64,
@@ -21,29 +25,38 @@ pub struct Role {
 }
 
 impl Role {
+    /// True when the role allows `p`.
     pub fn has(&self, p: Permission) -> bool {
         self.permissions.iter().any(|n| n == p.as_str())
     }
 }
 
-const SELECT: &str =
-    "SELECT r.id, r.name::text AS name, r.description, r.permissions, r.all_accounts, r.system,
-    (SELECT count(*) FROM user_roles ur WHERE ur.role_id = r.id) AS users FROM roles r";
-
+/// Every role, system roles first.
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Role>> {
-    Ok(
-        sqlx::query_as(&format!("{SELECT} ORDER BY r.system DESC, r.id"))
-            .fetch_all(db)
-            .await?,
-    )
+    Ok(roles_where(db, None).await?)
 }
 
+/// One role, or [`Error::NotFound`].
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Role> {
-    sqlx::query_as(&format!("{SELECT} WHERE r.id = $1"))
-        .bind(id)
-        .fetch_optional(db)
+    roles_where(db, Some(id))
         .await?
+        .pop()
         .ok_or(Error::NotFound)
+}
+
+/// The role `id`, or every role when `None`.
+async fn roles_where(db: impl PgExecutor<'_>, id: Option<i64>) -> sqlx::Result<Vec<Role>> {
+    sqlx::query_as!(
+        Role,
+        r#"SELECT r.id, r.name::text AS "name!", r.description, r.permissions, r.all_accounts,
+                  r.system,
+                  (SELECT count(*) FROM user_roles ur WHERE ur.role_id = r.id) AS "users!"
+           FROM roles r WHERE ($1::bigint IS NULL OR r.id = $1)
+           ORDER BY r.system DESC, r.id"#,
+        id,
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// What a role form submits.
@@ -80,15 +93,16 @@ fn taken() -> Error {
     Error::invalid("name", "is already used by another role")
 }
 
+/// Creates a custom role; a taken name is a form error.
 pub async fn create(conn: &mut PgConnection, input: &RoleInput) -> Result<i64> {
     input.check()?;
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO roles (name, description, permissions, all_accounts) VALUES ($1, $2, $3, $4) RETURNING id",
+        input.name.trim(),
+        input.description.trim(),
+        &input.names(),
+        input.all_accounts,
     )
-    .bind(input.name.trim())
-    .bind(input.description.trim())
-    .bind(input.names())
-    .bind(input.all_accounts)
     .fetch_one(conn)
     .await
     .on_constraint("roles_name_key", taken)
@@ -103,20 +117,21 @@ pub async fn update(conn: &mut PgConnection, id: i64, input: &RoleInput) -> Resu
             "System roles cannot be changed; create a custom role instead.".into(),
         ));
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE roles SET name = $2, description = $3, permissions = $4, all_accounts = $5 WHERE id = $1",
+        id,
+        input.name.trim(),
+        input.description.trim(),
+        &input.names(),
+        input.all_accounts,
     )
-    .bind(id)
-    .bind(input.name.trim())
-    .bind(input.description.trim())
-    .bind(input.names())
-    .bind(input.all_accounts)
     .execute(conn)
     .await
     .on_constraint("roles_name_key", taken)?;
     Ok(())
 }
 
+/// Deletes a custom role no user holds any more, and returns it.
 pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<Role> {
     let role = get(&mut *conn, id).await?;
     if role.system {
@@ -128,8 +143,7 @@ pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<Role> {
             role.name, role.users
         )));
     }
-    sqlx::query("DELETE FROM roles WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM roles WHERE id = $1", id)
         .execute(conn)
         .await?;
     Ok(role)

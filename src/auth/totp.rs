@@ -21,6 +21,7 @@ pub fn new_secret() -> String {
     Secret::generate().to_base32()
 }
 
+/// The TOTP generator for a base32 secret, labelled with the username.
 pub fn build(secret_b32: &str, username: &str) -> Result<Totp> {
     let secret = Secret::try_from_base32(secret_b32)
         .map_err(|_| Error::invalid("secret", "is not a valid TOTP secret"))?;
@@ -34,6 +35,7 @@ pub fn build(secret_b32: &str, username: &str) -> Result<Totp> {
         .map_err(|e| Error::context("build the TOTP generator", e))
 }
 
+/// The `otpauth://` URI an authenticator app scans.
 pub fn otpauth_url(totp: &Totp) -> Result<String> {
     totp.to_url()
         .map_err(|e| Error::context("build the otpauth URI", e))
@@ -82,12 +84,12 @@ pub async fn accept_code(
     let Some(step) = matching_step(&secret, &user.username, code)? else {
         return Ok(false);
     };
-    let accepted = sqlx::query(
+    let accepted = sqlx::query!(
         "UPDATE users SET totp_last_step = $2
          WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        user.id,
+        step as i64,
     )
-    .bind(user.id)
-    .bind(step as i64)
     .execute(pool)
     .await?
     .rows_affected();
@@ -103,14 +105,15 @@ pub async fn enable(
     confirmed_step: u64,
 ) -> Result<Vec<String>> {
     let sealed = sealing.seal(secret_b32.as_bytes(), &seal_context(user_id));
-    sqlx::query("UPDATE users SET totp_secret = $2, totp_last_step = $3 WHERE id = $1")
-        .bind(user_id)
-        .bind(sealed)
-        .bind(confirmed_step as i64)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!(
+        "UPDATE users SET totp_secret = $2, totp_last_step = $3 WHERE id = $1",
+        user_id,
+        sealed,
+        confirmed_step as i64,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
@@ -119,23 +122,27 @@ pub async fn enable(
         getrandom::fill(&mut raw).map_err(|e| Error::context("read the random source", e))?;
         let hex = hex::encode(raw);
         let code = format!("{}-{}", &hex[..5], &hex[5..]);
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(hash_recovery_code(&code))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+            user_id,
+            hash_recovery_code(&code),
+        )
+        .execute(&mut *conn)
+        .await?;
         codes.push(code);
     }
     Ok(codes)
 }
 
+/// Removes the user's two-factor secret and recovery codes.
 pub async fn disable(conn: &mut PgConnection, user_id: i64) -> Result<()> {
-    sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!(
+        "UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1",
+        user_id,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -155,23 +162,24 @@ pub async fn use_recovery_code(pool: &PgPool, user_id: i64, code: &str) -> Resul
     if code.trim().len() < 10 {
         return Ok(false);
     }
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "UPDATE recovery_codes SET used_at = now()
          WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        user_id,
+        hash_recovery_code(code),
     )
-    .bind(user_id)
-    .bind(hash_recovery_code(code))
     .execute(pool)
     .await?
     .rows_affected();
     Ok(n == 1)
 }
 
+/// How many of the user's recovery codes are still unused.
 pub async fn unused_recovery_codes(pool: &PgPool, user_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL"#,
+        user_id,
     )
-    .bind(user_id)
     .fetch_one(pool)
     .await?)
 }
@@ -179,24 +187,28 @@ pub async fn unused_recovery_codes(pool: &PgPool, user_id: i64) -> Result<i64> {
 /// Re-seals every two-factor secret still under an older sealing key (key rotation); the
 /// caller commits.
 pub async fn reseal_all(tx: &mut sqlx::PgConnection, keys: &SealingKeys) -> Result<u64> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL ORDER BY id FOR UPDATE",
+    let rows = sqlx::query!(
+        r#"SELECT id, totp_secret AS "totp_secret!" FROM users
+           WHERE totp_secret IS NOT NULL ORDER BY id FOR UPDATE"#,
     )
     .fetch_all(&mut *tx)
     .await?;
     let mut changed = 0;
-    for (id, sealed) in rows {
+    for row in rows {
+        let (id, sealed) = (row.id, row.totp_secret);
         if !keys.needs_reseal(&sealed) {
             continue;
         }
         let plain = keys.open(&sealed, &seal_context(id)).map_err(|e| {
             crate::error::Error::context(format!("open the TOTP secret of user {id}"), e)
         })?;
-        sqlx::query("UPDATE users SET totp_secret = $2 WHERE id = $1")
-            .bind(id)
-            .bind(keys.seal(&plain, &seal_context(id)))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE users SET totp_secret = $2 WHERE id = $1",
+            id,
+            keys.seal(&plain, &seal_context(id)),
+        )
+        .execute(&mut *tx)
+        .await?;
         changed += 1;
     }
     Ok(changed)

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::permissions::PermissionSet;
 use crate::error::{Error, Result, ResultExt};
 
+/// A row of the `users` table.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
@@ -26,13 +27,11 @@ pub struct User {
 }
 
 impl User {
+    /// True when the user signs in with a second factor.
     pub fn has_totp(&self) -> bool {
         self.totp_secret.is_some()
     }
 }
-
-const COLUMNS: &str = "id, username, email, password_hash, enabled, session_epoch, failed_logins, \
-    locked_until, totp_secret, totp_last_step, timezone, date_format, page_size, theme, last_login_at";
 
 /// A row of the users list.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,47 +49,63 @@ pub struct UserSummary {
     pub last_login_at: Option<OffsetDateTime>,
 }
 
+/// True once the first administrator has been created.
 pub async fn any_exist(db: impl PgExecutor<'_>) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users) AS "exists!""#)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
+/// The user called `username` (any case).
 pub async fn find_by_username(db: impl PgExecutor<'_>, username: &str) -> Result<Option<User>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
-            .bind(username.trim())
-            .fetch_optional(db)
-            .await?,
+    Ok(sqlx::query_as!(
+        User,
+        r#"SELECT id, username::text AS "username!", email, password_hash, enabled, session_epoch,
+                  failed_logins, locked_until, totp_secret, totp_last_step, timezone, date_format,
+                  page_size, theme, last_login_at
+           FROM users WHERE username = $1"#,
+        username.trim(),
     )
+    .fetch_optional(db)
+    .await?)
 }
 
+/// The user with this id, if any.
 pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<User>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?,
+    Ok(sqlx::query_as!(
+        User,
+        r#"SELECT id, username::text AS "username!", email, password_hash, enabled, session_epoch,
+                  failed_logins, locked_until, totp_secret, totp_last_step, timezone, date_format,
+                  page_size, theme, last_login_at
+           FROM users WHERE id = $1"#,
+        id,
     )
+    .fetch_optional(db)
+    .await?)
 }
 
+/// The user with this id, or [`Error::NotFound`].
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<User> {
     find(db, id).await?.ok_or(Error::NotFound)
 }
 
+/// Every user with their roles, for the users page.
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<UserSummary>> {
-    Ok(sqlx::query_as(
-        "SELECT u.id, u.username, u.email, u.enabled,
-                coalesce(array_agg(r.name::text ORDER BY r.name) FILTER (WHERE r.id IS NOT NULL), '{}') AS roles,
-                (SELECT count(*) FROM user_accounts ua WHERE ua.user_id = u.id) AS accounts,
-                coalesce(bool_or(r.all_accounts), false) AS all_accounts,
-                u.totp_secret IS NOT NULL AS has_totp,
-                coalesce(u.locked_until > now(), false) AS locked,
+    Ok(sqlx::query_as!(
+        UserSummary,
+        r#"SELECT u.id, u.username::text AS "username!", u.email, u.enabled,
+                coalesce(array_agg(r.name::text ORDER BY r.name) FILTER (WHERE r.id IS NOT NULL), '{}') AS "roles!",
+                (SELECT count(*) FROM user_accounts ua WHERE ua.user_id = u.id) AS "accounts!",
+                coalesce(bool_or(r.all_accounts), false) AS "all_accounts!",
+                u.totp_secret IS NOT NULL AS "has_totp!",
+                coalesce(u.locked_until > now(), false) AS "locked!",
                 u.last_login_at
          FROM users u
          LEFT JOIN user_roles ur ON ur.user_id = u.id
          LEFT JOIN roles r ON r.id = ur.role_id
-         GROUP BY u.id ORDER BY u.username",
+         GROUP BY u.id ORDER BY u.username"#,
     )
     .fetch_all(db)
     .await?)
@@ -108,6 +123,7 @@ pub fn check_username(username: &str) -> Result<String> {
     Ok(u.to_string())
 }
 
+/// Validates an optional e-mail address (empty is allowed).
 pub fn check_email(email: &str) -> Result<String> {
     let e = email.trim();
     if !e.is_empty() && (!e.contains('@') || e.len() > 254 || e.contains(char::is_whitespace)) {
@@ -124,12 +140,12 @@ pub async fn insert(
     password_hash: &str,
     role_ids: &[i64],
 ) -> Result<i64> {
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) RETURNING id",
+        username,
+        email,
+        password_hash,
     )
-    .bind(username)
-    .bind(email)
-    .bind(password_hash)
     .fetch_one(&mut *conn)
     .await
     .on_constraint("users_username_key", || {
@@ -139,65 +155,67 @@ pub async fn insert(
     Ok(id)
 }
 
+/// Replaces the user's roles with `role_ids` (unknown ids are ignored).
 pub async fn set_roles(conn: &mut PgConnection, user_id: i64, role_ids: &[i64]) -> Result<()> {
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM user_roles WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO user_roles (user_id, role_id) SELECT $1, r.id FROM roles r WHERE r.id = ANY($2)",
+        user_id,
+        role_ids,
     )
-    .bind(user_id)
-    .bind(role_ids)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
+/// Replaces the archive accounts granted to the user (unknown ids are ignored).
 pub async fn set_accounts(
     conn: &mut PgConnection,
     user_id: i64,
     account_ids: &[i64],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM user_accounts WHERE user_id = $1")
-        .bind(user_id)
+    sqlx::query!("DELETE FROM user_accounts WHERE user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO user_accounts (user_id, account_id) SELECT $1, a.id FROM accounts a WHERE a.id = ANY($2)",
+        user_id,
+        account_ids,
     )
-    .bind(user_id)
-    .bind(account_ids)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
+/// The ids of the user's roles.
 pub async fn role_ids(db: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<i64>> {
     Ok(
-        sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1")
-            .bind(user_id)
+        sqlx::query_scalar!("SELECT role_id FROM user_roles WHERE user_id = $1", user_id)
             .fetch_all(db)
             .await?,
     )
 }
 
+/// The ids of the archive accounts granted to the user.
 pub async fn account_ids(db: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT account_id FROM user_accounts WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(db)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT account_id FROM user_accounts WHERE user_id = $1",
+        user_id,
     )
+    .fetch_all(db)
+    .await?)
 }
 
 /// The union of the permissions of the user's roles.
 pub async fn permissions(db: impl PgExecutor<'_>, user_id: i64) -> Result<PermissionSet> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT unnest(r.permissions) FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-         WHERE ur.user_id = $1",
+    let names: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT unnest(r.permissions) AS "name!"
+           FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+           WHERE ur.user_id = $1"#,
+        user_id,
     )
-    .bind(user_id)
     .fetch_all(db)
     .await?;
     Ok(PermissionSet::from_names(names.iter().map(String::as_str)))
@@ -206,13 +224,13 @@ pub async fn permissions(db: impl PgExecutor<'_>, user_id: i64) -> Result<Permis
 /// Sets a new password and bumps the session epoch, which ends every session of the user.
 /// Returns the new epoch.
 pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1,
              failed_logins = 0, locked_until = NULL
          WHERE id = $1 RETURNING session_epoch",
+        user_id,
+        hash,
     )
-    .bind(user_id)
-    .bind(hash)
     .fetch_optional(conn)
     .await?
     .ok_or(Error::NotFound)
@@ -220,10 +238,10 @@ pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> 
 
 /// Ends every session of the user.
 pub async fn bump_epoch(conn: &mut PgConnection, user_id: i64) -> Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch",
+        user_id,
     )
-    .bind(user_id)
     .fetch_optional(conn)
     .await?
     .ok_or(Error::NotFound)
@@ -231,15 +249,15 @@ pub async fn bump_epoch(conn: &mut PgConnection, user_id: i64) -> Result<i64> {
 
 /// Enables or disables; disabling also ends the user's sessions.
 pub async fn set_enabled(conn: &mut PgConnection, user_id: i64, enabled: bool) -> Result<()> {
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "UPDATE users SET enabled = $2,
              session_epoch = session_epoch + CASE WHEN $2 THEN 0 ELSE 1 END,
              failed_logins = CASE WHEN $2 THEN 0 ELSE failed_logins END,
              locked_until = CASE WHEN $2 THEN NULL ELSE locked_until END
          WHERE id = $1",
+        user_id,
+        enabled,
     )
-    .bind(user_id)
-    .bind(enabled)
     .execute(conn)
     .await?
     .rows_affected();
@@ -249,18 +267,17 @@ pub async fn set_enabled(conn: &mut PgConnection, user_id: i64, enabled: bool) -
     Ok(())
 }
 
+/// Changes the user's e-mail address.
 pub async fn set_email(conn: &mut PgConnection, user_id: i64, email: &str) -> Result<()> {
-    sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(email)
+    sqlx::query!("UPDATE users SET email = $2 WHERE id = $1", user_id, email)
         .execute(conn)
         .await?;
     Ok(())
 }
 
+/// Deletes the user, or [`Error::NotFound`].
 pub async fn delete(conn: &mut PgConnection, user_id: i64) -> Result<()> {
-    let n = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(user_id)
+    let n = sqlx::query!("DELETE FROM users WHERE id = $1", user_id)
         .execute(conn)
         .await?
         .rows_affected();
@@ -273,10 +290,10 @@ pub async fn delete(conn: &mut PgConnection, user_id: i64) -> Result<()> {
 /// How many enabled users hold a role with `manage_users`: the last one must not lock
 /// everybody out by disabling or deleting themselves or losing the role.
 pub async fn enabled_user_managers(db: impl PgExecutor<'_>) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(DISTINCT u.id) FROM users u
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(DISTINCT u.id) AS "count!" FROM users u
          JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
-         WHERE u.enabled AND 'manage_users' = ANY(r.permissions)",
+         WHERE u.enabled AND 'manage_users' = ANY(r.permissions)"#,
     )
     .fetch_one(db)
     .await?)
@@ -292,6 +309,7 @@ pub struct Preferences {
 }
 
 impl Preferences {
+    /// Checks every preference; the first problem is a form error.
     pub fn validate(&self) -> Result<()> {
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             return Err(Error::invalid(
@@ -319,20 +337,21 @@ impl Preferences {
     }
 }
 
+/// Stores the user's display preferences after validating them.
 pub async fn set_preferences(
     conn: &mut PgConnection,
     user_id: i64,
     prefs: &Preferences,
 ) -> Result<()> {
     prefs.validate()?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET timezone = $2, date_format = $3, page_size = $4, theme = $5 WHERE id = $1",
+        user_id,
+        prefs.timezone,
+        prefs.date_format,
+        prefs.page_size,
+        prefs.theme,
     )
-    .bind(user_id)
-    .bind(&prefs.timezone)
-    .bind(&prefs.date_format)
-    .bind(prefs.page_size)
-    .bind(&prefs.theme)
     .execute(conn)
     .await?;
     Ok(())
@@ -340,8 +359,7 @@ pub async fn set_preferences(
 
 /// Shared by the web layer and the CLI: the pool handle is enough.
 pub async fn role_id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
-        .bind(name)
+    sqlx::query_scalar!("SELECT id FROM roles WHERE name = $1", name)
         .fetch_optional(pool)
         .await?
         .ok_or(Error::NotFound)

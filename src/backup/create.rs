@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::crypt::{BackupKey, EncryptWriter};
 use super::pg::Target;
 use super::{DUMP, FORMAT, MANIFEST, Manifest, Part, count, keys};
-use crate::audit::{Actor, AuditEvent, record_now};
+use crate::audit::{Action, Actor, AuditEvent, record_now};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
@@ -77,7 +77,7 @@ async fn create_into(
     // Recorded first, so the backup holds the record of its own making.
     record_now(
         pool,
-        &AuditEvent::by(actor, "backup.create").details(serde_json::json!({
+        &AuditEvent::by(actor, Action::BackupCreate).details(serde_json::json!({
             "output": options.output.display().to_string(),
             "include_keys": options.include_keys,
             "encrypted": options.encrypt.is_some(),

@@ -15,7 +15,7 @@ use super::create::HashWriter;
 use super::crypt::{self, BackupKey, DecryptReader};
 use super::pg::Target;
 use super::{Counts, DUMP, FORMAT, MANIFEST, Manifest, count, keys};
-use crate::audit::{Actor, AuditEvent, record_now};
+use crate::audit::{Action, Actor, AuditEvent, record_now};
 use crate::config::Settings;
 use crate::db::{self, Database, Tenure};
 use crate::error::{Error, Result};
@@ -100,7 +100,7 @@ async fn restore_into(
     )?;
     record_now(
         pool,
-        &AuditEvent::by(actor, "backup.restore").details(serde_json::json!({
+        &AuditEvent::by(actor, Action::BackupRestore).details(serde_json::json!({
             "input": options.input.display().to_string(),
             "backup_created_at": checked.manifest.created_at.to_string(),
             "messages": counts.messages,

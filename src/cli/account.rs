@@ -9,14 +9,16 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use daygle::archive::{ledger, messages};
-use daygle::audit::{self, Actor, AuditEvent};
+use daygle::audit::Actor;
 use daygle::config::{Settings, split_list};
-use daygle::ingest::accounts::{self, ImapSettings, TlsMode};
+use daygle::ingest::accounts::{self, TlsMode};
 use daygle::ingest::imap::{self, Timeouts};
-use daygle::ingest::workers::{self, WorkerStatus};
+use daygle::ingest::manage::{self, AccountDraft};
+use daygle::ingest::workers::{self, WorkerState, WorkerStatus};
 
 use super::context::{CliContext, Schema, with_database};
 
+/// `daygle account …`: the subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Add an IMAP account. The password is read from standard input (prompted on a terminal).
@@ -38,6 +40,7 @@ pub enum AccountCommand {
     Test { name: String },
 }
 
+/// `daygle account add`: the IMAP account to archive.
 #[derive(Debug, Args)]
 pub struct AddArgs {
     #[arg(long)]
@@ -91,40 +94,26 @@ pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<Exit
 
 async fn add(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
     let settings = &ctx.settings;
-    let tls = TlsMode::parse(&args.tls)?;
-    let imap = ImapSettings {
-        name: args.name.clone(),
+    let imap = AccountDraft {
+        name: args.name,
         host: args.host,
-        port: args
-            .port
-            .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
-        tls,
+        port: args.port,
+        tls: TlsMode::parse(&args.tls)?,
         username: args.username,
         folders_include: args.folders.as_deref().map(split_list).unwrap_or_default(),
-        folders_exclude: args
-            .exclude_folders
-            .as_deref()
-            .map(split_list)
-            .unwrap_or_else(|| settings.sync.exclude_patterns()),
-        poll_interval_secs: args
-            .poll_secs
-            .unwrap_or(i32::try_from(settings.sync.default_poll_secs).unwrap_or(300)),
+        folders_exclude: args.exclude_folders.as_deref().map(split_list),
+        poll_interval_secs: args.poll_secs,
         delete_after_days: args.delete_after_days,
         expunge: !args.no_expunge,
         pinned_cert_sha256: args.pin_cert,
-    };
+    }
+    .settings(&settings.sync);
+    // Checked before the password prompt, so a typo costs no typing.
     imap.validate()?;
     let password = read_password(&format!("IMAP password for {}: ", imap.username))?;
     let keys = ctx.keys().await?;
-    let mut tx = ctx.pool().begin().await?;
-    let id = accounts::create_imap(&mut tx, &keys.sealing, &imap, &password).await?;
-    let event = AuditEvent::by(&Actor::cli(), "account.create")
-        .target(format!("account:{id}"))
-        .details(
-            serde_json::json!({ "name": imap.name, "host": imap.host, "username": imap.username }),
-        );
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    let id =
+        manage::create_account(ctx.pool(), &keys.sealing, &Actor::cli(), &imap, &password).await?;
     println!(
         "added account {} (id {id}): {}:{} ({}), user {}",
         imap.name,
@@ -203,12 +192,12 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
                     .next()
                     .unwrap_or("")
             ),
-            Some(w) if w.state == "running" => {
+            Some(w) if w.state == WorkerState::Running => {
                 format!("running: {}", w.activity.unwrap_or_default())
             }
             Some(w) => match w.last_success_at {
                 Some(t) => format!("ok, last sync {}", t.date()),
-                None => w.state,
+                None => w.state.to_string(),
             },
             None if a.kind == "imap" => "never synced".into(),
             None => "-".into(),
@@ -253,13 +242,7 @@ async fn remove(ctx: &CliContext, name: &str, yes: bool) -> anyhow::Result<ExitC
         );
         return Ok(ExitCode::from(1));
     }
-    let mut tx = pool.begin().await?;
-    let done = accounts::remove(&mut tx, account.id).await?;
-    let event = AuditEvent::by(&Actor::cli(), "account.delete")
-        .target(format!("account:{}", account.id))
-        .details(serde_json::json!({ "name": account.name, "messages_deleted": done.messages }));
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    let done = manage::remove_account(pool, &Actor::cli(), account.id).await?;
     println!(
         "removed account {}: {} archived messages deleted, {} stored contents freed",
         account.name, done.messages, done.unshared_blobs
@@ -269,15 +252,7 @@ async fn remove(ctx: &CliContext, name: &str, yes: bool) -> anyhow::Result<ExitC
 
 async fn set_enabled(ctx: &CliContext, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
     let account = ctx.account(name).await?;
-    let mut conn = ctx.pool().acquire().await?;
-    accounts::set_enabled(&mut conn, account.id, enabled).await?;
-    let action = if enabled {
-        "account.enable"
-    } else {
-        "account.disable"
-    };
-    let event = AuditEvent::by(&Actor::cli(), action).target(format!("account:{}", account.id));
-    audit::record(&mut conn, &event).await?;
+    manage::set_enabled(ctx.pool(), &Actor::cli(), account.id, enabled).await?;
     println!(
         "account {} {}",
         account.name,

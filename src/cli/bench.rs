@@ -13,18 +13,21 @@ use clap::{Args, Subcommand};
 use daygle::config::Settings;
 use daygle::scan::{Scanner, Verdict};
 
+/// `daygle bench`: what to measure.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchWhat,
 }
 
+/// The throughput benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// Scan generated messages with clamd (clamav.address) and print msgs/s and MB/s.
     Scan(ScanBench),
 }
 
+/// `daygle bench scan`: how many messages of what size to send to clamd.
 #[derive(Debug, Args)]
 pub struct ScanBench {
     /// Number of messages to scan.
@@ -38,6 +41,7 @@ pub struct ScanBench {
     pub concurrency: Option<usize>,
 }
 
+/// Runs the chosen benchmark and prints its figures.
 pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let BenchWhat::Scan(args) = args.what;
     if let Some(n) = args.concurrency {

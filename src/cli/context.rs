@@ -26,6 +26,7 @@ pub struct CliContext {
 }
 
 impl CliContext {
+    /// The connection pool of the open database.
     pub fn pool(&self) -> &PgPool {
         &self.database.pool
     }

@@ -8,12 +8,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use daygle::archive::export::{self, Format};
 use daygle::archive::listing::{Filters, Listing, Sort};
 use daygle::archive::search;
-use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::audit::{Action, Actor, AuditEvent, record_now_returning_id};
 use daygle::auth::Grants;
 use daygle::config::Settings;
 
 use super::context::{Schema, with_database};
 
+/// `daygle export`: what to export, in which format, to which file.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only this archive account. Without it (and without --query): everything archived.
@@ -68,12 +69,26 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
             sort: Sort::Newest,
         };
         let ids = listing.all_ids(pool, i64::MAX).await?;
-        let event = AuditEvent::by(&Actor::cli(), "mail.export").details(serde_json::json!({
+        let event = AuditEvent::by(&Actor::cli(), Action::MailExport).details(serde_json::json!({
             "query": args.query, "account": args.account, "format": args.format,
             "messages": ids.len(), "output": args.output.display().to_string(),
             "include_infected": args.include_infected,
         }));
-        record_now(pool, &event).await?;
+        let seq = record_now_returning_id(pool, &event).await?;
+        let query_text = [
+            args.account.as_deref().map(|a| format!("account:{a}")),
+            args.query.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let info = export::ExportInfo::new(
+            &Actor::cli().username,
+            &query_text,
+            format.extension(),
+            Some(seq),
+        );
         let bar = ProgressBar::new(ids.len() as u64);
         if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -89,7 +104,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         } else {
             export::HeldMail::Withhold
         };
-        let done = export::export(pool, &grants, held, ids, format, file, move |n| {
+        let done = export::export(pool, &grants, held, ids, format, info, file, move |n| {
             progress.set_position(n)
         })
         .await;

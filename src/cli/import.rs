@@ -12,6 +12,7 @@ use daygle::ingest::{accounts, files};
 
 use super::context::{Schema, load_keys, with_database};
 
+/// `daygle import`: the import account and the paths to read.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The import account to add the mail to (created when it does not exist).

@@ -36,6 +36,7 @@ use daygle::config::{self, Settings};
     version,
     about = "Daygle Mail Archiver: archive, scan and search your mail"
 )]
+/// The `daygle` command line.
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -43,6 +44,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Config file (INI). Default: ./daygle_mail_archiver.conf when it exists.
@@ -56,6 +58,7 @@ pub struct GlobalArgs {
     pub log_format: Option<String>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web UI and the background workers until SIGTERM or Ctrl-C.
@@ -112,6 +115,7 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
 }
 
+/// Runs the parsed command line; the exit code is the process's.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keygen => keygen::run(),

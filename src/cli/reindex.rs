@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use daygle::archive::search::Language;
 use daygle::archive::search::reindex::{self, Scope};
-use daygle::audit::{Actor, AuditEvent, record_now};
+use daygle::audit::{Action, Actor, AuditEvent, Target, record_now};
 use daygle::config::Settings;
 
 use super::context::{CliContext, Schema, with_database};
@@ -70,8 +70,8 @@ async fn reindex_with(
     } else {
         println!("continuing: {total} messages still to rebuild");
     }
-    let event = AuditEvent::by(&actor, "search.reindex")
-        .target(account_id.map_or("archive".into(), |id| format!("account:{id}")))
+    let event = AuditEvent::by(&actor, Action::SearchReindex)
+        .target(account_id.map_or(Target::Archive, Target::Account))
         .details(serde_json::json!({ "messages": total }));
     record_now(pool, &event).await?;
     // A bar for people at a terminal; scripts and CI logs get only the summary.

@@ -16,6 +16,7 @@ use daygle::secrets::Keys;
 
 use super::context::{CliContext, Schema, load_keys, with_database};
 
+/// `daygle rescan`: which archived mail to scan again.
 #[derive(Debug, Args)]
 pub struct RescanArgs {
     /// Only mail archived on or after this day (YYYY-MM-DD, UTC).
@@ -29,6 +30,7 @@ pub struct RescanArgs {
     pub pending: bool,
 }
 
+/// Scans the chosen mail again and prints what changed.
 pub async fn run(settings: Settings, args: RescanArgs) -> anyhow::Result<ExitCode> {
     let Some(scanner) = Scanner::from_settings(&settings.clamav) else {
         bail!("clamav.enabled is false: turn scanning on (and set clamav.address) to re-scan");

@@ -22,6 +22,7 @@ use daygle::secrets::{Keys, SealingKeys, decode_key, key_id};
 
 use super::context::{Schema, with_database};
 
+/// `daygle rotate-key`: the key file to move to, or the one being retired.
 #[derive(Debug, Args)]
 pub struct RotateKeyArgs {
     /// File holding the new key (base64, from `daygle keygen`); the configured key is the old.
@@ -40,6 +41,7 @@ fn read_key(path: &PathBuf) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
     decode_key(&text).with_context(|| format!("{} does not hold a valid key", path.display()))
 }
 
+/// Re-seals every stored secret under the new key, in one transaction.
 pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
     let configured = Keys::load(&settings.security, &settings.data_dir())
         .context("Failed to load the configured sealing key")?;
@@ -81,7 +83,7 @@ pub async fn run(settings: Settings, args: RotateKeyArgs) -> anyhow::Result<Exit
         details["key_id"] = serde_json::json!(keys.current_id());
         details["retired_key_id"] = serde_json::json!(retired);
         let event =
-            daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), "secrets.rotate_key")
+            daygle::audit::AuditEvent::by(&daygle::audit::Actor::cli(), daygle::audit::Action::SecretsRotateKey)
                 .details(details);
         daygle::audit::record(&mut tx, &event).await?;
         tx.commit().await?;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use daygle::App;
 use daygle::config::Settings;
 
+/// `daygle serve`: overrides of the configured server settings.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080. Overrides server.bind.
@@ -16,6 +17,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The command-line values as config overrides (`section.key`, value).
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
         self.bind
             .iter()
@@ -24,6 +26,7 @@ impl ServeArgs {
     }
 }
 
+/// Serves until the first SIGINT/SIGTERM, then stops gracefully.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let data_dir = settings.data_dir();
     let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);

@@ -12,6 +12,7 @@ use daygle::secrets::Keys;
 
 use super::context::{CliContext, Schema, with_database};
 
+/// `daygle sync`: which accounts, once or on schedule.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Only this account (default: every enabled IMAP account).

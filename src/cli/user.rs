@@ -15,6 +15,7 @@ use daygle::config::Settings;
 
 use super::context::{Schema, with_database};
 
+/// `daygle user …`: the subcommands.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user (Read Only unless --admin). The password is read from the terminal or stdin.
@@ -23,6 +24,7 @@ pub enum UserCommand {
     ResetPassword(ResetArgs),
 }
 
+/// `daygle user create`: the new user.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// The username people type to sign in.
@@ -35,6 +37,7 @@ pub struct CreateArgs {
     pub email: String,
 }
 
+/// `daygle user reset-password`: whose password.
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     pub name: String,

@@ -17,6 +17,7 @@ use daygle::verify::{Observer, Problem, Scope};
 
 use super::context::{CliContext, Schema, load_keys, with_database};
 
+/// `daygle verify …`: the integrity checks.
 #[derive(Debug, Subcommand)]
 pub enum VerifyCommand {
     /// Check that no audit row was changed, removed or reordered. Exit 1 at the first broken
@@ -29,8 +30,16 @@ pub enum VerifyCommand {
     /// Re-read every stored message: decompress and re-hash each blob, check every message row,
     /// its attachments, the quarantine and the completeness ledger. Exit 1 listing every problem.
     Archive(ArchiveArgs),
+    /// Re-hash every message of a zip or mbox export against the manifest it carries (no
+    /// database needed). Exit 1 listing altered, missing and added messages.
+    Export {
+        /// The exported .zip or .mbox file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
+/// `daygle verify archive`: which account, and how much of it.
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// Check only this share of the stored messages (0 < PERCENT ≤ 100), chosen at random;
@@ -42,10 +51,42 @@ pub struct ArchiveArgs {
     pub account: Option<String>,
 }
 
+/// Runs the chosen check; exit 1 when it finds a problem.
 pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<ExitCode> {
     match command {
         VerifyCommand::Audit { since_checkpoint } => audit(settings, since_checkpoint).await,
         VerifyCommand::Archive(args) => archive(settings, args).await,
+        VerifyCommand::Export { file } => export(&file),
+    }
+}
+
+fn export(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let report = daygle::verify::export::verify_export(file)
+        .with_context(|| format!("Failed to check {}", file.display()))?;
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if let Some(info) = &report.info {
+        println!(
+            "export of {} messages by {} at {} (format {}, query {:?}, audit entry {}); manifest.csv SHA-256 {}",
+            info.count,
+            info.exported_by,
+            info.exported_at,
+            info.format,
+            info.query,
+            info.audit_seq.map_or("-".into(), |s| s.to_string()),
+            info.manifest_sha256,
+        );
+    }
+    if report.problems.is_empty() {
+        println!("all {} messages match the manifest", report.checked);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "the export does NOT match its manifest: {} problem(s), listed above",
+            report.problems.len()
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 

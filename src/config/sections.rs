@@ -223,6 +223,10 @@ pub struct SmtpSettings {
     pub username: String,
     pub password: Secret,
     pub from: String,
+    /// PEM file with an extra CA (or the server's self-signed certificate) to trust, besides
+    /// the system's trust store. Empty: the system store only.
+    pub ca_file: String,
+    pub timeout_secs: u64,
 }
 
 impl Default for SmtpSettings {
@@ -235,6 +239,8 @@ impl Default for SmtpSettings {
             username: String::new(),
             password: Secret::default(),
             from: String::new(),
+            ca_file: String::new(),
+            timeout_secs: 30,
         }
     }
 }

@@ -285,6 +285,15 @@ impl Settings {
                 "must be an e-mail address when smtp.enabled is true",
             ));
         }
+        if s.timeout_secs == 0 {
+            p.push(problem("smtp.timeout_secs", "must be at least 1"));
+        }
+        if s.enabled && !s.ca_file.is_empty() && !std::path::Path::new(&s.ca_file).is_file() {
+            p.push(problem(
+                "smtp.ca_file",
+                format!("{} is not a readable file", s.ca_file),
+            ));
+        }
     }
 
     fn validate_sync(&self, p: &mut Vec<Problem>) {

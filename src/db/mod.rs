@@ -109,11 +109,12 @@ pub async fn create_database_if_missing(admin: &PgConnectOptions, name: &str) ->
         .connect()
         .await
         .map_err(|e| Error::context("connect to the maintenance database", e))?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !exists {
         // CREATE DATABASE takes no bind parameters; the name is quoted as an identifier.
         let sql = format!("CREATE DATABASE {}", quote_ident(name));
@@ -129,9 +130,10 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 async fn check_server_version(pool: &PgPool) -> Result<()> {
-    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
-        .fetch_one(pool)
-        .await?;
+    let version: i32 =
+        sqlx::query_scalar!(r#"SELECT current_setting('server_version_num')::int AS "version!""#)
+            .fetch_one(pool)
+            .await?;
     if version < MIN_SERVER_VERSION {
         return Err(Error::Internal(format!(
             "PostgreSQL {} is too old; daygle needs 13 or newer",
@@ -181,12 +183,13 @@ impl MigrationStatus {
 }
 
 pub async fn migration_status(pool: &PgPool) -> Result<MigrationStatus> {
-    let table_exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+    let table_exists: bool = sqlx::query_scalar!(
+        r#"SELECT to_regclass('public._sqlx_migrations') IS NOT NULL AS "exists!""#
+    )
+    .fetch_one(pool)
+    .await?;
     let applied: BTreeSet<i64> = if table_exists {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
             .await?
             .into_iter()
@@ -226,22 +229,24 @@ fn sealing_key_lock_id(key_id: &str) -> i32 {
 /// rotation waits for it to finish). Returns the connection that holds the lock.
 pub async fn hold_sealing_key(pool: &PgPool, key_id: &str) -> Result<sqlx::PgConnection> {
     let mut conn = pool.acquire().await?.detach();
-    sqlx::query("SELECT pg_advisory_lock_shared($1, $2)")
-        .bind(SEALING_KEY_LOCK_CLASS)
-        .bind(sealing_key_lock_id(key_id))
-        .execute(&mut conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_lock_shared($1, $2)",
+        SEALING_KEY_LOCK_CLASS,
+        sealing_key_lock_id(key_id)
+    )
+    .execute(&mut conn)
+    .await?;
     Ok(conn)
 }
 
 /// Takes the sealing-key lock of `key_id` exclusively until the end of the transaction; false
 /// when a running server still writes under that key.
 pub async fn try_retire_sealing_key(conn: &mut sqlx::PgConnection, key_id: &str) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
-            .bind(SEALING_KEY_LOCK_CLASS)
-            .bind(sealing_key_lock_id(key_id))
-            .fetch_one(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock($1, $2) AS "locked!""#,
+        SEALING_KEY_LOCK_CLASS,
+        sealing_key_lock_id(key_id)
     )
+    .fetch_one(&mut *conn)
+    .await?)
 }

@@ -345,12 +345,14 @@ fn read_source(source: &Source, max_size: u64, tx: &mpsc::Sender<Item>) -> bool 
                 let item = match msg {
                     // The iterator un-escapes `>From ` lines; it keeps the blank line that
                     // separates one message from the next `From ` line, which mbox writers add.
-                    Ok(m) => message_item(
-                        folder,
-                        without_separator(m.unwrap_contents()),
-                        &source,
-                        max_size,
-                    ),
+                    Ok(m) => {
+                        let raw = without_separator(m.unwrap_contents());
+                        // A daygle export's closing manifest message is not mail.
+                        if crate::archive::export_manifest::is_manifest_message(&raw) {
+                            continue;
+                        }
+                        message_item(folder, raw, &source, max_size)
+                    }
                     Err(e) => Item::Failed {
                         source,
                         reason: format!("read error: {e}"),

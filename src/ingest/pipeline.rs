@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::archive::attachment_text;
@@ -16,7 +16,9 @@ use crate::archive::messages::{self, NewMessage};
 use crate::archive::search::{self, Language};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
-use crate::scan::{Disposition, MessageFacts, ScanStage, Screened, Source, quarantine, rejections};
+use crate::scan::{
+    Disposition, MessageFacts, ScanStage, ScanStatus, Screened, Source, quarantine, rejections,
+};
 use crate::secrets::SealingKeys;
 
 /// One message as a source delivered it.
@@ -144,7 +146,7 @@ pub async fn store_ordered<T>(
     for (m, d) in incoming.into_iter().zip(screened.dispositions) {
         match d {
             Disposition::Store { status, virus_name } => {
-                statuses.push((status.as_str(), virus_name));
+                statuses.push((status, virus_name));
                 kept.push(m);
             }
             other => diverted.push((m, other)),
@@ -396,7 +398,7 @@ fn prepare(
                                     )
                                 }),
                                 parsed,
-                                scan_status: "not_scanned",
+                                scan_status: ScanStatus::NotScanned,
                                 virus_name: None,
                             };
                             Ok((row, blob))
@@ -439,60 +441,47 @@ where
         .map_err(|e| Error::context("run a background task", e))
 }
 
-/// Archives a message released from the quarantine at its original place, with the verdict
-/// of the re-scan done before release (`clean`, `too_large`, or `infected` when an
-/// administrator released a detection as a false positive). Idempotent like every store.
-pub async fn store_released(
-    pool: &PgPool,
+/// Stores messages whose verdict was decided before they came here (a quarantine release
+/// re-scanned its message), inside the caller's transaction: the blobs, rows and search
+/// vectors commit with whatever else the caller writes, or not at all. Returns how many rows
+/// were new (a retried release stores nothing twice).
+pub async fn store_decided(
+    tx: &mut PgConnection,
     zstd_level: i32,
-    entry: &quarantine::Entry,
-    raw: Vec<u8>,
-    verdict: &crate::scan::Verdict,
-) -> Result<Stored> {
-    let account_id = entry
-        .account_id
-        .ok_or_else(|| Error::Conflict("the message's archive account no longer exists".into()))?;
-    let (status, virus) = match verdict {
-        crate::scan::Verdict::Clean => ("clean", None),
-        crate::scan::Verdict::TooLarge { .. } => ("too_large", None),
-        crate::scan::Verdict::Infected { signature } => ("infected", Some(signature.as_str())),
-        crate::scan::Verdict::Error { reason } => {
-            return Err(Error::ScannerUnavailable(reason.clone()));
-        }
+    to: Destination,
+    incoming: Vec<Incoming>,
+    status: ScanStatus,
+    virus_name: Option<String>,
+) -> Result<u64> {
+    let place = Place {
+        language: search::account_language(&mut *tx, to.account_id).await?,
+        account_id: to.account_id,
+        folder: to.folder,
+        uidvalidity: to.uidvalidity,
     };
-    let sha = blobs::sha256(&raw);
-    let stored = store(
-        pool,
-        zstd_level,
-        Batch {
-            account_id,
-            folder: entry.folder.clone(),
-            uidvalidity: entry.uidvalidity,
-            messages: vec![Incoming {
-                uid: entry.uid,
-                raw,
-                internal_date: None,
-                flags: Vec::new(),
-            }],
-            ledger: Vec::new(),
-            advance_to: None,
-        },
-    )
-    .await?;
-    sqlx::query(
-        "UPDATE messages SET scan_status = $1, virus_name = $2 \
-         WHERE account_id = $3 AND folder = $4 AND blob_sha256 = $5 \
-           AND uidvalidity IS NOT DISTINCT FROM $6 AND uid IS NOT DISTINCT FROM $7",
-    )
-    .bind(status)
-    .bind(virus)
-    .bind(account_id)
-    .bind(&entry.folder)
-    .bind(sha.as_slice())
-    .bind(entry.uidvalidity)
-    .bind(entry.uid)
-    .execute(pool)
-    .await
-    .map_err(|e| Error::context("record the verdict of a released message", e))?;
-    Ok(stored)
+    let (rows, new_blobs, known_raw) = blocking(move || {
+        let hashes: Vec<[u8; 32]> = incoming.iter().map(|m| blobs::sha256(&m.raw)).collect();
+        // Every content counts as new: `put_many` skips what is stored already.
+        prepare(&place, incoming, hashes, &HashSet::new(), zstd_level)
+    })
+    .await??;
+    let rows: Vec<NewMessage> = rows
+        .into_iter()
+        .map(|row| NewMessage {
+            scan_status: status,
+            virus_name: virus_name.clone(),
+            ..row
+        })
+        .collect();
+    blobs::put_many(&mut *tx, &new_blobs).await?;
+    let hashes: Vec<[u8; 32]> = rows.iter().map(|r| r.sha256).collect();
+    restore_collected(&mut *tx, &hashes, &new_blobs, known_raw, zstd_level).await?;
+    messages::insert_many(tx, &rows).await
+}
+
+/// Where messages go: an account's folder, at a UIDVALIDITY (None for imported mail).
+pub struct Destination {
+    pub account_id: i64,
+    pub folder: String,
+    pub uidvalidity: Option<i64>,
 }

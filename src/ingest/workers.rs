@@ -6,6 +6,34 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 
+/// What a worker is doing (`workers.state`, checked by the table to these four values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum WorkerState {
+    Idle,
+    Running,
+    /// The last run failed; it waits longer before the next one.
+    Backoff,
+    Disabled,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Running => "running",
+            WorkerState::Backoff => "backoff",
+            WorkerState::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub fn sync_worker_name(account_id: i64) -> String {
     format!("sync:account:{account_id}")
 }
@@ -21,12 +49,13 @@ impl Heartbeat {
     pub async fn start(pool: &PgPool, name: String, account_id: Option<i64>) -> Self {
         let r = sqlx::query(
             "INSERT INTO workers (name, account_id, state, activity, last_run_at, heartbeat_at)
-             VALUES ($1, $2, 'running', 'starting', now(), now())
-             ON CONFLICT (name) DO UPDATE SET state = 'running', activity = 'starting',
+             VALUES ($1, $2, $3, 'starting', now(), now())
+             ON CONFLICT (name) DO UPDATE SET state = $3, activity = 'starting',
                last_run_at = now(), heartbeat_at = now()",
         )
         .bind(&name)
         .bind(account_id)
+        .bind(WorkerState::Running)
         .execute(pool)
         .await;
         log_failure(r.map(|_| ()));
@@ -61,30 +90,33 @@ impl Heartbeat {
 
     /// Ends the run: success clears the error and failure count; failure records the error.
     pub async fn finish(self, result: std::result::Result<(), String>, next_run: OffsetDateTime) {
-        let r =
-            match result {
-                Ok(()) => sqlx::query(
-                    "UPDATE workers SET state = 'idle', activity = NULL, last_success_at = now(),
+        let r = match result {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE workers SET state = $3, activity = NULL, last_success_at = now(),
                    consecutive_failures = 0, last_error = NULL, next_run_at = $2,
                    heartbeat_at = now() WHERE name = $1",
                 )
                 .bind(&self.name)
                 .bind(next_run)
+                .bind(WorkerState::Idle)
                 .execute(&self.pool)
-                .await,
-                Err(error) => {
-                    sqlx::query(
-                        "UPDATE workers SET state = 'backoff', activity = NULL, last_error = $3,
+                .await
+            }
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE workers SET state = $4, activity = NULL, last_error = $3,
                    last_error_at = now(), consecutive_failures = consecutive_failures + 1,
                    next_run_at = $2, heartbeat_at = now() WHERE name = $1",
-                    )
-                    .bind(&self.name)
-                    .bind(next_run)
-                    .bind(crate::archive::strip_nul(&error))
-                    .execute(&self.pool)
-                    .await
-                }
-            };
+                )
+                .bind(&self.name)
+                .bind(next_run)
+                .bind(crate::archive::strip_nul(&error))
+                .bind(WorkerState::Backoff)
+                .execute(&self.pool)
+                .await
+            }
+        };
         log_failure(r.map(|_| ()));
     }
 }
@@ -101,7 +133,7 @@ pub struct WorkerStatus {
     pub name: String,
     pub account_id: Option<i64>,
     pub account_name: Option<String>,
-    pub state: String,
+    pub state: WorkerState,
     pub activity: Option<String>,
     pub last_run_at: Option<OffsetDateTime>,
     pub last_success_at: Option<OffsetDateTime>,

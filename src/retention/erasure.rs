@@ -112,6 +112,13 @@ where
                     HeldMail::Withhold,
                     ids.clone(),
                     Format::Zip,
+                    // The erasure's own audit row follows; the manifest names the request.
+                    export::ExportInfo::new(
+                        &actor.username,
+                        &format!("erasure request: {}", addresses.join(" ")),
+                        "zip",
+                        None,
+                    ),
                     out,
                     |_| {},
                 )

@@ -16,7 +16,7 @@ use time::{Date, OffsetDateTime};
 use super::policies::name_taken;
 use super::scope::{Scope, parse_query};
 use crate::archive::search::{self, Stemmers};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
 
@@ -181,8 +181,8 @@ pub async fn place(pool: &PgPool, actor: &Actor, input: &HoldInput) -> Result<i6
     let held = count_held_by(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "hold.place")
-            .target(format!("legal_hold:{id}"))
+        &AuditEvent::by(actor, Action::HoldPlace)
+            .target(Target::LegalHold(id))
             .details(json!({
                 "name": input.name.trim(), "reason": input.reason.trim(),
                 "accounts": input.account_ids, "query": query,
@@ -248,8 +248,8 @@ pub async fn hold_messages(
     .rows_affected();
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "hold.add_messages")
-            .target(format!("legal_hold:{id}"))
+        &AuditEvent::by(actor, Action::HoldAddMessages)
+            .target(Target::LegalHold(id))
             .details(
                 json!({ "name": name.trim(), "reason": reason.trim(), "added": added, "ids": ids }),
             ),
@@ -281,8 +281,8 @@ pub async fn release(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Res
     };
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "hold.release")
-            .target(format!("legal_hold:{id}"))
+        &AuditEvent::by(actor, Action::HoldRelease)
+            .target(Target::LegalHold(id))
             .details(json!({ "name": name, "reason": reason.trim() })),
     )
     .await?;

@@ -5,7 +5,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::scope::{Scope, parse_query};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::{Error, Result};
 
 /// What a policy's age is measured from.
@@ -170,9 +170,9 @@ pub async fn save(
     let folder = blank_to_none(&input.folder_pattern);
     let query = blank_to_none(&input.query);
     let action = if id.is_some() {
-        "retention.policy_update"
+        Action::RetentionPolicyUpdate
     } else {
-        "retention.policy_create"
+        Action::RetentionPolicyCreate
     };
     let mut tx = pool.begin().await?;
     let id = match id {
@@ -227,7 +227,7 @@ pub async fn save(
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, action)
-            .target(format!("retention_policy:{id}"))
+            .target(Target::RetentionPolicy(id))
             .details(json!({
                 "name": input.name.trim(), "accounts": input.account_ids, "folder": folder,
                 "query": query, "keep_days": input.keep_days, "age_basis": input.age_basis,
@@ -249,8 +249,8 @@ pub async fn remove(pool: &PgPool, actor: &Actor, id: i64) -> Result<()> {
             .ok_or(Error::NotFound)?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "retention.policy_remove")
-            .target(format!("retention_policy:{id}"))
+        &AuditEvent::by(actor, Action::RetentionPolicyRemove)
+            .target(Target::RetentionPolicy(id))
             .details(json!({ "name": name })),
     )
     .await?;

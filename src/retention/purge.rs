@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::holds::HeldFilter;
 use super::plan::Plan;
 use super::remove::{self, Cause, Collected};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent};
 use crate::error::{Error, Result};
 
 /// Held for a whole run (session-level), so two purges never interleave.
@@ -66,7 +66,7 @@ pub async fn purge(
     let report = result?;
     audit::record_now(
         pool,
-        &AuditEvent::by(actor, "retention.purge").details(json!({
+        &AuditEvent::by(actor, Action::RetentionPurge).details(json!({
             "as_of": plan.as_of.to_string(), "max_id": plan.max_id,
             "messages": report.messages, "bytes": report.bytes,
             "blobs_freed": report.collected.blobs, "bytes_freed": report.collected.bytes,
@@ -128,7 +128,7 @@ async fn run_batches(
         let bytes: i64 = gone.iter().map(|g| g.size).sum();
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, "retention.purge_batch").details(json!({
+            &AuditEvent::by(actor, Action::RetentionPurgeBatch).details(json!({
                 "messages": gone.len(), "bytes": bytes, "by_policy_account": counts,
                 "blobs_freed": collected.blobs, "bytes_freed": collected.bytes,
                 "first_id": gone.first().map(|g| g.id), "last_id": gone.last().map(|g| g.id),
@@ -172,7 +172,7 @@ pub async fn collect_orphans(
         if collected.blobs > 0 {
             audit::record(
                 &mut tx,
-                &AuditEvent::by(actor, "retention.collect_blobs").details(json!({
+                &AuditEvent::by(actor, Action::RetentionCollectBlobs).details(json!({
                     "blobs_freed": collected.blobs, "bytes_freed": collected.bytes,
                 })),
             )

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::holds::HeldFilter;
 use super::remove::{self, Cause, Collected};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
 
@@ -141,14 +141,14 @@ pub async fn request(
     held.push(&mut qb);
     let held_count: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
     let action = match (new.kind, pending) {
-        (Kind::Erasure, _) => "mail.erase_request",
-        (Kind::Manual, true) => "mail.delete_request",
-        (Kind::Manual, false) => "mail.delete_start",
+        (Kind::Erasure, _) => Action::MailEraseRequest,
+        (Kind::Manual, true) => Action::MailDeleteRequest,
+        (Kind::Manual, false) => Action::MailDeleteStart,
     };
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, action)
-            .target(format!("deletion_request:{id}"))
+            .target(Target::DeletionRequest(id))
             .details(json!({
                 "reason": new.reason.trim(), "query": new.query, "addresses": new.addresses,
                 "messages": messages, "held": held_count, "awaiting_approval": pending,
@@ -213,7 +213,7 @@ pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     }
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "mail.delete_approve").target(format!("deletion_request:{id}")),
+        &AuditEvent::by(actor, Action::MailDeleteApprove).target(Target::DeletionRequest(id)),
     )
     .await?;
     tx.commit().await?;
@@ -240,8 +240,8 @@ pub async fn reject(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Resu
     }
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, "mail.delete_reject")
-            .target(format!("deletion_request:{id}"))
+        &AuditEvent::by(actor, Action::MailDeleteReject)
+            .target(Target::DeletionRequest(id))
             .details(json!({ "reason": reason.trim() })),
     )
     .await?;
@@ -297,8 +297,8 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
         mark_deleted(&mut tx, id, &ids).await?;
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, format!("mail.{}_batch", action_noun(kind)))
-                .target(format!("deletion_request:{id}"))
+            &AuditEvent::by(actor, batch_action(kind))
+                .target(Target::DeletionRequest(id))
                 .details(json!({
                     "messages": gone.len(), "bytes": gone.iter().map(|g| g.size).sum::<i64>(),
                     "blobs_freed": collected.blobs, "bytes_freed": collected.bytes,
@@ -324,8 +324,8 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     done.kept_held = kept as u64;
     audit::record(
         &mut tx,
-        &AuditEvent::by(actor, format!("mail.{}", action_noun(kind)))
-            .target(format!("deletion_request:{id}"))
+        &AuditEvent::by(actor, done_action(kind))
+            .target(Target::DeletionRequest(id))
             .details(json!({
                 "deleted": deleted, "kept_held": kept,
                 "blobs_freed": done.collected.blobs, "bytes_freed": done.collected.bytes,
@@ -336,10 +336,17 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     Ok(done)
 }
 
-fn action_noun(kind: Kind) -> &'static str {
+fn batch_action(kind: Kind) -> Action {
     match kind {
-        Kind::Manual => "delete",
-        Kind::Erasure => "erase",
+        Kind::Manual => Action::MailDeleteBatch,
+        Kind::Erasure => Action::MailEraseBatch,
+    }
+}
+
+fn done_action(kind: Kind) -> Action {
+    match kind {
+        Kind::Manual => Action::MailDelete,
+        Kind::Erasure => Action::MailErase,
     }
 }
 

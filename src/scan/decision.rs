@@ -3,8 +3,10 @@
 
 use super::{Action, Verdict};
 
-/// The `scan_status` stored with an archived message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `scan_status` stored with an archived message (a text column; a CHECK constraint
+/// admits exactly these values, spelled as [`ScanStatus::as_str`] spells them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum ScanStatus {
     /// Archived before scanning existed, or with scanning switched off.
     NotScanned,
@@ -25,6 +27,39 @@ impl ScanStatus {
             ScanStatus::TooLarge => "too_large",
             ScanStatus::Pending => "pending",
         }
+    }
+
+    /// For people: "not scanned", "too large".
+    pub fn label(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+
+    /// The CSS class suffix: `verdict-not-scanned`.
+    pub fn css_class(self) -> String {
+        self.as_str().replace('_', "-")
+    }
+
+    pub fn is_infected(self) -> bool {
+        self == ScanStatus::Infected
+    }
+
+    /// The status a final scan verdict is stored with; `None` for `Verdict::Error`, which
+    /// never becomes a stored status.
+    pub fn of_verdict(verdict: &Verdict) -> Option<(ScanStatus, Option<String>)> {
+        match verdict {
+            Verdict::Clean => Some((ScanStatus::Clean, None)),
+            Verdict::TooLarge { .. } => Some((ScanStatus::TooLarge, None)),
+            Verdict::Infected { signature } => {
+                Some((ScanStatus::Infected, Some(signature.clone())))
+            }
+            Verdict::Error { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -315,7 +315,7 @@ pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64>
         };
         crate::audit::record(
             &mut tx,
-            &crate::audit::AuditEvent::by(&actor, "quarantine.expire")
+            &crate::audit::AuditEvent::by(&actor, crate::audit::Action::QuarantineExpire)
                 .details(serde_json::json!({ "deleted": deleted, "bytes": bytes })),
         )
         .await?;

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::facts::{MessageFacts, Source};
 use super::stage::ScanStage;
-use super::{Action, Verdict, quarantine, rejections};
+use super::{Action, ScanStatus, Verdict, quarantine, rejections};
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
 
@@ -53,7 +53,7 @@ struct Row {
     uidvalidity: Option<i64>,
     uid: Option<i64>,
     blob_sha256: Vec<u8>,
-    scan_status: String,
+    scan_status: ScanStatus,
     virus_name: Option<String>,
 }
 
@@ -132,14 +132,14 @@ async fn apply(
     match verdict {
         Verdict::Clean => {
             report.clean += 1;
-            set_status(&mut tx, row.id, "clean", None).await?;
+            set_status(&mut tx, row.id, ScanStatus::Clean, None).await?;
         }
         Verdict::TooLarge { .. } => {
             report.too_large += 1;
-            set_status(&mut tx, row.id, "too_large", None).await?;
+            set_status(&mut tx, row.id, ScanStatus::TooLarge, None).await?;
         }
         Verdict::Infected { signature }
-            if row.scan_status == "infected" && row.virus_name.as_deref() == Some(signature) =>
+            if row.scan_status.is_infected() && row.virus_name.as_deref() == Some(signature) =>
         {
             report.still_infected += 1;
         }
@@ -153,7 +153,7 @@ async fn apply(
             match stage.action {
                 Action::Flag => {
                     report.flagged += 1;
-                    set_status(&mut tx, row.id, "infected", Some(signature)).await?;
+                    set_status(&mut tx, row.id, ScanStatus::Infected, Some(signature)).await?;
                 }
                 Action::Quarantine => {
                     report.quarantined += 1;
@@ -187,7 +187,7 @@ async fn apply(
 async fn set_status(
     conn: &mut PgConnection,
     id: i64,
-    status: &str,
+    status: ScanStatus,
     virus: Option<&str>,
 ) -> Result<()> {
     sqlx::query("UPDATE messages SET scan_status = $2, virus_name = $3 WHERE id = $1")

@@ -14,6 +14,7 @@
 
 pub mod archive;
 mod checks;
+pub mod export;
 mod ledger;
 mod quarantine;
 pub mod runs;

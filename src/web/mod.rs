@@ -40,7 +40,9 @@ pub fn areas() -> Vec<routes::Area> {
         pages::audit::area(),
         pages::accounts::area(),
         pages::workers::area(),
+        pages::alerts::area(),
         pages::quarantine::area(),
+        pages::retention::area(),
     ]
 }
 

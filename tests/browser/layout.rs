@@ -85,6 +85,8 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         })],
     )
     .await;
+    sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, detail, link) VALUES ('sync_failing', 'account:1', 'critical', 'Sync of sales@example.org is failing', '3 attempts in a row failed. Last error: LOGIN failed: authentication failed', '/accounts/1'), ('disk_space', '', 'critical', 'Only 3 % disk space left', '8.6 GB free of 252 GB on the disk holding /var/lib/daygle.', '/')").execute(&app.pool).await.unwrap();
+    sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, opened_at, resolved_at, acknowledged_at, acknowledged_by) VALUES ('scanner_unreachable', '', 'critical', 'The virus scanner is unreachable', now() - interval '2 hours', now() - interval '1 hour', now() - interval '90 minutes', 'admin')").execute(&app.pool).await.unwrap();
     let chrome = Driver::start().await;
     let b = chrome.browser().await;
     let mut problems = Vec::new();
@@ -106,8 +108,37 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
+    let actor = daygle::audit::Actor::cli();
+    daygle::retention::policies::save(
+        &app.pool,
+        &actor,
+        None,
+        &daygle::retention::policies::PolicyInput {
+            name: "thirty days".into(),
+            keep_days: 30,
+            age_basis: "message".into(),
+            enabled: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    daygle::retention::holds::place(
+        &app.pool,
+        &actor,
+        &daygle::retention::holds::HoldInput {
+            name: "lawsuit".into(),
+            reason: "Smith v. Acme".into(),
+            query: Some("subject:report".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let pages = [
         ("/", "dashboard".to_string()),
+        ("/retention", "retention".into()),
+        ("/holds", "holds".into()),
         ("/messages", "messages".into()),
         ("/messages?q=subject", "search".into()),
         ("/archives", "archives".into()),
@@ -119,6 +150,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/roles/new", "role-new".into()),
         ("/audit", "audit".into()),
         ("/workers", "workers".into()),
+        ("/alerts", "alerts".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [

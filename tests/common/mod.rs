@@ -7,6 +7,7 @@ pub mod dovecot;
 pub mod mail;
 pub mod pg;
 pub mod process;
+pub mod smtp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

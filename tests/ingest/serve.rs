@@ -48,7 +48,7 @@ async fn serve_syncs_due_accounts_in_the_background_and_reports_worker_status() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
-    assert_eq!(worker.state, "idle");
+    assert_eq!(worker.state.as_str(), "idle");
     assert_eq!(worker.messages_archived, 5);
     assert!(worker.next_run_at.is_some());
     let archived: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")

@@ -229,7 +229,7 @@ async fn a_wrong_password_is_reported_in_plain_words_and_recorded_on_the_worker(
     .await
     .expect("worker")
     .expect("worker row");
-    assert_eq!(worker.state, "backoff");
+    assert_eq!(worker.state.as_str(), "backoff");
     assert!(
         worker
             .last_error

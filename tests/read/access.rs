@@ -94,7 +94,13 @@ async fn exports_never_contain_foreign_mail() {
         .await;
     assert_eq!(res.status(), 200);
     let body = res.bytes().await.unwrap();
-    assert!(body.is_empty(), "a foreign message was exported");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(
+        text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
+        1,
+        "only the export's manifest message, no foreign message: {text}"
+    );
+    assert!(text.contains("X-Daygle-Export-Manifest: 1") && !text.contains("Secret plan"));
     let res = exporter
         .get(w.app.url("/messages/export?format=mbox&q=invoice"))
         .send()

@@ -1,5 +1,5 @@
 use daygle::audit::seal::{AuditKey, seal_head};
-use daygle::audit::{self, Actor, AuditEvent};
+use daygle::audit::{self, Action, Actor, AuditEvent, Target};
 use serde_json::json;
 
 use crate::common::TestApp;
@@ -119,7 +119,7 @@ async fn concurrent_audit_writers_still_form_one_chain() {
         async move {
             audit::record_now(
                 &pool,
-                &AuditEvent::by(&Actor::cli(), "test.concurrent").details(json!({ "n": i })),
+                &AuditEvent::by(&Actor::cli(), Action::MailSearch).details(json!({ "n": i })),
             )
             .await
             .unwrap();
@@ -190,7 +190,8 @@ async fn the_audit_page_shows_a_page_at_a_time_newest_first_with_a_link_to_older
     for i in 0..15 {
         audit::record_now(
             &app.pool,
-            &AuditEvent::by(&Actor::cli(), format!("test.step{i:02}")),
+            // The target numbers the rows: step 0 is `message:100`, step 14 `message:114`.
+            &AuditEvent::by(&Actor::cli(), Action::MailExport).target(Target::Message(100 + i)),
         )
         .await
         .unwrap();
@@ -207,9 +208,9 @@ async fn the_audit_page_shows_a_page_at_a_time_newest_first_with_a_link_to_older
         ],
     )
     .await;
-    let (_, first) = app.page(&admin, "/audit?action=test.").await;
-    assert_eq!(first.matches("<code>test.step").count(), 10);
-    assert!(first.contains("test.step14") && !first.contains("test.step04"));
+    let (_, first) = app.page(&admin, "/audit?action=mail.export").await;
+    assert_eq!(first.matches("<code>mail.export").count(), 10);
+    assert!(first.contains("message:114") && !first.contains("message:104"));
     let marker = "&amp;before=";
     let start = first.find(marker).expect("a link to older entries") + marker.len();
     let before: String = first[start..]
@@ -217,10 +218,13 @@ async fn the_audit_page_shows_a_page_at_a_time_newest_first_with_a_link_to_older
         .take_while(|c| c.is_ascii_digit())
         .collect();
     let (_, second) = app
-        .page(&admin, &format!("/audit?action=test.&before={before}"))
+        .page(
+            &admin,
+            &format!("/audit?action=mail.export&before={before}"),
+        )
         .await;
-    assert_eq!(second.matches("<code>test.step").count(), 5);
-    assert!(second.contains("test.step04") && !second.contains("test.step05"));
+    assert_eq!(second.matches("<code>mail.export").count(), 5);
+    assert!(second.contains("message:104") && !second.contains("message:105"));
     assert!(
         !second.contains(marker),
         "no older entries after the last page"

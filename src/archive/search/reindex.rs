@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Language, message_vector};
 use crate::archive::attachment_text::{self, Limits, Outcome, PartText};
 use crate::archive::blobs;
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::{Error, Result};
 use crate::ingest::parse;
 
@@ -86,8 +86,8 @@ pub async fn set_language(
     let Some(old) = old else {
         return Err(Error::NotFound);
     };
-    let event = AuditEvent::by(actor, "account.search_language")
-        .target(format!("account:{account_id}"))
+    let event = AuditEvent::by(actor, Action::AccountSearchLanguage)
+        .target(Target::Account(account_id))
         .details(serde_json::json!({ "from": old, "to": language.as_str() }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Session, Timeouts, fetch::uid_set, timed};
 use crate::archive::{blobs, ledger};
-use crate::audit;
+use crate::audit::{self, Action, Target};
 use crate::error::Result;
 use crate::ingest::accounts::Account;
 use crate::retention::{self, HeldFilter};
@@ -104,8 +104,8 @@ pub async fn delete_archived(
             user_agent: "daygle sync".into(),
             ..audit::Actor::default()
         };
-        let event = audit::AuditEvent::by(&actor, "mail.delete_from_server")
-            .target(format!("account:{}", account.id))
+        let event = audit::AuditEvent::by(&actor, Action::MailDeleteFromServer)
+            .target(Target::Account(account.id))
             .details(serde_json::json!({
                 "folder": folder,
                 "uidvalidity": uidvalidity,

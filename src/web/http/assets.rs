@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = &[
 /// Changes with every build so browsers can cache assets for a long time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The routes of the embedded static files.
 pub fn area() -> Area {
     Area::new()
         .get("/static/{*path}", serve)

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::layout::PageContext;
 use crate::error::Error;
 
+/// The error page: a heading and a message inside the normal layout.
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
@@ -44,6 +45,7 @@ pub fn page(status: StatusCode, message: impl Into<String>) -> Response {
     response
 }
 
+/// Renders the error page with `status`.
 pub fn render(page: PageContext, status: StatusCode, heading: String, message: String) -> Response {
     let body = ErrorPage {
         page,

@@ -34,11 +34,14 @@ pub struct CurrentUser {
     pub page_size: i32,
     pub theme: String,
     pub csrf: String,
+    /// Open alerts, for the navigation badge (0 for users who cannot see alerts).
+    pub open_alerts: i64,
     /// For audit rows: user, IP address, user agent.
     pub actor: Actor,
 }
 
 impl CurrentUser {
+    /// True when the user holds `p`.
     pub fn can(&self, p: Permission) -> bool {
         self.permissions.has(p)
     }

@@ -19,7 +19,7 @@ use super::layout::PageContext;
 use super::session;
 use super::state::AppState;
 use crate::audit::Actor;
-use crate::auth::{Grants, csrf, users};
+use crate::auth::{Grants, Permission, csrf, users};
 use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets.
@@ -28,6 +28,7 @@ fn is_exempt(path: &str) -> bool {
         || path.starts_with("/static/")
 }
 
+/// Middleware: loads the session's user, checks CSRF and Origin on unsafe methods.
 pub async fn guard(
     State(state): State<AppState>,
     session: Session,
@@ -120,6 +121,11 @@ async fn load_user(
     let permissions = users::permissions(&state.pool, user.id).await?;
     let grants = Grants::load(&state.pool, user.id).await?;
     let csrf = session::csrf_token(session).await?;
+    let open_alerts = if permissions.has(Permission::ViewWorkers) {
+        crate::notify::alerts::open_count(&state.pool).await?
+    } else {
+        0
+    };
     Ok(Some(Arc::new(CurrentUser {
         actor: Actor {
             user_id: Some(user.id),
@@ -137,6 +143,7 @@ async fn load_user(
         permissions,
         grants,
         csrf,
+        open_alerts,
     })))
 }
 

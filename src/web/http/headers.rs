@@ -17,6 +17,7 @@ const PERMISSIONS_POLICY: &str =
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()";
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
+/// Middleware: adds the security headers to every response.
 pub async fn apply(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::state::AppState;
 use crate::db;
 
+/// The routes of `/healthz`, `/readyz` and `/metrics`.
 pub fn area() -> Area {
     Area::new()
         .get("/healthz", healthz)

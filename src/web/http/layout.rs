@@ -9,6 +9,8 @@ pub struct NavItem {
     pub href: &'static str,
     pub label: &'static str,
     pub active: bool,
+    /// A count shown beside the label (open alerts); 0 shows nothing.
+    pub badge: i64,
 }
 
 /// The navigation, each entry shown only with its permission.
@@ -20,7 +22,10 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/users", "Users", Permission::ManageUsers),
     ("/roles", "Roles", Permission::ManageRoles),
     ("/accounts", "Accounts", Permission::ManageAccounts),
+    ("/retention", "Retention", Permission::ManageRetention),
+    ("/holds", "Holds", Permission::ManageRetention),
     ("/workers", "Workers", Permission::ViewWorkers),
+    ("/alerts", "Alerts", Permission::ViewWorkers),
     ("/audit", "Audit log", Permission::ViewAudit),
 ];
 
@@ -60,6 +65,7 @@ impl PageContext {
         }
     }
 
+    /// The layout of a page a signed-in user sees: title, current nav entry, their menu.
     pub fn for_user(title: impl Into<String>, current: &str, user: &CurrentUser) -> Self {
         let nav = NAV
             .iter()
@@ -68,6 +74,11 @@ impl PageContext {
                 href,
                 label,
                 active: href == current || (href != "/" && current.starts_with(href)),
+                badge: if href == "/alerts" {
+                    user.open_alerts
+                } else {
+                    0
+                },
             })
             .collect();
         Self {

@@ -21,6 +21,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Installs the Prometheus recorder (once per process) and returns its handle.
     pub fn install() -> Self {
         static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
         let handle = HANDLE
@@ -41,6 +42,7 @@ impl Metrics {
         Self { handle }
     }
 
+    /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         self.handle.render()
     }

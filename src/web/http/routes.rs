@@ -27,6 +27,7 @@ pub enum Access {
     Archive(Permission),
 }
 
+/// One route and who may use it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub method: Method,
@@ -45,6 +46,7 @@ const fn r(method: Method, path: &'static str, access: Access) -> Route {
 use Access::*;
 use Permission as P;
 
+/// Every route of the app with its access rule; a test checks it against the router.
 pub const ALL: &[Route] = &[
     r(Method::GET, "/healthz", Public),
     r(Method::GET, "/readyz", Public),
@@ -130,6 +132,34 @@ pub const ALL: &[Route] = &[
         "/roles/{id}/delete",
         Permission(P::ManageRoles),
     ),
+    r(Method::GET, "/retention", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/retention/policies",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/policies/{id}/delete",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/purge",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::GET,
+        "/retention/stats.csv",
+        Permission(P::ManageRetention),
+    ),
+    r(Method::GET, "/holds", Permission(P::ManageRetention)),
+    r(Method::POST, "/holds", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/holds/{id}/release",
+        Permission(P::ManageRetention),
+    ),
     r(Method::GET, "/audit", Permission(P::ViewAudit)),
     r(Method::GET, "/audit.csv", Permission(P::ViewAudit)),
     r(Method::GET, "/accounts", Permission(P::ManageAccounts)),
@@ -156,6 +186,12 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageAccounts),
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
+    r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
+    r(
+        Method::POST,
+        "/alerts/{id}/acknowledge",
+        Permission(P::ManageSettings),
+    ),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
     r(
         Method::GET,
@@ -199,6 +235,7 @@ impl Default for Area {
 }
 
 impl Area {
+    /// An area with no routes yet.
     pub fn new() -> Self {
         Self {
             router: Router::new(),
@@ -206,6 +243,7 @@ impl Area {
         }
     }
 
+    /// Adds a GET route.
     pub fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
@@ -216,6 +254,7 @@ impl Area {
         self
     }
 
+    /// Adds a POST route.
     pub fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
@@ -226,10 +265,12 @@ impl Area {
         self
     }
 
+    /// The routes added so far (for the route table test).
     pub fn registered(&self) -> &[(Method, &'static str)] {
         &self.registered
     }
 
+    /// The axum router of this area.
     pub fn into_router(self) -> Router<AppState> {
         self.router
     }

@@ -14,6 +14,7 @@ use crate::auth::csrf;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
+/// The session cookie's name.
 pub const COOKIE: &str = "daygle_session";
 
 const USER: &str = "uid";
@@ -24,6 +25,7 @@ const CSRF: &str = "csrf";
 const PENDING_2FA: &str = "pending_2fa";
 const NEXT: &str = "next";
 
+/// The session layer: PostgreSQL store, secure cookie settings from the config.
 pub fn layer(store: PostgresStore, settings: &Settings) -> SessionManagerLayer<PostgresStore> {
     let idle = time::Duration::minutes(settings.security.session_idle_minutes.into());
     SessionManagerLayer::new(store)
@@ -39,6 +41,7 @@ fn store_error(e: tower_sessions::session::Error) -> Error {
     Error::context("use the session store", e)
 }
 
+/// Seconds since the Unix epoch, for session timestamps.
 pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -60,6 +63,7 @@ impl SignedIn {
     }
 }
 
+/// The signed-in user of this session, if any.
 pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>> {
     let Some(user_id) = session.get::<i64>(USER).await.map_err(store_error)? else {
         return Ok(None);
@@ -145,6 +149,7 @@ pub async fn pending_second_factor(session: &Session) -> Result<Option<i64>> {
     Ok(pending.and_then(|(id, at)| (now() - at < 300).then_some(id)))
 }
 
+/// Remembers the page to return to after sign-in.
 pub async fn set_next(session: &Session, next: &str) -> Result<()> {
     session.insert(NEXT, next).await.map_err(store_error)
 }
@@ -167,10 +172,12 @@ pub async fn set_enrolment_secret(session: &Session, secret: &str) -> Result<()>
         .map_err(store_error)
 }
 
+/// The TOTP secret being enrolled, until it is confirmed.
 pub async fn enrolment_secret(session: &Session) -> Result<Option<String>> {
     session.get(TOTP_ENROL).await.map_err(store_error)
 }
 
+/// Forgets the TOTP secret being enrolled.
 pub async fn clear_enrolment_secret(session: &Session) -> Result<()> {
     session
         .remove_value(TOTP_ENROL)

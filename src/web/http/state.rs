@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::scan::Scanner;
 use crate::secrets::Keys;
 
+/// What every handler can reach: pool, settings, keys, scanner, shutdown token.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,

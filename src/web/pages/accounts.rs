@@ -9,20 +9,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
-use crate::audit::{self, AuditEvent};
 use crate::config::split_list;
 use crate::error::{Error, Result};
-use crate::ingest::accounts::{self, Account, ImapSettings, PasswordAfterEdit, TlsMode};
+use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
-use crate::ingest::workers::{self, WorkerStatus};
+use crate::ingest::manage::{self, AccountDraft, PasswordOutcome};
+use crate::ingest::workers::{self, WorkerState, WorkerStatus};
 use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The routes of the archive accounts pages.
 pub fn area() -> Area {
     Area::new()
         .get("/accounts", list)
@@ -76,7 +76,7 @@ async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
         let folders = coverage.remove(&a.id).unwrap_or_default();
         let status = match sync_workers.remove(&workers::sync_worker_name(a.id)) {
             Some(w) if w.last_error.is_some() => "failing".to_string(),
-            Some(w) if w.state == "running" => "running".to_string(),
+            Some(w) if w.state == WorkerState::Running => "running".to_string(),
             Some(w) if w.last_success_at.is_some() => {
                 format!("ok {}", user.format_when(w.last_success_at))
             }
@@ -170,34 +170,22 @@ fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>> {
         .map_err(|_| Error::invalid(field, "must be a whole number"))
 }
 
+/// The form as the domain reads it; blank fields take the shared defaults.
 fn settings_from(form: &CreateForm, state: &AppState) -> Result<ImapSettings> {
-    let tls = TlsMode::parse(&form.tls)?;
-    let exclude = if form.exclude_folders.trim().is_empty() {
-        state.settings.sync.exclude_patterns()
-    } else {
-        split_list(&form.exclude_folders)
-    };
-    Ok(ImapSettings {
+    let draft = AccountDraft {
         name: form.name.clone(),
         host: form.host.clone(),
-        port: number::<u16>("port", &form.port)?.unwrap_or(if tls == TlsMode::Implicit {
-            993
-        } else {
-            143
-        }),
-        tls,
+        port: number::<u16>("port", &form.port)?,
+        tls: TlsMode::parse(&form.tls)?,
         username: form.username.clone(),
         folders_include: split_list(&form.folders),
-        folders_exclude: exclude,
-        poll_interval_secs: match number::<i32>("poll interval", &form.poll_secs)? {
-            Some(secs) => secs,
-            None => i32::try_from(state.settings.sync.default_poll_secs).unwrap_or(300),
-        },
+        folders_exclude: Some(split_list(&form.exclude_folders)).filter(|f| !f.is_empty()),
+        poll_interval_secs: number::<i32>("poll interval", &form.poll_secs)?,
         delete_after_days: number("delete after days", &form.delete_after_days)?,
         expunge: form.expunge != "false",
-        pinned_cert_sha256: Some(form.pin_cert.trim().to_ascii_lowercase())
-            .filter(|p| !p.is_empty()),
-    })
+        pinned_cert_sha256: Some(form.pin_cert.clone()),
+    };
+    Ok(draft.settings(&state.settings.sync))
 }
 
 async fn create(
@@ -207,14 +195,14 @@ async fn create(
 ) -> Result<Response> {
     let attempt = async {
         let imap = settings_from(&form, &state)?;
-        let mut tx = state.pool.begin().await?;
-        let id = accounts::create_imap(&mut tx, &state.keys.sealing, &imap, &form.password).await?;
-        let event = AuditEvent::by(&user.actor, "account.create")
-            .target(format!("account:{id}"))
-            .details(json!({ "name": imap.name, "host": imap.host, "username": imap.username }));
-        audit::record(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(id)
+        manage::create_account(
+            &state.pool,
+            &state.keys.sealing,
+            &user.actor,
+            &imap,
+            &form.password,
+        )
+        .await
     };
     match attempt.await {
         Ok(id) => Ok(Redirect::to(&format!("/accounts/{id}?done=created")).into_response()),
@@ -328,27 +316,24 @@ async fn edit(
 ) -> Result<Response> {
     let attempt = async {
         let imap = settings_from(&form, &state)?;
-        let mut tx = state.pool.begin().await?;
-        let kept = accounts::update_imap(&mut tx, id, &imap).await?;
-        let password_changed = !form.password.is_empty();
-        if password_changed {
-            accounts::set_password(&mut tx, &state.keys.sealing, id, &form.password).await?;
-        }
-        let dropped = kept == PasswordAfterEdit::Dropped && !password_changed;
-        let event = AuditEvent::by(&user.actor, "account.update")
-            .target(format!("account:{id}"))
-            .details(json!({
-                "name": imap.name, "host": imap.host, "port": imap.port,
-                "username": imap.username, "password_changed": password_changed,
-                "password_dropped": dropped, "delete_after_days": imap.delete_after_days,
-            }));
-        audit::record(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(dropped)
+        let password = Some(form.password.as_str()).filter(|p| !p.is_empty());
+        manage::update_account(
+            &state.pool,
+            &state.keys.sealing,
+            &user.actor,
+            id,
+            &imap,
+            password,
+        )
+        .await
     };
     match attempt.await {
-        Ok(dropped) => {
-            let done = if dropped { "reenter" } else { "updated" };
+        Ok(outcome) => {
+            let done = if outcome == PasswordOutcome::Dropped {
+                "reenter"
+            } else {
+                "updated"
+            };
             Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
         }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
@@ -377,19 +362,7 @@ async fn set_enabled(
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
     let enabled = form.enabled == "true";
-    let mut tx = state.pool.begin().await?;
-    accounts::set_enabled(&mut tx, id, enabled).await?;
-    let action = if enabled {
-        "account.enable"
-    } else {
-        "account.disable"
-    };
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, action).target(format!("account:{id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    manage::set_enabled(&state.pool, &user.actor, id, enabled).await?;
     let done = if enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
 }
@@ -457,12 +430,6 @@ async fn delete(
             "type the account's name to delete it and its archived mail",
         ));
     }
-    let mut tx = state.pool.begin().await?;
-    let done = accounts::remove(&mut tx, id).await?;
-    let event = AuditEvent::by(&user.actor, "account.delete")
-        .target(format!("account:{id}"))
-        .details(json!({ "name": account.name, "messages_deleted": done.messages }));
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    manage::remove_account(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/accounts").into_response())
 }

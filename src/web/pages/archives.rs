@@ -12,6 +12,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The routes of the archives overview.
 pub fn area() -> Area {
     Area::new()
         .get("/archives", list)

@@ -17,6 +17,7 @@ use crate::web::http::state::AppState;
 
 const CSV_LIMIT: i64 = 100_000;
 
+/// The routes of the audit log page and its CSV export.
 pub fn area() -> Area {
     Area::new().get("/audit", list).get("/audit.csv", csv)
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::login::{self, LockoutPolicy, LoginOutcome};
 use crate::auth::{manage, users};
 use crate::error::{Error, Result};
@@ -22,6 +22,7 @@ use crate::web::http::routes::Area;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
 
+/// The routes of setup, sign-in, two-factor and sign-out.
 pub fn area() -> Area {
     Area::new()
         .get("/setup", setup_page)
@@ -165,7 +166,11 @@ async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response
     if state.login_limiter.check_key(&ip).is_ok() {
         return Ok(None);
     }
-    audit::record_now(&state.pool, &AuditEvent::by(actor, "login.rate_limited")).await?;
+    audit::record_now(
+        &state.pool,
+        &AuditEvent::by(actor, Action::LoginRateLimited),
+    )
+    .await?;
     let mut r = error::page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many sign-in attempts from your address. Wait a minute and try again.",
@@ -283,7 +288,7 @@ async fn logout(
 ) -> Result<Response> {
     audit::record_now(
         &state.pool,
-        &AuditEvent::by(&user.actor, "logout").target(format!("user:{}", user.id)),
+        &AuditEvent::by(&user.actor, Action::Logout).target(Target::User(user.id)),
     )
     .await?;
     session::end(&session).await?;

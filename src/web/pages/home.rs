@@ -20,6 +20,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The route of the dashboard.
 pub fn area() -> Area {
     Area::new().get("/", dashboard)
 }
@@ -130,6 +131,7 @@ struct AdminDashboard {
     show_quarantine: bool,
     quarantine_waiting: i64,
     ledger_failed: i64,
+    open_alerts: i64,
     setup: Setup,
     storage: Storage,
     stored: String,
@@ -179,6 +181,7 @@ async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<A
         show_quarantine: user.can(Permission::ViewQuarantine),
         quarantine_waiting,
         ledger_failed,
+        open_alerts: user.open_alerts,
         setup: totals::setup(&state.pool).await?,
         stored: format::size(storage.stored_bytes.max(0) as u64),
         logical: format::size(storage.logical_bytes.max(0) as u64),

@@ -15,7 +15,7 @@ use time::macros::format_description;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
-use crate::audit::{AuditEvent, record_now};
+use crate::audit::{Action, AuditEvent, record_now, record_now_returning_id};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::web::http::download;
@@ -29,6 +29,7 @@ const COUNT_CAP: i64 = 10_000;
 /// The most messages one export of search results may hold.
 pub const EXPORT_MAX: i64 = 1_000_000;
 
+/// The routes of the message list, search and bulk export.
 pub fn area() -> Area {
     Area::new()
         .get("/messages", list)
@@ -164,8 +165,8 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
             query,
         ),
         attachments: m.attachment_count,
-        verdict: m.scan_status.replace('_', " "),
-        verdict_class: m.scan_status.replace('_', "-"),
+        verdict: m.scan_status.label(),
+        verdict_class: m.scan_status.css_class(),
         virus: m.virus_name.unwrap_or_default(),
         place: format!("{} / {}", m.account_name, m.folder),
     }
@@ -225,7 +226,7 @@ async fn list(
     };
     let searching = !parsed.query.is_empty();
     if searching && cursor.is_none() {
-        let event = AuditEvent::by(&user.actor, "mail.search")
+        let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         record_now(&state.pool, &event).await?;
     }
@@ -313,8 +314,19 @@ async fn stream_export(
     let format = Format::parse(format).unwrap_or(Format::Zip);
     details["format"] = format.extension().into();
     details["messages"] = ids.len().into();
-    let event = AuditEvent::by(&user.actor, "mail.export").details(details);
-    record_now(&state.pool, &event).await?;
+    let query = match details.get("query").and_then(|q| q.as_str()) {
+        Some(q) => format!(
+            "{q} {}",
+            details
+                .get("filters")
+                .and_then(|f| f.as_str())
+                .unwrap_or("")
+        ),
+        None => format!("{} selected messages", ids.len()),
+    };
+    let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
+    let seq = record_now_returning_id(&state.pool, &event).await?;
+    let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };
     let grants = user.grants.clone();
@@ -324,7 +336,17 @@ async fn stream_export(
         export::HeldMail::Withhold
     };
     tokio::spawn(async move {
-        let done = export::export(&state.pool, &grants, held, ids, format, writer, |_| {}).await;
+        let done = export::export(
+            &state.pool,
+            &grants,
+            held,
+            ids,
+            format,
+            info,
+            writer,
+            |_| {},
+        )
+        .await;
         if let Err(e) = done {
             tracing::warn!(error = %crate::error::chain(&e), "export stopped");
             let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;

@@ -12,12 +12,13 @@ use serde::Deserialize;
 
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
-use crate::audit::{AuditEvent, record_now};
+use crate::audit::{Action, AuditEvent, Target, record_now};
 use crate::auth::Permission;
 use crate::error::{Error, Result};
 use crate::render::format;
 use crate::render::html::{HtmlOptions, sanitize_email_html};
 use crate::render::text::text_to_html;
+use crate::scan::ScanStatus;
 use crate::web::http::download;
 use crate::web::http::extract::{CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
@@ -35,6 +36,7 @@ const BODY_CSP_REMOTE: &str = "default-src 'none'; img-src 'self' data: https: h
 /// Inline image types served from a message; anything else could be active content.
 const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
+/// The routes of one message: view, raw download, attachments, inline parts.
 pub fn area() -> Area {
     Area::new()
         .get("/messages/{id}", view)
@@ -50,9 +52,14 @@ async fn find(state: &AppState, user: &CurrentUser, id: i64) -> Result<MessageRo
         .ok_or(Error::NotFound)
 }
 
-async fn audit(state: &AppState, user: &CurrentUser, action: &str, row: &MessageRow) -> Result<()> {
+async fn audit(
+    state: &AppState,
+    user: &CurrentUser,
+    action: Action,
+    row: &MessageRow,
+) -> Result<()> {
     let event = AuditEvent::by(&user.actor, action)
-        .target(format!("message:{}", row.id))
+        .target(Target::Message(row.id))
         .details(serde_json::json!({ "account": row.account_name, "sha256": row.sha256_hex() }));
     record_now(&state.pool, &event).await
 }
@@ -100,7 +107,7 @@ async fn view(
     let m = find(&state, &user, id).await?;
     let original = reading::raw(&state.pool, &m).await?;
     let rendered = reading::render_parts(original, false).await?;
-    audit(&state, &user, "mail.view", &m).await?;
+    audit(&state, &user, Action::MailView, &m).await?;
     let remote = params.remote == "1";
     let remote_images_blocked = match (&rendered.html_body, remote) {
         (Some(html), false) => {
@@ -144,7 +151,7 @@ async fn view(
             .date
             .map(|d| user.format_time(d))
             .unwrap_or_else(|| format!("{} (no Date header)", user.format_time(m.sort_date))),
-        verdict_label: m.scan_status.replace('_', " "),
+        verdict_label: m.scan_status.label(),
         archived_from: format!("{} / {}", m.account_name, m.folder),
         attachments: attachments
             .iter()
@@ -161,7 +168,7 @@ async fn view(
         remote,
         thread,
         can_download_attachments: reading::bytes_may_leave(
-            &m.scan_status,
+            m.scan_status,
             user.can(Permission::ManageQuarantine),
         ),
         can_export: user.can(Permission::ExportMail),
@@ -237,7 +244,7 @@ async fn body(
 
 /// Bytes of infected or not-yet-scanned mail leave only for `manage_quarantine`.
 fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
-    if reading::bytes_may_leave(&m.scan_status, user.can(Permission::ManageQuarantine)) {
+    if reading::bytes_may_leave(m.scan_status, user.can(Permission::ManageQuarantine)) {
         Ok(())
     } else {
         Err(Error::Forbidden)
@@ -253,7 +260,7 @@ async fn raw(
     let m = find(&state, &user, id).await?;
     held_back(&m, &user)?;
     let bytes = reading::raw(&state.pool, &m).await?;
-    audit(&state, &user, "mail.download", &m).await?;
+    audit(&state, &user, Action::MailDownload, &m).await?;
     let subject: String = m
         .subject
         .as_deref()
@@ -288,8 +295,8 @@ async fn attachment(
     let m = find(&state, &user, id).await?;
     held_back(&m, &user)?;
     let p = part(&state, &m, |p| p.index == n).await?;
-    let event = AuditEvent::by(&user.actor, "mail.attachment")
-        .target(format!("message:{}", m.id))
+    let event = AuditEvent::by(&user.actor, Action::MailAttachment)
+        .target(Target::Message(m.id))
         .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
     record_now(&state.pool, &event).await?;
     let name = safe_filename(p.filename.as_deref(), &format!("attachment-{n}"));

@@ -2,6 +2,7 @@
 //! parse the request, call the domain and render; the plumbing they share is in `web::http`.
 
 pub mod accounts;
+pub mod alerts;
 pub mod archives;
 pub mod audit;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod message_list;
 pub mod message_view;
 pub mod profile;
 pub mod quarantine;
+pub mod retention;
 pub mod roles;
 pub mod users;
 pub mod workers;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::users::{self, Preferences};
 use crate::auth::{manage, password, totp};
 use crate::error::{Error, Result};
@@ -20,6 +20,7 @@ use crate::web::http::routes::Area;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
 
+/// The routes of the user's own profile: password, e-mail, preferences, two-factor.
 pub fn area() -> Area {
     Area::new()
         .get("/profile", show)
@@ -161,8 +162,8 @@ async fn change_email(
         users::set_email(&mut tx, user.id, &email).await?;
         audit::record(
             &mut tx,
-            &AuditEvent::by(&user.actor, "profile.email")
-                .target(format!("user:{}", user.id))
+            &AuditEvent::by(&user.actor, Action::ProfileEmail)
+                .target(Target::User(user.id))
                 .details(json!({ "email": email })),
         )
         .await?;
@@ -197,8 +198,8 @@ async fn change_preferences(
         users::set_preferences(&mut tx, user.id, &prefs).await?;
         audit::record(
             &mut tx,
-            &AuditEvent::by(&user.actor, "profile.preferences")
-                .target(format!("user:{}", user.id))
+            &AuditEvent::by(&user.actor, Action::ProfilePreferences)
+                .target(Target::User(user.id))
                 .details(json!({ "timezone": prefs.timezone, "date_format": prefs.date_format, "page_size": prefs.page_size, "theme": prefs.theme })),
         )
         .await?;
@@ -219,7 +220,7 @@ async fn end_other_sessions(
     let epoch = users::bump_epoch(&mut tx, user.id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "profile.sessions_end").target(format!("user:{}", user.id)),
+        &AuditEvent::by(&user.actor, Action::ProfileSessionsEnd).target(Target::User(user.id)),
     )
     .await?;
     tx.commit().await?;
@@ -305,7 +306,7 @@ async fn totp_confirm(
     let codes = totp::enable(&mut tx, &state.keys.sealing, user.id, &secret, step).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "profile.totp_enable").target(format!("user:{}", user.id)),
+        &AuditEvent::by(&user.actor, Action::ProfileTotpEnable).target(Target::User(user.id)),
     )
     .await?;
     tx.commit().await?;
@@ -345,7 +346,7 @@ async fn totp_remove(
     totp::disable(&mut tx, user.id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "profile.totp_remove").target(format!("user:{}", user.id)),
+        &AuditEvent::by(&user.actor, Action::ProfileTotpRemove).target(Target::User(user.id)),
     )
     .await?;
     tx.commit().await?;

@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::{VisibleAccount, roles, users, visible_accounts};
 use crate::error::{Error, Result};
+use crate::ingest::release::ReleaseRequest;
 use crate::scan::facts::header_section;
 use crate::scan::quarantine::{self, Entry, Filter, IfStillInfected};
 use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
@@ -22,6 +23,7 @@ use crate::web::http::state::AppState;
 /// Header text shown on the detail page is capped; a hostile message can have megabytes.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// The routes of the quarantine pages.
 pub fn area() -> Area {
     Area::new()
         .get("/quarantine", list)
@@ -186,52 +188,25 @@ async fn release(
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<ReleaseForm>,
 ) -> Result<Response> {
-    let entry = visible_entry(&state, &user, id).await?;
-    let scanner = state.scanner.as_ref().ok_or_else(|| {
-        Error::Conflict(
-            "Virus scanning is switched off (clamav.enabled), so the message cannot be re-scanned before release.".into(),
-        )
-    })?;
     let if_infected = if form.anyway.is_some() {
         IfStillInfected::ReleaseAnyway
     } else {
         IfStillInfected::Refuse
     };
-    let mut tx = state.pool.begin().await?;
-    let released = quarantine::release(
-        &mut tx,
-        &state.keys.sealing,
-        scanner,
-        id,
-        &user.username,
-        &form.reason,
-        if_infected,
-    )
-    .await?;
-    // Archived before the release commits: if archiving fails the entry stays held, and a
-    // retry stores nothing twice.
-    crate::ingest::pipeline::store_released(
+    crate::ingest::release::release(
         &state.pool,
+        &state.keys.sealing,
+        state.scanner.as_ref(),
         state.settings.storage.zstd_level,
-        &released.entry,
-        released.raw.to_vec(),
-        &released.verdict,
+        &user.actor,
+        &user.grants,
+        ReleaseRequest {
+            id,
+            reason: &form.reason,
+            if_infected,
+        },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, "quarantine.release")
-            .target(format!("quarantine:{id}"))
-            .details(serde_json::json!({
-                "virus": entry.virus_name,
-                "rescan": released.verdict.to_string(),
-                "reason": form.reason.trim(),
-                "released_anyway": if_infected == IfStillInfected::ReleaseAnyway,
-                "sha256": entry.sha256,
-            })),
-    )
-    .await?;
-    tx.commit().await?;
     Ok(Redirect::to(&format!("/quarantine/{id}?done=released")).into_response())
 }
 
@@ -246,8 +221,8 @@ async fn delete(
     quarantine::delete(&mut tx, id).await?;
     audit::record(
         &mut tx,
-        &AuditEvent::by(&user.actor, "quarantine.delete")
-            .target(format!("quarantine:{id}"))
+        &AuditEvent::by(&user.actor, Action::QuarantineDelete)
+            .target(Target::Quarantine(id))
             .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
     )
     .await?;
@@ -270,8 +245,8 @@ async fn download(
     drop(conn);
     audit::record_now(
         &state.pool,
-        &AuditEvent::by(&user.actor, "quarantine.download")
-            .target(format!("quarantine:{id}"))
+        &AuditEvent::by(&user.actor, Action::QuarantineDownload)
+            .target(Target::Quarantine(id))
             .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
     )
     .await?;

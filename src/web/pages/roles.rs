@@ -15,6 +15,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The routes of the roles pages.
 pub fn area() -> Area {
     Area::new()
         .get("/roles", list)

@@ -18,6 +18,7 @@ use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The routes of the users pages.
 pub fn area() -> Area {
     Area::new()
         .get("/users", list)

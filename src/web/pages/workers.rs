@@ -5,12 +5,13 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 
 use crate::error::Result;
-use crate::ingest::workers::{self, WorkerStatus};
+use crate::ingest::workers::{self, WorkerState, WorkerStatus};
 use crate::web::http::extract::{Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
+/// The route of the background workers page.
 pub fn area() -> Area {
     Area::new().get("/workers", list)
 }

@@ -1,0 +1,188 @@
+//! The alert store (`alerts`): an alert opens once per (trigger, subject), counts how often it
+//! was seen while open, and resolves when its condition clears. A unique index over the open
+//! alerts makes "open once" hold even with two evaluators.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+
+use super::conditions::Finding;
+use super::triggers::Trigger;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Alert {
+    pub id: i64,
+    pub trigger: String,
+    pub subject: String,
+    pub severity: Severity,
+    pub title: String,
+    pub detail: String,
+    pub link: String,
+    pub opened_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub seen_count: i32,
+    pub resolved_at: Option<OffsetDateTime>,
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub acknowledged_by: Option<String>,
+    pub emailed_at: Option<OffsetDateTime>,
+    pub email_error: Option<String>,
+}
+
+/// What one reconciliation changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Alerts opened now (their ids), to be mailed.
+    pub opened: Vec<i64>,
+    pub resolved: u64,
+}
+
+/// Makes the open alerts of `trigger` match `findings`: new findings open an alert, ones
+/// already open are refreshed, open alerts whose condition cleared are resolved.
+pub async fn reconcile(
+    tx: &mut Transaction<'_, Postgres>,
+    trigger: Trigger,
+    findings: &[Finding],
+) -> Result<Changes> {
+    let mut changes = Changes::default();
+    for f in findings {
+        let (id, inserted): (i64, bool) = sqlx::query_as(
+            "INSERT INTO alerts (trigger, subject, severity, title, detail, link)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (trigger, subject) WHERE resolved_at IS NULL DO UPDATE
+               SET last_seen_at = now(), seen_count = alerts.seen_count + 1,
+                   severity = excluded.severity, title = excluded.title,
+                   detail = excluded.detail, link = excluded.link
+             RETURNING id, (xmax = 0) AS inserted",
+        )
+        .bind(trigger.key())
+        .bind(&f.subject)
+        .bind(f.severity)
+        .bind(&f.title)
+        .bind(&f.detail)
+        .bind(&f.link)
+        .fetch_one(&mut **tx)
+        .await?;
+        if inserted {
+            changes.opened.push(id);
+        }
+    }
+    let still: Vec<String> = findings.iter().map(|f| f.subject.clone()).collect();
+    changes.resolved = sqlx::query(
+        "UPDATE alerts SET resolved_at = now()
+         WHERE trigger = $1 AND resolved_at IS NULL AND NOT (subject = ANY($2))",
+    )
+    .bind(trigger.key())
+    .bind(&still)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(changes)
+}
+
+/// Claims the open alerts of `triggers` that still need their mail: each claim counts as an
+/// attempt and holds the alert for five minutes, so two evaluators never send the same mail.
+/// A failed send is retried on later passes, `max_attempts` times in all.
+pub async fn claim_unsent(
+    tx: &mut Transaction<'_, Postgres>,
+    triggers: &[&str],
+    max_attempts: i32,
+) -> Result<Vec<Alert>> {
+    Ok(sqlx::query_as(
+        "UPDATE alerts SET email_attempts = email_attempts + 1, email_claimed_at = now()
+         WHERE id IN (SELECT id FROM alerts
+                      WHERE resolved_at IS NULL AND emailed_at IS NULL AND email_attempts < $2
+                        AND trigger = ANY($1)
+                        AND (email_claimed_at IS NULL
+                             OR email_claimed_at < now() - interval '5 minutes')
+                      ORDER BY id FOR UPDATE SKIP LOCKED)
+         RETURNING *",
+    )
+    .bind(triggers)
+    .bind(max_attempts)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The outcome of a claimed send: sent (no error) or why not.
+pub async fn record_email(pool: &PgPool, id: i64, error: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE alerts SET emailed_at = CASE WHEN $2::text IS NULL THEN now() END,
+           email_error = $2, email_claimed_at = NULL
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn open_count(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM alerts WHERE resolved_at IS NULL")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Open alerts first (critical before warning, newest first), then the `limit` most
+/// recently resolved.
+pub async fn list(pool: &PgPool, resolved_limit: i64) -> Result<(Vec<Alert>, Vec<Alert>)> {
+    let open = sqlx::query_as(
+        "SELECT * FROM alerts WHERE resolved_at IS NULL
+         ORDER BY severity = 'critical' DESC, opened_at DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    let resolved = sqlx::query_as(
+        "SELECT * FROM alerts WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC LIMIT $1",
+    )
+    .bind(resolved_limit)
+    .fetch_all(pool)
+    .await?;
+    Ok((open, resolved))
+}
+
+/// Marks an open alert as seen by `actor`, audited; false when there is no such open,
+/// unacknowledged alert.
+pub async fn acknowledge(pool: &PgPool, actor: &Actor, id: i64) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let title: Option<String> = sqlx::query_scalar(
+        "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2
+         WHERE id = $1 AND resolved_at IS NULL AND acknowledged_at IS NULL
+         RETURNING title",
+    )
+    .bind(id)
+    .bind(&actor.username)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(title) = title else {
+        return Ok(false);
+    };
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, audit::Action::AlertAcknowledge)
+            .target(audit::Target::Alert(id))
+            .details(serde_json::json!({ "title": title })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

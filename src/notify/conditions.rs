@@ -1,0 +1,249 @@
+//! What each trigger looks at. Each check returns the findings that hold right now, one per
+//! subject (an account, or the whole installation); the alert store turns them into alerts.
+
+use std::path::Path;
+
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+
+use super::alerts::Severity;
+use super::triggers::{Trigger, TriggerConfig};
+use crate::error::Result;
+use crate::reports::health::{ScannerState, scanner_state};
+use crate::scan::Scanner;
+
+/// One condition that holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// What it is about: `account:<id>`, or empty for the installation as a whole.
+    pub subject: String,
+    pub severity: Severity,
+    pub title: String,
+    pub detail: String,
+    /// Where to look (a page of the UI).
+    pub link: String,
+}
+
+/// What the checks need.
+pub struct Context<'a> {
+    pub pool: &'a PgPool,
+    pub scanner: Option<&'a Scanner>,
+    pub data_dir: &'a Path,
+}
+
+pub async fn check(ctx: &Context<'_>, config: &TriggerConfig) -> Result<Vec<Finding>> {
+    let t = config.threshold;
+    match config.trigger {
+        Trigger::SyncFailing => sync_failing(ctx.pool, t).await,
+        Trigger::AccountQuiet => account_quiet(ctx.pool, t).await,
+        Trigger::ScannerUnreachable => Ok(scanner_unreachable(ctx.scanner).await),
+        Trigger::MailQuarantined => mail_quarantined(ctx.pool, t).await,
+        Trigger::LedgerFailures => ledger_failures(ctx.pool, t).await,
+        Trigger::DatabaseSize => database_size(ctx.pool, t).await,
+        Trigger::DiskSpace => Ok(disk_space(ctx.data_dir, t)),
+        Trigger::RepeatedLockouts => repeated_lockouts(ctx.pool, t).await,
+    }
+}
+
+fn whole(severity: Severity, title: String, detail: String, link: &str) -> Finding {
+    Finding {
+        subject: String::new(),
+        severity,
+        title,
+        detail,
+        link: link.into(),
+    }
+}
+
+async fn sync_failing(pool: &PgPool, attempts: i64) -> Result<Vec<Finding>> {
+    let rows: Vec<(i64, String, i32, Option<String>)> = sqlx::query_as(
+        "SELECT a.id, a.name, w.consecutive_failures, w.last_error
+         FROM accounts a JOIN workers w ON w.account_id = a.id
+         WHERE a.enabled AND w.consecutive_failures >= greatest($1, 1)
+         ORDER BY a.id",
+    )
+    .bind(attempts)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, n, error)| Finding {
+            subject: format!("account:{id}"),
+            severity: Severity::Critical,
+            title: format!("Sync of {name} is failing"),
+            detail: format!(
+                "{n} attempts in a row failed. Last error: {}",
+                error.unwrap_or_else(|| "none recorded".into())
+            ),
+            link: format!("/accounts/{id}"),
+        })
+        .collect())
+}
+
+/// Silent for longer than both the threshold and four times the account's usual gap between
+/// messages (over the last 90 days), while its sync succeeds: mail may be going elsewhere.
+async fn account_quiet(pool: &PgPool, hours: i64) -> Result<Vec<Finding>> {
+    let rows: Vec<(i64, String, OffsetDateTime, Option<OffsetDateTime>, i64)> = sqlx::query_as(
+        "SELECT a.id, a.name, last.at, recent.first_at, recent.n
+         FROM accounts a
+         JOIN workers w ON w.account_id = a.id AND w.consecutive_failures = 0
+         CROSS JOIN LATERAL (SELECT max(archived_at) AS at FROM messages
+                             WHERE account_id = a.id) last
+         CROSS JOIN LATERAL (SELECT min(archived_at) AS first_at, count(*) AS n FROM messages
+                             WHERE account_id = a.id
+                               AND archived_at > now() - interval '90 days') recent
+         WHERE a.enabled AND last.at IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, name, last, first, n)| {
+            let usual = match first {
+                Some(first) if n >= 2 => (last - first) / (n as i32 - 1),
+                _ => Duration::ZERO,
+            };
+            let limit = Duration::hours(hours.max(1)).max(usual * 4);
+            let silent = now - last;
+            (silent > limit).then(|| Finding {
+                subject: format!("account:{id}"),
+                severity: Severity::Warning,
+                title: format!("No new mail in {name} for {}", human(silent)),
+                detail: format!(
+                    "The last message was archived {} ago; new mail usually arrives every {}. \
+                     The sync itself succeeds: check whether mail still reaches this mailbox.",
+                    human(silent),
+                    human(usual)
+                ),
+                link: format!("/accounts/{id}"),
+            })
+        })
+        .collect())
+}
+
+fn human(d: Duration) -> String {
+    let hours = d.whole_hours();
+    match hours {
+        h if h >= 48 => format!("{} days", h / 24),
+        h if h >= 1 => format!("{h} hours"),
+        _ => format!("{} minutes", d.whole_minutes().max(1)),
+    }
+}
+
+async fn scanner_unreachable(scanner: Option<&Scanner>) -> Vec<Finding> {
+    match scanner_state(scanner).await {
+        ScannerState::Unreachable { address, reason } => vec![whole(
+            Severity::Critical,
+            "The virus scanner is unreachable".into(),
+            format!("{address}: {reason}. New mail waits on the mail servers until it is back."),
+            "/",
+        )],
+        _ => Vec::new(),
+    }
+}
+
+async fn mail_quarantined(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine WHERE released_at IS NULL")
+        .fetch_one(pool)
+        .await?;
+    Ok((n >= at_least.max(1))
+        .then(|| {
+            whole(
+                Severity::Warning,
+                format!("{n} message(s) in the quarantine"),
+                "Infected mail is held in the quarantine until someone releases or deletes it."
+                    .into(),
+                "/quarantine",
+            )
+        })
+        .into_iter()
+        .collect())
+}
+
+async fn ledger_failures(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
+    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT a.id, a.name, count(*), (array_agg(l.reason ORDER BY l.recorded_at DESC))[1]
+         FROM ledger_entries l JOIN accounts a ON a.id = l.account_id
+         WHERE l.kind = 'failed'
+         GROUP BY a.id, a.name HAVING count(*) >= greatest($1, 1)
+         ORDER BY a.id",
+    )
+    .bind(at_least)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, n, reason)| Finding {
+            subject: format!("account:{id}"),
+            severity: Severity::Warning,
+            title: format!("{n} message(s) in {name} could not be archived"),
+            detail: format!("Latest reason: {reason}"),
+            link: format!("/accounts/{id}"),
+        })
+        .collect())
+}
+
+async fn database_size(pool: &PgPool, gigabytes: i64) -> Result<Vec<Finding>> {
+    let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(pool)
+        .await?;
+    let limit = gigabytes.max(0).saturating_mul(1_000_000_000);
+    Ok((bytes > limit)
+        .then(|| {
+            whole(
+                Severity::Warning,
+                format!("The database holds {:.1} GB", bytes as f64 / 1e9),
+                format!("That is more than the {gigabytes} GB this alert watches for."),
+                "/",
+            )
+        })
+        .into_iter()
+        .collect())
+}
+
+fn disk_space(data_dir: &Path, percent: i64) -> Vec<Finding> {
+    let Ok(stat) = nix::sys::statvfs::statvfs(data_dir) else {
+        return Vec::new();
+    };
+    let total = stat.blocks() as f64 * stat.fragment_size() as f64;
+    let free = stat.blocks_available() as f64 * stat.fragment_size() as f64;
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    let free_percent = free * 100.0 / total;
+    if free_percent >= percent as f64 {
+        return Vec::new();
+    }
+    vec![whole(
+        Severity::Critical,
+        format!("Only {free_percent:.0} % disk space left"),
+        format!(
+            "{:.1} GB free of {:.1} GB on the disk holding {}.",
+            free / 1e9,
+            total / 1e9,
+            data_dir.display()
+        ),
+        "/",
+    )]
+}
+
+async fn repeated_lockouts(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log
+         WHERE action = 'login.lockout' AND at > now() - interval '1 hour'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((n >= at_least.max(1))
+        .then(|| {
+            whole(
+                Severity::Warning,
+                format!("{n} sign-in lockouts in the last hour"),
+                "Someone may be guessing passwords. The audit log lists the attempts.".into(),
+                "/audit?action=login.lockout",
+            )
+        })
+        .into_iter()
+        .collect())
+}

@@ -1,0 +1,177 @@
+//! The alert triggers: what each watches, its threshold, and whether it is on and sends
+//! e-mail. Defaults live here; an administrator's changes are rows in `alert_triggers`.
+
+use sqlx::PgPool;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    SyncFailing,
+    AccountQuiet,
+    ScannerUnreachable,
+    MailQuarantined,
+    LedgerFailures,
+    DatabaseSize,
+    DiskSpace,
+    RepeatedLockouts,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 8] = [
+        Trigger::SyncFailing,
+        Trigger::AccountQuiet,
+        Trigger::ScannerUnreachable,
+        Trigger::MailQuarantined,
+        Trigger::LedgerFailures,
+        Trigger::DatabaseSize,
+        Trigger::DiskSpace,
+        Trigger::RepeatedLockouts,
+    ];
+
+    /// Stored in `alerts.trigger` and `alert_triggers.trigger`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Trigger::SyncFailing => "sync_failing",
+            Trigger::AccountQuiet => "account_quiet",
+            Trigger::ScannerUnreachable => "scanner_unreachable",
+            Trigger::MailQuarantined => "mail_quarantined",
+            Trigger::LedgerFailures => "ledger_failures",
+            Trigger::DatabaseSize => "database_size",
+            Trigger::DiskSpace => "disk_space",
+            Trigger::RepeatedLockouts => "repeated_lockouts",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.key() == key)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::SyncFailing => "An account's sync keeps failing",
+            Trigger::AccountQuiet => "An account gets no new mail for longer than usual",
+            Trigger::ScannerUnreachable => "The virus scanner is unreachable",
+            Trigger::MailQuarantined => "Mail is waiting in the quarantine",
+            Trigger::LedgerFailures => "Messages could not be archived",
+            Trigger::DatabaseSize => "The database grows past a size",
+            Trigger::DiskSpace => "Free disk space runs low",
+            Trigger::RepeatedLockouts => "Repeated sign-in lockouts",
+        }
+    }
+
+    /// What the threshold counts; `None` for triggers without one.
+    pub fn threshold_unit(self) -> Option<&'static str> {
+        match self {
+            Trigger::SyncFailing => Some("failed attempts in a row"),
+            Trigger::AccountQuiet => Some("hours without new mail, at least"),
+            Trigger::ScannerUnreachable => None,
+            Trigger::MailQuarantined => Some("messages waiting"),
+            Trigger::LedgerFailures => Some("failed messages per account"),
+            Trigger::DatabaseSize => Some("GB"),
+            Trigger::DiskSpace => Some("% free on the data directory's disk, below"),
+            Trigger::RepeatedLockouts => Some("lockouts within an hour"),
+        }
+    }
+
+    /// The defaults: everything on and mailing the administrators, except the quarantine,
+    /// which the dashboard already shows and which would mail for every virus.
+    pub fn default_config(self) -> TriggerConfig {
+        let threshold = match self {
+            Trigger::SyncFailing => 3,
+            Trigger::AccountQuiet => 72,
+            Trigger::ScannerUnreachable => 0,
+            Trigger::MailQuarantined => 1,
+            Trigger::LedgerFailures => 1,
+            Trigger::DatabaseSize => 100,
+            Trigger::DiskSpace => 10,
+            Trigger::RepeatedLockouts => 3,
+        };
+        let on = self != Trigger::MailQuarantined;
+        TriggerConfig {
+            trigger: self,
+            enabled: on,
+            threshold,
+            send_email: on,
+            recipients: Vec::new(),
+        }
+    }
+}
+
+/// How one trigger is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerConfig {
+    pub trigger: Trigger,
+    pub enabled: bool,
+    pub threshold: i64,
+    pub send_email: bool,
+    /// Addresses for this trigger's mail; empty = the administrators.
+    pub recipients: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    trigger: String,
+    enabled: bool,
+    threshold: i64,
+    send_email: bool,
+    recipients: Vec<String>,
+}
+
+/// Every trigger's configuration: the stored row where there is one, else the default.
+pub async fn load_all(pool: &PgPool) -> Result<Vec<TriggerConfig>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT trigger, enabled, threshold, send_email, recipients FROM alert_triggers",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(Trigger::ALL
+        .into_iter()
+        .map(|t| {
+            rows.iter()
+                .find(|r| r.trigger == t.key())
+                .map(|r| TriggerConfig {
+                    trigger: t,
+                    enabled: r.enabled,
+                    threshold: r.threshold,
+                    send_email: r.send_email,
+                    recipients: r.recipients.clone(),
+                })
+                .unwrap_or_else(|| t.default_config())
+        })
+        .collect())
+}
+
+/// Stores one trigger's configuration (the settings page calls this inside its audited
+/// transaction).
+pub async fn save(db: impl sqlx::PgExecutor<'_>, config: &TriggerConfig) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alert_triggers (trigger, enabled, threshold, send_email, recipients)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (trigger) DO UPDATE SET enabled = $2, threshold = $3, send_email = $4,
+           recipients = $5, updated_at = now()",
+    )
+    .bind(config.trigger.key())
+    .bind(config.enabled)
+    .bind(config.threshold)
+    .bind(config.send_email)
+    .bind(&config.recipients)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_default_every_trigger_but_the_quarantine_is_on_and_mails() {
+        for t in Trigger::ALL {
+            let c = t.default_config();
+            assert_eq!(c.enabled, t != Trigger::MailQuarantined, "{t:?}");
+            assert_eq!(c.send_email, c.enabled, "{t:?}");
+            assert_eq!(Trigger::parse(t.key()), Some(t));
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! `/retention` (policies, preview, Purge now, deletion statistics) and `/holds` (legal holds).
+//! Parse, call `retention::…`, render; every change is audited by the domain function.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::auth::{VisibleAccount, visible_accounts};
+use crate::error::{Error, Result};
+use crate::render::format;
+use crate::retention::{Plan, holds, policies, preview, purge, stats};
+use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
+use crate::web::http::layout::PageContext;
+use crate::web::http::routes::Area;
+use crate::web::http::state::AppState;
+
+pub fn area() -> Area {
+    Area::new()
+        .get("/retention", page)
+        .post("/retention/policies", add_policy)
+        .post("/retention/policies/{id}/delete", remove_policy)
+        .post("/retention/purge", purge_now)
+        .get("/retention/stats.csv", stats_csv)
+        .get("/holds", holds_page)
+        .post("/holds", place_hold)
+        .post("/holds/{id}/release", release_hold)
+}
+
+struct PreviewLine {
+    row: preview::PreviewRow,
+    size: String,
+    freed: String,
+    oldest: String,
+    newest: String,
+}
+
+struct SampleLine {
+    s: preview::SampleMessage,
+    date: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "retention/page.html")]
+struct RetentionPage {
+    page: PageContext,
+    policies: Vec<policies::Policy>,
+    accounts: Vec<VisibleAccount>,
+    lines: Vec<PreviewLine>,
+    sample: Vec<SampleLine>,
+    total_messages: i64,
+    total_size: String,
+    total_freed: String,
+    held: i64,
+    as_of: i64,
+    max_id: i64,
+    fingerprint: String,
+    stats: Vec<stats::StatRow>,
+    done: Option<String>,
+}
+
+fn when(user: &crate::web::http::extract::CurrentUser, t: Option<OffsetDateTime>) -> String {
+    user.format_when(t)
+}
+
+async fn render_page(
+    state: &AppState,
+    user: &Require<perm::ManageRetention>,
+    done: Option<String>,
+) -> Result<RetentionPage> {
+    let mut conn = state.pool.acquire().await?;
+    let policies = policies::list(&mut conn).await?;
+    let plan = Plan::current(&mut conn).await?;
+    drop(conn);
+    let p = preview::preview(&state.pool, &plan, 20).await?;
+    let lines = p
+        .rows
+        .iter()
+        .cloned()
+        .map(|row| PreviewLine {
+            size: format::size(row.bytes.max(0) as u64),
+            freed: format::size(row.freed_bytes.max(0) as u64),
+            oldest: when(user, row.oldest),
+            newest: when(user, row.newest),
+            row,
+        })
+        .collect();
+    let sample = p
+        .sample
+        .iter()
+        .cloned()
+        .map(|s| SampleLine {
+            date: user.format_time(s.sort_date),
+            s,
+        })
+        .collect();
+    Ok(RetentionPage {
+        page: PageContext::for_user("Retention", "/retention", user),
+        policies,
+        accounts: visible_accounts(&state.pool, &user.grants).await?,
+        lines,
+        sample,
+        total_messages: p.messages(),
+        total_size: format::size(p.bytes().max(0) as u64),
+        total_freed: format::size(p.freed_bytes().max(0) as u64),
+        held: p.held(),
+        as_of: (p.as_of.unix_timestamp_nanos() / 1000) as i64,
+        max_id: p.max_id,
+        fingerprint: p.fingerprint,
+        stats: stats::by_account_month(&state.pool, &user.grants).await?,
+        done,
+    })
+}
+
+async fn page(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+) -> Result<RetentionPage> {
+    render_page(&state, &user, None).await
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    name: String,
+    keep_days: String,
+    #[serde(default)]
+    account: Vec<i64>,
+    #[serde(default)]
+    folder: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    age_basis: String,
+}
+
+async fn add_policy(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Result<Redirect> {
+    let keep_days = form
+        .keep_days
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid("keep_days", "must be a whole number of days"))?;
+    let input = policies::PolicyInput {
+        name: form.name,
+        account_ids: form.account,
+        folder_pattern: Some(form.folder),
+        query: Some(form.query),
+        keep_days,
+        age_basis: if form.age_basis.is_empty() {
+            "message".into()
+        } else {
+            form.age_basis
+        },
+        enabled: true,
+    };
+    policies::save(&state.pool, &user.actor, None, &input).await?;
+    Ok(Redirect::to("/retention"))
+}
+
+async fn remove_policy(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Redirect> {
+    policies::remove(&state.pool, &user.actor, id).await?;
+    Ok(Redirect::to("/retention"))
+}
+
+#[derive(Deserialize)]
+struct PurgeForm {
+    as_of: i64,
+    max_id: i64,
+    fingerprint: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn purge_now(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    CsrfForm(form): CsrfForm<PurgeForm>,
+) -> Result<RetentionPage> {
+    if form.confirm != "yes" {
+        return Err(Error::invalid(
+            "confirm",
+            "tick the box to confirm the purge",
+        ));
+    }
+    let as_of = OffsetDateTime::from_unix_timestamp_nanos(i128::from(form.as_of) * 1000)
+        .map_err(|_| Error::invalid("as_of", "is not a time"))?;
+    let plan = Plan::at(&mut *state.pool.acquire().await?, as_of, form.max_id).await?;
+    let report = purge::purge(
+        &state.pool,
+        &user.actor,
+        &plan,
+        Some(&form.fingerprint),
+        state.settings.retention.batch_size,
+        &state.shutdown,
+    )
+    .await?;
+    let done = format!(
+        "Purged {} messages ({}); freed {} of storage.",
+        report.messages,
+        format::size(report.bytes.max(0) as u64),
+        format::size(report.collected.bytes.max(0) as u64)
+    );
+    render_page(&state, &user, Some(done)).await
+}
+
+async fn stats_csv(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+) -> Result<Response> {
+    let rows = stats::by_account_month(&state.pool, &user.grants).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"deletion-statistics.csv\"",
+            ),
+        ],
+        stats::to_csv(&rows),
+    )
+        .into_response())
+}
+
+struct HoldLine {
+    h: holds::Hold,
+    held: i64,
+    created: String,
+    released: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "retention/holds.html")]
+struct HoldsPage {
+    page: PageContext,
+    holds: Vec<HoldLine>,
+    accounts: Vec<VisibleAccount>,
+}
+
+async fn holds_page(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+) -> Result<HoldsPage> {
+    let mut conn = state.pool.acquire().await?;
+    let mut lines = Vec::new();
+    for h in holds::list(&mut conn).await? {
+        let held = if h.is_active() {
+            holds::count_held_by(&mut conn, h.id).await?
+        } else {
+            0
+        };
+        lines.push(HoldLine {
+            created: user.format_time(h.created_at),
+            released: user.format_when(h.released_at),
+            held,
+            h,
+        });
+    }
+    Ok(HoldsPage {
+        page: PageContext::for_user("Legal holds", "/holds", &user),
+        holds: lines,
+        accounts: visible_accounts(&state.pool, &user.grants).await?,
+    })
+}
+
+#[derive(Deserialize)]
+struct HoldForm {
+    name: String,
+    reason: String,
+    #[serde(default)]
+    account: Vec<i64>,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+fn day(field: &str, text: &str) -> Result<Option<time::Date>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map(Some)
+    .map_err(|_| Error::invalid(field, "must be a date like 2024-01-31"))
+}
+
+async fn place_hold(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    CsrfForm(form): CsrfForm<HoldForm>,
+) -> Result<Redirect> {
+    let input = holds::HoldInput {
+        name: form.name,
+        reason: form.reason,
+        account_ids: form.account,
+        query: Some(form.query),
+        date_from: day("from", &form.from)?,
+        date_to: day("to", &form.to)?,
+    };
+    holds::place(&state.pool, &user.actor, &input).await?;
+    Ok(Redirect::to("/holds"))
+}
+
+#[derive(Deserialize)]
+struct ReleaseForm {
+    reason: String,
+}
+
+async fn release_hold(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<ReleaseForm>,
+) -> Result<Redirect> {
+    holds::release(&state.pool, &user.actor, id, &form.reason).await?;
+    Ok(Redirect::to("/holds"))
+}
