@@ -207,7 +207,7 @@ async fn body(
     let m = find(&state, &user, id).await?;
     let rendered = reading::render_parts(reading::raw(&state.pool, &m).await?, false).await?;
     let remote = params.remote == "1";
-    audit(&state, &user, "mail.body", &m).await?;
+    audit(&state, &user, Action::MailBody, &m).await?;
     let html = match (&rendered.html_body, &rendered.text_body) {
         (Some(html), _) => {
             sanitize_email_html(
@@ -324,8 +324,8 @@ async fn inline_part(
         .iter()
         .find(|t| **t == p.content_type)
         .ok_or(Error::NotFound)?;
-    let event = AuditEvent::by(&user.actor, "mail.inline_image")
-        .target(format!("message:{}", m.id))
+    let event = AuditEvent::by(&user.actor, Action::MailInlineImage)
+        .target(Target::Message(m.id))
         .details(serde_json::json!({ "cid": cid, "size": p.size }));
     record_now(&state.pool, &event).await?;
     Ok((
