@@ -50,7 +50,7 @@ struct Check {
 
 /// Ready when the database answers and its schema matches this binary's migrations.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match sqlx::query_scalar::<_, i32>("SELECT 1")
+    let database = match sqlx::query_scalar!("SELECT 1 AS one")
         .fetch_one(&state.pool)
         .await
     {
