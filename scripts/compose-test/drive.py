@@ -41,11 +41,19 @@ def request(path, form=None):
     """GET (or POST `form`), following redirects; returns (final path, status, body)."""
     data = urllib.parse.urlencode(form).encode() if form is not None else None
     req = urllib.request.Request(BASE + path, data=data, headers=HEADERS)
-    try:
-        with OPENER.open(req, timeout=30) as r:
-            body, status, url = r.read().decode(), r.status, r.geturl()
-    except urllib.error.HTTPError as e:
-        body, status, url = e.read().decode(errors="replace"), e.code, e.geturl()
+    # Right after a (re)start the port may not answer yet: retry refused connections briefly.
+    for attempt in range(30):
+        try:
+            with OPENER.open(req, timeout=30) as r:
+                body, status, url = r.read().decode(), r.status, r.geturl()
+            break
+        except urllib.error.HTTPError as e:
+            body, status, url = e.read().decode(errors="replace"), e.code, e.geturl()
+            break
+        except (urllib.error.URLError, ConnectionError) as e:
+            if attempt == 29:
+                fail(f"{path}: {e}")
+            time.sleep(1)
     JAR.save(ignore_discard=True)
     return urllib.parse.urlsplit(url).path, status, body
 
