@@ -64,6 +64,12 @@ pub struct ServerSettings {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub max_request_bytes: usize,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
+    /// names the real client. Empty: the TCP peer is the client.
+    pub trusted_proxies: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (or from
+    /// loopback). Empty: `/metrics` is public.
+    pub metrics_token: Secret,
 }
 
 impl Default for ServerSettings {
@@ -73,6 +79,8 @@ impl Default for ServerSettings {
             public_url: String::new(),
             request_timeout_secs: 30,
             max_request_bytes: 10 * 1024 * 1024,
+            trusted_proxies: String::new(),
+            metrics_token: Secret::default(),
         }
     }
 }
@@ -344,6 +352,21 @@ pub fn parse_daily_time(text: &str) -> std::result::Result<Option<(i8, i8)>, Str
         return Err(bad());
     }
     Ok(Some((hour, minute)))
+}
+
+/// `server.trusted_proxies` as networks: a bare address is a /32 (or /128).
+pub fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    split_list(text)
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    format!("`{item}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)")
+                })
+        })
+        .collect()
 }
 
 /// Splits a comma-separated config list, dropping empty items.

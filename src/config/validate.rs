@@ -80,6 +80,9 @@ impl Settings {
                 "must be at least 1024 bytes",
             ));
         }
+        if let Err(e) = super::parse_networks(&self.server.trusted_proxies) {
+            p.push(problem("server.trusted_proxies", e));
+        }
         let db_url = self.database.url.expose().trim();
         if !(db_url.is_empty()
             || db_url.starts_with("postgres://")

@@ -18,6 +18,7 @@ use super::extract::{CsrfToken, CurrentUser};
 use super::layout::PageContext;
 use super::session;
 use super::state::AppState;
+use super::{client, cookies};
 use crate::audit::Actor;
 use crate::auth::{Grants, Permission, csrf, users};
 use crate::error::{Error, Result};
@@ -60,9 +61,11 @@ async fn run(
             return Ok(Redirect::to("/setup").into_response());
         }
     }
-    let actor = request_actor(&req);
+    let actor = request_actor(&req, &state);
     let user = load_user(&state, &session, &actor).await?;
-    let token = session::csrf_token(&session).await?;
+    let secure = cookies::Secure(state.settings.served_over_https());
+    let nonce = cookies::read(req.headers(), cookies::CSRF);
+    let (token, new_nonce) = csrf_token(&state, &session, nonce).await?;
 
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         if !origin_ok(&req, &state) {
@@ -86,11 +89,40 @@ async fn run(
 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     req.extensions_mut().insert(actor.clone());
+    req.extensions_mut().insert(secure);
     if let Some(u) = &user {
         req.extensions_mut().insert(u.clone());
     }
     let response = next.run(req).await;
-    Ok(with_user_layout(response, user.as_deref(), &token))
+    let mut response = with_user_layout(response, user.as_deref(), &token);
+    if let Some(nonce) = new_nonce {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::set(cookies::CSRF, &nonce, None, secure),
+        );
+    }
+    Ok(response)
+}
+
+/// The CSRF token of this request: the session's own when there is a session with one (signed
+/// in), else the HMAC of the visitor's nonce cookie under the session key — with a new nonce
+/// to set when the visitor has none. No session row is created for anonymous visitors.
+async fn csrf_token(
+    state: &AppState,
+    session: &Session,
+    nonce: Option<String>,
+) -> Result<(String, Option<String>)> {
+    if let Some(token) = session::stored_csrf(session).await? {
+        return Ok((token, None));
+    }
+    let key: &[u8; 32] = &state.keys.session;
+    Ok(match nonce.filter(|n| csrf::is_nonce(n)) {
+        Some(nonce) => (csrf::anonymous_token(key, &nonce), None),
+        None => {
+            let nonce = csrf::new_token();
+            (csrf::anonymous_token(key, &nonce), Some(nonce))
+        }
+    })
 }
 
 /// The signed-in user, if the session is still valid; an invalid one is ended here.
@@ -147,11 +179,11 @@ async fn load_user(
     })))
 }
 
-fn request_actor(req: &Request) -> Actor {
+fn request_actor(req: &Request, state: &AppState) -> Actor {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| client::client_ip(c.0.ip(), req.headers(), &state.trusted_proxies).to_string())
         .unwrap_or_default();
     let user_agent = req
         .headers()
