@@ -64,8 +64,8 @@ pub struct ServerSettings {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub max_request_bytes: usize,
-    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
-    /// names the real client. Empty: the TCP peer is the client.
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
+    /// names the client. Empty: the TCP peer is the client.
     pub trusted_proxies: String,
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (or from
     /// loopback). Empty: `/metrics` is public.
@@ -101,6 +101,8 @@ pub struct DatabaseSettings {
     pub pg_bin_dir: String,
     /// System user that runs the private cluster when daygle runs as root.
     pub embedded_user: String,
+    /// File holding the password for `url` (Docker secrets); the URL then carries none.
+    pub password_file: String,
 }
 
 impl Default for DatabaseSettings {
@@ -113,6 +115,7 @@ impl Default for DatabaseSettings {
             idle_in_transaction_timeout_secs: 60,
             pg_bin_dir: String::new(),
             embedded_user: "postgres".into(),
+            password_file: String::new(),
         }
     }
 }
@@ -230,6 +233,8 @@ pub struct SmtpSettings {
     pub tls: String,
     pub username: String,
     pub password: Secret,
+    /// File holding the password instead (Docker secrets).
+    pub password_file: String,
     pub from: String,
     /// PEM file with an extra CA (or the server's self-signed certificate) to trust, besides
     /// the system's trust store. Empty: the system store only.
@@ -246,6 +251,7 @@ impl Default for SmtpSettings {
             tls: "starttls".into(),
             username: String::new(),
             password: Secret::default(),
+            password_file: String::new(),
             from: String::new(),
             ca_file: String::new(),
             timeout_secs: 30,
@@ -352,21 +358,6 @@ pub fn parse_daily_time(text: &str) -> std::result::Result<Option<(i8, i8)>, Str
         return Err(bad());
     }
     Ok(Some((hour, minute)))
-}
-
-/// `server.trusted_proxies` as networks: a bare address is a /32 (or /128).
-pub fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
-    split_list(text)
-        .iter()
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| {
-                    format!("`{item}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)")
-                })
-        })
-        .collect()
 }
 
 /// Splits a comma-separated config list, dropping empty items.

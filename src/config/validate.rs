@@ -71,6 +71,9 @@ impl Settings {
                 ),
             ));
         }
+        if let Err(e) = super::parse_networks(&self.server.trusted_proxies) {
+            p.push(problem("server.trusted_proxies", e));
+        }
         if self.server.request_timeout_secs == 0 {
             p.push(problem("server.request_timeout_secs", "must be at least 1"));
         }
@@ -79,9 +82,6 @@ impl Settings {
                 "server.max_request_bytes",
                 "must be at least 1024 bytes",
             ));
-        }
-        if let Err(e) = super::parse_networks(&self.server.trusted_proxies) {
-            p.push(problem("server.trusted_proxies", e));
         }
         let db_url = self.database.url.expose().trim();
         if !(db_url.is_empty()

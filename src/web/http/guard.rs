@@ -13,14 +13,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
+use super::cookies;
 use super::error::{self, ErrorPageInfo};
 use super::extract::{CsrfToken, CurrentUser};
 use super::layout::PageContext;
 use super::session;
 use super::state::AppState;
-use super::{client, cookies};
 use crate::audit::Actor;
 use crate::auth::{Grants, Permission, csrf, users};
+use crate::config;
 use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets.
@@ -179,11 +180,20 @@ async fn load_user(
     })))
 }
 
+/// Who is asking: the client's address (behind a `server.trusted_proxies` proxy, the one its
+/// X-Forwarded-For names) and user agent.
 fn request_actor(req: &Request, state: &AppState) -> Actor {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| client::client_ip(c.0.ip(), req.headers(), &state.trusted_proxies).to_string())
+        .map(|c| {
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            config::client_ip(c.0.ip(), forwarded, &state.trusted_proxies).to_string()
+        })
         .unwrap_or_default();
     let user_agent = req
         .headers()

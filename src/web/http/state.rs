@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use governor::DefaultKeyedRateLimiter;
-use ipnet::IpNet;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +31,7 @@ pub struct AppState {
     /// Sign-in attempts the limiter refused, written to the audit log once a minute.
     pub refusals: Arc<Refusals>,
     /// `server.trusted_proxies`, parsed.
-    pub trusted_proxies: Arc<Vec<IpNet>>,
+    pub trusted_proxies: Arc<Vec<crate::config::IpNet>>,
     /// Group commit for audit rows of reads and other stand-alone events.
     pub audit: audit::Writer,
     /// Set once a user exists; from then on `/setup` is gone for good (checked in SQL too).
