@@ -13,6 +13,7 @@ mod web {
     mod matrix;
     mod retention;
     mod sessions;
+    mod settings;
     mod setup;
     mod users;
 }

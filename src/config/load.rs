@@ -26,6 +26,7 @@ pub fn load_from(
     overrides: &[(&str, String)],
 ) -> Result<Settings, ConfigErrors> {
     let mut builder = config::Config::builder();
+    let mut origins = super::Origins::default();
     match explicit_path {
         Some(path) => {
             if !path.is_file() {
@@ -39,10 +40,20 @@ pub fn load_from(
             }
             builder = builder
                 .add_source(config::File::from(path.to_path_buf()).format(config::FileFormat::Ini));
+            file_origins(
+                &mut origins,
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Ini),
+                &path.display().to_string(),
+            );
         }
         None => {
             builder = builder.add_source(
                 config::File::new(DEFAULT_CONFIG_FILE, config::FileFormat::Ini).required(false),
+            );
+            file_origins(
+                &mut origins,
+                config::File::new(DEFAULT_CONFIG_FILE, config::FileFormat::Ini).required(false),
+                DEFAULT_CONFIG_FILE,
             );
         }
     }
@@ -50,6 +61,15 @@ pub fn load_from(
         .into_iter()
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
         .collect();
+    for var in env.keys() {
+        let key = var[ENV_PREFIX.len() + 2..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        origins.set(key, super::Origin::Env(var.clone()));
+    }
+    for (key, _) in overrides {
+        origins.set(*key, super::Origin::Flag);
+    }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
@@ -62,15 +82,34 @@ pub fn load_from(
             .set_override(*key, value.as_str())
             .map_err(|e| ConfigErrors(vec![problem(key, e.to_string())]))?;
     }
-    let settings: Settings = builder
+    let mut settings: Settings = builder
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigErrors(vec![deserialize_problem(&e)]))?;
+    settings.origins = origins;
     let problems = settings.validate();
     if problems.is_empty() {
         Ok(settings)
     } else {
         Err(ConfigErrors(problems))
+    }
+}
+
+/// Records every `section.key` the file sets. A file that cannot be read is reported by the
+/// main build, so here it simply sets nothing.
+fn file_origins(origins: &mut super::Origins, file: impl config::Source, name: &str) {
+    let Ok(sections) = file.collect() else {
+        return;
+    };
+    for (section, keys) in sections {
+        if let Ok(keys) = keys.into_table() {
+            for key in keys.keys() {
+                origins.set(
+                    format!("{section}.{key}"),
+                    super::Origin::File(name.to_string()),
+                );
+            }
+        }
     }
 }
 

@@ -121,6 +121,15 @@ pub async fn touch(session: &Session, s: &SignedIn) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the stored session's expiry at the idle limit in force, which the settings page can
+/// change while the server runs (only a change costs a write).
+pub fn keep_idle_limit(session: &Session, idle_minutes: u32) {
+    let want = Expiry::OnInactivity(time::Duration::minutes(idle_minutes.into()));
+    if session.expiry() != Some(want) {
+        session.set_expiry(Some(want));
+    }
+}
+
 /// The session's CSRF token, created on first use.
 pub async fn csrf_token(session: &Session) -> Result<String> {
     if let Some(t) = session.get::<String>(CSRF).await.map_err(store_error)? {
