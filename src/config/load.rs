@@ -1,4 +1,5 @@
-//! Reading the settings: built-in defaults < the INI file < `DAYGLE__SECTION__KEY` < flags.
+//! Reading the settings: built-in defaults < the INI file < `DAYGLE__SECTION__KEY` < flags;
+//! then the secrets named by `*_file` keys are read.
 
 use std::path::Path;
 
@@ -86,8 +87,13 @@ pub fn load_from(
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigErrors(vec![deserialize_problem(&e)]))?;
+    // A password read from smtp.password_file is set by whatever set that key.
+    if let Some(o) = origins.get("smtp.password_file").cloned() {
+        origins.set("smtp.password", o);
+    }
     settings.origins = origins;
-    let problems = settings.validate();
+    let mut problems = super::secret_files::read_secret_files(&mut settings);
+    problems.extend(settings.validate());
     if problems.is_empty() {
         Ok(settings)
     } else {
