@@ -44,6 +44,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::settings::area(),
         pages::quarantine::area(),
         pages::retention::area(),
+        pages::verify::area(),
     ]
 }
 

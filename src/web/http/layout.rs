@@ -82,6 +82,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         "Holds",
         Permission::ManageRetention,
     ),
+    (
+        menu::ARCHIVING,
+        "/verify",
+        "Verify",
+        Permission::ViewWorkers,
+    ),
     (menu::ADMIN, "/users", "Users", Permission::ManageUsers),
     (menu::ADMIN, "/roles", "Roles", Permission::ManageRoles),
     (
