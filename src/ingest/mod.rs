@@ -5,7 +5,6 @@ pub mod accounts;
 pub mod files;
 pub mod imap;
 pub mod manage;
-pub mod parse;
 pub mod pipeline;
 pub mod release;
 pub mod scheduler;
