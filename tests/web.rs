@@ -14,6 +14,7 @@ mod web {
     mod matrix;
     mod retention;
     mod sessions;
+    mod settings;
     mod setup;
     mod users;
 }
