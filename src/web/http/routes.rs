@@ -187,9 +187,22 @@ pub const ALL: &[Route] = &[
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
     r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
+    r(Method::GET, "/verify", Permission(P::ViewWorkers)),
     r(
         Method::POST,
         "/alerts/{id}/acknowledge",
+        Permission(P::ManageSettings),
+    ),
+    r(Method::GET, "/settings", Permission(P::ManageSettings)),
+    r(Method::POST, "/settings", Permission(P::ManageSettings)),
+    r(
+        Method::POST,
+        "/settings/alerts",
+        Permission(P::ManageSettings),
+    ),
+    r(
+        Method::POST,
+        "/settings/test-email",
         Permission(P::ManageSettings),
     ),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
