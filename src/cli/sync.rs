@@ -42,6 +42,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             ctx.pool().clone(),
             std::sync::Arc::new(ctx.settings.clone()),
             std::sync::Arc::new(keys),
+            scheduler::Assignment::Everything,
             token,
         )
         .await;

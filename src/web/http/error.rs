@@ -67,6 +67,13 @@ impl IntoResponse for Error {
             Error::Refused(msg) => page(StatusCode::FORBIDDEN, msg.clone()),
             Error::Invalid { .. } => page(StatusCode::UNPROCESSABLE_ENTITY, self.to_string()),
             Error::Conflict(msg) => page(StatusCode::CONFLICT, msg.clone()),
+            _ if self.is_database_unavailable() => {
+                tracing::warn!(error = %crate::error::chain(&self), "request failed: database unavailable");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable right now. Daygle is bringing it back; try again in a moment.",
+                )
+            }
             _ => {
                 tracing::error!(error = %crate::error::chain(&self), "request failed");
                 page(

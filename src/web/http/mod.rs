@@ -11,6 +11,7 @@ pub mod headers;
 pub mod health;
 pub mod layout;
 pub mod metrics;
+pub mod outage;
 pub mod routes;
 pub mod session;
 pub mod state;
