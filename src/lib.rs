@@ -259,8 +259,7 @@ fn spawn_leader_jobs(state: &AppState, tasks: &TaskTracker, token: CancellationT
         }
         .run_until_stopped(token.clone()),
     );
-    if let Ok(Some(daily)) = retention::schedule::Daily::parse(&state.settings.retention.schedule)
-    {
+    if let Ok(Some(daily)) = retention::schedule::Daily::parse(&state.settings.retention.schedule) {
         tasks.spawn(retention::schedule::run_until_stopped(
             state.pool.clone(),
             daily,

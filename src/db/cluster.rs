@@ -432,8 +432,10 @@ impl Lease {
     fn stop_if_owner(&self) -> Result<(), ClusterError> {
         let _lock = self.cluster.lock()?;
         if self.owns_cluster() {
-            tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
-            self.cluster.stop()?;
+            if self.cluster.is_running() {
+                tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
+                self.cluster.stop()?;
+            }
             let _ = fs::remove_file(self.cluster.owner_file());
         }
         Ok(())

@@ -92,6 +92,19 @@ impl Database {
         })
     }
 
+    /// Closes after the server went away under us: the pool is dropped without waiting for
+    /// its connections' goodbyes (the server cannot hear them), then a private cluster this
+    /// process owns is released as usual.
+    pub async fn abandon(self) -> Result<()> {
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.pool.close()).await;
+        if let Some(lease) = self.lease {
+            tokio::task::spawn_blocking(move || lease.release())
+                .await
+                .map_err(|e| Error::context("run the cluster stop task", e))??;
+        }
+        Ok(())
+    }
+
     /// The private cluster behind this database, when there is one.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.lease.as_ref().map(Lease::cluster)
@@ -115,7 +128,11 @@ impl Database {
 }
 
 /// "PostgreSQL at db:5432 (database.url) is not reachable: connection refused": one sentence.
-fn unreachable_sentence(settings: &Settings, options: &PgConnectOptions, e: &sqlx::Error) -> String {
+fn unreachable_sentence(
+    settings: &Settings,
+    options: &PgConnectOptions,
+    e: &sqlx::Error,
+) -> String {
     let cause = match e {
         sqlx::Error::Io(io) => io.to_string(),
         other => other.to_string(),

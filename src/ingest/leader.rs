@@ -79,7 +79,9 @@ pub async fn lead_until_stopped(
                 leading = Some((token, Instant::now()));
             }
             (Ok(false), Some((token, _))) => {
-                tracing::warn!("another process took the leader lease; stopping the leader jobs here");
+                tracing::warn!(
+                    "another process took the leader lease; stopping the leader jobs here"
+                );
                 token.cancel();
                 leading = None;
             }

@@ -135,12 +135,12 @@ impl Me {
 
 /// Forgets processes not heard from for a week (run by the leader).
 pub async fn forget_old(pool: &PgPool) -> Result<u64> {
-    Ok(sqlx::query!(
-        "DELETE FROM processes WHERE heartbeat_at < now() - interval '7 days'"
+    Ok(
+        sqlx::query!("DELETE FROM processes WHERE heartbeat_at < now() - interval '7 days'")
+            .execute(pool)
+            .await?
+            .rows_affected(),
     )
-    .execute(pool)
-    .await?
-    .rows_affected())
 }
 
 /// One process on `/workers`.

@@ -205,7 +205,11 @@ pub async fn run_until_stopped(
     assignment: Assignment,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(TICK);
+    let every = match &assignment {
+        Assignment::Leased { lease_secs, .. } => TICK.min(leader::renew_every(*lease_secs)),
+        Assignment::Everything => TICK,
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut running: JoinSet<i64> = JoinSet::new();
     let mut busy: HashSet<i64> = HashSet::new();
@@ -231,7 +235,8 @@ pub async fn run_until_stopped(
             if health.is_down() {
                 continue;
             }
-            let due_renewal = renewed_at.is_none_or(|t| t.elapsed() >= leader::renew_every(*lease_secs));
+            let due_renewal = renewed_at
+                .is_none_or(|t| t.elapsed() + TICK / 10 >= leader::renew_every(*lease_secs));
             if due_renewal {
                 let busy_now: Vec<i64> = busy.iter().copied().collect();
                 match leases::renew_and_claim(&pool, *me, *lease_secs, &busy_now).await {
@@ -246,7 +251,9 @@ pub async fn run_until_stopped(
                     Err(e) => {
                         tracing::warn!(error = %crate::error::chain(&e), "could not renew the account leases");
                         // Leases not renewed within their time belong to nobody: stop starting them.
-                        if renewed_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(u64::from(*lease_secs))) {
+                        if renewed_at.is_none_or(|t| {
+                            t.elapsed() >= Duration::from_secs(u64::from(*lease_secs))
+                        }) {
                             held = Some(HashSet::new());
                         }
                     }

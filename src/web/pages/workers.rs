@@ -5,9 +5,9 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 
 use crate::error::Result;
+use crate::ingest::leases;
 use crate::ingest::processes::{self, ProcessRow};
 use crate::ingest::workers::{self, WorkerState, WorkerStatus};
-use crate::ingest::leases;
 use crate::web::http::extract::{Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
