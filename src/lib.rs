@@ -184,6 +184,12 @@ impl App {
             shutdown.clone(),
         ));
         tasks.spawn(session_upkeep(state.clone()));
+        tasks.spawn(db::keep_sealing_key(
+            state.pool.clone(),
+            state.keys.sealing.current_id().to_string(),
+            sealing_lock,
+            shutdown.clone(),
+        ));
         if state.me.role.works() {
             let leader_state = state.clone();
             let leader_tasks = tasks.clone();
@@ -224,8 +230,6 @@ impl App {
         if let Err(e) = state_me.stopped(&pool).await {
             tracing::warn!(error = %e, "could not give back this process's leases; they expire on their own");
         }
-        use sqlx::Connection;
-        let _ = sealing_lock.close().await;
         database.close().await?;
         tracing::info!("stopped");
         served

@@ -302,6 +302,41 @@ pub async fn hold_sealing_key(pool: &PgPool, key_id: &str) -> Result<sqlx::PgCon
     Ok(conn)
 }
 
+/// Keeps holding the sealing-key lock taken with [`hold_sealing_key`] until shutdown: when its
+/// connection dies with the database (a restart), the lock is taken again as soon as the
+/// database is back, so `rotate-key` keeps seeing this server.
+pub async fn keep_sealing_key(
+    pool: PgPool,
+    key_id: String,
+    held: sqlx::PgConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut conn = Some(held);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let alive = match conn.as_mut() {
+            Some(c) => c.ping().await.is_ok(),
+            None => false,
+        };
+        if alive {
+            continue;
+        }
+        conn = None;
+        if let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_secs(3), hold_sealing_key(&pool, &key_id)).await
+        {
+            tracing::info!("holding the sealing-key lock again after the database came back");
+            conn = Some(c);
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
+}
+
 /// Takes the sealing-key lock of `key_id` exclusively until the end of the transaction; false
 /// when a running server still writes under that key.
 pub async fn try_retire_sealing_key(conn: &mut sqlx::PgConnection, key_id: &str) -> Result<bool> {

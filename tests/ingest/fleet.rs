@@ -106,9 +106,12 @@ async fn two_workers_share_twenty_accounts_and_a_killed_one_hands_over_within_th
         let h = holders(&pool).await;
         let of = |p: Uuid| h.values().filter(|x| **x == Some(p)).count();
         let leader = leases::leader(&pool).await.expect("leader");
-        if of(a_id) == ACCOUNTS / 2 && of(b_id) == ACCOUNTS / 2 && leader.is_some() {
+        if let Some(leader) = leader
+            && of(a_id) == ACCOUNTS / 2
+            && of(b_id) == ACCOUNTS / 2
+        {
             assert_eq!(of(web_id), 0);
-            break leader.unwrap();
+            break leader;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),

@@ -11,7 +11,8 @@ use super::error;
 use super::guard::is_exempt;
 use super::state::AppState;
 
-/// Middleware: a 503 page with `Retry-After` while the supervisor sees the database down.
+/// Middleware: a 503 page with `Retry-After` while the supervisor sees the database down. The
+/// page names no cause (paths, pids): anyone can see it; operators read `/readyz` and the log.
 pub async fn unavailable(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let status = state.db_health.status();
     let Some(since) = status.down_since else {
@@ -23,11 +24,10 @@ pub async fn unavailable(State(state): State<AppState>, req: Request, next: Next
     let mut response = error::page(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
-            "The database has been unavailable since {:02}:{:02}:{:02} UTC ({}). Daygle is bringing it back and carries on by itself; no mail is lost. Try again in a moment.",
+            "The database has been unavailable since {:02}:{:02}:{:02} UTC. Daygle is bringing it back and carries on by itself; no mail is lost. Try again in a moment.",
             since.hour(),
             since.minute(),
             since.second(),
-            status.detail
         ),
     );
     response
