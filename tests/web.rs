@@ -11,6 +11,7 @@ mod web {
     mod delegation;
     mod login;
     mod matrix;
+    mod outage;
     mod retention;
     mod sessions;
     mod setup;
