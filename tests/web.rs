@@ -9,6 +9,7 @@ mod web {
     mod csrf;
     mod dashboard;
     mod delegation;
+    mod floods;
     mod login;
     mod matrix;
     mod outage;

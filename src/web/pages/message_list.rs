@@ -15,7 +15,7 @@ use time::macros::format_description;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
-use crate::audit::{Action, AuditEvent, record_now, record_now_returning_id};
+use crate::audit::{Action, AuditEvent};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::web::http::download;
@@ -228,7 +228,7 @@ async fn list(
     if searching && cursor.is_none() {
         let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
-        record_now(&state.pool, &event).await?;
+        state.audit.record(event).await?;
     }
     let base = params.to_query_string();
     Ok(ListPage {
@@ -325,7 +325,7 @@ async fn stream_export(
         None => format!("{} selected messages", ids.len()),
     };
     let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
-    let seq = record_now_returning_id(&state.pool, &event).await?;
+    let seq = state.audit.record(event).await?;
     let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };

@@ -15,4 +15,5 @@ pub mod quarantine;
 pub mod retention;
 pub mod roles;
 pub mod users;
+pub mod verify;
 pub mod workers;
