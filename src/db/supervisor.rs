@@ -18,8 +18,11 @@ use super::health::{DbHealth, Outage};
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for one probe (connect or `SELECT 1`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest wait between restart or reconnect attempts.
+/// Longest wait between attempts to restart the private cluster.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between reconnect probes of a server elsewhere (one connection attempt each):
+/// short, because pages answer 503 until a probe succeeds.
+const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Looks at the database from outside the pool: the private cluster's postmaster, then one
 /// connection of its own, so a busy pool never reads as an outage.
@@ -158,7 +161,12 @@ impl Supervisor {
                 _ => {
                     self.health
                         .attempt(format!("reconnecting (attempt {attempt})"));
-                    tracing::warn!(attempt, retry_in_secs = backoff.as_secs(), problem = %problem, "database still unreachable");
+                    if attempt.is_power_of_two() {
+                        tracing::warn!(attempt, problem = %problem, "database still unreachable; reconnecting");
+                    }
+                    wait = backoff.min(MAX_PROBE_BACKOFF);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
                 }
             }
             wait = backoff;

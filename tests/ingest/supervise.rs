@@ -267,3 +267,88 @@ async fn a_command_whose_cluster_dies_stops_within_seconds_with_one_sentence() {
     assert_eq!(distinct.len(), 3000, "every message archived once");
     assert!(postgres_processes(&data).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_database_url_serve_reports_the_outage_and_reconnects_when_it_is_back() {
+    use daygle::db::Cluster;
+    // "Someone else's" PostgreSQL: a cluster this test runs, reached through database.url.
+    let dir = shared_tempdir();
+    let cluster = Cluster::new(&dir.path().join("pg"), "", "postgres").expect("PostgreSQL");
+    let started = cluster.clone();
+    tokio::task::spawn_blocking(move || {
+        started.init()?;
+        started.start()
+    })
+    .await
+    .unwrap()
+    .expect("start the outside PostgreSQL");
+    daygle::db::create_database_if_missing(&cluster.connect_options("postgres"), "daygle")
+        .await
+        .expect("create database");
+    let url = format!(
+        "postgres://daygle@localhost/daygle?host={}",
+        cluster.root().display()
+    );
+    let data = dir.path().join("data");
+    let server = tokio::task::block_in_place(|| {
+        Server::start(
+            dir.path(),
+            &data,
+            &[("DAYGLE__DATABASE__URL", url.as_str())],
+        )
+    });
+    assert_eq!(readyz(&server.url).await.0, 200);
+
+    let pid = cluster.postmaster_pid().expect("postmaster pid");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    loop {
+        let (status, body) = readyz(&server.url).await;
+        if status == 503 && body.contains("reconnecting") {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "/readyz never reported the outage: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("outage reported after {:?}", killed.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !cluster.is_running(),
+        "daygle must not start a server it does not own"
+    );
+
+    let restarted = cluster.clone();
+    tokio::task::spawn_blocking(move || restarted.start())
+        .await
+        .unwrap()
+        .expect("the operator starts PostgreSQL again");
+    let back = Instant::now();
+    loop {
+        if readyz(&server.url).await.0 == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(40),
+            "no reconnect within 40 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready again {:?} after PostgreSQL was", back.elapsed());
+
+    server.signal(Signal::SIGTERM);
+    let (code, log) = tokio::task::block_in_place(|| server.wait(Duration::from_secs(30)));
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("database reachable again")),
+        "{}",
+        log.join("\n")
+    );
+    let stopped = cluster.clone();
+    tokio::task::spawn_blocking(move || stopped.stop())
+        .await
+        .unwrap()
+        .expect("stop");
+}
