@@ -15,6 +15,7 @@ mod web {
     mod outage;
     mod retention;
     mod sessions;
+    mod settings;
     mod setup;
     mod users;
 }

@@ -204,7 +204,7 @@ pub enum Assignment {
 /// shutdown rolls back its open batch; the next start replays it.
 pub async fn run_until_stopped(
     pool: PgPool,
-    settings: Arc<Settings>,
+    settings: Arc<crate::settings::Live>,
     keys: Arc<crate::secrets::Keys>,
     assignment: Assignment,
     shutdown: CancellationToken,
@@ -264,7 +264,9 @@ pub async fn run_until_stopped(
                 }
             }
         }
-        let free = settings.sync.concurrency.saturating_sub(busy.len());
+        // Settings saved on the settings page apply from the next pass.
+        let now = settings.get();
+        let free = now.sync.concurrency.saturating_sub(busy.len());
         if free == 0 {
             continue;
         }
@@ -284,7 +286,7 @@ pub async fn run_until_stopped(
         for account in start {
             let id = account.id;
             busy.insert(id);
-            let (pool, settings, keys) = (pool.clone(), settings.clone(), keys.clone());
+            let (pool, settings, keys) = (pool.clone(), now.clone(), keys.clone());
             running.spawn(async move {
                 sync_one(&pool, &settings, &keys.sealing, account).await;
                 id

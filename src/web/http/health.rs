@@ -71,7 +71,7 @@ async fn readyz(
     let health = state.db_health.status();
     let probe = tokio::time::timeout(
         PROBE_TIMEOUT,
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
+        sqlx::query_scalar!("SELECT 1 AS one").fetch_one(&state.pool),
     );
     let database = match health.down_since {
         // The supervisor knows: answer at once rather than wait for the pool.
