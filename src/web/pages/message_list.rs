@@ -199,7 +199,11 @@ async fn list(
         filters: &parsed.filters,
         sort: parsed.sort,
     };
-    let cursor = Cursor::decode(&params.after);
+    // Page links are signed for this reader and this search; a made-up or edited `after` is
+    // ignored, so it shows the first page — and is audited as a search like any first page.
+    let base = params.to_query_string();
+    let cursor_context = format!("{}\n{base}", user.id);
+    let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
     let (rows, next, count_text) = if parsed.problem.is_some() {
         (Vec::new(), None, String::new())
     } else {
@@ -230,11 +234,13 @@ async fn list(
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         state.audit.record(event).await?;
     }
-    let base = params.to_query_string();
     Ok(ListPage {
         page: PageContext::for_user("Messages", "/messages", &user),
         accounts: visible_accounts(&state.pool, &user.grants).await?,
-        next_link: next.map(|c| format!("/messages?{base}&after={}", c.encode())),
+        next_link: next.map(|c| {
+            let signed = c.sign(&state.keys.session, &cursor_context);
+            format!("/messages?{base}&after={signed}")
+        }),
         first_link: cursor.map(|_| format!("/messages?{base}")),
         can_export: user.can(crate::auth::Permission::ExportMail),
         problem: parsed.problem,
@@ -312,8 +318,14 @@ async fn stream_export(
     mut details: serde_json::Value,
 ) -> Result<Response> {
     let format = Format::parse(format).unwrap_or(Format::Zip);
+    // What will really leave: the ids the reader may read, checked in the query.
+    let ids = export::readable_ids(&state.pool, &user.grants, &ids).await?;
     details["format"] = format.extension().into();
-    details["messages"] = ids.len().into();
+    if let (Some(d), serde_json::Value::Object(listed)) =
+        (details.as_object_mut(), export::id_list_details(&ids))
+    {
+        d.extend(listed);
+    }
     let query = match details.get("query").and_then(|q| q.as_str()) {
         Some(q) => format!(
             "{q} {}",
