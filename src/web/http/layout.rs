@@ -24,6 +24,7 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/accounts", "Accounts", Permission::ManageAccounts),
     ("/retention", "Retention", Permission::ManageRetention),
     ("/holds", "Holds", Permission::ManageRetention),
+    ("/deletions", "Deletions", Permission::DeleteMail),
     ("/workers", "Workers", Permission::ViewWorkers),
     ("/alerts", "Alerts", Permission::ViewWorkers),
     ("/verify", "Verify", Permission::ViewWorkers),
