@@ -9,10 +9,12 @@ mod web {
     mod csrf;
     mod dashboard;
     mod delegation;
+    mod floods;
     mod login;
     mod matrix;
     mod retention;
     mod sessions;
+    mod settings;
     mod setup;
     mod users;
 }

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
@@ -70,7 +70,6 @@ pub enum HeldMail {
     Withhold,
 }
 
-#[derive(FromRow)]
 struct Item {
     id: i64,
     blob_sha256: Vec<u8>,
@@ -116,6 +115,42 @@ impl Item {
     }
 }
 
+/// The ids among `ids` that `grants` allow and that exist, in the given order without repeats:
+/// exactly what an export of `ids` contains, checked in the query. Audit this list, not what
+/// the browser sent.
+pub async fn readable_ids(pool: &PgPool, grants: &Grants, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT m.id AS "id!"
+         FROM (SELECT id, min(ord) AS ord FROM unnest($1::bigint[]) WITH ORDINALITY AS w(id, ord)
+               GROUP BY id) wanted
+         JOIN messages m ON m.id = wanted.id
+         WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2))
+         ORDER BY wanted.ord"#,
+        ids,
+        grants.as_ids(),
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Most ids an audit row lists one by one; a longer export records the count and the hash only.
+pub const AUDITED_IDS_MAX: usize = 1000;
+
+/// How an export's audit row names its messages: the count, the SHA-256 of the ids (decimal,
+/// comma-separated, in export order) — which anyone holding the list can re-derive — and the
+/// ids themselves up to [`AUDITED_IDS_MAX`].
+pub fn id_list_details(ids: &[i64]) -> serde_json::Value {
+    let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut details = serde_json::json!({
+        "messages": ids.len(),
+        "ids_sha256": hex::encode(sha256(joined.as_bytes())),
+    });
+    if ids.len() <= AUDITED_IDS_MAX {
+        details["ids"] = ids.into();
+    }
+    details
+}
+
 /// Writes the messages `ids` (those `grants` allow; others are skipped) to `out` in `format`.
 /// `progress` is called with the number of messages written so far. `info` goes into the
 /// manifest.
@@ -153,20 +188,21 @@ async fn produce(
 ) -> Result<()> {
     let held_back: Vec<ScanStatus> = super::reading::HELD_BACK.to_vec();
     for chunk in ids.chunks(CHUNK) {
-        let items: Vec<Item> = sqlx::query_as(
-            "SELECT m.id, m.blob_sha256, b.size,
-                    CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
-                    m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date,
-                    a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
-             FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
-             JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
-             JOIN accounts a ON a.id = m.account_id
-             WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord",
+        let items = sqlx::query_as!(
+            Item,
+            r#"SELECT m.id, m.blob_sha256, b.size,
+                      CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
+                      m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date AS "sort_date!",
+                      a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
+               FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
+               JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
+               JOIN accounts a ON a.id = m.account_id
+               WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord"#,
+            chunk,
+            grants.as_ids(),
+            held == HeldMail::Include,
+            &held_back as _,
         )
-        .bind(chunk)
-        .bind(grants.as_bind())
-        .bind(held == HeldMail::Include)
-        .bind(&held_back)
         .fetch_all(pool)
         .await?;
         for item in items {

@@ -102,6 +102,9 @@ pub enum Action {
     RetentionPurge,
     RetentionPurgeBatch,
     RetentionSchedule,
+    SettingsUpdate,
+    SettingsTestEmail,
+    AlertTriggersUpdate,
 }
 
 impl Action {
@@ -174,6 +177,9 @@ impl Action {
             Action::RetentionPurge => "retention.purge",
             Action::RetentionPurgeBatch => "retention.purge_batch",
             Action::RetentionSchedule => "retention.schedule",
+            Action::SettingsUpdate => "settings.update",
+            Action::SettingsTestEmail => "settings.test_email",
+            Action::AlertTriggersUpdate => "settings.alert_triggers",
         }
     }
 }

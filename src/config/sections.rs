@@ -53,6 +53,46 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub retention: RetentionSettings,
     pub verify: VerifySettings,
+    /// Which keys the config file, the environment or a command-line flag set (`section.key`).
+    /// The settings page shows those as locked: a value stored in the database never wins
+    /// over them.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where a key's value came from, when not from the built-in default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file (its path).
+    File(String),
+    /// An environment variable (its name).
+    Env(String),
+    /// A command-line flag.
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "the config file {path}"),
+            Origin::Env(var) => write!(f, "the environment variable {var}"),
+            Origin::Flag => f.write_str("a command-line flag"),
+        }
+    }
+}
+
+/// `section.key` → where its value came from; keys left at their default are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub std::collections::BTreeMap<String, Origin>);
+
+impl Origins {
+    pub fn get(&self, key: &str) -> Option<&Origin> {
+        self.0.get(key)
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, origin: Origin) {
+        self.0.insert(key.into(), origin);
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -67,6 +107,9 @@ pub struct ServerSettings {
     /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
     /// names the client. Empty: the TCP peer is the client.
     pub trusted_proxies: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (or from
+    /// loopback). Empty: `/metrics` is public.
+    pub metrics_token: Secret,
 }
 
 impl Default for ServerSettings {
@@ -77,6 +120,7 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             max_request_bytes: 10 * 1024 * 1024,
             trusted_proxies: String::new(),
+            metrics_token: Secret::default(),
         }
     }
 }

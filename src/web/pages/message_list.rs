@@ -15,7 +15,7 @@ use time::macros::format_description;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
-use crate::audit::{Action, AuditEvent, record_now, record_now_returning_id};
+use crate::audit::{Action, AuditEvent};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::web::http::download;
@@ -211,7 +211,11 @@ async fn list(
         filters: &parsed.filters,
         sort: parsed.sort,
     };
-    let cursor = Cursor::decode(&params.after);
+    // Page links are signed for this reader and this search; a made-up or edited `after` is
+    // ignored, so it shows the first page — and is audited as a search like any first page.
+    let base = params.to_query_string();
+    let cursor_context = format!("{}\n{base}", user.id);
+    let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
     let (rows, next, count_text) = if parsed.problem.is_some() {
         (Vec::new(), None, String::new())
     } else {
@@ -248,13 +252,15 @@ async fn list(
     if searching && cursor.is_none() {
         let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
-        record_now(&state.pool, &event).await?;
+        state.audit.record(event).await?;
     }
-    let base = params.to_query_string();
     Ok(ListPage {
         page: PageContext::for_user("Messages", "/messages", &user),
         accounts: visible_accounts(&state.pool, &user.grants).await?,
-        next_link: next.map(|c| format!("/messages?{base}&after={}", c.encode())),
+        next_link: next.map(|c| {
+            let signed = c.sign(&state.keys.session, &cursor_context);
+            format!("/messages?{base}&after={signed}")
+        }),
         first_link: cursor.map(|_| format!("/messages?{base}")),
         can_export: user.can(crate::auth::Permission::ExportMail),
         can_delete: user.can(crate::auth::Permission::DeleteMail),
@@ -334,8 +340,14 @@ async fn stream_export(
     mut details: serde_json::Value,
 ) -> Result<Response> {
     let format = Format::parse(format).unwrap_or(Format::Zip);
+    // What will really leave: the ids the reader may read, checked in the query.
+    let ids = export::readable_ids(&state.pool, &user.grants, &ids).await?;
     details["format"] = format.extension().into();
-    details["messages"] = ids.len().into();
+    if let (Some(d), serde_json::Value::Object(listed)) =
+        (details.as_object_mut(), export::id_list_details(&ids))
+    {
+        d.extend(listed);
+    }
     let query = match details.get("query").and_then(|q| q.as_str()) {
         Some(q) => format!(
             "{q} {}",
@@ -347,7 +359,7 @@ async fn stream_export(
         None => format!("{} selected messages", ids.len()),
     };
     let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
-    let seq = record_now_returning_id(&state.pool, &event).await?;
+    let seq = state.audit.record(event).await?;
     let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };

@@ -15,6 +15,7 @@ pub mod profile;
 pub mod quarantine;
 pub mod retention;
 pub mod roles;
+pub mod settings;
 pub mod users;
 pub mod verify;
 pub mod workers;

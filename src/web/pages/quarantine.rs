@@ -243,13 +243,14 @@ async fn download(
     let mut conn = state.pool.acquire().await?;
     let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
     drop(conn);
-    audit::record_now(
-        &state.pool,
-        &AuditEvent::by(&user.actor, Action::QuarantineDownload)
-            .target(Target::Quarantine(id))
-            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-    )
-    .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::by(&user.actor, Action::QuarantineDownload)
+                .target(Target::Quarantine(id))
+                .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
+        )
+        .await?;
     // application/octet-stream, not message/rfc822: a browser must save it, never open it.
     Ok(crate::web::http::download::attachment(
         &format!("quarantine-{id}.eml"),
