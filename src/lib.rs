@@ -107,6 +107,7 @@ impl App {
                     .map_err(|e| Error::invalid("server.trusted_proxies", e))?,
             ),
             audit: audit::Writer::start(database.pool.clone()),
+            inline_images: Arc::new(archive::reading::InlineCache::default()),
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
