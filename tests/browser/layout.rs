@@ -161,6 +161,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/workers", "workers".into()),
         ("/alerts", "alerts".into()),
         ("/settings", "settings".into()),
+        ("/reports", "reports".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [
