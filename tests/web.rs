@@ -12,6 +12,7 @@ mod web {
     mod floods;
     mod login;
     mod matrix;
+    mod outage;
     mod reports;
     mod retention;
     mod sessions;

@@ -73,12 +73,21 @@ pub fn router(state: AppState) -> Router {
     });
     let store = PostgresStore::new(state.pool.clone());
     let mut app = Router::new();
-    for area in areas() {
-        app = app.merge(area.into_router());
+    if state.me.role.serves_web() {
+        for area in areas() {
+            app = app.merge(area.into_router());
+        }
+    } else {
+        // A worker answers the probes and metrics only; people use a web process.
+        app = app.merge(http::health::area().into_router());
     }
     app.fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(session::layer(store, &settings))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::outage::unavailable,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

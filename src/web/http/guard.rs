@@ -25,7 +25,7 @@ use crate::config;
 use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets.
-fn is_exempt(path: &str) -> bool {
+pub(crate) fn is_exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
         || path.starts_with("/static/")
 }
