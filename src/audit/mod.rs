@@ -55,7 +55,7 @@ pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) ->
         user_agent: event.user_agent.clone(),
         action: event.action.as_str().to_string(),
         target: event.target.to_string(),
-        details: event.details.clone(),
+        details: with_token(&event.details, event.api_token),
         prev_hash: prev,
         hash: String::new(),
     };
@@ -78,6 +78,20 @@ pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) ->
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// `details` with the API token that made the request, when one did.
+fn with_token(details: &serde_json::Value, token: Option<i64>) -> serde_json::Value {
+    let mut details = details.clone();
+    if let Some(id) = token {
+        match details.as_object_mut() {
+            Some(map) => {
+                map.insert("api_token".into(), id.into());
+            }
+            None => details = serde_json::json!({ "details": details, "api_token": id }),
+        }
+    }
+    details
 }
 
 /// [`record`] in a transaction of its own.

@@ -10,6 +10,7 @@ pub mod manage_roles;
 pub mod password;
 pub mod permissions;
 pub mod roles;
+pub mod tokens;
 pub mod totp;
 pub mod users;
 

@@ -53,6 +53,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub retention: RetentionSettings,
     pub verify: VerifySettings,
+    pub api: super::ApiSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

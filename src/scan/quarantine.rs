@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::facts::{MessageFacts, Source};
 use super::seal::{SealedMessage, open_message, seal_message};
 use super::{Scanner, Verdict};
+use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
@@ -211,6 +212,23 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
         return Err(Error::NotFound);
     }
     tracing::info!(quarantine_id = %id, "quarantine entry deleted");
+    Ok(())
+}
+
+/// Deletes entry `id` if `grants` cover it (else `NotFound`), with its audit row: what the
+/// quarantine page's Delete button and the API do.
+pub async fn discard(pool: &sqlx::PgPool, actor: &Actor, grants: &Grants, id: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let entry = get_visible(&mut tx, grants, id).await?;
+    delete(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, Action::QuarantineDelete)
+            .target(Target::Quarantine(id))
+            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! `http/` is the plumbing (state, routing, guard, sessions, extractors, errors, layout,
 //! headers, assets, metrics, health); `pages/` holds one module per area of the UI.
 
+pub mod api;
 pub mod http;
 pub mod pages;
 
@@ -35,6 +36,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::message_list::area(),
         pages::message_view::area(),
         pages::profile::area(),
+        pages::tokens::area(),
         pages::users::area(),
         pages::roles::area(),
         pages::audit::area(),
@@ -50,6 +52,7 @@ pub fn areas() -> Vec<routes::Area> {
 pub fn registered_routes() -> Vec<(axum::http::Method, &'static str)> {
     areas()
         .iter()
+        .chain(api::areas().iter())
         .flat_map(|a| a.registered().to_vec())
         .collect()
 }
@@ -69,13 +72,18 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     });
     let store = PostgresStore::new(state.pool.clone());
-    let mut app = Router::new();
+    let mut pages = Router::new();
     for area in areas() {
-        app = app.merge(area.into_router());
+        pages = pages.merge(area.into_router());
     }
-    app.fallback(error::not_found)
+    // Pages pass the session, guard and CSRF layers; the API (bearer tokens only) does not.
+    let pages = pages
+        .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(session::layer(store, &settings))
+        .layer(CsrfLayer::new());
+    api::router(&state)
+        .merge(pages)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -98,8 +106,7 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(RequestBodyLimitLayer::new(
                     settings.server.max_request_bytes,
-                ))
-                .layer(CsrfLayer::new()),
+                )),
         )
         .with_state(state)
 }

@@ -22,10 +22,12 @@ use crate::audit::Actor;
 use crate::auth::{Grants, Permission, csrf, users};
 use crate::error::{Error, Result};
 
-/// Paths that need neither a session nor a user: probes and assets.
+/// Paths that need neither a session nor a user: probes and assets; and the JSON API, which
+/// authenticates bearer tokens only (`web::api`) and never looks at a session cookie.
 fn is_exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
         || path.starts_with("/static/")
+        || path.starts_with("/api/")
 }
 
 /// Middleware: loads the session's user, checks CSRF and Origin on unsafe methods.
@@ -147,7 +149,7 @@ async fn load_user(
     })))
 }
 
-fn request_actor(req: &Request) -> Actor {
+pub fn request_actor(req: &Request) -> Actor {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -166,6 +168,7 @@ fn request_actor(req: &Request) -> Actor {
         username: String::new(),
         ip,
         user_agent,
+        api_token: None,
     }
 }
 

@@ -14,5 +14,6 @@ pub mod profile;
 pub mod quarantine;
 pub mod retention;
 pub mod roles;
+pub mod tokens;
 pub mod users;
 pub mod workers;

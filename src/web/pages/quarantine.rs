@@ -216,17 +216,7 @@ async fn delete(
     Path(id): Path<Uuid>,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    let entry = visible_entry(&state, &user, id).await?;
-    let mut tx = state.pool.begin().await?;
-    quarantine::delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, Action::QuarantineDelete)
-            .target(Target::Quarantine(id))
-            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-    )
-    .await?;
-    tx.commit().await?;
+    quarantine::discard(&state.pool, &user.actor, &user.grants, id).await?;
     Ok(Redirect::to("/quarantine").into_response())
 }
 
