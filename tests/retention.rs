@@ -9,5 +9,6 @@ mod retention {
     mod crash;
     mod deletion;
     mod purge;
+    mod reach;
     mod support;
 }

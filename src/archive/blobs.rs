@@ -57,18 +57,34 @@ pub async fn put_many(tx: &mut PgConnection, blobs: &[NewBlob]) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// The raw bytes of a blob, decompressed, and whether they still hash to `sha256`.
-pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>> {
-    let row = sqlx::query!(
-        "SELECT size, zstd FROM blobs WHERE sha256 = $1",
-        sha256.as_slice(),
+/// A blob's recorded size and compressed bytes.
+async fn fetch(conn: &mut PgConnection, sha256: &[u8]) -> Result<Option<(i64, Vec<u8>)>> {
+    Ok(
+        sqlx::query!("SELECT size, zstd FROM blobs WHERE sha256 = $1", sha256)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| (row.size, row.zstd)),
     )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+}
+
+/// The raw bytes of a blob, decompressed off the async threads; `None` when it is not stored.
+pub async fn read(conn: &mut PgConnection, sha256: &[u8]) -> Result<Option<Vec<u8>>> {
+    let Some((size, zstd)) = fetch(conn, sha256).await? else {
         return Ok(None);
     };
-    let (size, zstd) = (row.size, row.zstd);
+    let size = usize::try_from(size).unwrap_or(0).max(1);
+    crate::telemetry::spawn_blocking_in_span(move || zstd::bulk::decompress(&zstd, size))
+        .await
+        .map_err(|e| Error::context("run the decompression task", e))?
+        .map(Some)
+        .map_err(|e| Error::context("decompress an archived message", e))
+}
+
+/// The raw bytes of a blob, decompressed, and whether they still hash to `sha256`.
+pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+    let Some((size, zstd)) = fetch(conn, sha256).await? else {
+        return Ok(None);
+    };
     let expected = *sha256;
     let raw = crate::telemetry::spawn_blocking_in_span(move || {
         zstd::bulk::decompress(&zstd, usize::try_from(size).unwrap_or(0).max(1))
@@ -85,10 +101,10 @@ pub async fn read_verified(conn: &mut PgConnection, sha256: &[u8; 32]) -> Result
 /// hashes that are not stored — e.g. collected a moment ago, after `existing` saw them.
 pub async fn pin(tx: &mut PgConnection, hashes: &[[u8; 32]]) -> Result<Vec<[u8; 32]>> {
     let list: Vec<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
-    let present: std::collections::HashSet<Vec<u8>> = sqlx::query_scalar(
+    let present: std::collections::HashSet<Vec<u8>> = sqlx::query_scalar!(
         "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::bytea[]) ORDER BY sha256 FOR KEY SHARE",
+        &list
     )
-    .bind(&list)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()

@@ -13,6 +13,7 @@ use crate::error::Result;
 /// `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// One audit row as stored (also read by the filtered listing, hence `FromRow`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
     pub id: i64,
@@ -97,7 +98,8 @@ pub async fn verify(
         .into_iter()
         .map(|(seq, hash, mac)| (seq, (hash, mac)))
         .collect();
-    let mut rows = sqlx::query_as::<_, Row>(
+    let mut rows = sqlx::query_as!(
+        Row,
         "SELECT id, at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash
          FROM audit_log ORDER BY id",
     )

@@ -36,14 +36,12 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
 /// export's manifest to cite.
 pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64> {
     let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(CHAIN_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
         .execute(&mut *tx)
         .await?;
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+    let prev = sqlx::query_scalar!("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
     let prev = prev.unwrap_or_else(|| chain::GENESIS.to_string());
     let at = chain::truncate_to_micros(OffsetDateTime::now_utc());
     let row = chain::Row {
@@ -60,20 +58,20 @@ pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) ->
         hash: String::new(),
     };
     let hash = chain::hash_row(&row);
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO audit_log (at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        row.at,
+        row.user_id,
+        row.username,
+        row.ip,
+        row.user_agent,
+        row.action,
+        row.target,
+        row.details,
+        row.prev_hash,
+        hash,
     )
-    .bind(row.at)
-    .bind(row.user_id)
-    .bind(&row.username)
-    .bind(&row.ip)
-    .bind(&row.user_agent)
-    .bind(&row.action)
-    .bind(&row.target)
-    .bind(&row.details)
-    .bind(&row.prev_hash)
-    .bind(&hash)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

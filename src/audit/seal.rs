@@ -77,16 +77,17 @@ impl std::fmt::Display for Checkpoint {
 /// the entries since the newest seal (the whole log when there is none yet) and that seal
 /// itself, so it never vouches for a log someone rewrote: then it fails instead.
 pub async fn seal_head(pool: &PgPool, key: &AuditKey) -> Result<Option<Checkpoint>> {
-    let newest: Option<(i64, String, String)> =
-        sqlx::query_as("SELECT seq, hash, mac FROM audit_seals ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
+    let newest = sqlx::query!("SELECT seq, hash, mac FROM audit_seals ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await?
+        .map(|r| (r.seq, r.hash, r.mac));
     let from = newest.as_ref().map_or(0, |(seq, _, _)| *seq);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        Row,
         "SELECT id, at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash
          FROM audit_log WHERE id >= $1 ORDER BY id",
+        from,
     )
-    .bind(from)
     .fetch_all(pool)
     .await?;
     let refuse = |why: &str| {
@@ -121,12 +122,12 @@ pub async fn seal_head(pool: &PgPool, key: &AuditKey) -> Result<Option<Checkpoin
         return Ok(None);
     };
     let mac = key.mac(head.id, &head.hash);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_seals (seq, hash, mac) VALUES ($1, $2, $3) ON CONFLICT (seq) DO NOTHING",
+        head.id,
+        head.hash,
+        mac,
     )
-    .bind(head.id)
-    .bind(&head.hash)
-    .bind(&mac)
     .execute(pool)
     .await?;
     Ok(Some(Checkpoint { seq: head.id, mac }))
@@ -168,20 +169,23 @@ async fn seals_still_there(pool: &PgPool, remembered: Option<i64>) -> Result<boo
     let Some(seq) = remembered else {
         return Ok(true);
     };
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_seals WHERE seq = $1)")
-            .bind(seq)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM audit_seals WHERE seq = $1) AS "exists!""#,
+        seq
     )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// The seals as stored, oldest first.
 pub(crate) async fn all(pool: &PgPool) -> Result<Vec<(i64, String, String)>> {
     Ok(
-        sqlx::query_as("SELECT seq, hash, mac FROM audit_seals ORDER BY seq")
+        sqlx::query!("SELECT seq, hash, mac FROM audit_seals ORDER BY seq")
             .fetch_all(pool)
-            .await?,
+            .await?
+            .into_iter()
+            .map(|r| (r.seq, r.hash, r.mac))
+            .collect(),
     )
 }
 

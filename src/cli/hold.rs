@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use time::Date;
 
 use daygle::audit::Actor;
+use daygle::auth::Grants;
 use daygle::config::Settings;
 use daygle::db;
 use daygle::retention::holds;
@@ -70,13 +71,13 @@ pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCod
                     date_from: args.from,
                     date_to: args.to,
                 };
-                let id = holds::place(&pool, &actor, &input).await?;
-                let n = holds::count_held_by(&mut *pool.acquire().await?, id).await?;
+                let id = holds::place(&pool, &actor, &Grants::All, &input).await?;
+                let n = holds::count_held_by(&mut *pool.acquire().await?, &Grants::All, id).await?;
                 println!("placed hold {} (id {id}): {n} messages held now", args.name);
             }
             HoldCommand::List => {
                 let mut conn = pool.acquire().await?;
-                let all = holds::list(&mut conn).await?;
+                let all = holds::list(&mut conn, &Grants::All).await?;
                 if all.is_empty() {
                     println!("no legal holds");
                 }
@@ -84,7 +85,7 @@ pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCod
                     let state = match &h.released_at {
                         None => format!(
                             "{} messages held",
-                            holds::count_held_by(&mut conn, h.id).await?
+                            holds::count_held_by(&mut conn, &Grants::All, h.id).await?
                         ),
                         Some(at) => format!(
                             "released {} by {}",
@@ -106,7 +107,7 @@ pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCod
                 let id = holds::id_by_name(&pool, &name)
                     .await
                     .with_context(|| format!("No legal hold named {name}"))?;
-                holds::release(&pool, &actor, id, &reason).await?;
+                holds::release(&pool, &actor, &Grants::All, id, &reason).await?;
                 println!("released hold {name}");
             }
         }

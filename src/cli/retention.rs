@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use daygle::audit::Actor;
+use daygle::auth::Grants;
 use daygle::config::Settings;
 use daygle::db;
 use daygle::retention::{Plan, policies, preview, purge};
@@ -66,7 +67,7 @@ pub async fn run(settings: Settings, cmd: RetentionCommand) -> anyhow::Result<Ex
             let id = policies::id_by_name(&pool, &name)
                 .await
                 .with_context(|| format!("No retention policy named {name}"))?;
-            policies::remove(&pool, &actor, id).await?;
+            policies::remove(&pool, &actor, &Grants::All, id).await?;
             println!("removed retention policy {name}");
             Ok(ExitCode::SUCCESS)
         }
@@ -101,7 +102,7 @@ async fn add(pool: &sqlx::PgPool, actor: &Actor, args: AddArgs) -> anyhow::Resul
         age_basis: args.age_basis,
         enabled: !args.disabled,
     };
-    let id = policies::save(pool, actor, None, &input).await?;
+    let id = policies::save(pool, actor, &Grants::All, None, &input).await?;
     println!(
         "added retention policy {} (id {id}): keep {} days",
         args.name, args.keep_days
@@ -110,7 +111,7 @@ async fn add(pool: &sqlx::PgPool, actor: &Actor, args: AddArgs) -> anyhow::Resul
 }
 
 async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
-    let all = policies::list(&mut *pool.acquire().await?).await?;
+    let all = policies::list(&mut *pool.acquire().await?, &Grants::All).await?;
     if all.is_empty() {
         println!("no retention policies: mail is kept forever");
     }
@@ -136,7 +137,7 @@ fn day(t: Option<time::OffsetDateTime>) -> String {
 }
 
 async fn show_preview(pool: &sqlx::PgPool) -> anyhow::Result<preview::Preview> {
-    let plan = Plan::current(&mut *pool.acquire().await?).await?;
+    let plan = Plan::current(&mut *pool.acquire().await?, &Grants::All).await?;
     let p = preview::preview(pool, &plan, 0).await?;
     if plan.policies.is_empty() {
         println!("no enabled retention policies: nothing would be purged");
@@ -178,7 +179,7 @@ async fn run_purge(
         show_preview(pool).await?;
         bail!("Refusing to purge without --yes (the lines above are what would be deleted)");
     }
-    let plan = Plan::current(&mut *pool.acquire().await?).await?;
+    let plan = Plan::current(&mut *pool.acquire().await?, &Grants::All).await?;
     let stop = CancellationToken::new();
     let ctrl_c = stop.clone();
     tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! Archive accounts: IMAP connection settings with the password sealed before it reaches the
 //! database, and the import accounts that hold mail loaded from disk.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, ResultExt};
@@ -37,7 +37,7 @@ impl TlsMode {
 }
 
 /// An archive account as stored, with the password still sealed.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Account {
     pub id: i64,
     pub name: String,
@@ -184,10 +184,6 @@ impl ImapSettings {
     }
 }
 
-const SELECT: &str = "SELECT id, name::text AS name, kind, enabled, host, port, tls_mode, username,
-    password_sealed, folders_include, folders_exclude, poll_interval_secs, delete_after_days,
-    expunge, pinned_cert_sha256 FROM accounts";
-
 /// Creates an IMAP account and seals its password under the row's own identity.
 pub async fn create_imap(
     tx: &mut PgConnection,
@@ -203,22 +199,22 @@ pub async fn create_imap(
         .pinned_cert_sha256
         .as_ref()
         .map(|p| p.to_ascii_lowercase());
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO accounts (name, kind, host, port, tls_mode, username, folders_include,
              folders_exclude, poll_interval_secs, delete_after_days, expunge, pinned_cert_sha256)
          VALUES ($1, 'imap', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        settings.name.trim(),
+        settings.host.trim(),
+        i32::from(settings.port),
+        settings.tls.as_str(),
+        settings.username.trim(),
+        &settings.folders_include,
+        &settings.folders_exclude,
+        settings.poll_interval_secs,
+        settings.delete_after_days,
+        settings.expunge,
+        pin,
     )
-    .bind(settings.name.trim())
-    .bind(settings.host.trim())
-    .bind(i32::from(settings.port))
-    .bind(settings.tls.as_str())
-    .bind(settings.username.trim())
-    .bind(&settings.folders_include)
-    .bind(&settings.folders_exclude)
-    .bind(settings.poll_interval_secs)
-    .bind(settings.delete_after_days)
-    .bind(settings.expunge)
-    .bind(pin)
     .fetch_one(&mut *tx)
     .await
     .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
@@ -268,24 +264,24 @@ pub async fn update_imap(
         .pinned_cert_sha256
         .as_ref()
         .map(|p| p.to_ascii_lowercase());
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE accounts SET name = $2, host = $3, port = $4, tls_mode = $5, username = $6,
              folders_include = $7, folders_exclude = $8, poll_interval_secs = $9,
              delete_after_days = $10, expunge = $11, pinned_cert_sha256 = $12
          WHERE id = $1 AND kind = 'imap'",
+        id,
+        settings.name.trim(),
+        settings.host.trim(),
+        i32::from(settings.port),
+        settings.tls.as_str(),
+        settings.username.trim(),
+        &settings.folders_include,
+        &settings.folders_exclude,
+        settings.poll_interval_secs,
+        settings.delete_after_days,
+        settings.expunge,
+        pin,
     )
-    .bind(id)
-    .bind(settings.name.trim())
-    .bind(settings.host.trim())
-    .bind(i32::from(settings.port))
-    .bind(settings.tls.as_str())
-    .bind(settings.username.trim())
-    .bind(&settings.folders_include)
-    .bind(&settings.folders_exclude)
-    .bind(settings.poll_interval_secs)
-    .bind(settings.delete_after_days)
-    .bind(settings.expunge)
-    .bind(pin)
     .execute(&mut *tx)
     .await
     .on_constraint("accounts_name_key", || name_taken(&settings.name))?;
@@ -295,19 +291,23 @@ pub async fn update_imap(
     if !moved {
         return Ok(PasswordAfterEdit::Kept);
     }
-    sqlx::query("UPDATE accounts SET password_sealed = NULL WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE accounts SET password_sealed = NULL WHERE id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(PasswordAfterEdit::Dropped)
 }
 
 pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Result<()> {
-    let done = sqlx::query("UPDATE accounts SET enabled = $2 WHERE id = $1")
-        .bind(id)
-        .bind(enabled)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query!(
+        "UPDATE accounts SET enabled = $2 WHERE id = $1",
+        id,
+        enabled
+    )
+    .execute(&mut *conn)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
@@ -318,34 +318,49 @@ fn name_taken(name: &str) -> Error {
     Error::Conflict(format!("an account named {name} already exists"))
 }
 
+/// Accounts by name; `id` or `name` narrow the list to that one account.
+async fn select(
+    db: impl PgExecutor<'_>,
+    id: Option<i64>,
+    name: Option<&str>,
+) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
+                  password_sealed, folders_include, folders_exclude, poll_interval_secs,
+                  delete_after_days, expunge, pinned_cert_sha256
+           FROM accounts
+           WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
+           ORDER BY name"#,
+        id,
+        name,
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 pub async fn list(pool: &PgPool) -> Result<Vec<Account>> {
-    Ok(sqlx::query_as(&format!("{SELECT} ORDER BY name"))
-        .fetch_all(pool)
-        .await?)
+    select(pool, None, None).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Account> {
-    sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
+    select(conn, Some(id), None)
         .await?
+        .pop()
         .ok_or(Error::NotFound)
 }
 
 pub async fn find_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<Account>> {
-    Ok(sqlx::query_as(&format!("{SELECT} WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?)
+    Ok(select(conn, None, Some(name)).await?.pop())
 }
 
 /// The import account called `name`, created on first use. An existing account of another
 /// kind with that name is refused rather than mixed with imported mail.
 pub async fn import_account(conn: &mut PgConnection, name: &str) -> Result<Account> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO accounts (name, kind) VALUES ($1, 'import') ON CONFLICT (name) DO NOTHING",
+        name.trim(),
     )
-    .bind(name.trim())
     .execute(&mut *conn)
     .await?;
     let account = find_by_name(conn, name.trim())
@@ -369,19 +384,17 @@ pub struct RemovalImpact {
 }
 
 pub async fn removal_impact(conn: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
-    let (messages, unshared_blobs): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM messages WHERE account_id = $1),
-                (SELECT count(DISTINCT m.blob_sha256) FROM messages m WHERE m.account_id = $1
-                   AND NOT EXISTS (SELECT 1 FROM messages o
-                                   WHERE o.blob_sha256 = m.blob_sha256 AND o.account_id <> $1))",
+    Ok(sqlx::query_as!(
+        RemovalImpact,
+        r#"SELECT (SELECT count(*) FROM messages WHERE account_id = $1) AS "messages!",
+                  (SELECT count(DISTINCT m.blob_sha256) FROM messages m WHERE m.account_id = $1
+                     AND NOT EXISTS (SELECT 1 FROM messages o
+                                     WHERE o.blob_sha256 = m.blob_sha256
+                                       AND o.account_id <> $1)) AS "unshared_blobs!""#,
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *conn)
-    .await?;
-    Ok(RemovalImpact {
-        messages,
-        unshared_blobs,
-    })
+    .await?)
 }
 
 /// Deletes the account, its archived copies and ledger, and the stored contents no other
@@ -394,13 +407,13 @@ pub async fn remove(tx: &mut PgConnection, id: i64) -> Result<RemovalImpact> {
         ));
     }
     let impact = removal_impact(tx, id).await?;
-    let blobs: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM messages WHERE account_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-    let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
-        .bind(id)
+    let blobs = sqlx::query_scalar!(
+        "SELECT DISTINCT blob_sha256 FROM messages WHERE account_id = $1",
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let done = sqlx::query!("DELETE FROM accounts WHERE id = $1", id)
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
@@ -452,18 +465,24 @@ pub async fn upgrade_password_bindings(tx: &mut PgConnection, keys: &SealingKeys
 }
 
 async fn with_password(tx: &mut PgConnection) -> Result<Vec<Account>> {
-    Ok(sqlx::query_as(&format!(
-        "{SELECT} WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"
-    ))
+    Ok(sqlx::query_as!(
+        Account,
+        r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
+                  password_sealed, folders_include, folders_exclude, poll_interval_secs,
+                  delete_after_days, expunge, pinned_cert_sha256
+           FROM accounts WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"#,
+    )
     .fetch_all(&mut *tx)
     .await?)
 }
 
 async fn store_sealed(tx: &mut PgConnection, id: i64, sealed: &str) -> Result<()> {
-    sqlx::query("UPDATE accounts SET password_sealed = $2 WHERE id = $1")
-        .bind(id)
-        .bind(sealed)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE accounts SET password_sealed = $2 WHERE id = $1",
+        id,
+        sealed
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }

@@ -127,11 +127,13 @@ fn after(secs: u64) -> OffsetDateTime {
 /// its connection.
 async fn lock(pool: &PgPool, account_id: i64) -> Result<Option<PgConnection>> {
     let mut conn = pool.acquire().await?.detach();
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-        .bind(LOCK_NAMESPACE)
-        .bind(account_id as i32)
-        .fetch_one(&mut conn)
-        .await?;
+    let got = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1, $2) AS "got!""#,
+        LOCK_NAMESPACE,
+        account_id as i32,
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if got {
         Ok(Some(conn))
     } else {
@@ -141,17 +143,19 @@ async fn lock(pool: &PgPool, account_id: i64) -> Result<Option<PgConnection>> {
 }
 
 async fn unlock(mut conn: PgConnection, account_id: i64) {
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-        .bind(LOCK_NAMESPACE)
-        .bind(account_id as i32)
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::query_scalar!(
+        "SELECT pg_advisory_unlock($1, $2)",
+        LOCK_NAMESPACE,
+        account_id as i32,
+    )
+    .fetch_one(&mut conn)
+    .await;
     let _ = conn.close().await;
 }
 
 /// Enabled IMAP accounts whose next run is due.
 pub async fn due_accounts(pool: &PgPool) -> Result<Vec<Account>> {
-    let due: Vec<i64> = sqlx::query_scalar(
+    let due = sqlx::query_scalar!(
         "SELECT a.id FROM accounts a
          LEFT JOIN workers w ON w.name = 'sync:account:' || a.id
          WHERE a.kind = 'imap' AND a.enabled

@@ -47,15 +47,15 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// Marks the worker as running.
     pub async fn start(pool: &PgPool, name: String, account_id: Option<i64>) -> Self {
-        let r = sqlx::query(
+        let r = sqlx::query!(
             "INSERT INTO workers (name, account_id, state, activity, last_run_at, heartbeat_at)
              VALUES ($1, $2, $3, 'starting', now(), now())
              ON CONFLICT (name) DO UPDATE SET state = $3, activity = 'starting',
                last_run_at = now(), heartbeat_at = now()",
+            name,
+            account_id,
+            WorkerState::Running as WorkerState,
         )
-        .bind(&name)
-        .bind(account_id)
-        .bind(WorkerState::Running)
         .execute(pool)
         .await;
         log_failure(r.map(|_| ()));
@@ -66,23 +66,24 @@ impl Heartbeat {
     }
 
     pub async fn activity(&self, text: &str) {
-        let r =
-            sqlx::query("UPDATE workers SET activity = $2, heartbeat_at = now() WHERE name = $1")
-                .bind(&self.name)
-                .bind(text)
-                .execute(&self.pool)
-                .await;
+        let r = sqlx::query!(
+            "UPDATE workers SET activity = $2, heartbeat_at = now() WHERE name = $1",
+            self.name,
+            text,
+        )
+        .execute(&self.pool)
+        .await;
         log_failure(r.map(|_| ()));
     }
 
     pub async fn progress(&self, folder: &str, done: usize, total: usize, archived: u64) {
-        let r = sqlx::query(
+        let r = sqlx::query!(
             "UPDATE workers SET activity = $2, heartbeat_at = now(),
                messages_archived = messages_archived + $3 WHERE name = $1",
+            self.name,
+            format!("{folder}: {done} of {total} new messages"),
+            archived as i64,
         )
-        .bind(&self.name)
-        .bind(format!("{folder}: {done} of {total} new messages"))
-        .bind(archived as i64)
         .execute(&self.pool)
         .await;
         log_failure(r.map(|_| ()));
@@ -92,27 +93,27 @@ impl Heartbeat {
     pub async fn finish(self, result: std::result::Result<(), String>, next_run: OffsetDateTime) {
         let r = match result {
             Ok(()) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE workers SET state = $3, activity = NULL, last_success_at = now(),
                    consecutive_failures = 0, last_error = NULL, next_run_at = $2,
                    heartbeat_at = now() WHERE name = $1",
+                    self.name,
+                    next_run,
+                    WorkerState::Idle as WorkerState,
                 )
-                .bind(&self.name)
-                .bind(next_run)
-                .bind(WorkerState::Idle)
                 .execute(&self.pool)
                 .await
             }
             Err(error) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE workers SET state = $4, activity = NULL, last_error = $3,
                    last_error_at = now(), consecutive_failures = consecutive_failures + 1,
                    next_run_at = $2, heartbeat_at = now() WHERE name = $1",
+                    self.name,
+                    next_run,
+                    crate::archive::strip_nul(&error),
+                    WorkerState::Backoff as WorkerState,
                 )
-                .bind(&self.name)
-                .bind(next_run)
-                .bind(crate::archive::strip_nul(&error))
-                .bind(WorkerState::Backoff)
                 .execute(&self.pool)
                 .await
             }
@@ -128,7 +129,7 @@ fn log_failure(r: std::result::Result<(), sqlx::Error>) {
 }
 
 /// One row of the status page.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct WorkerStatus {
     pub name: String,
     pub account_id: Option<i64>,
@@ -146,11 +147,13 @@ pub struct WorkerStatus {
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<WorkerStatus>> {
-    Ok(sqlx::query_as(
-        "SELECT w.name, w.account_id, a.name::text AS account_name, w.state, w.activity,
-                w.last_run_at, w.last_success_at, w.last_error, w.last_error_at,
-                w.consecutive_failures, w.messages_archived, w.next_run_at, w.heartbeat_at
-         FROM workers w LEFT JOIN accounts a ON a.id = w.account_id ORDER BY w.name",
+    Ok(sqlx::query_as!(
+        WorkerStatus,
+        r#"SELECT w.name, w.account_id, a.name::text AS account_name,
+                  w.state AS "state: WorkerState", w.activity,
+                  w.last_run_at, w.last_success_at, w.last_error, w.last_error_at,
+                  w.consecutive_failures, w.messages_archived, w.next_run_at, w.heartbeat_at
+           FROM workers w LEFT JOIN accounts a ON a.id = w.account_id ORDER BY w.name"#,
     )
     .fetch_all(pool)
     .await?)
@@ -162,11 +165,11 @@ pub async fn get(pool: &PgPool, name: &str) -> Result<Option<WorkerStatus>> {
 
 /// Failures in a row so far for this worker (0 when it has never failed or never ran).
 pub async fn consecutive_failures(pool: &PgPool, name: &str) -> Result<i32> {
-    Ok(
-        sqlx::query_scalar("SELECT consecutive_failures FROM workers WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .unwrap_or(0),
+    Ok(sqlx::query_scalar!(
+        "SELECT consecutive_failures FROM workers WHERE name = $1",
+        name
     )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or(0))
 }

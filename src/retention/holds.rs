@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime};
 
-use super::policies::name_taken;
+use super::policies::{check_reach, insert_accounts, name_taken};
 use super::scope::{Scope, parse_query};
 use crate::archive::search::{self, Stemmers};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
@@ -28,12 +28,16 @@ pub struct Hold {
     /// `scope` or `messages` (hand-picked).
     pub kind: String,
     pub all_accounts: bool,
+    /// The accounts in scope that the reader of this list may read.
     pub account_ids: Vec<i64>,
     pub account_names: Vec<String>,
     pub query: Option<String>,
     pub date_from: Option<Date>,
     pub date_to: Option<Date>,
+    /// Hand-picked messages the reader may read.
     pub picked: i64,
+    /// Accounts in scope, or hand-picked messages, that the reader may not read.
+    pub hidden: i64,
     pub created_by: String,
     pub created_at: OffsetDateTime,
     pub released_at: Option<OffsetDateTime>,
@@ -44,6 +48,13 @@ pub struct Hold {
 impl Hold {
     pub fn is_active(&self) -> bool {
         self.released_at.is_none()
+    }
+
+    /// Whether a user with `grants` may release this hold: one that reaches mail they cannot
+    /// read (every account, another account, or hand-picked mail of one) is out of reach.
+    pub fn releasable_by(&self, grants: &Grants) -> bool {
+        *grants == Grants::All
+            || (self.hidden == 0 && (self.kind == "messages" || !self.all_accounts))
     }
 
     fn scope(&self) -> Result<Scope> {
@@ -59,12 +70,23 @@ impl Hold {
     /// What the hold covers, in words, for lists.
     pub fn scope_text(&self) -> String {
         if self.kind == "messages" {
-            return format!("{} hand-picked messages", self.picked);
+            return if self.hidden > 0 {
+                format!(
+                    "{} hand-picked messages (and some in other accounts)",
+                    self.picked
+                )
+            } else {
+                format!("{} hand-picked messages", self.picked)
+            };
         }
         let mut parts = vec![if self.all_accounts {
             "all accounts".to_string()
-        } else if self.account_names.is_empty() {
+        } else if self.account_names.is_empty() && self.hidden == 0 {
             "no accounts (deleted)".to_string()
+        } else if self.hidden > 0 {
+            let mut names = self.account_names.clone();
+            names.push(format!("{} other accounts", self.hidden));
+            names.join(", ")
         } else {
             self.account_names.join(", ")
         }];
@@ -81,27 +103,44 @@ impl Hold {
     }
 }
 
+/// The holds that reach mail `grants` allows ($1: the granted ids, NULL for all), naming and
+/// counting only granted accounts and messages.
 const SELECT: &str = "SELECT h.id, h.name::text AS name, h.reason, h.kind, h.all_accounts,
-        coalesce(array_agg(a.id ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids,
-        coalesce(array_agg(a.name::text ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_names,
+        coalesce(array_agg(a.id ORDER BY a.name)
+            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_ids,
+        coalesce(array_agg(a.name::text ORDER BY a.name)
+            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_names,
         h.query, h.date_from, h.date_to,
-        (SELECT count(*) FROM legal_hold_messages hm WHERE hm.hold_id = h.id) AS picked,
+        (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+         WHERE hm.hold_id = h.id AND ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS picked,
+        count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1)))
+          + (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+             WHERE hm.hold_id = h.id AND NOT ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS hidden,
         h.created_by, h.created_at, h.released_at, h.released_by, h.release_reason
      FROM legal_holds h
      LEFT JOIN legal_hold_accounts ha ON ha.hold_id = h.id
      LEFT JOIN accounts a ON a.id = ha.account_id";
 
-/// Active holds first, then released ones, newest first.
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<Hold>> {
+/// Keeps holds over every account, or over at least one granted account or message.
+const VISIBLE: &str = "HAVING $1::bigint[] IS NULL OR (h.kind = 'scope' AND h.all_accounts)
+        OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0
+        OR EXISTS (SELECT 1 FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+                   WHERE hm.hold_id = h.id AND m.account_id = ANY($1))";
+
+/// The holds that reach mail `grants` allows: active first, then released, newest first.
+pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Hold>> {
     Ok(sqlx::query_as(&format!(
-        "{SELECT} GROUP BY h.id ORDER BY h.released_at IS NOT NULL, h.created_at DESC"
+        "{SELECT} GROUP BY h.id {VISIBLE} ORDER BY h.released_at IS NOT NULL, h.created_at DESC"
     ))
+    .bind(grants.as_bind())
     .fetch_all(conn)
     .await?)
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Hold> {
-    sqlx::query_as(&format!("{SELECT} WHERE h.id = $1 GROUP BY h.id"))
+/// One hold, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
+pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Hold> {
+    sqlx::query_as(&format!("{SELECT} WHERE h.id = $2 GROUP BY h.id {VISIBLE}"))
+        .bind(grants.as_bind())
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -141,9 +180,16 @@ fn check_name_reason(name: &str, reason: &str) -> Result<()> {
     Ok(())
 }
 
-/// Places a scope hold. It applies at once, and to mail archived later.
-pub async fn place(pool: &PgPool, actor: &Actor, input: &HoldInput) -> Result<i64> {
+/// Places a scope hold. It applies at once, and to mail archived later. A hold over every
+/// account needs a user who reads every account; each account must be granted to the actor.
+pub async fn place(
+    pool: &PgPool,
+    actor: &Actor,
+    grants: &Grants,
+    input: &HoldInput,
+) -> Result<i64> {
     check_name_reason(&input.name, &input.reason)?;
+    check_reach(grants, &input.account_ids)?;
     let query = input
         .query
         .as_deref()
@@ -170,15 +216,16 @@ pub async fn place(pool: &PgPool, actor: &Actor, input: &HoldInput) -> Result<i6
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| name_taken(e, "a hold with this name exists"))?;
-    sqlx::query(
-        "INSERT INTO legal_hold_accounts (hold_id, account_id)
-         SELECT $1, a.id FROM accounts a WHERE a.id = ANY($2)",
+    insert_accounts(
+        &mut tx,
+        "legal_hold_accounts",
+        "hold_id",
+        id,
+        grants,
+        &input.account_ids,
     )
-    .bind(id)
-    .bind(&input.account_ids)
-    .execute(&mut *tx)
     .await?;
-    let held = count_held_by(&mut tx, id).await?;
+    let held = count_held_by(&mut tx, grants, id).await?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::HoldPlace)
@@ -259,12 +306,26 @@ pub async fn hold_messages(
     Ok((id, added))
 }
 
-/// Releases a hold; its mail becomes subject to retention and deletion again.
-pub async fn release(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Result<()> {
+/// Releases a hold; its mail becomes subject to retention and deletion again. Only a user
+/// who may read all the mail the hold covers may release it (see [`Hold::releasable_by`]).
+pub async fn release(
+    pool: &PgPool,
+    actor: &Actor,
+    grants: &Grants,
+    id: i64,
+    reason: &str,
+) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(Error::invalid("reason", "is required to release a hold"));
     }
     let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM legal_holds WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if !get(&mut tx, grants, id).await?.releasable_by(grants) {
+        return Err(Error::Forbidden);
+    }
     let name: Option<String> = sqlx::query_scalar(
         "UPDATE legal_holds SET released_at = now(), released_by = $2, release_reason = $3
          WHERE id = $1 AND released_at IS NULL RETURNING name::text",
@@ -302,6 +363,7 @@ impl HeldFilter {
         let holds: Vec<Hold> = sqlx::query_as(&format!(
             "{SELECT} WHERE h.released_at IS NULL AND h.kind = 'scope' GROUP BY h.id ORDER BY h.id"
         ))
+        .bind(None::<Vec<i64>>)
         .fetch_all(&mut *conn)
         .await?;
         let scopes = holds.iter().map(Hold::scope).collect::<Result<_>>()?;
@@ -345,14 +407,17 @@ pub async fn held_among(pool: &PgPool, ids: &[i64]) -> Result<HashSet<i64>> {
     Ok(held.into_iter().collect())
 }
 
-/// How many messages the hold `id` covers now (released holds: what they would cover).
-pub async fn count_held_by(conn: &mut PgConnection, id: i64) -> Result<i64> {
-    let hold = get(conn, id).await?;
+/// How many messages `grants` allows that the hold `id` covers now (released holds: what they
+/// would cover).
+pub async fn count_held_by(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<i64> {
+    let hold = get(conn, &Grants::All, id).await?;
     if hold.kind == "messages" {
-        return Ok(hold.picked);
+        return Ok(get(conn, grants, id).await.map_or(0, |h| h.picked));
     }
     let stemmers = search::archive_stemmers(&mut *conn).await?;
     let mut qb = QueryBuilder::new("SELECT count(*) FROM messages m WHERE ");
+    grants.push_filter(&mut qb, "m.account_id");
+    qb.push(" AND ");
     hold.scope()?.push(&mut qb, &stemmers);
     Ok(qb.build_query_scalar().fetch_one(conn).await?)
 }

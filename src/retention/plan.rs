@@ -3,6 +3,9 @@
 //! build their SQL from one `Plan`, so a purge with the preview's plan deletes exactly what the
 //! preview showed (minus anything held in between).
 //!
+//! A plan belongs to the archive accounts its user may read: a user who manages retention for
+//! some archives previews and purges only their mail (the scheduled purge reads all).
+//!
 //! Overlapping policies: the longest keep wins. A message is purgeable when at least one
 //! enabled policy covering it has expired it and no enabled policy covering it still keeps it.
 
@@ -15,6 +18,7 @@ use time::OffsetDateTime;
 use super::policies::{self, Policy};
 use super::scope::Scope;
 use crate::archive::search::{self, Stemmers};
+use crate::auth::Grants;
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
@@ -30,27 +34,34 @@ pub struct Plan {
     pub as_of: OffsetDateTime,
     /// Messages archived after the plan was made are not in it.
     pub max_id: i64,
-    /// The enabled policies, by name.
+    /// The enabled policies that reach the plan's accounts, by name.
     pub policies: Vec<Policy>,
+    /// Whose plan it is: only mail of these accounts is previewed or purged.
+    pub grants: Grants,
     compiled: Vec<Compiled>,
     stemmers: Arc<Stemmers>,
 }
 
 impl Plan {
-    /// The plan for now.
-    pub async fn current(conn: &mut PgConnection) -> Result<Self> {
+    /// The plan for now, over the accounts `grants` allows.
+    pub async fn current(conn: &mut PgConnection, grants: &Grants) -> Result<Self> {
         let max_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM messages")
             .fetch_one(&mut *conn)
             .await?;
-        Self::at(conn, OffsetDateTime::now_utc(), max_id).await
+        Self::at(conn, grants, OffsetDateTime::now_utc(), max_id).await
     }
 
     /// The plan a preview made at `as_of` with `max_id`, with the policies as they are now.
-    pub async fn at(conn: &mut PgConnection, as_of: OffsetDateTime, max_id: i64) -> Result<Self> {
+    pub async fn at(
+        conn: &mut PgConnection,
+        grants: &Grants,
+        as_of: OffsetDateTime,
+        max_id: i64,
+    ) -> Result<Self> {
         let as_of = as_of
             .replace_nanosecond(as_of.microsecond() * 1_000)
             .unwrap_or(as_of);
-        let policies: Vec<Policy> = policies::list(conn)
+        let policies: Vec<Policy> = policies::list(conn, grants)
             .await?
             .into_iter()
             .filter(|p| p.enabled)
@@ -71,6 +82,7 @@ impl Plan {
             as_of,
             max_id,
             policies,
+            grants: grants.clone(),
             compiled,
             stemmers,
         })
@@ -99,7 +111,9 @@ impl Plan {
             qb.push("FALSE");
             return;
         }
-        qb.push("m.id <= ").push_bind(self.max_id).push(" AND (");
+        qb.push("m.id <= ").push_bind(self.max_id).push(" AND ");
+        self.grants.push_filter(qb, "m.account_id");
+        qb.push(" AND (");
         for (i, c) in self.compiled.iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");

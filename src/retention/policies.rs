@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::scope::{Scope, parse_query};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
+use crate::auth::Grants;
 use crate::error::{Error, Result};
 
 /// What a policy's age is measured from.
@@ -47,8 +48,11 @@ pub struct Policy {
     pub id: i64,
     pub name: String,
     pub all_accounts: bool,
+    /// The accounts in scope that the reader of this list may read.
     pub account_ids: Vec<i64>,
     pub account_names: Vec<String>,
+    /// Accounts in scope that the reader of this list may not read (named nowhere).
+    pub hidden_accounts: i64,
     pub folder_pattern: Option<String>,
     pub query: Option<String>,
     pub keep_days: i32,
@@ -59,6 +63,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether a user with `grants` may change or remove this policy: one that reaches mail
+    /// they cannot read (every account, or an account not granted to them) is out of reach.
+    pub fn editable_by(&self, grants: &Grants) -> bool {
+        *grants == Grants::All || (!self.all_accounts && self.hidden_accounts == 0)
+    }
+
     pub fn basis(&self) -> AgeBasis {
         AgeBasis::parse(&self.age_basis).unwrap_or(AgeBasis::Message)
     }
@@ -83,8 +93,12 @@ impl Policy {
     pub fn scope_text(&self) -> String {
         let mut parts = vec![if self.all_accounts {
             "all accounts".to_string()
-        } else if self.account_names.is_empty() {
+        } else if self.account_names.is_empty() && self.hidden_accounts == 0 {
             "no accounts (deleted)".to_string()
+        } else if self.hidden_accounts > 0 {
+            let mut names = self.account_names.clone();
+            names.push(format!("{} other accounts", self.hidden_accounts));
+            names.join(", ")
         } else {
             self.account_names.join(", ")
         }];
@@ -98,28 +112,50 @@ impl Policy {
     }
 }
 
+/// The policies that reach mail `grants` allows ($1: the granted ids, NULL for all), with
+/// account ids and names limited to the granted ones, so a list never names other accounts.
 const SELECT: &str = "SELECT p.id, p.name, p.all_accounts,
-        coalesce(array_agg(a.id ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids,
-        coalesce(array_agg(a.name::text ORDER BY a.name) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_names,
+        coalesce(array_agg(a.id ORDER BY a.name)
+            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_ids,
+        coalesce(array_agg(a.name::text ORDER BY a.name)
+            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_names,
+        count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1))) AS hidden_accounts,
         p.folder_pattern, p.query, p.keep_days, p.age_basis, p.enabled, p.created_by, p.updated_at
      FROM retention_policies p
      LEFT JOIN retention_policy_accounts pa ON pa.policy_id = p.id
      LEFT JOIN accounts a ON a.id = pa.account_id";
 
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<Policy>> {
+/// Keeps policies that cover every account or at least one granted account.
+const VISIBLE: &str = "HAVING p.all_accounts OR $1::bigint[] IS NULL
+        OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0";
+
+/// The policies that reach mail `grants` allows, by name.
+pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Policy>> {
     Ok(
-        sqlx::query_as(&format!("{SELECT} GROUP BY p.id ORDER BY p.name"))
+        sqlx::query_as(&format!("{SELECT} GROUP BY p.id {VISIBLE} ORDER BY p.name"))
+            .bind(grants.as_bind())
             .fetch_all(conn)
             .await?,
     )
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Policy> {
-    sqlx::query_as(&format!("{SELECT} WHERE p.id = $1 GROUP BY p.id"))
+/// One policy, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
+pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Policy> {
+    sqlx::query_as(&format!("{SELECT} WHERE p.id = $2 GROUP BY p.id {VISIBLE}"))
+        .bind(grants.as_bind())
         .bind(id)
         .fetch_optional(conn)
         .await?
         .ok_or(Error::NotFound)
+}
+
+/// `get` for a change: the policy must be within the actor's reach (see [`Policy::editable_by`]).
+async fn get_editable(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Policy> {
+    let policy = get(conn, grants, id).await?;
+    if !policy.editable_by(grants) {
+        return Err(Error::Forbidden);
+    }
+    Ok(policy)
 }
 
 /// A policy as someone entered it.
@@ -160,13 +196,18 @@ fn blank_to_none(s: &Option<String>) -> Option<String> {
 }
 
 /// Creates a policy (`id` None) or replaces one, with its audit row.
+///
+/// A permission is a ceiling: a policy for every account needs a user who reads every account,
+/// and each account in scope must be granted to the actor (checked in the INSERT's SQL).
 pub async fn save(
     pool: &PgPool,
     actor: &Actor,
+    grants: &Grants,
     id: Option<i64>,
     input: &PolicyInput,
 ) -> Result<i64> {
     input.check()?;
+    check_reach(grants, &input.account_ids)?;
     let folder = blank_to_none(&input.folder_pattern);
     let query = blank_to_none(&input.query);
     let action = if id.is_some() {
@@ -175,6 +216,13 @@ pub async fn save(
         Action::RetentionPolicyCreate
     };
     let mut tx = pool.begin().await?;
+    if let Some(id) = id {
+        sqlx::query("SELECT 1 FROM retention_policies WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        get_editable(&mut tx, grants, id).await?;
+    }
     let id = match id {
         None => sqlx::query_scalar(
             "INSERT INTO retention_policies
@@ -216,13 +264,14 @@ pub async fn save(
             id
         }
     };
-    sqlx::query(
-        "INSERT INTO retention_policy_accounts (policy_id, account_id)
-         SELECT $1, a.id FROM accounts a WHERE a.id = ANY($2)",
+    insert_accounts(
+        &mut tx,
+        "retention_policy_accounts",
+        "policy_id",
+        id,
+        grants,
+        &input.account_ids,
     )
-    .bind(id)
-    .bind(&input.account_ids)
-    .execute(&mut *tx)
     .await?;
     audit::record(
         &mut tx,
@@ -239,8 +288,13 @@ pub async fn save(
     Ok(id)
 }
 
-pub async fn remove(pool: &PgPool, actor: &Actor, id: i64) -> Result<()> {
+pub async fn remove(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> Result<()> {
     let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM retention_policies WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    get_editable(&mut tx, grants, id).await?;
     let name: String =
         sqlx::query_scalar("DELETE FROM retention_policies WHERE id = $1 RETURNING name::text")
             .bind(id)
@@ -264,6 +318,45 @@ pub async fn id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
         .fetch_optional(pool)
         .await?
         .ok_or(Error::NotFound)
+}
+
+/// An empty account list means every account: only for users who read every account.
+pub(crate) fn check_reach(grants: &Grants, account_ids: &[i64]) -> Result<()> {
+    if account_ids.is_empty() && *grants != Grants::All {
+        return Err(Error::invalid(
+            "account",
+            "choose the archive accounts: only users who read every archive may cover all of them",
+        ));
+    }
+    Ok(())
+}
+
+/// Links `owner_id` to the accounts `ids` in `table`, only those `grants` allows (in the SQL);
+/// any other id (missing or not granted, indistinguishably) refuses the whole change.
+pub(crate) async fn insert_accounts(
+    tx: &mut PgConnection,
+    table: &'static str,
+    owner_column: &'static str,
+    owner_id: i64,
+    grants: &Grants,
+    ids: &[i64],
+) -> Result<()> {
+    let mut wanted = ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut qb = sqlx::QueryBuilder::new(format!(
+        "INSERT INTO {table} ({owner_column}, account_id) SELECT "
+    ));
+    qb.push_bind(owner_id)
+        .push(", a.id FROM accounts a WHERE a.id = ANY(")
+        .push_bind(wanted.clone())
+        .push(") AND ");
+    grants.push_filter(&mut qb, "a.id");
+    let linked = qb.build().execute(&mut *tx).await?.rows_affected();
+    if linked != wanted.len() as u64 {
+        return Err(Error::invalid("account", "no such archive account"));
+    }
+    Ok(())
 }
 
 /// A unique violation on a `name` column becomes a form error; anything else stays as it is.

@@ -64,6 +64,11 @@ impl Preview {
 pub async fn preview(pool: &PgPool, plan: &Plan, sample_size: i64) -> Result<Preview> {
     let mut conn = pool.acquire().await?;
     let held = HeldFilter::load(&mut conn).await?;
+    // One pass over the purgeable messages, then only aggregates: per (policy, account) the
+    // counts, and per blob (only among messages that would go) how many copies go and which
+    // message "owns" the freed bytes (the lowest id). A blob frees its size only when no other
+    // message uses it: one index probe per blob. The two small aggregates are joined last,
+    // so no join ever pairs two large unindexed intermediates.
     let mut qb = QueryBuilder::new(
         "WITH s AS MATERIALIZED (
              SELECT m.id, m.account_id, m.blob_sha256, m.size, m.sort_date, ",
@@ -75,23 +80,31 @@ pub async fn preview(pool: &PgPool, plan: &Plan, sample_size: i64) -> Result<Pre
     plan.push_purgeable(&mut qb);
     qb.push(
         "),
-         shared AS (
-             SELECT blob_sha256, count(*) AS n, min(id) AS first_id FROM s WHERE NOT held
-             GROUP BY blob_sha256),
+         counts AS (
+             SELECT s.policy_id, s.account_id,
+                    count(*) FILTER (WHERE NOT s.held) AS messages,
+                    coalesce(sum(s.size) FILTER (WHERE NOT s.held), 0)::bigint AS bytes,
+                    min(s.sort_date) FILTER (WHERE NOT s.held) AS oldest,
+                    max(s.sort_date) FILTER (WHERE NOT s.held) AS newest,
+                    count(*) FILTER (WHERE s.held) AS held
+             FROM s GROUP BY s.policy_id, s.account_id),
+         per_blob AS (
+             SELECT s.blob_sha256, count(*) AS n,
+                    min(ARRAY[s.id, coalesce(s.policy_id, 0), s.account_id]) AS owner
+             FROM s WHERE NOT s.held GROUP BY s.blob_sha256),
          freed AS (
-             SELECT sh.first_id, b.size FROM shared sh JOIN blobs b ON b.sha256 = sh.blob_sha256
-             WHERE (SELECT count(*) FROM messages o WHERE o.blob_sha256 = sh.blob_sha256) = sh.n)
-         SELECT s.policy_id, s.account_id, a.name::text AS account_name,
-                count(*) FILTER (WHERE NOT s.held) AS messages,
-                coalesce(sum(s.size) FILTER (WHERE NOT s.held), 0)::bigint AS bytes,
-                coalesce(sum(f.size), 0)::bigint AS freed_bytes,
-                min(s.sort_date) FILTER (WHERE NOT s.held) AS oldest,
-                max(s.sort_date) FILTER (WHERE NOT s.held) AS newest,
-                count(*) FILTER (WHERE s.held) AS held
-         FROM s JOIN accounts a ON a.id = s.account_id
-         LEFT JOIN freed f ON f.first_id = s.id
-         GROUP BY s.policy_id, s.account_id, a.name
-         ORDER BY s.policy_id, a.name",
+             SELECT pb.owner[2] AS policy_id, pb.owner[3] AS account_id,
+                    sum(b.size)::bigint AS freed_bytes
+             FROM per_blob pb JOIN blobs b ON b.sha256 = pb.blob_sha256
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM messages o WHERE o.blob_sha256 = pb.blob_sha256
+                 OFFSET pb.n)
+             GROUP BY 1, 2)
+         SELECT c.policy_id, c.account_id, a.name::text AS account_name, c.messages, c.bytes,
+                coalesce(f.freed_bytes, 0)::bigint AS freed_bytes, c.oldest, c.newest, c.held
+         FROM counts c JOIN accounts a ON a.id = c.account_id
+         LEFT JOIN freed f ON f.policy_id = coalesce(c.policy_id, 0) AND f.account_id = c.account_id
+         ORDER BY c.policy_id, a.name",
     );
     let mut rows: Vec<PreviewRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
     for r in &mut rows {

@@ -170,7 +170,8 @@ pub async fn request(
 }
 
 /// A second person approves a pending manual deletion, which then runs. The requester cannot
-/// approve their own request, and the approver must hold `delete_mail` (checked in the SQL).
+/// approve their own request, and the approver must hold `delete_mail` and read every archive
+/// the request reaches (both checked in the SQL).
 pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> Result<Executed> {
     let Some(user_id) = actor.user_id else {
         return Err(Error::Forbidden);
@@ -200,11 +201,14 @@ pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
          WHERE id = $1 AND EXISTS (
              SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
              JOIN users u ON u.id = ur.user_id
-             WHERE ur.user_id = $2 AND u.enabled AND 'delete_mail' = ANY(r.permissions))",
+             WHERE ur.user_id = $2 AND u.enabled AND 'delete_mail' = ANY(r.permissions))
+           AND NOT EXISTS (SELECT 1 FROM deletion_request_items i
+                           WHERE i.request_id = $1 AND NOT ($4::bigint[] IS NULL OR i.account_id = ANY($4)))",
     )
     .bind(id)
     .bind(user_id)
     .bind(&actor.username)
+    .bind(grants.as_bind())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -220,23 +224,38 @@ pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
     execute(pool, actor, grants, id).await
 }
 
-/// Rejects a pending request; nothing is deleted.
-pub async fn reject(pool: &PgPool, actor: &Actor, id: i64, reason: &str) -> Result<()> {
+/// Rejects a pending request; nothing is deleted. Only someone who reads every archive the
+/// request reaches may decide on it.
+pub async fn reject(
+    pool: &PgPool,
+    actor: &Actor,
+    grants: &Grants,
+    id: i64,
+    reason: &str,
+) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(Error::invalid("reason", "is required to reject a deletion"));
+    }
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE deletion_requests SET state = 'rejected', decided_by_id = $2, decided_by = $3,
                 decided_at = now(), decision_reason = $4
-         WHERE id = $1 AND state = 'pending'",
+         WHERE id = $1 AND state = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM deletion_request_items i
+                           WHERE i.request_id = $1 AND NOT ($5::bigint[] IS NULL OR i.account_id = ANY($5)))",
     )
     .bind(id)
     .bind(actor.user_id)
     .bind(&actor.username)
     .bind(reason.trim())
+    .bind(grants.as_bind())
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if done == 0 {
-        return Err(Error::Conflict("this request is not pending".into()));
+        return Err(Error::Conflict(
+            "this request is not pending, or reaches archives you cannot read".into(),
+        ));
     }
     audit::record(
         &mut tx,
@@ -381,17 +400,20 @@ pub struct RequestRow {
     pub kept_held: i64,
 }
 
-/// The newest requests, pending ones first.
-pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<RequestRow>> {
+/// The newest requests whose messages all lie in archives `grants` allows, pending first.
+pub async fn list(pool: &PgPool, grants: &Grants, limit: i64) -> Result<Vec<RequestRow>> {
     Ok(sqlx::query_as(
         "SELECT r.id, r.kind, r.state, r.reason, r.query, r.addresses, r.requested_by_id,
                 r.requested_by, r.requested_at, r.decided_by, r.decided_at, r.decision_reason,
                 (SELECT count(*) FROM deletion_request_items i WHERE i.request_id = r.id) AS items,
                 r.deleted, r.kept_held
          FROM deletion_requests r
+         WHERE NOT EXISTS (SELECT 1 FROM deletion_request_items i
+                           WHERE i.request_id = r.id AND NOT ($2::bigint[] IS NULL OR i.account_id = ANY($2)))
          ORDER BY r.state <> 'pending', r.requested_at DESC LIMIT $1",
     )
     .bind(limit)
+    .bind(grants.as_bind())
     .fetch_all(pool)
     .await?)
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
 
 /// A quarantined message's metadata (never its bytes).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: Uuid,
     pub account_id: Option<i64>,
@@ -40,10 +40,6 @@ pub struct Entry {
     pub released_by: Option<String>,
     pub release_reason: Option<String>,
 }
-
-const ENTRY_COLUMNS: &str = "id, account_id, folder, uidvalidity, uid, sha256, size, message_id, \
-     subject, from_addr, sent_at, virus_name, source, created_at, expires_at, released_at, \
-     released_by, release_reason";
 
 /// Which entries [`list`] returns; the default is "everything still held, newest first".
 #[derive(Debug, Clone, Default)]
@@ -85,30 +81,30 @@ pub async fn put(
     let sealed = seal_message(keys, raw, &row_context(id, &facts.sha256));
     let expires_at = (expiry_days > 0)
         .then(|| OffsetDateTime::now_utc() + Duration::days(i64::from(expiry_days)));
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO quarantine (id, account_id, folder, uidvalidity, uid, sha256, size, \
              message_id, subject, from_addr, sent_at, virus_name, source, wrapped_key, \
              sealed_raw, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (account_id, folder, uidvalidity, uid) WHERE uid IS NOT NULL DO NOTHING \
          RETURNING id",
+        id,
+        facts.account_id,
+        facts.folder,
+        facts.uidvalidity,
+        facts.uid,
+        facts.sha256,
+        facts.size,
+        facts.message_id,
+        facts.subject,
+        facts.from,
+        facts.date,
+        virus_name,
+        source.as_str(),
+        sealed.wrapped_key,
+        sealed.ciphertext,
+        expires_at,
     )
-    .bind(id)
-    .bind(facts.account_id)
-    .bind(&facts.folder)
-    .bind(facts.uidvalidity)
-    .bind(facts.uid)
-    .bind(&facts.sha256)
-    .bind(facts.size)
-    .bind(&facts.message_id)
-    .bind(&facts.subject)
-    .bind(&facts.from)
-    .bind(facts.date)
-    .bind(virus_name)
-    .bind(source.as_str())
-    .bind(&sealed.wrapped_key)
-    .bind(&sealed.ciphertext)
-    .bind(expires_at)
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| Error::context("store a quarantined message", e))?;
@@ -132,26 +128,29 @@ pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>
             .filter(|s| !s.is_empty())
             .map(|s| format!("%{}%", escape_like(s)))
     };
-    let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM quarantine \
+    sqlx::query_as!(
+        Entry,
+        "SELECT id, account_id, folder, uidvalidity, uid, sha256, size, message_id, subject, \
+             from_addr, sent_at, virus_name, source, created_at, expires_at, released_at, \
+             released_by, release_reason \
+         FROM quarantine \
          WHERE ($1::bigint IS NULL OR account_id = $1) \
            AND ($2::text IS NULL OR virus_name ILIKE $2) \
            AND ($3::text IS NULL OR subject ILIKE $3 OR from_addr ILIKE $3) \
            AND ($4 OR released_at IS NULL) \
            AND ($7::bigint[] IS NULL OR account_id = ANY($7)) \
-         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
-    );
-    sqlx::query_as(&sql)
-        .bind(filter.account_id)
-        .bind(like(&filter.virus))
-        .bind(like(&filter.text))
-        .bind(filter.include_released)
-        .bind(limit)
-        .bind(filter.offset.max(0))
-        .bind(&filter.accounts)
-        .fetch_all(conn)
-        .await
-        .map_err(|e| Error::context("list the quarantine", e))
+         ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6",
+        filter.account_id,
+        like(&filter.virus),
+        like(&filter.text),
+        filter.include_released,
+        limit,
+        filter.offset.max(0),
+        filter.accounts.as_deref(),
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(|e| Error::context("list the quarantine", e))
 }
 
 /// One entry, or `NotFound`.
@@ -162,17 +161,19 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Entry> {
 /// One entry if `grants` cover its account, else `NotFound` (exactly as for a missing one, so
 /// entries of other accounts cannot be probed).
 pub async fn get_visible(conn: &mut PgConnection, grants: &Grants, id: Uuid) -> Result<Entry> {
-    let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM quarantine
-         WHERE id = $1 AND ($2::bigint[] IS NULL OR account_id = ANY($2))"
-    );
-    sqlx::query_as(&sql)
-        .bind(id)
-        .bind(grants.as_bind())
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| Error::context("read a quarantine entry", e))?
-        .ok_or(Error::NotFound)
+    sqlx::query_as!(
+        Entry,
+        "SELECT id, account_id, folder, uidvalidity, uid, sha256, size, message_id, subject, \
+             from_addr, sent_at, virus_name, source, created_at, expires_at, released_at, \
+             released_by, release_reason \
+         FROM quarantine WHERE id = $1 AND ($2::bigint[] IS NULL OR account_id = ANY($2))",
+        id,
+        grants.as_ids(),
+    )
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| Error::context("read a quarantine entry", e))?
+    .ok_or(Error::NotFound)
 }
 
 /// The original message bytes, unsealed and checked against the stored SHA-256.
@@ -181,16 +182,18 @@ pub async fn open_raw(
     keys: &SealingKeys,
     id: Uuid,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let row: Option<(String, String, Vec<u8>)> =
-        sqlx::query_as("SELECT sha256, wrapped_key, sealed_raw FROM quarantine WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await
-            .map_err(|e| Error::context("read a quarantined message", e))?;
-    let (sha256, wrapped_key, ciphertext) = row.ok_or(Error::NotFound)?;
+    let row = sqlx::query!(
+        "SELECT sha256, wrapped_key, sealed_raw FROM quarantine WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| Error::context("read a quarantined message", e))?
+    .ok_or(Error::NotFound)?;
+    let sha256 = row.sha256;
     let sealed = SealedMessage {
-        wrapped_key,
-        ciphertext,
+        wrapped_key: row.wrapped_key,
+        ciphertext: row.sealed_raw,
     };
     let raw = open_message(keys, &sealed, &row_context(id, &sha256))?;
     if hex::encode(Sha256::digest(raw.as_slice())) != sha256 {
@@ -203,8 +206,7 @@ pub async fn open_raw(
 
 /// Deletes an entry and its sealed bytes for good.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
-    let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
-        .bind(id)
+    let done = sqlx::query!("DELETE FROM quarantine WHERE id = $1", id)
         .execute(conn)
         .await
         .map_err(|e| Error::context("delete a quarantine entry", e))?;
@@ -286,13 +288,13 @@ pub async fn release(
         }
         _ => {}
     }
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE quarantine SET released_at = now(), released_by = $2, release_reason = $3 \
          WHERE id = $1 AND released_at IS NULL",
+        id,
+        by,
+        reason,
     )
-    .bind(id)
-    .bind(by)
-    .bind(reason)
     .execute(&mut *conn)
     .await
     .map_err(|e| Error::context("mark a quarantine entry released", e))?;
@@ -312,19 +314,21 @@ pub async fn release(
 /// Deletes every entry whose expiry is at or before `now`; returns how many went.
 pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64> {
     let mut tx = conn.begin().await?;
-    let gone: Vec<(Option<i64>, i64)> =
-        sqlx::query_as("DELETE FROM quarantine WHERE expires_at <= $1 RETURNING account_id, size")
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| Error::context("expire quarantine entries", e))?;
+    let gone = sqlx::query!(
+        "DELETE FROM quarantine WHERE expires_at <= $1 RETURNING account_id, size",
+        now
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| Error::context("expire quarantine entries", e))?;
     let deleted = gone.len() as u64;
     if deleted > 0 {
-        let bytes: i64 = gone.iter().map(|(_, s)| s).sum();
+        let bytes: i64 = gone.iter().map(|r| r.size).sum();
         crate::retention::remove::count(
             &mut tx,
             crate::retention::Cause::QuarantineExpiry,
-            gone.into_iter().filter_map(|(a, s)| a.map(|a| (a, s))),
+            gone.into_iter()
+                .filter_map(|r| r.account_id.map(|a| (a, r.size))),
         )
         .await?;
         let actor = crate::audit::Actor {
@@ -353,13 +357,14 @@ fn escape_like(s: &str) -> String {
 /// Re-wraps every quarantined message's data key still under an older sealing key (key
 /// rotation); the messages themselves are not re-encrypted. The caller commits.
 pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64> {
-    let rows: Vec<(Uuid, String, String)> =
-        sqlx::query_as("SELECT id, sha256, wrapped_key FROM quarantine ORDER BY id FOR UPDATE")
+    let rows =
+        sqlx::query!("SELECT id, sha256, wrapped_key FROM quarantine ORDER BY id FOR UPDATE")
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| Error::context("read the quarantine's data keys", e))?;
     let mut changed = 0;
-    for (id, sha256, wrapped) in rows {
+    for row in rows {
+        let (id, sha256, wrapped) = (row.id, row.sha256, row.wrapped_key);
         if !keys.needs_reseal(&wrapped) {
             continue;
         }
@@ -367,12 +372,14 @@ pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<u64
             .map_err(|e| {
                 Error::context(format!("open the data key of quarantine entry {id}"), e)
             })?;
-        sqlx::query("UPDATE quarantine SET wrapped_key = $2 WHERE id = $1")
-            .bind(id)
-            .bind(rewrapped)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Error::context("store a re-wrapped data key", e))?;
+        sqlx::query!(
+            "UPDATE quarantine SET wrapped_key = $2 WHERE id = $1",
+            id,
+            rewrapped
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Error::context("store a re-wrapped data key", e))?;
         changed += 1;
     }
     Ok(changed)

@@ -8,7 +8,7 @@ use super::facts::{MessageFacts, Source};
 use crate::error::{Error, Result};
 
 /// One refused message.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub id: i64,
     pub account_id: Option<i64>,
@@ -33,24 +33,24 @@ pub async fn record(
     virus_name: &str,
     source: Source,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO scan_rejections (account_id, folder, uidvalidity, uid, sha256, size, \
              message_id, subject, from_addr, sent_at, virus_name, source) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (account_id, folder, uidvalidity, uid) WHERE uid IS NOT NULL DO NOTHING",
+        facts.account_id,
+        facts.folder,
+        facts.uidvalidity,
+        facts.uid,
+        facts.sha256,
+        facts.size,
+        facts.message_id,
+        facts.subject,
+        facts.from,
+        facts.date,
+        virus_name,
+        source.as_str(),
     )
-    .bind(facts.account_id)
-    .bind(&facts.folder)
-    .bind(facts.uidvalidity)
-    .bind(facts.uid)
-    .bind(&facts.sha256)
-    .bind(facts.size)
-    .bind(&facts.message_id)
-    .bind(&facts.subject)
-    .bind(&facts.from)
-    .bind(facts.date)
-    .bind(virus_name)
-    .bind(source.as_str())
     .execute(conn)
     .await
     .map_err(|e| Error::context("record a rejected message", e))?;
@@ -63,12 +63,13 @@ pub async fn record(
 
 /// The most recent refusals, newest first.
 pub async fn recent(conn: &mut PgConnection, limit: i64) -> Result<Vec<Rejection>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Rejection,
         "SELECT id, account_id, folder, uidvalidity, uid, sha256, size, message_id, subject, \
              from_addr, sent_at, virus_name, source, created_at \
          FROM scan_rejections ORDER BY created_at DESC, id DESC LIMIT $1",
+        limit.max(1),
     )
-    .bind(limit.max(1))
     .fetch_all(conn)
     .await
     .map_err(|e| Error::context("list rejected messages", e))

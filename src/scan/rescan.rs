@@ -45,7 +45,6 @@ pub struct RescanReport {
     pub stopped: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     account_id: i64,
@@ -57,19 +56,20 @@ struct Row {
     virus_name: Option<String>,
 }
 
-const WHERE: &str = "($1::timestamptz IS NULL OR archived_at >= $1) \
-     AND ($2::bigint IS NULL OR account_id = $2) \
-     AND (NOT $3 OR scan_status = 'pending')";
-
 /// How many messages the filter selects (for progress bars).
 pub async fn count(pool: &PgPool, filter: &RescanFilter) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM messages WHERE {WHERE}"))
-        .bind(filter.since)
-        .bind(filter.account_id)
-        .bind(filter.only_pending)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| Error::context("count messages to re-scan", e))?;
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM messages
+           WHERE ($1::timestamptz IS NULL OR archived_at >= $1)
+             AND ($2::bigint IS NULL OR account_id = $2)
+             AND (NOT $3 OR scan_status = 'pending')"#,
+        filter.since,
+        filter.account_id,
+        filter.only_pending,
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| Error::context("count messages to re-scan", e))?;
     Ok(n.max(0) as u64)
 }
 
@@ -85,15 +85,22 @@ pub async fn run(
     let mut report = RescanReport::default();
     let mut after = 0i64;
     loop {
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT id, account_id, folder, uidvalidity, uid, blob_sha256, scan_status, virus_name \
-             FROM messages WHERE {WHERE} AND id > $4 ORDER BY id LIMIT $5"
-        ))
-        .bind(filter.since)
-        .bind(filter.account_id)
-        .bind(filter.only_pending)
-        .bind(after)
-        .bind(PAGE)
+        let rows = sqlx::query_as!(
+            Row,
+            r#"SELECT id, account_id, folder, uidvalidity, uid, blob_sha256,
+                      scan_status AS "scan_status: ScanStatus", virus_name
+               FROM messages
+               WHERE ($1::timestamptz IS NULL OR archived_at >= $1)
+                 AND ($2::bigint IS NULL OR account_id = $2)
+                 AND (NOT $3 OR scan_status = 'pending')
+                 AND id > $4
+               ORDER BY id LIMIT $5"#,
+            filter.since,
+            filter.account_id,
+            filter.only_pending,
+            after,
+            PAGE,
+        )
         .fetch_all(pool)
         .await
         .map_err(|e| Error::context("list messages to re-scan", e))?;
@@ -101,10 +108,7 @@ pub async fn run(
             return Ok(report);
         };
         after = last.id;
-        let mut raws = Vec::with_capacity(rows.len());
-        for row in &rows {
-            raws.push(read_blob(pool, &row.blob_sha256).await?);
-        }
+        let raws = read_blobs(pool, &rows).await?;
         let verdicts = join_all(raws.iter().map(|raw| stage.scanner.scan(raw))).await;
         for ((row, raw), verdict) in rows.iter().zip(&raws).zip(verdicts) {
             if let Verdict::Error { reason } = &verdict {
@@ -190,47 +194,48 @@ async fn set_status(
     status: ScanStatus,
     virus: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE messages SET scan_status = $2, virus_name = $3 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .bind(virus)
-        .execute(conn)
-        .await
-        .map_err(|e| Error::context("record a re-scan verdict", e))?;
+    sqlx::query!(
+        "UPDATE messages SET scan_status = $2, virus_name = $3 WHERE id = $1",
+        id,
+        status as ScanStatus,
+        virus,
+    )
+    .execute(conn)
+    .await
+    .map_err(|e| Error::context("record a re-scan verdict", e))?;
     Ok(())
 }
 
 /// Deletes the archived copy, and its content when no other copy uses it, so the infected
 /// bytes do not stay readable outside the quarantine.
 async fn remove_from_archive(conn: &mut PgConnection, row: &Row) -> Result<()> {
-    sqlx::query("DELETE FROM messages WHERE id = $1")
-        .bind(row.id)
+    sqlx::query!("DELETE FROM messages WHERE id = $1", row.id)
         .execute(&mut *conn)
         .await
         .map_err(|e| Error::context("remove an infected message from the archive", e))?;
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM blobs WHERE sha256 = $1 \
          AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_sha256 = $1)",
+        row.blob_sha256,
     )
-    .bind(&row.blob_sha256)
     .execute(&mut *conn)
     .await
     .map_err(|e| Error::context("remove an infected message's content", e))?;
     Ok(())
 }
 
-/// The raw message, decompressed off the async threads.
-async fn read_blob(pool: &PgPool, sha256: &[u8]) -> Result<Vec<u8>> {
-    let (size, zstd): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT size, zstd FROM blobs WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(pool)
+/// The raw messages of `rows`, in order.
+async fn read_blobs(pool: &PgPool, rows: &[Row]) -> Result<Vec<Vec<u8>>> {
+    let mut conn = pool.acquire().await?;
+    let mut raws = Vec::with_capacity(rows.len());
+    for row in rows {
+        let raw = crate::archive::blobs::read(&mut conn, &row.blob_sha256)
             .await
             .map_err(|e| Error::context("read an archived message", e))?
-            .ok_or_else(|| Error::Internal(format!("blob {} is missing", hex::encode(sha256))))?;
-    let size = usize::try_from(size).unwrap_or(0).max(1);
-    tokio::task::spawn_blocking(move || zstd::bulk::decompress(&zstd, size))
-        .await
-        .map_err(|e| Error::context("run the decompression task", e))?
-        .map_err(|e| Error::context("decompress an archived message", e))
+            .ok_or_else(|| {
+                Error::Internal(format!("blob {} is missing", hex::encode(&row.blob_sha256)))
+            })?;
+        raws.push(raw);
+    }
+    Ok(raws)
 }

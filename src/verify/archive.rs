@@ -5,7 +5,7 @@
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use super::checks::{self, Item, MessageRow, Outcome, StoredBlob};
+use super::checks::{self, Item, MessageRow, Outcome, StoredBlob, StoredPart};
 use super::{Observer, Summary};
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
@@ -74,14 +74,20 @@ async fn walk_blobs(
     observer: &dyn Observer,
 ) -> Result<(Outcome, u64)> {
     let (threshold, offset) = scope.sample();
-    let (count, bytes): (i64, i64) = sqlx::query_as(&format!(
-        "SELECT count(*), coalesce(sum(size), 0)::bigint FROM blobs b WHERE {BLOB_SCOPE}"
-    ))
-    .bind(scope.account_id)
-    .bind(threshold)
-    .bind(offset)
+    let planned = sqlx::query!(
+        r#"SELECT count(*) AS "count!", coalesce(sum(size), 0)::bigint AS "bytes!"
+           FROM blobs b
+           WHERE ($1::bigint IS NULL OR EXISTS (SELECT 1 FROM messages m
+                    WHERE m.blob_sha256 = b.sha256 AND m.account_id = $1))
+             AND ($2::int IS NULL
+                  OR ((get_byte(b.sha256, 0) * 256 + get_byte(b.sha256, 1) + $3) % 65536) < $2)"#,
+        scope.account_id,
+        threshold,
+        offset,
+    )
     .fetch_one(pool)
     .await?;
+    let (count, bytes) = (planned.count, planned.bytes);
     observer.planned(count.max(0) as u64, bytes.max(0) as u64);
     let (tx, mut rx) = mpsc::channel::<Vec<Item>>(BATCHES_AHEAD);
     let read = read_batches(pool, scope.account_id, threshold, offset, tx);
@@ -106,10 +112,6 @@ async fn walk_blobs(
 }
 
 /// Blobs in scope: the account's (when set), sampled by hash prefix (when set).
-const BLOB_SCOPE: &str = "($1::bigint IS NULL OR EXISTS (SELECT 1 FROM messages m \
-       WHERE m.blob_sha256 = b.sha256 AND m.account_id = $1)) \
-     AND ($2::int IS NULL OR ((get_byte(b.sha256, 0) * 256 + get_byte(b.sha256, 1) + $3) % 65536) < $2)";
-
 async fn read_batches(
     pool: &PgPool,
     account_id: Option<i64>,
@@ -119,17 +121,26 @@ async fn read_batches(
 ) -> Result<()> {
     let mut after: Vec<u8> = Vec::new();
     loop {
-        let keys: Vec<(Vec<u8>, i64)> = sqlx::query_as(&format!(
-            "SELECT sha256, size FROM blobs b WHERE {BLOB_SCOPE} AND b.sha256 > $4 \
-             ORDER BY b.sha256 LIMIT $5"
-        ))
-        .bind(account_id)
-        .bind(threshold)
-        .bind(offset)
-        .bind(&after)
-        .bind(KEYS_PER_PAGE)
+        // The same scope as the count in `walk_blobs`.
+        let keys: Vec<(Vec<u8>, i64)> = sqlx::query!(
+            "SELECT sha256, size FROM blobs b
+             WHERE ($1::bigint IS NULL OR EXISTS (SELECT 1 FROM messages m
+                      WHERE m.blob_sha256 = b.sha256 AND m.account_id = $1))
+               AND ($2::int IS NULL
+                    OR ((get_byte(b.sha256, 0) * 256 + get_byte(b.sha256, 1) + $3) % 65536) < $2)
+               AND b.sha256 > $4
+             ORDER BY b.sha256 LIMIT $5",
+            account_id,
+            threshold,
+            offset,
+            after,
+            KEYS_PER_PAGE,
+        )
         .fetch_all(pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|r| (r.sha256, r.size))
+        .collect();
         let Some((last, _)) = keys.last() else {
             return Ok(());
         };
@@ -169,28 +180,32 @@ async fn read_items(
     account_id: Option<i64>,
     keys: Vec<Vec<u8>>,
 ) -> Result<Vec<Item>> {
-    let blobs: Vec<(Vec<u8>, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT sha256, size, zstd FROM blobs WHERE sha256 = ANY($1::bytea[])")
-            .bind(&keys)
-            .fetch_all(pool)
-            .await?;
-    let mut messages: Vec<MessageRow> = sqlx::query_as(
-        "SELECT m.id, m.blob_sha256, m.size, a.name AS account, m.folder, m.attachment_count,
-                coalesce((SELECT json_agg(json_build_object('part_index', t.part_index,
-                    'size', t.size, 'filename', t.filename, 'content_type', t.content_type))
-                  FROM attachments t WHERE t.message_id = m.id), '[]'::json) AS parts
-         FROM messages m LEFT JOIN accounts a ON a.id = m.account_id
-         WHERE m.blob_sha256 = ANY($1::bytea[]) AND ($2::bigint IS NULL OR m.account_id = $2)",
+    let blobs = sqlx::query_as!(
+        StoredBlob,
+        "SELECT sha256, size, zstd FROM blobs WHERE sha256 = ANY($1::bytea[])",
+        &keys,
     )
-    .bind(&keys)
-    .bind(account_id)
+    .fetch_all(pool)
+    .await?;
+    let mut messages = sqlx::query_as!(
+        MessageRow,
+        r#"SELECT m.id, m.blob_sha256, m.size, a.name AS "account?", m.folder, m.attachment_count,
+                  coalesce((SELECT json_agg(json_build_object('part_index', t.part_index,
+                      'size', t.size, 'filename', t.filename, 'content_type', t.content_type))
+                    FROM attachments t WHERE t.message_id = m.id), '[]'::json)
+                    AS "parts!: sqlx::types::Json<Vec<StoredPart>>"
+           FROM messages m LEFT JOIN accounts a ON a.id = m.account_id
+           WHERE m.blob_sha256 = ANY($1::bytea[]) AND ($2::bigint IS NULL OR m.account_id = $2)"#,
+        &keys,
+        account_id,
+    )
     .fetch_all(pool)
     .await?;
     messages.sort_by(|a, b| a.blob_sha256.cmp(&b.blob_sha256).then(a.id.cmp(&b.id)));
     let mut items: Vec<Item> = blobs
         .into_iter()
-        .map(|(sha256, size, zstd)| Item {
-            blob: StoredBlob { sha256, size, zstd },
+        .map(|blob| Item {
+            blob,
             messages: Vec::new(),
         })
         .collect();

@@ -18,7 +18,7 @@ pub(super) struct StoredBlob {
 }
 
 /// A message row that points at a blob of the batch, with its attachment rows.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub(super) struct MessageRow {
     pub id: i64,
     pub blob_sha256: Vec<u8>,

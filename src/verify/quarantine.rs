@@ -22,23 +22,24 @@ pub(super) async fn check(
     let (mut checked, mut found) = (0u64, 0u64);
     let mut after = Uuid::nil();
     loop {
-        let page: Vec<(Uuid, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT q.id, a.name, q.folder, q.virus_name FROM quarantine q
-             LEFT JOIN accounts a ON a.id = q.account_id
-             WHERE q.id > $1 AND ($2::bigint IS NULL OR q.account_id = $2)
-             ORDER BY q.id LIMIT $3",
+        let page = sqlx::query!(
+            r#"SELECT q.id, a.name AS "account?", q.folder, q.virus_name FROM quarantine q
+               LEFT JOIN accounts a ON a.id = q.account_id
+               WHERE q.id > $1 AND ($2::bigint IS NULL OR q.account_id = $2)
+               ORDER BY q.id LIMIT $3"#,
+            after,
+            scope.account_id,
+            PAGE,
         )
-        .bind(after)
-        .bind(scope.account_id)
-        .bind(PAGE)
         .fetch_all(pool)
         .await?;
         let Some(last) = page.last() else {
             return Ok((checked, found));
         };
-        after = last.0;
+        after = last.id;
         let mut conn = pool.acquire().await?;
-        for (id, account, folder, virus) in page {
+        for row in page {
+            let (id, account, folder, virus) = (row.id, row.account, row.folder, row.virus_name);
             checked += 1;
             match quarantine::open_raw(&mut conn, keys, id).await {
                 Ok(_) | Err(crate::error::Error::NotFound) => {}

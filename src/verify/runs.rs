@@ -31,7 +31,7 @@ impl Trigger {
 }
 
 /// One recorded run.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub id: i64,
     pub trigger: String,
@@ -132,13 +132,13 @@ pub async fn run_recorded(
 }
 
 async fn start(pool: &PgPool, trigger: Trigger, scope: &Scope) -> Result<Option<i64>> {
-    let inserted = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO verify_runs (trigger, sample_percent, account_id) VALUES ($1, $2, $3)
          RETURNING id",
+        trigger.as_str(),
+        scope.sample_percent.filter(|p| *p < 100.0),
+        scope.account_id,
     )
-    .bind(trigger.as_str())
-    .bind(scope.sample_percent.filter(|p| *p < 100.0))
-    .bind(scope.account_id)
     .fetch_one(pool)
     .await;
     match inserted {
@@ -151,10 +151,12 @@ async fn start(pool: &PgPool, trigger: Trigger, scope: &Scope) -> Result<Option<
 }
 
 async fn heartbeat(pool: &PgPool, id: i64) -> Result<()> {
-    sqlx::query("UPDATE verify_runs SET heartbeat_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE verify_runs SET heartbeat_at = now() WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -166,20 +168,20 @@ async fn finish(
     error: Option<&str>,
 ) -> Result<()> {
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    sqlx::query(
+    sqlx::query!(
         "UPDATE verify_runs SET finished_at = now(), heartbeat_at = now(), blobs_checked = $2,
            messages_checked = $3, bytes_checked = $4, quarantine_checked = $5,
            problem_count = $6, problems = $7, error = $8
          WHERE id = $1",
+        id,
+        count(summary.blobs_checked),
+        count(summary.messages_checked),
+        count(summary.bytes_checked),
+        count(summary.quarantine_checked),
+        count(summary.problem_count),
+        sqlx::types::Json(problems) as _,
+        error,
     )
-    .bind(id)
-    .bind(count(summary.blobs_checked))
-    .bind(count(summary.messages_checked))
-    .bind(count(summary.bytes_checked))
-    .bind(count(summary.quarantine_checked))
-    .bind(count(summary.problem_count))
-    .bind(sqlx::types::Json(problems))
-    .bind(error)
     .execute(pool)
     .await
     .map_err(|e| Error::context("record the result of a verify run", e))?;
@@ -188,11 +190,11 @@ async fn finish(
 
 /// Marks runs whose heartbeat stopped (the process died) as interrupted.
 pub async fn close_abandoned(pool: &PgPool, silent_for: Duration) -> Result<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE verify_runs SET finished_at = now(), error = 'interrupted: the run stopped without finishing'
          WHERE finished_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1)",
+        silent_for.as_secs_f64(),
     )
-    .bind(silent_for.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
@@ -200,14 +202,16 @@ pub async fn close_abandoned(pool: &PgPool, silent_for: Duration) -> Result<u64>
 
 /// The most recent runs, newest first.
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Run>> {
-    Ok(sqlx::query_as(
-        "SELECT r.id, r.trigger, r.started_at, r.finished_at, r.sample_percent, a.name AS account,
-                r.blobs_checked, r.messages_checked, r.bytes_checked, r.quarantine_checked,
-                r.problem_count, r.problems, r.error
-         FROM verify_runs r LEFT JOIN accounts a ON a.id = r.account_id
-         ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
+    Ok(sqlx::query_as!(
+        Run,
+        r#"SELECT r.id, r.trigger, r.started_at, r.finished_at, r.sample_percent,
+                  a.name AS "account?", r.blobs_checked, r.messages_checked, r.bytes_checked,
+                  r.quarantine_checked, r.problem_count,
+                  r.problems AS "problems: sqlx::types::Json<Vec<Problem>>", r.error
+           FROM verify_runs r LEFT JOIN accounts a ON a.id = r.account_id
+           ORDER BY r.started_at DESC, r.id DESC LIMIT $1"#,
+        limit,
     )
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }
@@ -215,7 +219,7 @@ pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Run>> {
 /// When the last scheduled run started, if any did.
 pub async fn last_scheduled_start(pool: &PgPool) -> Result<Option<OffsetDateTime>> {
     Ok(
-        sqlx::query_scalar("SELECT max(started_at) FROM verify_runs WHERE trigger = 'schedule'")
+        sqlx::query_scalar!("SELECT max(started_at) FROM verify_runs WHERE trigger = 'schedule'")
             .fetch_one(pool)
             .await?,
     )

@@ -112,6 +112,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
     daygle::retention::policies::save(
         &app.pool,
         &actor,
+        &daygle::auth::Grants::All,
         None,
         &daygle::retention::policies::PolicyInput {
             name: "thirty days".into(),
@@ -126,6 +127,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
     daygle::retention::holds::place(
         &app.pool,
         &actor,
+        &daygle::auth::Grants::All,
         &daygle::retention::holds::HoldInput {
             name: "lawsuit".into(),
             reason: "Smith v. Acme".into(),

@@ -74,6 +74,7 @@ async fn delete_after_archive_leaves_held_mail_on_the_server_until_the_hold_is_r
     let hold = holds::place(
         &env.pool,
         &actor,
+        &daygle::auth::Grants::All,
         &holds::HoldInput {
             name: "lawsuit".into(),
             reason: "case 42".into(),
@@ -95,9 +96,15 @@ async fn delete_after_archive_leaves_held_mail_on_the_server_until_the_hold_is_r
     assert_eq!(outcome.deleted, 3, "the held message stays on the server");
     assert_eq!(env.server("alice", "INBOX").await.len(), 1);
 
-    holds::release(&env.pool, &actor, hold, "settled")
-        .await
-        .expect("release");
+    holds::release(
+        &env.pool,
+        &actor,
+        &daygle::auth::Grants::All,
+        hold,
+        "settled",
+    )
+    .await
+    .expect("release");
     let outcome = env.sync(&account).await.expect("sync after release");
     assert_eq!(outcome.deleted, 1);
     assert!(env.server("alice", "INBOX").await.is_empty());

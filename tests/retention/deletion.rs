@@ -146,7 +146,7 @@ async fn a_rejected_request_deletes_nothing() {
     let r = requests::request(&env.pool, &requester, &Grants::All, &new, true)
         .await
         .expect("request");
-    requests::reject(&env.pool, &actor(), r.id, "no")
+    requests::reject(&env.pool, &actor(), &Grants::All, r.id, "no")
         .await
         .expect("reject");
     requests::approve(

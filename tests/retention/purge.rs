@@ -33,6 +33,19 @@ async fn the_preview_equals_the_purge_message_for_message_with_overlapping_polic
         };
         ids.push(env.store(*account, folder, i as i64 + 1, &m).await);
     }
+    // The same content in Beta (purged) and in Gamma (no policy): its blob frees nothing.
+    let gamma = env.account("Gamma").await;
+    let shared = raw(
+        &Msg {
+            subject: "shared newsletter",
+            from: "x@example.org",
+            to: "y@example.org",
+            age_days: 3000,
+        },
+        "shared-1",
+    );
+    let beta_copy = env.store_raw(b, "INBOX", 100, vec![shared.clone()]).await[0];
+    env.store_raw(gamma, "INBOX", 1, vec![shared]).await;
     // 7 years for Alpha; 90 days for Beta; 365 days for Legal/* everywhere (longest wins).
     env.policy("alpha seven years", 2555, &[a], None, None)
         .await;
@@ -49,6 +62,7 @@ async fn the_preview_equals_the_purge_message_for_message_with_overlapping_polic
         ids[7],  // Beta ancient
         ids[9],  // Beta older case file: 400 days > 365
         ids[11], // Beta newsletter 200 days (the 40-day one stays)
+        beta_copy,
     ]
     .into_iter()
     .collect();
@@ -72,7 +86,7 @@ async fn the_preview_equals_the_purge_message_for_message_with_overlapping_polic
         .filter(|r| r.account_name == "Beta")
         .map(|r| r.messages)
         .sum();
-    assert_eq!(beta_rows, 4);
+    assert_eq!(beta_rows, 5);
 
     let before: BTreeSet<i64> = env.ids().await.into_iter().collect();
     let report = env.purge(&plan).await;
@@ -83,6 +97,12 @@ async fn the_preview_equals_the_purge_message_for_message_with_overlapping_polic
         "the purge deleted exactly what the preview showed"
     );
     assert_eq!(report.messages as usize, expected.len());
+    assert_eq!(
+        report.collected.bytes,
+        p.freed_bytes(),
+        "the storage freed is what the preview said (the shared blob frees nothing)"
+    );
+    assert_eq!(report.collected.blobs as usize, expected.len() - 1);
     assert!(report.batches >= 1);
     assert_eq!(
         env.count("SELECT count(*) FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)").await,
@@ -140,10 +160,10 @@ async fn a_hold_beats_retention_holds_later_mail_and_its_release_makes_it_purgea
     let left = env.ids().await;
     assert_eq!(left, vec![held_early, held_late]);
 
-    holds::release(&env.pool, &actor(), hold, "")
+    holds::release(&env.pool, &actor(), &Grants::All, hold, "")
         .await
         .expect_err("a reason is required");
-    holds::release(&env.pool, &actor(), hold, "case closed")
+    holds::release(&env.pool, &actor(), &Grants::All, hold, "case closed")
         .await
         .expect("release");
     let plan = env.plan().await;
@@ -184,6 +204,7 @@ async fn a_purge_refuses_a_preview_made_with_other_policies_and_skips_mail_archi
     daygle::retention::policies::save(
         &env.pool,
         &actor(),
+        &Grants::All,
         Some(id),
         &daygle::retention::policies::PolicyInput {
             name: "one year".into(),
@@ -197,6 +218,7 @@ async fn a_purge_refuses_a_preview_made_with_other_policies_and_skips_mail_archi
     .expect("update policy");
     let now = daygle::retention::Plan::at(
         &mut env.pool.acquire().await.expect("conn"),
+        &Grants::All,
         stale.as_of,
         stale.max_id,
     )

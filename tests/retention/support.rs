@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::common::{self, mail::Mail};
 use daygle::audit::Actor;
+pub use daygle::auth::Grants;
 use daygle::ingest::pipeline::{self, Batch, Incoming};
 use daygle::retention::{Plan, holds, policies, preview, purge};
 
@@ -148,6 +149,7 @@ impl Env {
         policies::save(
             &self.pool,
             &actor(),
+            &Grants::All,
             None,
             &policies::PolicyInput {
                 name: name.into(),
@@ -167,6 +169,7 @@ impl Env {
         holds::place(
             &self.pool,
             &actor(),
+            &Grants::All,
             &holds::HoldInput {
                 name: name.into(),
                 reason: "litigation".into(),
@@ -181,7 +184,7 @@ impl Env {
     }
 
     pub async fn plan(&self) -> Plan {
-        Plan::current(&mut self.pool.acquire().await.expect("conn"))
+        Plan::current(&mut self.pool.acquire().await.expect("conn"), &Grants::All)
             .await
             .expect("plan")
     }

@@ -122,3 +122,169 @@ async fn an_administrator_sets_a_policy_holds_one_account_previews_and_purges_in
         assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
     }
 }
+
+/// A custom role holding `manage_retention` for one archive: every page and form stays within
+/// that archive (a permission is a ceiling, not a key to every archive).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retention_manager_for_one_archive_reaches_only_that_archive_in_the_ui() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    let (own, foreign) = (
+        app.insert_account("Own mailbox").await,
+        app.insert_account("Foreign mailbox").await,
+    );
+    sqlx::query(
+        "INSERT INTO roles (name, permissions) VALUES ('Keeper', ARRAY['manage_retention'])",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("role");
+    app.create_user("keeper", "Keeper", &[own]).await;
+    let keeper = app.sign_in("keeper", crate::common::auth::PASSWORD).await;
+    let own_ids = mail::archive(&app, own, "INBOX", vec![old("own report", "r1@x")]).await;
+    let foreign_ids =
+        mail::archive(&app, foreign, "INBOX", vec![old("secret merger", "m1@x")]).await;
+    let (own_s, foreign_s) = (own.to_string(), foreign.to_string());
+
+    // Policies: every account, or a foreign one, are refused; nothing is stored.
+    for fields in [
+        vec![("name", "all"), ("keep_days", "1")],
+        vec![
+            ("name", "theirs"),
+            ("keep_days", "1"),
+            ("account", &foreign_s),
+        ],
+        vec![
+            ("name", "both"),
+            ("keep_days", "1"),
+            ("account", &own_s),
+            ("account", &foreign_s),
+        ],
+    ] {
+        let res = app
+            .submit(&keeper, "/retention", "/retention/policies", &fields)
+            .await;
+        assert_eq!(res.status(), 422, "{fields:?}");
+    }
+    let policies: i64 = sqlx::query_scalar("SELECT count(*) FROM retention_policies")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(policies, 0);
+    // Holds likewise, with or without a query.
+    for fields in [
+        vec![("name", "all"), ("reason", "r")],
+        vec![("name", "q"), ("reason", "r"), ("query", "subject:merger")],
+        vec![("name", "theirs"), ("reason", "r"), ("account", &foreign_s)],
+    ] {
+        let res = app.submit(&keeper, "/holds", "/holds", &fields).await;
+        assert_eq!(res.status(), 422, "{fields:?}");
+    }
+
+    // The administrator's installation-wide policy and hold, and a hold on the foreign archive.
+    for (action, fields) in [
+        (
+            "/retention/policies",
+            vec![("name", "a week everywhere"), ("keep_days", "7")],
+        ),
+        ("/holds", vec![("name", "everything"), ("reason", "audit")]),
+        // Matches none of the mail: the foreign mail below is protected by the grants alone.
+        (
+            "/holds",
+            vec![
+                ("name", "foreign case"),
+                ("reason", "Foreign v. Acme"),
+                ("account", &foreign_s),
+                ("query", "subject:unrelated"),
+            ],
+        ),
+    ] {
+        let page = if action == "/holds" {
+            "/holds"
+        } else {
+            "/retention"
+        };
+        assert_eq!(
+            app.submit(&admin, page, action, &fields).await.status(),
+            303
+        );
+    }
+    let (_, holds_page) = app.page(&keeper, "/holds").await;
+    assert!(holds_page.contains("everything"), "{holds_page}");
+    assert!(
+        !holds_page.contains("foreign case") && !holds_page.contains("Foreign"),
+        "a hold on another archive is not shown: {holds_page}"
+    );
+    let wide: i64 = sqlx::query_scalar("SELECT id FROM legal_holds WHERE name = 'everything'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("hold id");
+    let res = app
+        .submit(
+            &keeper,
+            "/holds",
+            &format!("/holds/{wide}/release"),
+            &[("reason", "mine now")],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        403,
+        "an installation-wide hold is out of reach"
+    );
+    let res = app
+        .submit(
+            &admin,
+            "/holds",
+            &format!("/holds/{wide}/release"),
+            &[("reason", "audit over")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM retention_policies")
+        .fetch_one(&app.pool)
+        .await
+        .expect("policy id");
+    let res = app
+        .submit(
+            &keeper,
+            "/retention",
+            &format!("/retention/policies/{policy}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        403,
+        "an installation-wide policy is out of reach"
+    );
+
+    // The preview and its sample show only the keeper's archive; Purge now purges only it.
+    let (_, page) = app.page(&keeper, "/retention").await;
+    assert!(page.contains("own report"), "{page}");
+    assert!(
+        !page.contains("secret merger") && !page.contains("Foreign mailbox"),
+        "nothing of another archive shows: {page}"
+    );
+    assert!(page.contains("Delete these 1 messages"), "{page}");
+    let form = [
+        ("as_of", hidden(&page, "as_of")),
+        ("max_id", hidden(&page, "max_id")),
+        ("fingerprint", hidden(&page, "fingerprint")),
+        ("confirm", "yes".to_string()),
+        ("csrf_token", crate::common::auth::csrf_from(&page)),
+    ];
+    let res = keeper
+        .post(app.url("/retention/purge"))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 200);
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .expect("ids");
+    assert_eq!(left, foreign_ids, "the foreign archive is out of reach");
+    assert!(!own_ids.is_empty());
+}

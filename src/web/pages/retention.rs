@@ -72,8 +72,8 @@ async fn render_page(
     done: Option<String>,
 ) -> Result<RetentionPage> {
     let mut conn = state.pool.acquire().await?;
-    let policies = policies::list(&mut conn).await?;
-    let plan = Plan::current(&mut conn).await?;
+    let policies = policies::list(&mut conn, &user.grants).await?;
+    let plan = Plan::current(&mut conn, &user.grants).await?;
     drop(conn);
     let p = preview::preview(&state.pool, &plan, 20).await?;
     let lines = p
@@ -159,7 +159,7 @@ async fn add_policy(
         },
         enabled: true,
     };
-    policies::save(&state.pool, &user.actor, None, &input).await?;
+    policies::save(&state.pool, &user.actor, &user.grants, None, &input).await?;
     Ok(Redirect::to("/retention"))
 }
 
@@ -169,7 +169,7 @@ async fn remove_policy(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Redirect> {
-    policies::remove(&state.pool, &user.actor, id).await?;
+    policies::remove(&state.pool, &user.actor, &user.grants, id).await?;
     Ok(Redirect::to("/retention"))
 }
 
@@ -195,7 +195,13 @@ async fn purge_now(
     }
     let as_of = OffsetDateTime::from_unix_timestamp_nanos(i128::from(form.as_of) * 1000)
         .map_err(|_| Error::invalid("as_of", "is not a time"))?;
-    let plan = Plan::at(&mut *state.pool.acquire().await?, as_of, form.max_id).await?;
+    let plan = Plan::at(
+        &mut *state.pool.acquire().await?,
+        &user.grants,
+        as_of,
+        form.max_id,
+    )
+    .await?;
     let report = purge::purge(
         &state.pool,
         &user.actor,
@@ -253,9 +259,9 @@ async fn holds_page(
 ) -> Result<HoldsPage> {
     let mut conn = state.pool.acquire().await?;
     let mut lines = Vec::new();
-    for h in holds::list(&mut conn).await? {
+    for h in holds::list(&mut conn, &user.grants).await? {
         let held = if h.is_active() {
-            holds::count_held_by(&mut conn, h.id).await?
+            holds::count_held_by(&mut conn, &user.grants, h.id).await?
         } else {
             0
         };
@@ -313,7 +319,7 @@ async fn place_hold(
         date_from: day("from", &form.from)?,
         date_to: day("to", &form.to)?,
     };
-    holds::place(&state.pool, &user.actor, &input).await?;
+    holds::place(&state.pool, &user.actor, &user.grants, &input).await?;
     Ok(Redirect::to("/holds"))
 }
 
@@ -328,6 +334,6 @@ async fn release_hold(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<ReleaseForm>,
 ) -> Result<Redirect> {
-    holds::release(&state.pool, &user.actor, id, &form.reason).await?;
+    holds::release(&state.pool, &user.actor, &user.grants, id, &form.reason).await?;
     Ok(Redirect::to("/holds"))
 }
