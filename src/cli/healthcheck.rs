@@ -6,28 +6,43 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use daygle::config::Settings;
 
-/// GET /healthz on the configured bind address; exit 0 when it answers 200. For container
-/// HEALTHCHECKs, where no curl is installed.
-pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct HealthcheckArgs {
+    /// Only ask whether the process serves HTTP (/healthz), not whether it is ready.
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// GET /readyz (or /healthz with --live) on the configured bind address; exit 0 when it
+/// answers 200. For container HEALTHCHECKs, where no curl is installed: the container turns
+/// unhealthy while the database is unreachable or not migrated.
+pub async fn run(settings: Settings, args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     let bind: std::net::SocketAddr = settings.server.bind.parse().context("server.bind")?;
     let target = if bind.ip().is_unspecified() {
         std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bind.port())
     } else {
         bind
     };
+    let path = if args.live { "/healthz" } else { "/readyz" };
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(target).await?;
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok::<_, std::io::Error>(head.starts_with(b"HTTP/1.1 200"))
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
     };
-    match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(true)) => Ok(ExitCode::SUCCESS),
-        Ok(Ok(false)) => {
-            eprintln!("unhealthy: {target}/healthz did not answer 200");
+    match tokio::time::timeout(Duration::from_secs(8), probe).await {
+        Ok(Ok(response)) if response.starts_with(b"HTTP/1.1 200") => Ok(ExitCode::SUCCESS),
+        Ok(Ok(response)) => {
+            // /readyz says which check failed in its JSON body; show it (it holds no secrets).
+            let text = String::from_utf8_lossy(&response);
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
+            eprintln!("unhealthy: {target}{path} did not answer 200: {body}");
             Ok(ExitCode::FAILURE)
         }
         Ok(Err(e)) => {
@@ -35,7 +50,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Err(_) => {
-            eprintln!("unhealthy: {target} did not answer within 5 s");
+            eprintln!("unhealthy: {target}{path} did not answer within 8 s");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -99,8 +99,9 @@ pub enum Command {
     /// Integrity checks.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
-    /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
-    Healthcheck,
+    /// Exit 0 when the server on server.bind is ready: /readyz answers 200, so the database is
+    /// reachable and migrated (for container health checks). --live asks /healthz only.
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Measure throughput, e.g. `daygle bench scan` for clamd.
     Bench(bench::BenchArgs),
     /// Scan archived mail again and apply clamav.action to anything newly detected.
@@ -148,9 +149,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(verify::run(settings, command))
         }
-        Command::Healthcheck => {
+        Command::Healthcheck(args) => {
             let settings = load_settings(&cli.global, &[])?;
-            runtime()?.block_on(healthcheck::run(settings))
+            runtime()?.block_on(healthcheck::run(settings, args))
         }
         Command::Rescan(args) => {
             let settings = load_settings(&cli.global, &[])?;

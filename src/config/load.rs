@@ -1,4 +1,5 @@
-//! Reading the settings: built-in defaults < the INI file < `DAYGLE__SECTION__KEY` < flags.
+//! Reading the settings: built-in defaults < the INI file < `DAYGLE__SECTION__KEY` < flags;
+//! then the secrets named by `*_file` keys are read.
 
 use std::path::Path;
 
@@ -62,11 +63,12 @@ pub fn load_from(
             .set_override(*key, value.as_str())
             .map_err(|e| ConfigErrors(vec![problem(key, e.to_string())]))?;
     }
-    let settings: Settings = builder
+    let mut settings: Settings = builder
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigErrors(vec![deserialize_problem(&e)]))?;
-    let problems = settings.validate();
+    let mut problems = super::secret_files::read_secret_files(&mut settings);
+    problems.extend(settings.validate());
     if problems.is_empty() {
         Ok(settings)
     } else {

@@ -65,6 +65,9 @@ pub struct ServerSettings {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub max_request_bytes: usize,
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
+    /// names the client. Empty: the TCP peer is the client.
+    pub trusted_proxies: String,
 }
 
 impl Default for ServerSettings {
@@ -74,6 +77,7 @@ impl Default for ServerSettings {
             public_url: String::new(),
             request_timeout_secs: 30,
             max_request_bytes: 10 * 1024 * 1024,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct DatabaseSettings {
     pub pg_bin_dir: String,
     /// System user that runs the private cluster when daygle runs as root.
     pub embedded_user: String,
+    /// File holding the password for `url` (Docker secrets); the URL then carries none.
+    pub password_file: String,
 }
 
 impl Default for DatabaseSettings {
@@ -106,6 +112,7 @@ impl Default for DatabaseSettings {
             idle_in_transaction_timeout_secs: 60,
             pg_bin_dir: String::new(),
             embedded_user: "postgres".into(),
+            password_file: String::new(),
         }
     }
 }
@@ -223,6 +230,8 @@ pub struct SmtpSettings {
     pub tls: String,
     pub username: String,
     pub password: Secret,
+    /// File holding the password instead (Docker secrets).
+    pub password_file: String,
     pub from: String,
     /// PEM file with an extra CA (or the server's self-signed certificate) to trust, besides
     /// the system's trust store. Empty: the system store only.
@@ -239,6 +248,7 @@ impl Default for SmtpSettings {
             tls: "starttls".into(),
             username: String::new(),
             password: Secret::default(),
+            password_file: String::new(),
             from: String::new(),
             ca_file: String::new(),
             timeout_secs: 30,

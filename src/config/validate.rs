@@ -71,6 +71,9 @@ impl Settings {
                 ),
             ));
         }
+        if let Err(e) = super::parse_networks(&self.server.trusted_proxies) {
+            p.push(problem("server.trusted_proxies", e));
+        }
         if self.server.request_timeout_secs == 0 {
             p.push(problem("server.request_timeout_secs", "must be at least 1"));
         }

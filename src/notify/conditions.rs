@@ -42,6 +42,7 @@ pub async fn check(ctx: &Context<'_>, config: &TriggerConfig) -> Result<Vec<Find
         Trigger::DatabaseSize => database_size(ctx.pool, t).await,
         Trigger::DiskSpace => Ok(disk_space(ctx.data_dir, t)),
         Trigger::RepeatedLockouts => repeated_lockouts(ctx.pool, t).await,
+        Trigger::VerifyFailed => verify_failed(ctx.pool).await,
     }
 }
 
@@ -246,4 +247,38 @@ async fn repeated_lockouts(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>>
         })
         .into_iter()
         .collect())
+}
+
+/// The latest finished `verify archive` run found problems (critical: the archive may not be
+/// what arrived) or stopped with an error (warning: it is unproven). A later clean run clears it.
+async fn verify_failed(pool: &PgPool) -> Result<Vec<Finding>> {
+    let Some(run) = crate::verify::runs::latest_finished(pool).await? else {
+        return Ok(Vec::new());
+    };
+    let finding = if run.problem_count > 0 {
+        whole(
+            Severity::Critical,
+            format!(
+                "Archive verification found {} problem(s)",
+                run.problem_count
+            ),
+            format!(
+                "The run started {} checked {} messages. The Verify page lists each problem; \
+                 `daygle verify archive` prints them all.",
+                run.started_at.date(),
+                run.messages_checked
+            ),
+            "/verify",
+        )
+    } else if let Some(error) = &run.error {
+        whole(
+            Severity::Warning,
+            "Archive verification did not finish".into(),
+            format!("The run started {} stopped: {error}", run.started_at.date()),
+            "/verify",
+        )
+    } else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![finding])
 }

@@ -15,10 +15,11 @@ pub enum Trigger {
     DatabaseSize,
     DiskSpace,
     RepeatedLockouts,
+    VerifyFailed,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 8] = [
+    pub const ALL: [Trigger; 9] = [
         Trigger::SyncFailing,
         Trigger::AccountQuiet,
         Trigger::ScannerUnreachable,
@@ -27,6 +28,7 @@ impl Trigger {
         Trigger::DatabaseSize,
         Trigger::DiskSpace,
         Trigger::RepeatedLockouts,
+        Trigger::VerifyFailed,
     ];
 
     /// Stored in `alerts.trigger` and `alert_triggers.trigger`.
@@ -40,6 +42,7 @@ impl Trigger {
             Trigger::DatabaseSize => "database_size",
             Trigger::DiskSpace => "disk_space",
             Trigger::RepeatedLockouts => "repeated_lockouts",
+            Trigger::VerifyFailed => "verify_failed",
         }
     }
 
@@ -57,6 +60,7 @@ impl Trigger {
             Trigger::DatabaseSize => "The database grows past a size",
             Trigger::DiskSpace => "Free disk space runs low",
             Trigger::RepeatedLockouts => "Repeated sign-in lockouts",
+            Trigger::VerifyFailed => "Archive verification found problems or did not finish",
         }
     }
 
@@ -71,6 +75,7 @@ impl Trigger {
             Trigger::DatabaseSize => Some("GB"),
             Trigger::DiskSpace => Some("% free on the data directory's disk, below"),
             Trigger::RepeatedLockouts => Some("lockouts within an hour"),
+            Trigger::VerifyFailed => None,
         }
     }
 
@@ -86,6 +91,7 @@ impl Trigger {
             Trigger::DatabaseSize => 100,
             Trigger::DiskSpace => 10,
             Trigger::RepeatedLockouts => 3,
+            Trigger::VerifyFailed => 0,
         };
         let on = self != Trigger::MailQuarantined;
         TriggerConfig {

@@ -113,7 +113,25 @@ impl Plan {
         }
         qb.push("m.id <= ").push_bind(self.max_id).push(" AND ");
         self.grants.push_filter(qb, "m.account_id");
+        // Implied by the conditions below (a message is expired only before some cutoff), but
+        // stated on its own so the planner can range-scan the date index instead of testing
+        // every message of the archive.
         qb.push(" AND (");
+        for (i, column) in ["m.sort_date", "m.archived_at"].into_iter().enumerate() {
+            let latest = self
+                .compiled
+                .iter()
+                .filter(|c| c.column == column)
+                .map(|c| c.cutoff)
+                .max();
+            if let Some(cutoff) = latest {
+                if i > 0 && self.compiled.iter().any(|c| c.column != column) {
+                    qb.push(" OR ");
+                }
+                qb.push(format!("{column} < ")).push_bind(cutoff);
+            }
+        }
+        qb.push(") AND (");
         for (i, c) in self.compiled.iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");

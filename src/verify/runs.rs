@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::{Observer, Problem, Scope, Summary, verify_archive};
+use crate::auth::Grants;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
 
@@ -202,6 +203,33 @@ pub async fn close_abandoned(pool: &PgPool, silent_for: Duration) -> Result<u64>
 
 /// The most recent runs, newest first.
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Run>> {
+    recent_for(pool, &Grants::All, limit).await
+}
+
+/// The most recent runs, newest first, with only the problems in archive accounts `grants`
+/// allows (problems of no account, such as an orphaned blob, are shown to those who read all).
+pub async fn recent_for(pool: &PgPool, grants: &Grants, limit: i64) -> Result<Vec<Run>> {
+    Ok(sqlx::query_as!(
+        Run,
+        r#"SELECT r.id, r.trigger, r.started_at, r.finished_at, r.sample_percent,
+                  a.name AS "account?", r.blobs_checked, r.messages_checked, r.bytes_checked,
+                  r.quarantine_checked, r.problem_count,
+                  CASE WHEN $2::bigint[] IS NULL THEN r.problems
+                       ELSE coalesce((SELECT jsonb_agg(p) FROM jsonb_array_elements(r.problems) p
+                                      WHERE p->>'account' IN (SELECT g.name::text FROM accounts g
+                                                              WHERE g.id = ANY($2))), '[]')
+                  END AS "problems!: sqlx::types::Json<Vec<Problem>>", r.error
+           FROM verify_runs r LEFT JOIN accounts a ON a.id = r.account_id
+           ORDER BY r.started_at DESC, r.id DESC LIMIT $1"#,
+        limit,
+        grants.as_ids(),
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest run that has finished (for the alert).
+pub async fn latest_finished(pool: &PgPool) -> Result<Option<Run>> {
     Ok(sqlx::query_as!(
         Run,
         r#"SELECT r.id, r.trigger, r.started_at, r.finished_at, r.sample_percent,
@@ -209,10 +237,10 @@ pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Run>> {
                   r.quarantine_checked, r.problem_count,
                   r.problems AS "problems: sqlx::types::Json<Vec<Problem>>", r.error
            FROM verify_runs r LEFT JOIN accounts a ON a.id = r.account_id
-           ORDER BY r.started_at DESC, r.id DESC LIMIT $1"#,
-        limit,
+           WHERE r.finished_at IS NOT NULL
+           ORDER BY r.finished_at DESC, r.id DESC LIMIT 1"#,
     )
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await?)
 }
 

@@ -45,6 +45,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::alerts::area(),
         pages::quarantine::area(),
         pages::retention::area(),
+        pages::verify::area(),
     ]
 }
 

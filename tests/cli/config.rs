@@ -200,3 +200,93 @@ fn check_config_masks_secrets_in_its_output() {
         !stdout.contains("hunter2") && !stdout.contains(&key) && !stdout.contains("smtp-secret")
     );
 }
+
+/// Docker secrets: the database and SMTP passwords come from files named in the environment,
+/// the way docker-compose.secrets.yml hands them over.
+#[test]
+fn passwords_can_come_from_files_named_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("postgres_password");
+    // A password with characters a URL must escape, and the trailing newline `echo` leaves.
+    std::fs::write(&db_file, "p@ss:w/rd\n").unwrap();
+    let smtp_file = dir.path().join("smtp_password");
+    std::fs::write(&smtp_file, "smtp-secret\r\n").unwrap();
+    let settings = config::load_from(
+        None,
+        env(&[
+            (
+                "DAYGLE__DATABASE__URL",
+                "postgres://daygle@postgres:5432/daygle",
+            ),
+            ("DAYGLE__DATABASE__PASSWORD_FILE", db_file.to_str().unwrap()),
+            ("DAYGLE__SMTP__PASSWORD_FILE", smtp_file.to_str().unwrap()),
+        ]),
+        &[],
+    )
+    .expect("settings with password files load");
+    let url = url::Url::parse(settings.database.url.expose()).unwrap();
+    assert_eq!(url.username(), "daygle");
+    assert_eq!(url.password(), Some("p%40ss%3Aw%2Frd"));
+    assert_eq!(url.host_str(), Some("postgres"));
+    assert_eq!(url.path(), "/daygle");
+    assert_eq!(settings.smtp.password.expose(), "smtp-secret");
+    // The password reached PostgreSQL's connection options intact.
+    let options: sqlx::postgres::PgConnectOptions = settings.database.url.expose().parse().unwrap();
+    assert_eq!(options.get_username(), "daygle");
+    assert!(!format!("{settings:?}").contains("p@ss"));
+}
+
+#[test]
+fn unusable_password_files_are_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.path().join("missing");
+    let problems = |pairs: &[(&str, &str)]| -> Vec<String> {
+        config::load_from(None, env(pairs), &[])
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect()
+    };
+    let missing_text = missing.to_str().unwrap();
+    let got = problems(&[
+        ("DAYGLE__DATABASE__URL", "postgres://daygle@db/daygle"),
+        ("DAYGLE__DATABASE__PASSWORD_FILE", missing_text),
+        ("DAYGLE__SMTP__PASSWORD_FILE", empty.to_str().unwrap()),
+    ]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "database.password_file: cannot read {missing_text}"
+        )),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1],
+        format!("smtp.password_file: {} is empty", empty.display())
+    );
+
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "secret").unwrap();
+    let pw = file.to_str().unwrap();
+    assert_eq!(
+        problems(&[
+            ("DAYGLE__DATABASE__URL", "postgres://daygle:other@db/daygle"),
+            ("DAYGLE__DATABASE__PASSWORD_FILE", pw),
+            ("DAYGLE__SMTP__PASSWORD", "x"),
+            ("DAYGLE__SMTP__PASSWORD_FILE", pw),
+        ]),
+        [
+            "database.password_file: is set while database.url holds a password too; keep only one of the two",
+            "smtp.password_file: is set together with smtp.password; keep only one of the two",
+        ]
+    );
+    assert_eq!(
+        problems(&[("DAYGLE__DATABASE__PASSWORD_FILE", pw)]),
+        [
+            "database.password_file: is only used with database.url (the private cluster needs no password); set database.url or remove it"
+        ]
+    );
+}

@@ -197,6 +197,7 @@ impl SmtpServer {
             tls: "starttls".into(),
             username: USER.into(),
             password: daygle::config::Secret::new(PASSWORD),
+            password_file: String::new(),
             from: "archiver@example.org".into(),
             ca_file: self.ca_file.display().to_string(),
             timeout_secs: 10,

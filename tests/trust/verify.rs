@@ -199,3 +199,104 @@ async fn serve_runs_a_scheduled_verify_once_per_period_and_records_it() {
     assert_eq!(recent[0].messages_checked, 4);
     assert!(recent[0].passed(), "{:?}", recent[0]);
 }
+
+/// An administrator sees the last run on /verify (when, how much, each problem with a link to
+/// the message), a failed run raises an alert, and a clean run afterwards resolves it. A user
+/// who reads one archive sees only that archive's problems.
+#[tokio::test]
+async fn the_verify_page_shows_the_last_run_and_a_failed_run_raises_an_alert() {
+    use daygle::notify::evaluator::Evaluator;
+
+    let a = archive_with_mail().await;
+    let admin = a.app.set_up_admin().await;
+    let (_, empty) = a.app.page(&admin, "/verify").await;
+    assert!(empty.contains("has not been verified yet"), "{empty}");
+
+    let victim = a.sales_ids[1];
+    let flip = |on: &str| {
+        format!(
+            "UPDATE blobs SET zstd = set_byte(zstd, length(zstd) / 2, get_byte(zstd, length(zstd) / 2) # 1)
+             WHERE sha256 = (SELECT blob_sha256 FROM messages WHERE id = {on})"
+        )
+    };
+    damage(&a.app, &flip(&victim.to_string())).await;
+    let (code, out) = outcome(&run(&a.app, &["verify", "archive"]));
+    assert_eq!(code, Some(1), "{out}");
+
+    let (status, html) = a.app.page(&admin, "/verify").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("1 problem"), "{html}");
+    assert!(html.contains("4 messages"), "{html}");
+    assert!(
+        html.contains(&format!("<a href=\"/messages/{victim}\">{victim}</a>"))
+            && html.contains("sales / INBOX")
+            && html.contains("corrupt blob"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/verify\""),
+        "the navigation links the page"
+    );
+
+    // A reader of the board archive only, with the workers permission, sees no sales problem.
+    sqlx::query("INSERT INTO roles (name, permissions) VALUES ('Watcher', ARRAY['view_workers'])")
+        .execute(&a.app.pool)
+        .await
+        .unwrap();
+    let board: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE name = 'board'")
+        .fetch_one(&a.app.pool)
+        .await
+        .unwrap();
+    a.app.create_user("watcher", "Watcher", &[board]).await;
+    let watcher = a
+        .app
+        .sign_in("watcher", crate::common::auth::PASSWORD)
+        .await;
+    let (_, theirs) = a.app.page(&watcher, "/verify").await;
+    assert!(
+        theirs.contains("1 problem") && !theirs.contains("sales / INBOX"),
+        "{theirs}"
+    );
+    assert!(theirs.contains("1 more problem(s) concern archives you cannot read"));
+
+    let eval = Evaluator {
+        pool: a.app.pool.clone(),
+        scanner: None,
+        data_dir: a.app.data_path(),
+        mailer: None,
+        public_url: "https://archive.example.org".into(),
+    };
+    eval.run_once().await.unwrap();
+    let open: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT severity, title, link FROM alerts WHERE trigger = 'verify_failed' AND resolved_at IS NULL",
+    )
+    .fetch_all(&a.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        open,
+        vec![(
+            "critical".to_string(),
+            "Archive verification found 1 problem(s)".to_string(),
+            "/verify".to_string()
+        )]
+    );
+
+    // Repaired (the flip undone): the next run passes and the alert resolves.
+    damage(&a.app, &flip(&victim.to_string())).await;
+    let (code, out) = outcome(&run(&a.app, &["verify", "archive"]));
+    assert_eq!(code, Some(0), "{out}");
+    eval.run_once().await.unwrap();
+    let still_open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM alerts WHERE trigger = 'verify_failed' AND resolved_at IS NULL",
+    )
+    .fetch_one(&a.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(still_open, 0);
+    let (_, html) = a.app.page(&admin, "/verify").await;
+    assert!(
+        html.contains("passed") && html.contains("Earlier runs"),
+        "{html}"
+    );
+}

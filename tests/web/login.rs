@@ -206,3 +206,71 @@ async fn after_signing_in_you_return_to_the_page_you_asked_for() {
     let res = app.login(&c, ADMIN, PASSWORD).await;
     assert_eq!(res.headers()["location"], "/audit?action=login");
 }
+
+/// A client whose requests arrive through a proxy that says they came from `forwarded_for`.
+fn proxied_client(forwarded_for: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+async fn audited_ips(app: &crate::common::TestApp, action: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT ip FROM audit_log WHERE action = $1 ORDER BY id")
+        .bind(action)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_address_and_sign_in_limit() {
+    let app = spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 3;
+        s.server.trusted_proxies = "127.0.0.1, ::1".into();
+    })
+    .await;
+    app.set_up_admin().await;
+    // The proxy appends the address it saw to what the client sent, forged or not.
+    let noisy = proxied_client("10.9.9.9, 198.51.100.7");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = app.login(&noisy, ADMIN, "not the password at all").await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429]);
+    // Another client behind the same proxy is not held back by the first one's attempts.
+    let other = proxied_client("198.51.100.8");
+    assert_eq!(app.login(&other, ADMIN, PASSWORD).await.status(), 303);
+    assert_eq!(
+        audited_ips(&app, "login.failure").await,
+        vec!["198.51.100.7"; 3]
+    );
+    assert_eq!(
+        audited_ips(&app, "login.success").await,
+        vec!["198.51.100.8"]
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let app = spawn_app_with(|s| s.security.login_rate_per_minute = 3).await;
+    app.set_up_admin().await;
+    for n in 0..4 {
+        // A client inventing a new address each time is still one client.
+        let c = proxied_client(&format!("198.51.100.{n}"));
+        let status = app
+            .login(&c, ADMIN, "not the password at all")
+            .await
+            .status();
+        assert_eq!(status, if n < 3 { 401 } else { 429 });
+    }
+    assert_eq!(
+        audited_ips(&app, "login.failure").await,
+        vec!["127.0.0.1"; 3]
+    );
+}

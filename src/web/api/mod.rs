@@ -118,7 +118,7 @@ async fn authenticate(
     let Some(secret) = bearer(&req).map(str::to_owned) else {
         return problem::unauthorized("This API takes a bearer token: Authorization: Bearer dga_…");
     };
-    let actor = request_actor(&req);
+    let actor = request_actor(&req, &state);
     let user = match token_user(&state, &secret, actor).await {
         Ok(Some(user)) => user,
         Ok(None) => {

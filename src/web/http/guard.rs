@@ -20,6 +20,7 @@ use super::session;
 use super::state::AppState;
 use crate::audit::Actor;
 use crate::auth::{Grants, Permission, csrf, users};
+use crate::config;
 use crate::error::{Error, Result};
 
 /// Paths that need neither a session nor a user: probes and assets; and the JSON API, which
@@ -62,7 +63,7 @@ async fn run(
             return Ok(Redirect::to("/setup").into_response());
         }
     }
-    let actor = request_actor(&req);
+    let actor = request_actor(&req, &state);
     let user = load_user(&state, &session, &actor).await?;
     let token = session::csrf_token(&session).await?;
 
@@ -149,11 +150,23 @@ async fn load_user(
     })))
 }
 
-pub fn request_actor(req: &Request) -> Actor {
+/// Who is asking: the client's address (behind a `server.trusted_proxies` proxy, the one its
+/// X-Forwarded-For names) and user agent.
+pub fn request_actor(req: &Request, state: &AppState) -> Actor {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| {
+            // Validated at startup; an unparsable list trusts no one.
+            let trusted =
+                config::parse_networks(&state.settings.server.trusted_proxies).unwrap_or_default();
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            config::client_ip(c.0.ip(), forwarded, &trusted).to_string()
+        })
         .unwrap_or_default();
     let user_agent = req
         .headers()

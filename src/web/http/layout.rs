@@ -26,6 +26,7 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/holds", "Holds", Permission::ManageRetention),
     ("/workers", "Workers", Permission::ViewWorkers),
     ("/alerts", "Alerts", Permission::ViewWorkers),
+    ("/verify", "Verify", Permission::ViewWorkers),
     ("/audit", "Audit log", Permission::ViewAudit),
 ];
 

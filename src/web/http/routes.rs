@@ -199,6 +199,7 @@ pub const ALL: &[Route] = &[
     ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
     r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
+    r(Method::GET, "/verify", Permission(P::ViewWorkers)),
     r(
         Method::POST,
         "/alerts/{id}/acknowledge",

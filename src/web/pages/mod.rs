@@ -16,4 +16,5 @@ pub mod retention;
 pub mod roles;
 pub mod tokens;
 pub mod users;
+pub mod verify;
 pub mod workers;
