@@ -21,6 +21,9 @@ pub enum Error {
     Invalid { field: String, reason: String },
     #[error("{0}")]
     Conflict(String),
+    /// Too much work is queued (e.g. password checks during a sign-in flood); try again later.
+    #[error("the server is busy")]
+    Busy,
     /// clamd gave no verdict: mail is held (never stored as clean) until it answers again.
     #[error("waiting for virus scanner: {0}")]
     ScannerUnavailable(String),

@@ -97,6 +97,12 @@ impl App {
             login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
+            refusals: Arc::new(auth::refusals::Refusals::default()),
+            trusted_proxies: Arc::new(
+                config::parse_networks(&settings.server.trusted_proxies)
+                    .map_err(|e| Error::invalid("server.trusted_proxies", e))?,
+            ),
+            audit: audit::Writer::start(database.pool.clone()),
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
@@ -248,7 +254,8 @@ async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
     }
 }
 
-/// Deletes expired sessions and forgets idle rate-limit keys, until shutdown.
+/// Deletes expired sessions, forgets idle rate-limit keys and writes the minute's refused
+/// sign-in attempts to the audit log, until shutdown (and the last minute's at shutdown).
 async fn session_upkeep(state: AppState) {
     let store = tower_sessions_sqlx_store::PostgresStore::new(state.pool.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -261,8 +268,16 @@ async fn session_upkeep(state: AppState) {
                     tracing::warn!(error = %e, "could not delete expired sessions");
                 }
                 state.login_limiter.retain_recent();
+                flush_refusals(&state).await;
             }
             _ = state.shutdown.cancelled() => break,
         }
+    }
+    flush_refusals(&state).await;
+}
+
+async fn flush_refusals(state: &AppState) {
+    if let Err(e) = state.refusals.flush(&state.pool).await {
+        tracing::warn!(error = %crate::error::chain(&e), "could not record refused sign-in attempts");
     }
 }

@@ -14,8 +14,10 @@ pub mod chain;
 pub mod event;
 pub mod query;
 pub mod seal;
+pub mod writer;
 
 pub use event::{Action, Actor, AuditEvent, Target};
+pub use writer::Writer;
 
 use sqlx::{Acquire, PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -36,13 +38,26 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<()> {
 /// export's manifest to cite.
 pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64> {
     let mut tx = conn.begin().await?;
+    let mut prev = lock_chain(&mut tx).await?;
+    let id = append(&mut tx, &mut prev, event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Takes the chain lock until the end of the transaction; returns the hash of the newest row.
+async fn lock_chain(conn: &mut PgConnection) -> Result<String> {
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let prev = sqlx::query_scalar!("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
-    let prev = prev.unwrap_or_else(|| chain::GENESIS.to_string());
+    Ok(prev.unwrap_or_else(|| chain::GENESIS.to_string()))
+}
+
+/// Inserts `event` after the row whose hash is `prev` (the caller holds the chain lock) and
+/// moves `prev` on to the new row's hash.
+async fn append(conn: &mut PgConnection, prev: &mut String, event: &AuditEvent) -> Result<i64> {
     let at = chain::truncate_to_micros(OffsetDateTime::now_utc());
     let row = chain::Row {
         id: 0,
@@ -54,7 +69,7 @@ pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) ->
         action: event.action.as_str().to_string(),
         target: event.target.to_string(),
         details: with_token(&event.details, event.api_token),
-        prev_hash: prev,
+        prev_hash: prev.clone(),
         hash: String::new(),
     };
     let hash = chain::hash_row(&row);
@@ -72,9 +87,9 @@ pub async fn record_returning_id(conn: &mut PgConnection, event: &AuditEvent) ->
         row.prev_hash,
         hash,
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
-    tx.commit().await?;
+    *prev = hash;
     Ok(id)
 }
 

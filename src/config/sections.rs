@@ -68,6 +68,9 @@ pub struct ServerSettings {
     /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
     /// names the client. Empty: the TCP peer is the client.
     pub trusted_proxies: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (or from
+    /// loopback). Empty: `/metrics` is public.
+    pub metrics_token: Secret,
 }
 
 impl Default for ServerSettings {
@@ -78,6 +81,7 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             max_request_bytes: 10 * 1024 * 1024,
             trusted_proxies: String::new(),
+            metrics_token: Secret::default(),
         }
     }
 }

@@ -71,3 +71,58 @@ async fn metrics_count_requests_by_route_and_show_pool_figures() {
     assert!(text.contains("db_pool_connections{state=\"idle\"}"));
     assert!(text.contains("db_pool_max_connections"));
 }
+
+#[tokio::test]
+async fn probes_show_details_and_metrics_only_to_the_operator() {
+    let app = crate::common::spawn_app_with(|s| {
+        // Requests arrive through a proxy on loopback; the client is whoever it forwards.
+        s.server.trusted_proxies = "127.0.0.1".into();
+        s.server.metrics_token = daygle::config::Secret::new("probe-token-0123456789");
+    })
+    .await;
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let get = |path: &str, forwarded: &str, token: Option<&str>| {
+        let mut req = app
+            .client
+            .get(app.url(path))
+            .header("x-forwarded-for", forwarded);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.send()
+    };
+    // An outsider learns only the verdicts.
+    let res = get("/readyz", "203.0.113.5", None).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["migrations"]["ok"], false);
+    assert_eq!(body["migrations"]["detail"], "failing");
+    assert_eq!(body["database"]["detail"], "ok");
+    let res = get("/metrics", "203.0.113.5", None).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = get("/metrics", "203.0.113.5", Some("a guess"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The operator: with the token, or from loopback.
+    let res = get("/readyz", "203.0.113.5", Some("probe-token-0123456789"))
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["migrations"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("daygle migrate")
+    );
+    let res = get("/metrics", "203.0.113.5", Some("probe-token-0123456789"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 200, "loopback");
+}

@@ -14,7 +14,7 @@ use super::{audit_read, json};
 use crate::archive::listing::{Cursor, MessageSummary};
 use crate::archive::reading;
 use crate::archive::threads;
-use crate::audit::{Action, AuditEvent, Target, record_now};
+use crate::audit::{Action, AuditEvent, Target};
 use crate::error::{Error, Result};
 use crate::web::http::extract::{Require, perm};
 use crate::web::http::routes::Area;
@@ -165,7 +165,7 @@ pub async fn search(
         "filters": list.to_query_string(),
         "after": params.after,
     }));
-    record_now(&state.pool, &event).await?;
+    state.audit.record(event).await?;
     Ok(json(&SearchPage {
         items: page.items.into_iter().map(MessageItem::from).collect(),
         next: page.next.map(|c| c.encode()),

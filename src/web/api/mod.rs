@@ -27,7 +27,7 @@ use super::http::extract::CurrentUser;
 use super::http::guard::request_actor;
 use super::http::routes::Area;
 use super::http::state::AppState;
-use crate::audit::{Action, AuditEvent, Target, record_now};
+use crate::audit::{Action, AuditEvent, Target};
 use crate::auth::{Grants, tokens, users};
 use crate::error::Result;
 
@@ -187,13 +187,15 @@ pub async fn audit_read(
 ) -> Result<()> {
     let mut details = details;
     details["route"] = route.as_str().into();
-    record_now(
-        &state.pool,
-        &AuditEvent::by(&user.actor, Action::ApiRead)
-            .target(target)
-            .details(details),
-    )
-    .await
+    state
+        .audit
+        .record(
+            AuditEvent::by(&user.actor, Action::ApiRead)
+                .target(target)
+                .details(details),
+        )
+        .await
+        .map(|_| ())
 }
 
 /// 200 with a JSON body.

@@ -67,6 +67,15 @@ impl IntoResponse for Error {
             Error::Refused(msg) => page(StatusCode::FORBIDDEN, msg.clone()),
             Error::Invalid { .. } => page(StatusCode::UNPROCESSABLE_ENTITY, self.to_string()),
             Error::Conflict(msg) => page(StatusCode::CONFLICT, msg.clone()),
+            Error::Busy => {
+                let mut r = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Wait a moment and try again.",
+                );
+                r.headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+                r
+            }
             _ => {
                 tracing::error!(error = %crate::error::chain(&self), "request failed");
                 page(

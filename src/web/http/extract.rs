@@ -5,19 +5,16 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use serde::de::DeserializeOwned;
-use tower_sessions::Session;
-
-use super::error;
-use super::session;
+use super::{cookies, error};
 use crate::audit::Actor;
 use crate::auth::{Grants, Permission, PermissionSet, csrf};
 use crate::error::Error;
 use crate::render::format;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
 
 /// The signed-in user of this request, with their permissions and archive grants.
 #[derive(Debug, Clone)]
@@ -62,16 +59,18 @@ impl CurrentUser {
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
-/// Refusal for a request without a (valid) session: the sign-in page for a browser GET,
-/// 401 otherwise.
+/// Refusal for a request without a (valid) session: the sign-in page for a browser GET (which
+/// remembers the page asked for in a cookie), 401 otherwise.
 pub struct SignInRequired {
-    redirect: bool,
+    redirect: Option<HeaderValue>,
 }
 
 impl IntoResponse for SignInRequired {
     fn into_response(self) -> Response {
-        if self.redirect {
-            Redirect::to("/login").into_response()
+        if let Some(next) = self.redirect {
+            let mut r = Redirect::to("/login").into_response();
+            r.headers_mut().append(header::SET_COOKIE, next);
+            r
         } else {
             error::page(StatusCode::UNAUTHORIZED, "Please sign in first.")
         }
@@ -85,16 +84,15 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
         if let Some(user) = parts.extensions.get::<Arc<CurrentUser>>() {
             return Ok(CurrentUser::clone(user));
         }
-        let redirect = matches!(parts.method, Method::GET | Method::HEAD);
-        if redirect && let Some(session) = parts.extensions.get::<Session>() {
-            let next = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".into());
-            // Best effort: failing to remember the page only costs a redirect to "/".
-            let _ = session::set_next(session, &next).await;
-        }
+        let redirect = matches!(parts.method, Method::GET | Method::HEAD).then(|| {
+            let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let secure = parts
+                .extensions
+                .get::<cookies::Secure>()
+                .copied()
+                .unwrap_or(cookies::Secure(true));
+            cookies::remember_next(next, secure)
+        });
         Err(SignInRequired { redirect })
     }
 }

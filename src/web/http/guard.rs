@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
+use super::cookies;
 use super::error::{self, ErrorPageInfo};
 use super::extract::{CsrfToken, CurrentUser};
 use super::layout::PageContext;
@@ -65,7 +66,9 @@ async fn run(
     }
     let actor = request_actor(&req, &state);
     let user = load_user(&state, &session, &actor).await?;
-    let token = session::csrf_token(&session).await?;
+    let secure = cookies::Secure(state.settings.served_over_https());
+    let nonce = cookies::read(req.headers(), cookies::CSRF);
+    let (token, new_nonce) = csrf_token(&state, &session, nonce).await?;
 
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         if !origin_ok(&req, &state) {
@@ -89,11 +92,40 @@ async fn run(
 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     req.extensions_mut().insert(actor.clone());
+    req.extensions_mut().insert(secure);
     if let Some(u) = &user {
         req.extensions_mut().insert(u.clone());
     }
     let response = next.run(req).await;
-    Ok(with_user_layout(response, user.as_deref(), &token))
+    let mut response = with_user_layout(response, user.as_deref(), &token);
+    if let Some(nonce) = new_nonce {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::set(cookies::CSRF, &nonce, None, secure),
+        );
+    }
+    Ok(response)
+}
+
+/// The CSRF token of this request: the session's own when there is a session with one (signed
+/// in), else the HMAC of the visitor's nonce cookie under the session key — with a new nonce
+/// to set when the visitor has none. No session row is created for anonymous visitors.
+async fn csrf_token(
+    state: &AppState,
+    session: &Session,
+    nonce: Option<String>,
+) -> Result<(String, Option<String>)> {
+    if let Some(token) = session::stored_csrf(session).await? {
+        return Ok((token, None));
+    }
+    let key: &[u8; 32] = &state.keys.session;
+    Ok(match nonce.filter(|n| csrf::is_nonce(n)) {
+        Some(nonce) => (csrf::anonymous_token(key, &nonce), None),
+        None => {
+            let nonce = csrf::new_token();
+            (csrf::anonymous_token(key, &nonce), Some(nonce))
+        }
+    })
 }
 
 /// The signed-in user, if the session is still valid; an invalid one is ended here.
@@ -157,15 +189,12 @@ pub fn request_actor(req: &Request, state: &AppState) -> Actor {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| {
-            // Validated at startup; an unparsable list trusts no one.
-            let trusted =
-                config::parse_networks(&state.settings.server.trusted_proxies).unwrap_or_default();
             let forwarded = req
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok());
-            config::client_ip(c.0.ip(), forwarded, &trusted).to_string()
+            config::client_ip(c.0.ip(), forwarded, &state.trusted_proxies).to_string()
         })
         .unwrap_or_default();
     let user_agent = req

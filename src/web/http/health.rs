@@ -2,11 +2,14 @@
 
 use super::routes::Area;
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
+use super::client;
 use super::state::AppState;
 use crate::db;
 
@@ -48,8 +51,20 @@ struct Check {
     detail: String,
 }
 
-/// Ready when the database answers and its schema matches this binary's migrations.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Ready when the database answers and its schema matches this binary's migrations. The
+/// details (error text, clamd's address and version) are for the operator only (loopback, or
+/// the metrics token); everyone else sees the verdicts.
+async fn readyz(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let operator = client::is_operator(
+        peer.ip(),
+        &headers,
+        &state.trusted_proxies,
+        state.settings.server.metrics_token.expose(),
+    );
     let database = match sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&state.pool)
         .await
@@ -103,6 +118,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         None => None,
     };
     let ready = database.ok && migrations.ok;
+    let (mut database, mut migrations, mut clamav) = (database, migrations, clamav);
+    if !operator {
+        for check in [&mut database, &mut migrations] {
+            check.detail = if check.ok { "ok" } else { "failing" }.into();
+        }
+        if let Some(c) = clamav.as_mut() {
+            c.address = String::new();
+            c.detail = if c.reachable { "ok" } else { "unreachable" }.into();
+        }
+    }
     let code = if ready {
         StatusCode::OK
     } else {

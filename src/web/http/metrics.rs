@@ -3,11 +3,15 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use super::client;
 use super::state::AppState;
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -72,8 +76,24 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: public, unless `server.metrics_token` is set; then only for loopback
+/// clients and requests carrying the token.
+pub async fn render(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = state.settings.server.metrics_token.expose();
+    if !token.trim().is_empty()
+        && !client::is_operator(peer.ip(), &headers, &state.trusted_proxies, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need the bearer token (server.metrics_token)\n",
+        )
+            .into_response();
+    }
     let pool = &state.pool;
     metrics::gauge!("db_pool_connections", "state" => "idle").set(pool.num_idle() as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use")
@@ -86,4 +106,5 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }

@@ -3,6 +3,8 @@
 //! downloads and the health endpoints. Pages live in `web::pages`.
 
 pub mod assets;
+pub mod client;
+pub mod cookies;
 pub mod download;
 pub mod error;
 pub mod extract;

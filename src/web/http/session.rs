@@ -4,6 +4,10 @@
 //! [`touch`] rewrites `seen` at most once a minute; the absolute limit counts from `login_at`.
 //! `epoch` is compared with `users.session_epoch` on every request: bumping the column ends
 //! every session of that user without having to find their rows.
+//!
+//! A session row is created only at sign-in (or at the second-factor step after a right
+//! password): anonymous visitors get the cookies of `cookies` instead, so requests without a
+//! cookie never write to the session table.
 
 use time::OffsetDateTime;
 use tower_sessions::cookie::SameSite;
@@ -23,7 +27,6 @@ const LOGIN_AT: &str = "login_at";
 const SEEN: &str = "seen";
 const CSRF: &str = "csrf";
 const PENDING_2FA: &str = "pending_2fa";
-const NEXT: &str = "next";
 
 /// The session layer: PostgreSQL store, secure cookie settings from the config.
 pub fn layer(store: PostgresStore, settings: &Settings) -> SessionManagerLayer<PostgresStore> {
@@ -121,6 +124,12 @@ pub async fn touch(session: &Session, s: &SignedIn) -> Result<()> {
     Ok(())
 }
 
+/// The session's CSRF token, if it has one (signed-in sessions do). Reading it never creates
+/// a session.
+pub async fn stored_csrf(session: &Session) -> Result<Option<String>> {
+    session.get::<String>(CSRF).await.map_err(store_error)
+}
+
 /// The session's CSRF token, created on first use.
 pub async fn csrf_token(session: &Session) -> Result<String> {
     if let Some(t) = session.get::<String>(CSRF).await.map_err(store_error)? {
@@ -147,19 +156,6 @@ pub async fn pending_second_factor(session: &Session) -> Result<Option<i64>> {
         .await
         .map_err(store_error)?;
     Ok(pending.and_then(|(id, at)| (now() - at < 300).then_some(id)))
-}
-
-/// Remembers the page to return to after sign-in.
-pub async fn set_next(session: &Session, next: &str) -> Result<()> {
-    session.insert(NEXT, next).await.map_err(store_error)
-}
-
-/// Where to go after sign-in: a local path saved when the login redirect happened.
-pub async fn take_next(session: &Session) -> Result<String> {
-    let next: Option<String> = session.remove(NEXT).await.map_err(store_error)?;
-    Ok(next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
-        .unwrap_or_else(|| "/".into()))
 }
 
 const TOTP_ENROL: &str = "totp_enrol";

@@ -9,6 +9,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use crate::audit;
+use crate::auth::refusals::Refusals;
 use crate::config::Settings;
 use crate::scan::Scanner;
 use crate::secrets::Keys;
@@ -23,8 +25,15 @@ pub struct AppState {
     /// clamd, when `clamav.enabled`; shares one concurrency limit across all its users.
     pub scanner: Option<Scanner>,
     pub shutdown: CancellationToken,
-    /// Sign-in attempts per client IP (security.login_rate_per_minute).
+    /// Sign-in attempts per client address, keyed by `client::limit_key` (IPv4 address or
+    /// IPv6 /64; security.login_rate_per_minute).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Sign-in attempts the limiter refused, written to the audit log once a minute.
+    pub refusals: Arc<Refusals>,
+    /// `server.trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<crate::config::IpNet>>,
+    /// Group commit for audit rows of reads and other stand-alone events.
+    pub audit: audit::Writer,
     /// Set once a user exists; from then on `/setup` is gone for good (checked in SQL too).
     pub setup_done: Arc<AtomicBool>,
 }

@@ -6,21 +6,21 @@ use std::sync::atomic::Ordering;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::audit::{self, Action, Actor, AuditEvent, Target};
+use crate::audit::{Action, Actor, AuditEvent, Target};
 use crate::auth::login::{self, LockoutPolicy, LoginOutcome};
 use crate::auth::{manage, users};
 use crate::error::{Error, Result};
-use crate::web::http::error;
 use crate::web::http::extract::{CsrfForm, CsrfToken, CurrentUser, MaybeUser, NoFields};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
+use crate::web::http::{client, cookies, error};
 
 /// The routes of setup, sign-in, two-factor and sign-out.
 pub fn area() -> Area {
@@ -157,20 +157,18 @@ fn policy(state: &AppState) -> LockoutPolicy {
     }
 }
 
-/// Per-IP limit on sign-in attempts (password and TOTP steps share it).
+/// Per-address limit on sign-in attempts (password and TOTP steps share it), counted per IPv4
+/// address or IPv6 /64. Refusals are tallied and audited once a minute per address.
 async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response>> {
     let ip: IpAddr = actor
         .ip
         .parse()
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if state.login_limiter.check_key(&ip).is_ok() {
+    let key = client::limit_key(ip);
+    if state.login_limiter.check_key(&key).is_ok() {
         return Ok(None);
     }
-    audit::record_now(
-        &state.pool,
-        &AuditEvent::by(actor, Action::LoginRateLimited),
-    )
-    .await?;
+    state.refusals.note(&key.to_string(), actor);
     let mut r = error::page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many sign-in attempts from your address. Wait a minute and try again.",
@@ -182,6 +180,7 @@ async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response
 
 async fn login_submit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     session: Session,
     CsrfToken(token): CsrfToken,
     actor: Actor,
@@ -201,7 +200,7 @@ async fn login_submit(
     match outcome {
         LoginOutcome::Success(user) => {
             session::sign_in(&session, user.id, user.session_epoch).await?;
-            Ok(Redirect::to(&session::take_next(&session).await?).into_response())
+            Ok(back_to_next(&state, &headers))
         }
         LoginOutcome::NeedsSecondFactor(user) => {
             session::set_pending_second_factor(&session, user.id).await?;
@@ -217,6 +216,15 @@ async fn login_submit(
         )
             .into_response()),
     }
+}
+
+/// After sign-in: to the page asked for before the sign-in redirect, forgetting it.
+fn back_to_next(state: &AppState, headers: &HeaderMap) -> Response {
+    let secure = cookies::Secure(state.settings.served_over_https());
+    let (next, clear) = cookies::take_next(headers, secure);
+    let mut r = Redirect::to(&next).into_response();
+    r.headers_mut().append(header::SET_COOKIE, clear);
+    r
 }
 
 #[derive(Template, WebTemplate)]
@@ -244,6 +252,7 @@ struct TotpForm {
 
 async fn totp_submit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     session: Session,
     CsrfToken(token): CsrfToken,
     actor: Actor,
@@ -267,7 +276,7 @@ async fn totp_submit(
     match outcome {
         LoginOutcome::Success(user) => {
             session::sign_in(&session, user.id, user.session_epoch).await?;
-            Ok(Redirect::to(&session::take_next(&session).await?).into_response())
+            Ok(back_to_next(&state, &headers))
         }
         _ => Ok((
             StatusCode::UNAUTHORIZED,
@@ -286,11 +295,10 @@ async fn logout(
     user: CurrentUser,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    audit::record_now(
-        &state.pool,
-        &AuditEvent::by(&user.actor, Action::Logout).target(Target::User(user.id)),
-    )
-    .await?;
+    state
+        .audit
+        .record(AuditEvent::by(&user.actor, Action::Logout).target(Target::User(user.id)))
+        .await?;
     session::end(&session).await?;
     Ok(Redirect::to("/login").into_response())
 }

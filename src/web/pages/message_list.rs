@@ -15,7 +15,7 @@ use time::macros::format_description;
 use crate::archive::export::{self, Format};
 use crate::archive::listing::{Cursor, Filters, Listing, MessageSummary, Sort};
 use crate::archive::search::{self, Query as SearchQuery};
-use crate::audit::{Action, AuditEvent, record_now, record_now_returning_id};
+use crate::audit::{Action, AuditEvent};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::web::http::download;
@@ -220,7 +220,7 @@ async fn list(
     if searching && cursor.is_none() {
         let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
-        record_now(&state.pool, &event).await?;
+        state.audit.record(event).await?;
     }
     let base = params.to_query_string();
     Ok(ListPage {
@@ -375,7 +375,7 @@ pub(crate) async fn begin_export(
         None => format!("{count} selected messages"),
     };
     let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
-    let seq = record_now_returning_id(&state.pool, &event).await?;
+    let seq = state.audit.record(event).await?;
     let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let held = if user.can(crate::auth::Permission::ManageQuarantine) {
         export::HeldMail::Include

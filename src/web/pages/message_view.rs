@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
-use crate::audit::{Action, AuditEvent, Target, record_now};
+use crate::audit::{Action, AuditEvent, Target};
 use crate::auth::Permission;
 use crate::error::{Error, Result};
 use crate::render::format;
@@ -61,7 +61,7 @@ pub(crate) async fn audit(
     let event = AuditEvent::by(&user.actor, action)
         .target(Target::Message(row.id))
         .details(serde_json::json!({ "account": row.account_name, "sha256": row.sha256_hex() }));
-    record_now(&state.pool, &event).await
+    state.audit.record(event).await.map(|_| ())
 }
 
 struct AttachmentView {
@@ -298,7 +298,7 @@ pub(crate) async fn attachment(
     let event = AuditEvent::by(&user.actor, Action::MailAttachment)
         .target(Target::Message(m.id))
         .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
-    record_now(&state.pool, &event).await?;
+    state.audit.record(event).await?;
     let name = safe_filename(p.filename.as_deref(), &format!("attachment-{n}"));
     Ok(download::attachment(
         &name,
@@ -327,7 +327,7 @@ async fn inline_part(
     let event = AuditEvent::by(&user.actor, Action::MailInlineImage)
         .target(Target::Message(m.id))
         .details(serde_json::json!({ "cid": cid, "size": p.size }));
-    record_now(&state.pool, &event).await?;
+    state.audit.record(event).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

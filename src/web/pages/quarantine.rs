@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::audit::{self, Action, AuditEvent, Target};
+use crate::audit::{Action, AuditEvent, Target};
 use crate::auth::{VisibleAccount, roles, users, visible_accounts};
 use crate::error::{Error, Result};
 use crate::ingest::release::ReleaseRequest;
@@ -233,13 +233,14 @@ async fn download(
     let mut conn = state.pool.acquire().await?;
     let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
     drop(conn);
-    audit::record_now(
-        &state.pool,
-        &AuditEvent::by(&user.actor, Action::QuarantineDownload)
-            .target(Target::Quarantine(id))
-            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-    )
-    .await?;
+    state
+        .audit
+        .record(
+            AuditEvent::by(&user.actor, Action::QuarantineDownload)
+                .target(Target::Quarantine(id))
+                .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
+        )
+        .await?;
     // application/octet-stream, not message/rfc822: a browser must save it, never open it.
     Ok(crate::web::http::download::attachment(
         &format!("quarantine-{id}.eml"),
