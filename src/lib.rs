@@ -16,6 +16,7 @@ pub mod reseal;
 pub mod retention;
 pub mod scan;
 pub mod secrets;
+pub mod settings;
 pub mod telemetry;
 pub mod verify;
 pub mod web;
@@ -93,7 +94,10 @@ impl App {
             .map_err(|e| Error::context("create the session table", e))?;
         let per_minute = std::num::NonZeroU32::new(settings.security.login_rate_per_minute)
             .unwrap_or(std::num::NonZeroU32::MIN);
+        let live = Arc::new(settings::Live::new(settings.clone()));
+        settings::store::reload(&database.pool, &keys.sealing, &live).await?;
         let state = AppState {
+            live,
             login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
@@ -186,21 +190,13 @@ impl App {
                 pool: state.pool.clone(),
                 scanner: state.scanner.clone(),
                 data_dir: state.settings.data_dir(),
-                mailer: notify::mailer::Mailer::from_settings(&state.settings.smtp),
+                smtp: notify::evaluator::Smtp::Live(state.live.clone()),
                 public_url: state.settings.public_url(),
             }
             .run_until_stopped(shutdown.clone()),
         );
-        if let Ok(Some(daily)) =
-            retention::schedule::Daily::parse(&state.settings.retention.schedule)
-        {
-            tasks.spawn(retention::schedule::run_until_stopped(
-                state.pool.clone(),
-                daily,
-                state.settings.retention.batch_size,
-                shutdown.clone(),
-            ));
-        }
+        tasks.spawn(settings_upkeep(state.clone()));
+        tasks.spawn(retention_schedule(state.clone()));
         tasks.spawn(archive::search::reindex::background(
             state.pool.clone(),
             shutdown.clone(),
@@ -208,7 +204,7 @@ impl App {
         if state.settings.sync.enabled {
             tasks.spawn(ingest::scheduler::run_until_stopped(
                 state.pool.clone(),
-                state.settings.clone(),
+                state.live.clone(),
                 state.keys.clone(),
                 shutdown.clone(),
             ));
@@ -250,6 +246,57 @@ async fn metrics_upkeep(metrics: Metrics, shutdown: CancellationToken) {
         tokio::select! {
             _ = tick.tick() => metrics.upkeep(),
             _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Re-reads the settings stored from the settings page every half minute, so several
+/// processes on one database agree within that time (the process that saved applies at once).
+async fn settings_upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = settings::store::reload(&state.pool, &state.keys.sealing, &state.live).await {
+                    tracing::warn!(error = %error::chain(&e), "could not re-read the stored settings");
+                }
+            }
+            _ = state.shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Runs the daily retention purge at `retention.schedule`, restarting it whenever the
+/// schedule changes on the settings page (checked every minute); none while it is off.
+async fn retention_schedule(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut running: Option<(String, CancellationToken)> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.shutdown.cancelled() => break,
+        }
+        let now = state.live.get();
+        let schedule = now.retention.schedule.trim().to_string();
+        if running.as_ref().is_some_and(|(s, _)| *s == schedule) {
+            continue;
+        }
+        if let Some((_, stop)) = running.take() {
+            stop.cancel();
+        }
+        if let Ok(Some(daily)) = retention::schedule::Daily::parse(&schedule) {
+            let stop = state.shutdown.child_token();
+            tokio::spawn(retention::schedule::run_until_stopped(
+                state.pool.clone(),
+                daily,
+                now.retention.batch_size,
+                stop.clone(),
+            ));
+            running = Some((schedule, stop));
+        } else {
+            running = Some((schedule, state.shutdown.child_token()));
         }
     }
 }

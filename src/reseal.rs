@@ -18,13 +18,16 @@ pub enum Sealed {
     TotpSecret,
     /// `quarantine.wrapped_key`: each quarantined message's data key, bound to the row.
     QuarantineDataKey,
+    /// `settings.sealed`: secret runtime settings (the SMTP password), bound to their key.
+    SettingSecret,
 }
 
 impl Sealed {
-    pub const ALL: [Sealed; 3] = [
+    pub const ALL: [Sealed; 4] = [
         Sealed::AccountPassword,
         Sealed::TotpSecret,
         Sealed::QuarantineDataKey,
+        Sealed::SettingSecret,
     ];
 
     /// Where the values live: (table, column).
@@ -33,6 +36,7 @@ impl Sealed {
             Sealed::AccountPassword => ("accounts", "password_sealed"),
             Sealed::TotpSecret => ("users", "totp_secret"),
             Sealed::QuarantineDataKey => ("quarantine", "wrapped_key"),
+            Sealed::SettingSecret => ("settings", "sealed"),
         }
     }
 
@@ -41,6 +45,7 @@ impl Sealed {
             Sealed::AccountPassword => "account_passwords",
             Sealed::TotpSecret => "totp_secrets",
             Sealed::QuarantineDataKey => "quarantine_keys",
+            Sealed::SettingSecret => "setting_secrets",
         }
     }
 }
@@ -83,6 +88,7 @@ pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<Res
             Sealed::AccountPassword => crate::ingest::accounts::reseal_all(tx, keys).await?,
             Sealed::TotpSecret => crate::auth::totp::reseal_all(tx, keys).await?,
             Sealed::QuarantineDataKey => crate::scan::quarantine::reseal_all(tx, keys).await?,
+            Sealed::SettingSecret => crate::settings::store::reseal_all(tx, keys).await?,
         };
         counts.push((kind, n));
     }

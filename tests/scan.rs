@@ -11,6 +11,7 @@ mod scan {
     mod import;
     mod ingest;
     mod quarantine;
+    mod release;
     mod rescan;
     mod samples;
     mod scanner;

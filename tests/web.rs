@@ -15,6 +15,7 @@ mod web {
     mod matrix;
     mod retention;
     mod sessions;
+    mod settings;
     mod setup;
     mod users;
 }

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
@@ -70,7 +70,6 @@ pub enum HeldMail {
     Withhold,
 }
 
-#[derive(FromRow)]
 struct Item {
     id: i64,
     blob_sha256: Vec<u8>,
@@ -153,20 +152,21 @@ async fn produce(
 ) -> Result<()> {
     let held_back: Vec<ScanStatus> = super::reading::HELD_BACK.to_vec();
     for chunk in ids.chunks(CHUNK) {
-        let items: Vec<Item> = sqlx::query_as(
-            "SELECT m.id, m.blob_sha256, b.size,
-                    CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
-                    m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date,
-                    a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
-             FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
-             JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
-             JOIN accounts a ON a.id = m.account_id
-             WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord",
+        let items = sqlx::query_as!(
+            Item,
+            r#"SELECT m.id, m.blob_sha256, b.size,
+                      CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
+                      m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date AS "sort_date!",
+                      a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
+               FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, ord)
+               JOIN messages m ON m.id = wanted.id JOIN blobs b ON b.sha256 = m.blob_sha256
+               JOIN accounts a ON a.id = m.account_id
+               WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2)) ORDER BY wanted.ord"#,
+            chunk,
+            grants.as_ids(),
+            held == HeldMail::Include,
+            &held_back as _,
         )
-        .bind(chunk)
-        .bind(grants.as_bind())
-        .bind(held == HeldMail::Include)
-        .bind(&held_back)
         .fetch_all(pool)
         .await?;
         for item in items {

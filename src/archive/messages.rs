@@ -94,7 +94,7 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
         virus_name.push(m.virus_name.as_deref());
     }
     // One statement per batch; the search vector was built by the application's tokenizer.
-    let inserted: Vec<(i64, i32)> = sqlx::query_as(
+    let inserted: Vec<(i64, i32)> = sqlx::query!(
         "INSERT INTO messages (account_id, folder, uidvalidity, uid, blob_sha256, size,
              internal_date, flags, message_id, subject, from_addr, to_addrs, cc_addrs, bcc_addrs,
              reply_to, in_reply_to, refs, date, attachment_count, snippet, parse_error, search,
@@ -116,34 +116,37 @@ pub async fn insert_many(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<
          ORDER BY t.ord
          ON CONFLICT DO NOTHING
          RETURNING id, attachment_count",
+        &account,
+        &folder as _,
+        &uidvalidity as _,
+        &uid as _,
+        &sha,
+        &size,
+        &internal_date as _,
+        &flags,
+        &message_id as _,
+        &subject as _,
+        &from as _,
+        &to as _,
+        &cc as _,
+        &bcc as _,
+        &reply_to as _,
+        &in_reply_to as _,
+        &refs as _,
+        &date as _,
+        &attachment_count,
+        &snippet as _,
+        &parse_error as _,
+        &search as _,
+        &scan_status as _,
+        &virus_name as _,
+        &search_pending,
     )
-    .bind(&account)
-    .bind(&folder)
-    .bind(&uidvalidity)
-    .bind(&uid)
-    .bind(&sha)
-    .bind(&size)
-    .bind(&internal_date)
-    .bind(&flags)
-    .bind(&message_id)
-    .bind(&subject)
-    .bind(&from)
-    .bind(&to)
-    .bind(&cc)
-    .bind(&bcc)
-    .bind(&reply_to)
-    .bind(&in_reply_to)
-    .bind(&refs)
-    .bind(&date)
-    .bind(&attachment_count)
-    .bind(&snippet)
-    .bind(&parse_error)
-    .bind(&search)
-    .bind(&scan_status)
-    .bind(&virus_name)
-    .bind(&search_pending)
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.attachment_count))
+    .collect();
     if inserted.iter().any(|(_, count)| *count > 0) {
         insert_attachments(tx, batch, &inserted).await?;
     }
@@ -158,11 +161,15 @@ async fn insert_attachments(
     inserted: &[(i64, i32)],
 ) -> Result<()> {
     let ids: Vec<i64> = inserted.iter().map(|(id, _)| *id).collect();
-    let keys: Vec<(i64, Option<i64>, Vec<u8>)> =
-        sqlx::query_as("SELECT id, uid, blob_sha256 FROM messages WHERE id = ANY($1::bigint[])")
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
+    let keys: Vec<(i64, Option<i64>, Vec<u8>)> = sqlx::query!(
+        "SELECT id, uid, blob_sha256 FROM messages WHERE id = ANY($1::bigint[])",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.uid, r.blob_sha256))
+    .collect();
     let mut message = Vec::new();
     let mut part = Vec::new();
     let mut name = Vec::new();
@@ -183,15 +190,15 @@ async fn insert_attachments(
             size.push(a.size);
         }
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO attachments (message_id, part_index, filename, content_type, size)
          SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[])",
+        &message,
+        &part,
+        &name as _,
+        &ctype as _,
+        &size,
     )
-    .bind(&message)
-    .bind(&part)
-    .bind(&name)
-    .bind(&ctype)
-    .bind(&size)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -199,21 +206,24 @@ async fn insert_attachments(
 
 /// How many copies an account has archived.
 pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM messages WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_one(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM messages WHERE account_id = $1"#,
+        account_id
     )
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// How many copies each account has archived, by account id (accounts with none are absent).
 pub async fn count_by_account(db: impl PgExecutor<'_>) -> Result<HashMap<i64, i64>> {
-    let rows: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT account_id, count(*) FROM messages GROUP BY account_id")
+    Ok(
+        sqlx::query!(r#"SELECT account_id, count(*) AS "n!" FROM messages GROUP BY account_id"#)
             .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().collect())
+            .await?
+            .into_iter()
+            .map(|r| (r.account_id, r.n))
+            .collect(),
+    )
 }
 
 /// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the
@@ -235,7 +245,7 @@ pub async fn rebind_to_new_uidvalidity(
     if uids.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "WITH t AS (
              SELECT DISTINCT ON (sha) uid, sha FROM unnest($4::bigint[], $5::bytea[]) AS t(uid, sha)
              WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = $1 AND m.folder = $2
@@ -254,13 +264,34 @@ pub async fn rebind_to_new_uidvalidity(
          UPDATE messages m SET uidvalidity = $3, uid = t.uid
          FROM old JOIN t ON t.sha = old.blob_sha256
          WHERE m.id = old.id",
+        account_id,
+        folder,
+        uidvalidity,
+        &uids,
+        &shas,
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(&uids)
-    .bind(&shas)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Whether the folder holds a copy with this content under `uidvalidity`.
+pub async fn folder_holds(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    sha256: &[u8],
+) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM messages
+             WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3 AND blob_sha256 = $4)
+           AS "held!""#,
+        account_id,
+        folder,
+        uidvalidity,
+        sha256,
+    )
+    .fetch_one(&mut *conn)
+    .await?)
 }

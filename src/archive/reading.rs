@@ -5,7 +5,7 @@
 //! not exist and for one the reader may not see, so ids cannot be probed.
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::blobs;
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::scan::ScanStatus;
 use crate::telemetry::spawn_blocking_in_span;
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct MessageRow {
     pub id: i64,
     pub account_id: i64,
@@ -46,11 +46,6 @@ impl MessageRow {
     }
 }
 
-const ROW_COLUMNS: &str = "m.id, m.account_id, a.name AS account_name, m.folder, m.uid, \
-    m.blob_sha256, m.message_id, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.date, \
-    m.sort_date, m.size, m.attachment_count, m.scan_status, m.virus_name, m.parse_error, \
-    m.in_reply_to, m.refs, m.search_pending";
-
 /// Scan states whose bytes leave the server only for holders of `manage_quarantine` (raw,
 /// attachments, inline images, exports): detected malware, and mail not scanned yet because the
 /// scanner was down (it may be malware; it is scanned later). Mail too large to scan is
@@ -65,26 +60,34 @@ pub fn bytes_may_leave(scan_status: ScanStatus, can_manage_quarantine: bool) -> 
 
 /// The message `id` if `grants` allow it.
 pub async fn find(pool: &PgPool, grants: &Grants, id: i64) -> Result<Option<MessageRow>> {
-    let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM messages m JOIN accounts a ON a.id = m.account_id
-         WHERE m.id = $1 AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(id)
-        .bind(grants.as_bind())
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as!(
+        MessageRow,
+        r#"SELECT m.id, m.account_id, a.name AS account_name, m.folder, m.uid, m.blob_sha256,
+                  m.message_id, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.date,
+                  m.sort_date AS "sort_date!", m.size, m.attachment_count,
+                  m.scan_status AS "scan_status: ScanStatus", m.virus_name, m.parse_error,
+                  m.in_reply_to, m.refs, m.search_pending
+           FROM messages m JOIN accounts a ON a.id = m.account_id
+           WHERE m.id = $1 AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))"#,
+        id,
+        grants.as_ids(),
+    )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// How reading each attachment's text went, by part index (`attachments.text_note`).
 pub async fn attachment_notes(pool: &PgPool, message_id: i64) -> Result<Vec<(i32, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT part_index, text_note FROM attachments
-         WHERE message_id = $1 AND text_note IS NOT NULL ORDER BY part_index",
+    Ok(sqlx::query!(
+        r#"SELECT part_index, text_note AS "text_note!" FROM attachments
+           WHERE message_id = $1 AND text_note IS NOT NULL ORDER BY part_index"#,
+        message_id,
     )
-    .bind(message_id)
     .fetch_all(pool)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.part_index, r.text_note))
+    .collect())
 }
 
 /// The exact bytes that were archived. A blob that no longer matches its hash is an error, not

@@ -108,6 +108,9 @@ pub enum Action {
     TokenCreate,
     TokenRevoke,
     ApiRead,
+    SettingsUpdate,
+    SettingsTestEmail,
+    AlertTriggersUpdate,
 }
 
 impl Action {
@@ -183,6 +186,9 @@ impl Action {
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::ApiRead => "api.read",
+            Action::SettingsUpdate => "settings.update",
+            Action::SettingsTestEmail => "settings.test_email",
+            Action::AlertTriggersUpdate => "settings.alert_triggers",
         }
     }
 }

@@ -25,24 +25,26 @@ pub struct Holdings {
 impl Holdings {
     /// Loaded inside the caller's transaction, so the check and the change see the same rows.
     pub async fn load(conn: &mut PgConnection, user_id: i64) -> Result<Self> {
-        let (names, all): (Vec<String>, bool) = sqlx::query_as(
-            "SELECT coalesce(array_agg(DISTINCT p) FILTER (WHERE p IS NOT NULL), '{}'),
-                    coalesce(bool_or(r.all_accounts), false)
-             FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-             LEFT JOIN LATERAL unnest(r.permissions) AS p ON true
-             WHERE ur.user_id = $1",
+        let held = sqlx::query!(
+            r#"SELECT coalesce(array_agg(DISTINCT p) FILTER (WHERE p IS NOT NULL), '{}')
+                        AS "names!: Vec<String>",
+                      coalesce(bool_or(r.all_accounts), false) AS "all!"
+               FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+               LEFT JOIN LATERAL unnest(r.permissions) AS p ON true
+               WHERE ur.user_id = $1"#,
+            user_id,
         )
-        .bind(user_id)
         .fetch_one(&mut *conn)
         .await?;
+        let (names, all) = (held.names, held.all);
         let grants = if all {
             Grants::All
         } else {
             Grants::Accounts(
-                sqlx::query_scalar(
+                sqlx::query_scalar!(
                     "SELECT account_id FROM user_accounts WHERE user_id = $1 ORDER BY account_id",
+                    user_id,
                 )
-                .bind(user_id)
                 .fetch_all(&mut *conn)
                 .await?,
             )
@@ -137,11 +139,12 @@ pub async fn check_not_own_role(
     let Some(user_id) = actor.user_id else {
         return Ok(());
     };
-    let holds: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM user_roles WHERE user_id = $1 AND role_id = $2)",
+    let holds = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM user_roles WHERE user_id = $1 AND role_id = $2)
+           AS "holds!""#,
+        user_id,
+        role_id,
     )
-    .bind(user_id)
-    .bind(role_id)
     .fetch_one(&mut *conn)
     .await?;
     if holds {
@@ -156,12 +159,12 @@ pub async fn check_not_own_role(
 /// users, and one to manage roles.
 pub async fn check_managers_remain(conn: &mut PgConnection) -> Result<()> {
     for p in [Permission::ManageUsers, Permission::ManageRoles] {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT u.id) FROM users u
-             JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
-             WHERE u.enabled AND $1 = ANY(r.permissions)",
+        let left = sqlx::query_scalar!(
+            r#"SELECT count(DISTINCT u.id) AS "left!" FROM users u
+               JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
+               WHERE u.enabled AND $1 = ANY(r.permissions)"#,
+            p.as_str(),
         )
-        .bind(p.as_str())
         .fetch_one(&mut *conn)
         .await?;
         if left == 0 {

@@ -87,20 +87,21 @@ async fn create_into(
     // One snapshot for the counts and the dump: pg_dump joins it with --snapshot, and the
     // exporting transaction stays open until the dump is done.
     let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+    let snapshot = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "snapshot!""#)
         .fetch_one(&mut *tx)
         .await?;
     let counts = count(&mut tx).await?;
-    let migrations: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+    let migrations =
+        sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(&mut *tx)
             .await?;
-    let postgres_version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut *tx)
-        .await?;
+    let postgres_version =
+        sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "version!""#)
+            .fetch_one(&mut *tx)
+            .await?;
     let spool = tempfile::Builder::new()
         .prefix(".daygle-backup-")
         .tempfile_in(dir)

@@ -45,7 +45,7 @@ pub struct Manifest {
 }
 
 /// Rows in the snapshot the dump was taken from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub accounts: i64,
     pub messages: i64,
@@ -67,15 +67,16 @@ pub struct Part {
 
 /// Counts every table the manifest lists, in the caller's snapshot.
 pub(crate) async fn count(conn: &mut sqlx::PgConnection) -> crate::error::Result<Counts> {
-    Ok(sqlx::query_as(
-        "SELECT (SELECT count(*) FROM accounts) AS accounts,
-                (SELECT count(*) FROM messages) AS messages,
-                (SELECT count(*) FROM blobs) AS blobs,
-                (SELECT coalesce(sum(size), 0)::bigint FROM blobs) AS blob_bytes,
-                (SELECT count(*) FROM attachments) AS attachments,
-                (SELECT count(*) FROM quarantine) AS quarantine,
-                (SELECT count(*) FROM users) AS users,
-                (SELECT count(*) FROM audit_log) AS audit_log",
+    Ok(sqlx::query_as!(
+        Counts,
+        r#"SELECT (SELECT count(*) FROM accounts) AS "accounts!",
+                  (SELECT count(*) FROM messages) AS "messages!",
+                  (SELECT count(*) FROM blobs) AS "blobs!",
+                  (SELECT coalesce(sum(size), 0)::bigint FROM blobs) AS "blob_bytes!",
+                  (SELECT count(*) FROM attachments) AS "attachments!",
+                  (SELECT count(*) FROM quarantine) AS "quarantine!",
+                  (SELECT count(*) FROM users) AS "users!",
+                  (SELECT count(*) FROM audit_log) AS "audit_log!""#,
     )
     .fetch_one(&mut *conn)
     .await?)

@@ -118,11 +118,11 @@ async fn restore_into(
 
 /// Restoring over an archive would mix two histories: only an empty database is accepted.
 async fn refuse_unless_empty(pool: &PgPool) -> Result<()> {
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p')
-           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-           AND n.nspname NOT LIKE 'pg_toast%'",
+    let tables = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg_toast%'"#,
     )
     .fetch_one(pool)
     .await?;

@@ -38,9 +38,11 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
+        let live = daygle::settings::Live::new(ctx.settings.clone());
+        daygle::settings::store::reload(ctx.pool(), &keys.sealing, &live).await?;
         scheduler::run_until_stopped(
             ctx.pool().clone(),
-            std::sync::Arc::new(ctx.settings.clone()),
+            std::sync::Arc::new(live),
             std::sync::Arc::new(keys),
             token,
         )

@@ -27,6 +27,7 @@ pub fn load_from(
     overrides: &[(&str, String)],
 ) -> Result<Settings, ConfigErrors> {
     let mut builder = config::Config::builder();
+    let mut origins = super::Origins::default();
     match explicit_path {
         Some(path) => {
             if !path.is_file() {
@@ -40,10 +41,20 @@ pub fn load_from(
             }
             builder = builder
                 .add_source(config::File::from(path.to_path_buf()).format(config::FileFormat::Ini));
+            file_origins(
+                &mut origins,
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Ini),
+                &path.display().to_string(),
+            );
         }
         None => {
             builder = builder.add_source(
                 config::File::new(DEFAULT_CONFIG_FILE, config::FileFormat::Ini).required(false),
+            );
+            file_origins(
+                &mut origins,
+                config::File::new(DEFAULT_CONFIG_FILE, config::FileFormat::Ini).required(false),
+                DEFAULT_CONFIG_FILE,
             );
         }
     }
@@ -51,6 +62,15 @@ pub fn load_from(
         .into_iter()
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
         .collect();
+    for var in env.keys() {
+        let key = var[ENV_PREFIX.len() + 2..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        origins.set(key, super::Origin::Env(var.clone()));
+    }
+    for (key, _) in overrides {
+        origins.set(*key, super::Origin::Flag);
+    }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
@@ -67,12 +87,35 @@ pub fn load_from(
         .build()
         .and_then(|c| c.try_deserialize())
         .map_err(|e| ConfigErrors(vec![deserialize_problem(&e)]))?;
+    // A password read from smtp.password_file is set by whatever set that key.
+    if let Some(o) = origins.get("smtp.password_file").cloned() {
+        origins.set("smtp.password", o);
+    }
+    settings.origins = origins;
     let mut problems = super::secret_files::read_secret_files(&mut settings);
     problems.extend(settings.validate());
     if problems.is_empty() {
         Ok(settings)
     } else {
         Err(ConfigErrors(problems))
+    }
+}
+
+/// Records every `section.key` the file sets. A file that cannot be read is reported by the
+/// main build, so here it simply sets nothing.
+fn file_origins(origins: &mut super::Origins, file: impl config::Source, name: &str) {
+    let Ok(sections) = file.collect() else {
+        return;
+    };
+    for (section, keys) in sections {
+        if let Ok(keys) = keys.into_table() {
+            for key in keys.keys() {
+                origins.set(
+                    format!("{section}.{key}"),
+                    super::Origin::File(name.to_string()),
+                );
+            }
+        }
     }
 }
 

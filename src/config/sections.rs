@@ -54,6 +54,46 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub verify: VerifySettings,
     pub api: super::ApiSettings,
+    /// Which keys the config file, the environment or a command-line flag set (`section.key`).
+    /// The settings page shows those as locked: a value stored in the database never wins
+    /// over them.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where a key's value came from, when not from the built-in default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file (its path).
+    File(String),
+    /// An environment variable (its name).
+    Env(String),
+    /// A command-line flag.
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "the config file {path}"),
+            Origin::Env(var) => write!(f, "the environment variable {var}"),
+            Origin::Flag => f.write_str("a command-line flag"),
+        }
+    }
+}
+
+/// `section.key` → where its value came from; keys left at their default are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub std::collections::BTreeMap<String, Origin>);
+
+impl Origins {
+    pub fn get(&self, key: &str) -> Option<&Origin> {
+        self.0.get(key)
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, origin: Origin) {
+        self.0.insert(key.into(), origin);
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -147,20 +147,20 @@ async fn check_server_version(pool: &PgPool) -> Result<()> {
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     // A migration may rewrite a large table: the server's statement limits do not apply.
     let mut conn = pool.acquire().await?;
-    sqlx::query("SET statement_timeout = 0")
+    sqlx::query!("SET statement_timeout = 0")
         .execute(&mut *conn)
         .await?;
-    sqlx::query("SET idle_in_transaction_session_timeout = 0")
+    sqlx::query!("SET idle_in_transaction_session_timeout = 0")
         .execute(&mut *conn)
         .await?;
     let done = MIGRATOR
         .run(&mut *conn)
         .await
         .map_err(|e| Error::context("apply database migrations", e));
-    sqlx::query("RESET statement_timeout")
+    sqlx::query!("RESET statement_timeout")
         .execute(&mut *conn)
         .await?;
-    sqlx::query("RESET idle_in_transaction_session_timeout")
+    sqlx::query!("RESET idle_in_transaction_session_timeout")
         .execute(&mut *conn)
         .await?;
     done

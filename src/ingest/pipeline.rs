@@ -456,7 +456,7 @@ pub async fn store_decided(
     let place = Place {
         language: search::account_language(&mut *tx, to.account_id).await?,
         account_id: to.account_id,
-        folder: to.folder,
+        folder: to.folder.clone(),
         uidvalidity: to.uidvalidity,
     };
     let (rows, new_blobs, known_raw) = blocking(move || {
@@ -476,6 +476,12 @@ pub async fn store_decided(
     blobs::put_many(&mut *tx, &new_blobs).await?;
     let hashes: Vec<[u8; 32]> = rows.iter().map(|r| r.sha256).collect();
     restore_collected(&mut *tx, &hashes, &new_blobs, known_raw, zstd_level).await?;
+    // As for every store: a copy of the same content archived under the folder's earlier
+    // UIDVALIDITY moves to this place instead of being stored a second time.
+    if let Some(uidvalidity) = to.uidvalidity {
+        messages::rebind_to_new_uidvalidity(tx, to.account_id, &to.folder, uidvalidity, &rows)
+            .await?;
+    }
     messages::insert_many(tx, &rows).await
 }
 

@@ -186,7 +186,7 @@ pub async fn run_once(pool: &PgPool, settings: &Settings, keys: &SealingKeys) ->
 /// A pass cut short by shutdown rolls back its open batch; the next start replays it.
 pub async fn run_until_stopped(
     pool: PgPool,
-    settings: std::sync::Arc<Settings>,
+    settings: std::sync::Arc<crate::settings::Live>,
     keys: std::sync::Arc<crate::secrets::Keys>,
     shutdown: CancellationToken,
 ) {
@@ -197,9 +197,10 @@ pub async fn run_until_stopped(
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let now = settings.get();
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = run_once(&pool, &settings, &keys.sealing) => {
+            r = run_once(&pool, &now, &keys.sealing) => {
                 if let Err(e) = r {
                     tracing::warn!(error = %crate::error::chain(&e), "sync scheduler step failed");
                 }

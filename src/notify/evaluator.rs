@@ -26,9 +26,26 @@ pub struct Evaluator {
     pub pool: PgPool,
     pub scanner: Option<Scanner>,
     pub data_dir: PathBuf,
-    pub mailer: Option<Mailer>,
+    pub smtp: Smtp,
     /// For absolute links in mail, e.g. `https://archive.example.org`.
     pub public_url: String,
+}
+
+/// Where the evaluator's SMTP settings come from.
+pub enum Smtp {
+    /// Fixed for the evaluator's life (tests, one-off runs); `None`: no mail.
+    Fixed(Option<Mailer>),
+    /// The settings in force at each pass, so a change on the settings page applies.
+    Live(std::sync::Arc<crate::settings::Live>),
+}
+
+impl Smtp {
+    fn mailer(&self) -> Option<Mailer> {
+        match self {
+            Smtp::Fixed(m) => m.clone(),
+            Smtp::Live(live) => Mailer::from_settings(&live.get().smtp),
+        }
+    }
 }
 
 /// What one pass did.
@@ -82,7 +99,8 @@ impl Evaluator {
             outcome.opened += changes.opened.len();
             outcome.resolved += changes.resolved;
         }
-        let claimed = match &self.mailer {
+        let mailer = self.smtp.mailer();
+        let claimed = match &mailer {
             Some(_) => {
                 let mailing: Vec<&str> = configs
                     .iter()
@@ -94,7 +112,7 @@ impl Evaluator {
             None => Vec::new(),
         };
         tx.commit().await?;
-        if let Some(mailer) = &self.mailer {
+        if let Some(mailer) = &mailer {
             self.mail(mailer, &configs, claimed, &mut outcome).await?;
         }
         Ok(outcome)

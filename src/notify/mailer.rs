@@ -26,6 +26,7 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
 }
 
+#[derive(Clone)]
 pub struct Mailer {
     settings: SmtpSettings,
 }
@@ -98,4 +99,44 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| fail(&format!("SMTP {address}"), e))
     }
+}
+
+/// The settings page's "Send test e-mail": one message to `to` with the SMTP settings in force,
+/// audited with its outcome. The error says why in words (refused, unreachable, TLS, ...).
+pub async fn send_test(
+    pool: &sqlx::PgPool,
+    actor: &crate::audit::Actor,
+    settings: &SmtpSettings,
+    to: &str,
+) -> crate::error::Result<Result<(), SendError>> {
+    let to = to.trim();
+    let result = match Mailer::from_settings(settings) {
+        None => Err(SendError(
+            "sending e-mail is switched off; turn on \"Send e-mail\" and save first".into(),
+        )),
+        Some(_) if !to.contains('@') => Err(SendError(format!("`{to}` is not an e-mail address"))),
+        Some(mailer) => {
+            let recipients = [to.to_string()];
+            mailer
+                .send(&Outgoing {
+                    to: &recipients,
+                    subject: "Daygle Mail Archiver: test message",
+                    body: "This is a test message from the settings page of Daygle Mail Archiver.\n\nAlerts will reach you the same way.\n",
+                })
+                .await
+        }
+    };
+    crate::audit::record_now(
+        pool,
+        &crate::audit::AuditEvent::by(actor, crate::audit::Action::SettingsTestEmail).details(
+            serde_json::json!({
+                "to": to,
+                "host": settings.host,
+                "sent": result.is_ok(),
+                "error": result.as_ref().err().map(|e| e.0.clone()),
+            }),
+        ),
+    )
+    .await?;
+    Ok(result)
 }

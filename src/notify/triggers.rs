@@ -167,6 +167,79 @@ pub async fn save(db: impl sqlx::PgExecutor<'_>, config: &TriggerConfig) -> Resu
     Ok(())
 }
 
+/// Why a trigger's form values are refused, one sentence per field (`<trigger>.threshold`).
+pub fn check(config: &TriggerConfig) -> Vec<crate::config::Problem> {
+    let mut problems = Vec::new();
+    let key = config.trigger.key();
+    if config.threshold < 0 {
+        problems.push(crate::config::Problem {
+            key: format!("{key}.threshold"),
+            message: "must be 0 or more".into(),
+        });
+    }
+    for r in &config.recipients {
+        if !r.contains('@') || r.contains(char::is_whitespace) {
+            problems.push(crate::config::Problem {
+                key: format!("{key}.recipients"),
+                message: format!("`{r}` is not an e-mail address"),
+            });
+        }
+    }
+    problems
+}
+
+/// Stores the triggers that differ from their current configuration, with one audit row
+/// listing each change as old and new values. Invalid input is `Error::Config` with every
+/// problem; nothing is stored then.
+pub async fn update(
+    pool: &PgPool,
+    actor: &crate::audit::Actor,
+    configs: &[TriggerConfig],
+) -> Result<usize> {
+    let problems: Vec<_> = configs.iter().flat_map(check).collect();
+    if !problems.is_empty() {
+        return Err(crate::error::Error::Config(crate::config::ConfigErrors(
+            problems,
+        )));
+    }
+    let before = load_all(pool).await?;
+    let describe = |c: &TriggerConfig| {
+        serde_json::json!({
+            "enabled": c.enabled,
+            "threshold": c.threshold,
+            "send_email": c.send_email,
+            "recipients": c.recipients,
+        })
+    };
+    let mut tx = pool.begin().await?;
+    let mut changes = Vec::new();
+    for config in configs {
+        let Some(old) = before.iter().find(|b| b.trigger == config.trigger) else {
+            continue;
+        };
+        if old == config {
+            continue;
+        }
+        save(&mut *tx, config).await?;
+        changes.push(serde_json::json!({
+            "trigger": config.trigger.key(),
+            "old": describe(old),
+            "new": describe(config),
+        }));
+    }
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    crate::audit::record(
+        &mut tx,
+        &crate::audit::AuditEvent::by(actor, crate::audit::Action::AlertTriggersUpdate)
+            .details(serde_json::json!({ "changes": changes })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(changes.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::scan::Scanner;
 
 /// An enabled archive account whose last sync attempts failed.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct FailingAccount {
     pub id: i64,
     pub name: String,
@@ -52,7 +52,8 @@ impl Health {
 }
 
 pub async fn failing_accounts(pool: &PgPool) -> Result<Vec<FailingAccount>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        FailingAccount,
         "SELECT a.id, a.name, w.consecutive_failures, w.last_error,
                 w.last_error_at AS failing_since, w.last_success_at
          FROM accounts a JOIN workers w ON w.account_id = a.id
@@ -78,13 +79,15 @@ pub async fn scanner_state(scanner: Option<&Scanner>) -> ScannerState {
 
 pub async fn load(pool: &PgPool, scanner: Option<&Scanner>) -> Result<Health> {
     let failing = failing_accounts(pool).await?;
-    let (quarantine_waiting, ledger_failed, ledger_skipped): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM quarantine WHERE released_at IS NULL),
-                (SELECT count(*) FROM ledger_entries WHERE kind = 'failed'),
-                (SELECT count(*) FROM ledger_entries WHERE kind = 'skipped')",
+    let counts = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM quarantine WHERE released_at IS NULL) AS "quarantine!",
+                  (SELECT count(*) FROM ledger_entries WHERE kind = 'failed') AS "failed!",
+                  (SELECT count(*) FROM ledger_entries WHERE kind = 'skipped') AS "skipped!""#,
     )
     .fetch_one(pool)
     .await?;
+    let (quarantine_waiting, ledger_failed, ledger_skipped) =
+        (counts.quarantine, counts.failed, counts.skipped);
     Ok(Health {
         failing,
         scanner: scanner_state(scanner).await,

@@ -101,20 +101,24 @@ pub async fn archived_per_account(
     window: Window,
     today: Date,
 ) -> Result<Columns> {
-    let rows: Vec<(i32, String, i64)> = sqlx::query_as(
-        "SELECT (((m.archived_at AT TIME ZONE $1)::date - $2::date) / $3::int)::int AS bucket,
-                a.name, count(*)
-         FROM messages m JOIN accounts a ON a.id = m.account_id
-         WHERE m.archived_at >= ($2::date::timestamp AT TIME ZONE $1)
-           AND ($4::bigint[] IS NULL OR m.account_id = ANY($4))
-         GROUP BY 1, 2",
+    let rows = sqlx::query!(
+        r#"SELECT (((m.archived_at AT TIME ZONE $1)::date - $2::date) / $3::int)::int
+                    AS "bucket!",
+                  a.name, count(*) AS "count!"
+           FROM messages m JOIN accounts a ON a.id = m.account_id
+           WHERE m.archived_at >= ($2::date::timestamp AT TIME ZONE $1)
+             AND ($4::bigint[] IS NULL OR m.account_id = ANY($4))
+           GROUP BY 1, 2"#,
+        pg_zone(timezone),
+        window.first_day(today),
+        window.bucket_days() as i32,
+        grants.as_ids(),
     )
-    .bind(pg_zone(timezone))
-    .bind(window.first_day(today))
-    .bind(window.bucket_days() as i32)
-    .bind(grants.as_bind())
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.bucket, r.name, r.count))
+    .collect();
     Ok(Columns::from_rows(window, rows))
 }
 
@@ -126,23 +130,23 @@ pub async fn verdicts(
     window: Window,
     today: Date,
 ) -> Result<Columns> {
-    let rows: Vec<(i32, String, i64)> = sqlx::query_as(
-        "SELECT (((t.at AT TIME ZONE $1)::date - $2::date) / $3::int)::int, t.verdict, count(*)
-         FROM (SELECT archived_at AS at, scan_status AS verdict FROM messages
-               UNION ALL
-               SELECT created_at, 'quarantined' FROM quarantine) t
-         WHERE t.at >= ($2::date::timestamp AT TIME ZONE $1)
-         GROUP BY 1, 2",
+    let rows = sqlx::query!(
+        r#"SELECT (((t.at AT TIME ZONE $1)::date - $2::date) / $3::int)::int AS "bucket!",
+                  t.verdict AS "verdict!", count(*) AS "count!"
+           FROM (SELECT archived_at AS at, scan_status AS verdict FROM messages
+                 UNION ALL
+                 SELECT created_at, 'quarantined' FROM quarantine) t
+           WHERE t.at >= ($2::date::timestamp AT TIME ZONE $1)
+           GROUP BY 1, 2"#,
+        pg_zone(timezone),
+        window.first_day(today),
+        window.bucket_days() as i32,
     )
-    .bind(pg_zone(timezone))
-    .bind(window.first_day(today))
-    .bind(window.bucket_days() as i32)
     .fetch_all(pool)
-    .await?;
-    let rows = rows
-        .into_iter()
-        .map(|(bucket, verdict, n)| (bucket, verdict_label(&verdict).to_owned(), n))
-        .collect();
+    .await?
+    .into_iter()
+    .map(|r| (r.bucket, verdict_label(&r.verdict).to_owned(), r.count))
+    .collect();
     Ok(Columns::from_rows(window, rows))
 }
 
@@ -170,27 +174,27 @@ pub async fn stored_bytes(
 ) -> Result<Vec<u64>> {
     let zone = pg_zone(timezone);
     let first = window.first_day(today);
-    let before: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(octet_length(zstd)), 0)::bigint FROM blobs
-         WHERE created_at < ($2::date::timestamp AT TIME ZONE $1)",
+    let before = sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(octet_length(zstd)), 0)::bigint AS "bytes!" FROM blobs
+           WHERE created_at < ($2::date::timestamp AT TIME ZONE $1)"#,
+        zone,
+        first,
     )
-    .bind(&zone)
-    .bind(first)
     .fetch_one(pool)
     .await?;
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT (((created_at AT TIME ZONE $1)::date - $2::date) / $3::int)::int,
-                sum(octet_length(zstd))::bigint
-         FROM blobs WHERE created_at >= ($2::date::timestamp AT TIME ZONE $1)
-         GROUP BY 1",
+    let rows = sqlx::query!(
+        r#"SELECT (((created_at AT TIME ZONE $1)::date - $2::date) / $3::int)::int AS "bucket!",
+                  sum(octet_length(zstd))::bigint AS "bytes!"
+           FROM blobs WHERE created_at >= ($2::date::timestamp AT TIME ZONE $1)
+           GROUP BY 1"#,
+        zone,
+        first,
+        window.bucket_days() as i32,
     )
-    .bind(&zone)
-    .bind(first)
-    .bind(window.bucket_days() as i32)
     .fetch_all(pool)
     .await?;
     let mut added = vec![0i64; window.buckets()];
-    for (bucket, bytes) in rows {
+    for (bucket, bytes) in rows.into_iter().map(|r| (r.bucket, r.bytes)) {
         if let Some(slot) = usize::try_from(bucket).ok().and_then(|b| added.get_mut(b)) {
             *slot += bytes;
         }

@@ -8,7 +8,7 @@ use crate::auth::Grants;
 use crate::error::Result;
 
 /// One archive account with its counts, for the dashboard's table and the reader's list.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AccountTotals {
     pub id: i64,
     pub name: String,
@@ -24,18 +24,20 @@ pub struct AccountTotals {
 
 /// Accounts `grants` allows, by name, with their message counts and sync times.
 pub async fn per_account(pool: &PgPool, grants: &Grants) -> Result<Vec<AccountTotals>> {
-    Ok(sqlx::query_as(
-        "SELECT a.id, a.name, a.kind, a.enabled,
-                coalesce(m.messages, 0) AS messages, coalesce(m.bytes, 0) AS bytes,
-                w.last_success_at, w.next_run_at, coalesce(w.consecutive_failures, 0) AS consecutive_failures
-         FROM accounts a
-         LEFT JOIN (SELECT account_id, count(*) AS messages, sum(size)::bigint AS bytes
-                    FROM messages GROUP BY account_id) m ON m.account_id = a.id
-         LEFT JOIN workers w ON w.account_id = a.id
-         WHERE ($1::bigint[] IS NULL OR a.id = ANY($1))
-         ORDER BY a.name",
+    Ok(sqlx::query_as!(
+        AccountTotals,
+        r#"SELECT a.id, a.name, a.kind, a.enabled,
+                  coalesce(m.messages, 0) AS "messages!", coalesce(m.bytes, 0) AS "bytes!",
+                  w.last_success_at AS "last_success_at?", w.next_run_at AS "next_run_at?",
+                  coalesce(w.consecutive_failures, 0) AS "consecutive_failures!"
+           FROM accounts a
+           LEFT JOIN (SELECT account_id, count(*) AS messages, sum(size)::bigint AS bytes
+                      FROM messages GROUP BY account_id) m ON m.account_id = a.id
+           LEFT JOIN workers w ON w.account_id = a.id
+           WHERE ($1::bigint[] IS NULL OR a.id = ANY($1))
+           ORDER BY a.name"#,
+        grants.as_ids(),
     )
-    .bind(grants.as_bind())
     .fetch_all(pool)
     .await?)
 }
@@ -55,31 +57,18 @@ pub struct Storage {
 }
 
 pub async fn storage(pool: &PgPool) -> Result<Storage> {
-    let (messages, logical_bytes, blobs, blob_bytes, stored_bytes, database_bytes): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM messages),
-                (SELECT coalesce(sum(size), 0)::bigint FROM messages),
-                (SELECT count(*) FROM blobs),
-                (SELECT coalesce(sum(size), 0)::bigint FROM blobs),
-                (SELECT coalesce(sum(octet_length(zstd)), 0)::bigint FROM blobs),
-                pg_database_size(current_database())",
+    Ok(sqlx::query_as!(
+        Storage,
+        r#"SELECT (SELECT count(*) FROM messages) AS "messages!",
+                  (SELECT coalesce(sum(size), 0)::bigint FROM messages) AS "logical_bytes!",
+                  (SELECT count(*) FROM blobs) AS "blobs!",
+                  (SELECT coalesce(sum(size), 0)::bigint FROM blobs) AS "blob_bytes!",
+                  (SELECT coalesce(sum(octet_length(zstd)), 0)::bigint FROM blobs)
+                    AS "stored_bytes!",
+                  pg_database_size(current_database()) AS "database_bytes!""#,
     )
     .fetch_one(pool)
-    .await?;
-    Ok(Storage {
-        messages,
-        logical_bytes,
-        blobs,
-        blob_bytes,
-        stored_bytes,
-        database_bytes,
-    })
+    .await?)
 }
 
 /// The first steps of a new installation and whether each is done.
@@ -97,23 +86,19 @@ impl Setup {
 }
 
 pub async fn setup(pool: &PgPool) -> Result<Setup> {
-    let (has_account, has_synced, has_other_users): (bool, bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM accounts),
-                EXISTS (SELECT 1 FROM workers WHERE last_success_at IS NOT NULL)
-                  OR EXISTS (SELECT 1 FROM messages),
-                (SELECT count(*) FROM users) > 1",
+    Ok(sqlx::query_as!(
+        Setup,
+        r#"SELECT EXISTS (SELECT 1 FROM accounts) AS "has_account!",
+                  EXISTS (SELECT 1 FROM workers WHERE last_success_at IS NOT NULL)
+                    OR EXISTS (SELECT 1 FROM messages) AS "has_synced!",
+                  (SELECT count(*) FROM users) > 1 AS "has_other_users!""#,
     )
     .fetch_one(pool)
-    .await?;
-    Ok(Setup {
-        has_account,
-        has_synced,
-        has_other_users,
-    })
+    .await?)
 }
 
 /// A recently archived message, for the reader's dashboard.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RecentMessage {
     pub id: i64,
     pub subject: Option<String>,
@@ -126,14 +111,15 @@ pub struct RecentMessage {
 
 /// The `limit` messages most recently archived into accounts `grants` allows.
 pub async fn recent(pool: &PgPool, grants: &Grants, limit: i64) -> Result<Vec<RecentMessage>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        RecentMessage,
         "SELECT m.id, m.subject, m.from_addr, a.name AS account_name, m.date, m.archived_at
          FROM messages m JOIN accounts a ON a.id = m.account_id
          WHERE ($1::bigint[] IS NULL OR m.account_id = ANY($1))
          ORDER BY m.archived_at DESC, m.id DESC LIMIT $2",
+        grants.as_ids(),
+        limit,
     )
-    .bind(grants.as_bind())
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

@@ -43,6 +43,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::accounts::area(),
         pages::workers::area(),
         pages::alerts::area(),
+        pages::settings::area(),
         pages::quarantine::area(),
         pages::retention::area(),
         pages::verify::area(),

@@ -38,6 +38,13 @@ for (const button of document.querySelectorAll('main button, main .button')) {
       && (s.backgroundColor === 'rgba(0, 0, 0, 0)' || s.backgroundColor === s.color))
     problems.push(`primary button "${name}" has no colour`);
 }
+const navItems = [...document.querySelectorAll('header nav > ul > li')];
+if (root.clientWidth >= 1000 && navItems.length
+    && new Set(navItems.map(li => Math.round(li.getBoundingClientRect().top))).size > 1)
+  problems.push(`the navigation needs ${new Set(navItems.map(li => Math.round(li.getBoundingClientRect().top))).size} rows`);
+for (const list of document.querySelectorAll('header nav > ul, header nav details[open] > ul'))
+  if (list.scrollWidth > list.clientWidth + 1 && visible(list))
+    problems.push(`a navigation list is ${list.scrollWidth}px wide in ${list.clientWidth}px: ${list.textContent.trim().replace(/\s+/g, ' ')}`);
 for (const check of document.querySelectorAll('label input[type=checkbox]')) {
   if (!visible(check)) continue;
   const label = check.closest('label');
@@ -153,6 +160,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/audit", "audit".into()),
         ("/workers", "workers".into()),
         ("/alerts", "alerts".into()),
+        ("/settings", "settings".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [
@@ -170,6 +178,81 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
             problems.extend(check(&b, &app, path, name, width).await);
         }
     }
+    for width in [1366, 390] {
+        b.set_width(width, 900).await;
+        problems.extend(open_every_menu(&b, &app, width).await);
+    }
     b.close().await;
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Where an open menu's list ends up, and whether its links are there to click.
+const OPEN_MENU_FACTS: &str = r#"
+const [index] = arguments;
+const problems = [];
+const menu = document.querySelectorAll('header nav details')[index];
+const list = menu.querySelector('ul').getBoundingClientRect();
+const root = document.documentElement;
+if (!menu.open) problems.push('it did not open');
+if (list.left < 0 || list.right > root.clientWidth + 1)
+  problems.push(`its list spans ${Math.round(list.left)}..${Math.round(list.right)}px of ${root.clientWidth}px`);
+if (root.scrollWidth > root.clientWidth + 1)
+  problems.push(`the page is ${root.scrollWidth}px wide in a ${root.clientWidth}px window`);
+for (const a of menu.querySelectorAll('a'))
+  if (a.getBoundingClientRect().height < 20) problems.push(`"${a.textContent}" is too small to tap`);
+const others = [...document.querySelectorAll('header nav details')].filter(d => d !== menu && d.open);
+if (others.length) problems.push(`${others.length} other menus stayed open`);
+return problems;
+"#;
+
+/// Opens each navigation menu of the dashboard in turn (a screenshot of each) and returns
+/// what is wrong with it.
+async fn open_every_menu(b: &Browser, app: &TestApp, width: u32) -> Vec<String> {
+    b.goto(&app.url("/")).await;
+    let labels: Value = b
+        .execute("return [...document.querySelectorAll('header nav summary')].map(s => s.textContent.trim());")
+        .await;
+    let labels: Vec<String> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        labels.len() >= 2,
+        "an administrator's navigation has menus: {labels:?}"
+    );
+    let mut problems = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        b.click(&format!(
+            "header nav li.menu:nth-child({}) summary",
+            menu_position(b, i).await
+        ))
+        .await;
+        let found: Value = b
+            .execute(
+                &OPEN_MENU_FACTS
+                    .replace("const [index] = arguments;", &format!("const index = {i};")),
+            )
+            .await;
+        b.screenshot(&format!("layout-nav-{}-{width}", label.to_lowercase()))
+            .await;
+        for p in found.as_array().unwrap() {
+            problems.push(format!(
+                "menu {label} at {width}px: {}",
+                p.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    problems
+}
+
+/// The 1-based position among the nav's items of the `i`th menu.
+async fn menu_position(b: &Browser, i: usize) -> usize {
+    let n: Value = b
+        .execute(&format!(
+            "const li = document.querySelectorAll('header nav li.menu')[{i}]; return [...li.parentElement.children].indexOf(li) + 1;"
+        ))
+        .await;
+    n.as_u64().unwrap() as usize
 }

@@ -61,6 +61,14 @@ fn the_example_file_lists_every_key_and_its_values_are_the_defaults() {
     expected.security.dev_mode = true;
     expected.security.session_key = config::Secret::new(config::EXAMPLE_SESSION_KEY);
     expected.security.sealing_key = config::Secret::new(config::EXAMPLE_SEALING_KEY);
+    // Every key the file sets is recorded as set by it (the settings page locks those).
+    let file = config::Origin::File(example_path().display().to_string());
+    assert_eq!(loaded.origins.get("smtp.host"), Some(&file));
+    assert_eq!(
+        loaded.origins.get("security.dev_mode"),
+        Some(&config::Origin::Env("DAYGLE__SECURITY__DEV_MODE".into()))
+    );
+    expected.origins = loaded.origins.clone();
     assert_eq!(loaded, expected);
 }
 

@@ -263,7 +263,7 @@ async fn the_verify_page_shows_the_last_run_and_a_failed_run_raises_an_alert() {
         pool: a.app.pool.clone(),
         scanner: None,
         data_dir: a.app.data_path(),
-        mailer: None,
+        smtp: daygle::notify::evaluator::Smtp::Fixed(None),
         public_url: "https://archive.example.org".into(),
     };
     eval.run_once().await.unwrap();

@@ -4,7 +4,7 @@
 
 use daygle::audit::{self, Actor, AuditEvent};
 use daygle::config::ClamavSettings;
-use daygle::notify::evaluator::Evaluator;
+use daygle::notify::evaluator::{Evaluator, Smtp};
 use daygle::notify::mailer::Mailer;
 use daygle::notify::triggers::{self, Trigger};
 use daygle::scan::Scanner;
@@ -45,7 +45,7 @@ fn evaluator(app: &TestApp, clamav: &ClamavSettings, smtp: Option<&SmtpServer>) 
         pool: app.pool.clone(),
         scanner: Scanner::from_settings(clamav),
         data_dir: app.data_path(),
-        mailer: smtp.and_then(|s| Mailer::from_settings(&s.settings())),
+        smtp: Smtp::Fixed(smtp.and_then(|s| Mailer::from_settings(&s.settings()))),
         public_url: "https://archive.example.org".into(),
     }
 }
@@ -227,7 +227,7 @@ async fn a_mail_that_cannot_be_sent_is_recorded_and_tried_again() {
         .unwrap()
         .port();
     let mut eval = evaluator(&app, &clamav, None);
-    eval.mailer = Mailer::from_settings(&wrong);
+    eval.smtp = Smtp::Fixed(Mailer::from_settings(&wrong));
     // Only the scanner alert, whatever the test machine's disk looks like.
     set_threshold(&app, Trigger::DiskSpace, 0).await;
 
@@ -241,7 +241,7 @@ async fn a_mail_that_cannot_be_sent_is_recorded_and_tried_again() {
     assert!(server.received().is_empty());
 
     // Once it is reachable, the next pass delivers it (once).
-    eval.mailer = Mailer::from_settings(&server.settings());
+    eval.smtp = Smtp::Fixed(Mailer::from_settings(&server.settings()));
     sqlx::query("UPDATE alerts SET email_claimed_at = NULL")
         .execute(&app.pool)
         .await

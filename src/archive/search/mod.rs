@@ -20,11 +20,12 @@ pub async fn account_language<'e>(
     db: impl sqlx::PgExecutor<'e>,
     account_id: i64,
 ) -> Result<Language> {
-    let name: Option<String> =
-        sqlx::query_scalar("SELECT search_language FROM accounts WHERE id = $1")
-            .bind(account_id)
-            .fetch_optional(db)
-            .await?;
+    let name: Option<String> = sqlx::query_scalar!(
+        "SELECT search_language FROM accounts WHERE id = $1",
+        account_id
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(name
         .as_deref()
         .and_then(Language::parse)
@@ -34,7 +35,7 @@ pub async fn account_language<'e>(
 /// Stemmers for every language the archive's accounts use: a query word matches its forms
 /// in each of them.
 pub async fn archive_stemmers<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Stemmers> {
-    let names: Vec<String> = sqlx::query_scalar("SELECT DISTINCT search_language FROM accounts")
+    let names = sqlx::query_scalar!("SELECT DISTINCT search_language FROM accounts")
         .fetch_all(db)
         .await?;
     let mut languages: Vec<Language> = names.iter().filter_map(|n| Language::parse(n)).collect();

@@ -31,10 +31,11 @@ pub struct Scope {
 
 /// How many messages in `scope` still wait for their vector.
 pub async fn pending(pool: &PgPool, scope: Scope) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM messages WHERE search_pending AND ($1::bigint IS NULL OR account_id = $1)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM messages
+           WHERE search_pending AND ($1::bigint IS NULL OR account_id = $1)"#,
+        scope.account_id,
     )
-    .bind(scope.account_id)
     .fetch_one(pool)
     .await?)
 }
@@ -45,21 +46,23 @@ pub async fn schedule(pool: &PgPool, scope: Scope) -> Result<u64> {
     let mut after = 0i64;
     let mut flagged = 0;
     loop {
-        let (last, count): (Option<i64>, i64) = sqlx::query_as(
-            "WITH chunk AS (
-                 SELECT id FROM messages
-                 WHERE id > $1 AND ($2::bigint IS NULL OR account_id = $2)
-                 ORDER BY id LIMIT $3),
-             flagged AS (
-                 UPDATE messages m SET search_pending = true FROM chunk
-                 WHERE m.id = chunk.id AND NOT m.search_pending RETURNING 1)
-             SELECT (SELECT max(id) FROM chunk), (SELECT count(*) FROM flagged)",
+        let chunk = sqlx::query!(
+            r#"WITH chunk AS (
+                   SELECT id FROM messages
+                   WHERE id > $1 AND ($2::bigint IS NULL OR account_id = $2)
+                   ORDER BY id LIMIT $3),
+               flagged AS (
+                   UPDATE messages m SET search_pending = true FROM chunk
+                   WHERE m.id = chunk.id AND NOT m.search_pending RETURNING 1)
+               SELECT (SELECT max(id) FROM chunk) AS last,
+                      (SELECT count(*) FROM flagged) AS "count!""#,
+            after,
+            scope.account_id,
+            MARK_CHUNK,
         )
-        .bind(after)
-        .bind(scope.account_id)
-        .bind(MARK_CHUNK)
         .fetch_one(pool)
         .await?;
+        let (last, count) = (chunk.last, chunk.count);
         let Some(last) = last else { break };
         flagged += count as u64;
         after = last;
@@ -75,12 +78,12 @@ pub async fn set_language(
     language: Language,
 ) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let old: Option<String> = sqlx::query_scalar(
+    let old = sqlx::query_scalar!(
         "UPDATE accounts a SET search_language = $1 FROM accounts old
          WHERE a.id = $2 AND old.id = a.id RETURNING old.search_language",
+        language.as_str(),
+        account_id,
     )
-    .bind(language.as_str())
-    .bind(account_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(old) = old else {
@@ -101,7 +104,6 @@ pub async fn set_language(
 }
 
 /// One message to rebuild: its compressed original and its account's language.
-#[derive(sqlx::FromRow)]
 struct Pending {
     id: i64,
     blob_sha256: Vec<u8>,
@@ -114,16 +116,17 @@ struct Pending {
 /// were done; 0 when none is left. A message whose original cannot be read keeps its old
 /// vector and is unflagged (logged), so one bad blob never stalls the rest.
 pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
-    let rows: Vec<Pending> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        Pending,
         "SELECT m.id, m.blob_sha256, b.size, b.zstd, a.search_language
          FROM messages m
          JOIN blobs b ON b.sha256 = m.blob_sha256
          JOIN accounts a ON a.id = m.account_id
          WHERE m.search_pending AND ($1::bigint IS NULL OR m.account_id = $1)
          ORDER BY m.id LIMIT $2",
+        scope.account_id,
+        BATCH,
     )
-    .bind(scope.account_id)
-    .bind(BATCH)
     .fetch_all(pool)
     .await?;
     if rows.is_empty() {
@@ -148,23 +151,23 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
     let vectors: Vec<Option<String>> = built.into_iter().map(|r| r.vector).collect();
     let mut tx = pool.begin().await?;
     // Only rows still pending are written: a concurrent run may have done them already.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE messages m SET search = coalesce(t.v::tsvector, m.search), search_pending = false
          FROM unnest($1::bigint[], $2::text[]) AS t(id, v)
          WHERE m.id = t.id AND m.search_pending",
+        &ids,
+        &vectors as _,
     )
-    .bind(&ids)
-    .bind(&vectors)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE attachments a SET text_note = t.note
          FROM unnest($1::bigint[], $2::int[], $3::text[]) AS t(message_id, part, note)
          WHERE a.message_id = t.message_id AND a.part_index = t.part",
+        &note_message,
+        &note_part,
+        &note_text as _,
     )
-    .bind(&note_message)
-    .bind(&note_part)
-    .bind(&note_text)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

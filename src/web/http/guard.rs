@@ -137,7 +137,8 @@ async fn load_user(
     let Some(s) = session::signed_in(session).await? else {
         return Ok(None);
     };
-    let sec = &state.settings.security;
+    let live = state.live.get();
+    let sec = &live.security;
     let fresh = s.is_fresh(
         session::now(),
         sec.session_idle_minutes,
@@ -153,6 +154,7 @@ async fn load_user(
         return Ok(None);
     };
     session::touch(session, &s).await?;
+    session::keep_idle_limit(session, sec.session_idle_minutes);
     let permissions = users::permissions(&state.pool, user.id).await?;
     let grants = Grants::load(&state.pool, user.id).await?;
     let csrf = session::csrf_token(session).await?;

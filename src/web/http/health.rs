@@ -65,7 +65,7 @@ async fn readyz(
         &state.trusted_proxies,
         state.settings.server.metrics_token.expose(),
     );
-    let database = match sqlx::query_scalar::<_, i32>("SELECT 1")
+    let database = match sqlx::query_scalar!("SELECT 1 AS one")
         .fetch_one(&state.pool)
         .await
     {

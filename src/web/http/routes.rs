@@ -205,6 +205,18 @@ pub const ALL: &[Route] = &[
         "/alerts/{id}/acknowledge",
         Permission(P::ManageSettings),
     ),
+    r(Method::GET, "/settings", Permission(P::ManageSettings)),
+    r(Method::POST, "/settings", Permission(P::ManageSettings)),
+    r(
+        Method::POST,
+        "/settings/alerts",
+        Permission(P::ManageSettings),
+    ),
+    r(
+        Method::POST,
+        "/settings/test-email",
+        Permission(P::ManageSettings),
+    ),
     r(Method::GET, "/quarantine", Permission(P::ViewQuarantine)),
     r(
         Method::GET,

@@ -124,6 +124,15 @@ pub async fn touch(session: &Session, s: &SignedIn) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the stored session's expiry at the idle limit in force, which the settings page can
+/// change while the server runs (only a change costs a write).
+pub fn keep_idle_limit(session: &Session, idle_minutes: u32) {
+    let want = Expiry::OnInactivity(time::Duration::minutes(idle_minutes.into()));
+    if session.expiry() != Some(want) {
+        session.set_expiry(Some(want));
+    }
+}
+
 /// The session's CSRF token, if it has one (signed-in sessions do). Reading it never creates
 /// a session.
 pub async fn stored_csrf(session: &Session) -> Result<Option<String>> {

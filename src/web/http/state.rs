@@ -19,7 +19,11 @@ use crate::secrets::Keys;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// As loaded at start (defaults, file, environment, flags).
     pub settings: Arc<Settings>,
+    /// The settings in force now, with the values changed on the settings page; read these
+    /// for the keys `settings::FIELDS` lists.
+    pub live: Arc<crate::settings::Live>,
     pub keys: Arc<Keys>,
     pub metrics: Metrics,
     /// clamd, when `clamav.enabled`; shares one concurrency limit across all its users.

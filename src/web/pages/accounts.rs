@@ -185,7 +185,7 @@ fn settings_from(form: &CreateForm, state: &AppState) -> Result<ImapSettings> {
         expunge: form.expunge != "false",
         pinned_cert_sha256: Some(form.pin_cert.clone()),
     };
-    Ok(draft.settings(&state.settings.sync))
+    Ok(draft.settings(&state.live.get().sync))
 }
 
 async fn create(

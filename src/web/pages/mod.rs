@@ -14,6 +14,7 @@ pub mod profile;
 pub mod quarantine;
 pub mod retention;
 pub mod roles;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 pub mod verify;
