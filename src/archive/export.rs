@@ -115,6 +115,42 @@ impl Item {
     }
 }
 
+/// The ids among `ids` that `grants` allow and that exist, in the given order without repeats:
+/// exactly what an export of `ids` contains, checked in the query. Audit this list, not what
+/// the browser sent.
+pub async fn readable_ids(pool: &PgPool, grants: &Grants, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT m.id AS "id!"
+         FROM (SELECT id, min(ord) AS ord FROM unnest($1::bigint[]) WITH ORDINALITY AS w(id, ord)
+               GROUP BY id) wanted
+         JOIN messages m ON m.id = wanted.id
+         WHERE ($2::bigint[] IS NULL OR m.account_id = ANY($2))
+         ORDER BY wanted.ord"#,
+        ids,
+        grants.as_ids(),
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Most ids an audit row lists one by one; a longer export records the count and the hash only.
+pub const AUDITED_IDS_MAX: usize = 1000;
+
+/// How an export's audit row names its messages: the count, the SHA-256 of the ids (decimal,
+/// comma-separated, in export order) — which anyone holding the list can re-derive — and the
+/// ids themselves up to [`AUDITED_IDS_MAX`].
+pub fn id_list_details(ids: &[i64]) -> serde_json::Value {
+    let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut details = serde_json::json!({
+        "messages": ids.len(),
+        "ids_sha256": hex::encode(sha256(joined.as_bytes())),
+    });
+    if ids.len() <= AUDITED_IDS_MAX {
+        details["ids"] = ids.into();
+    }
+    details
+}
+
 /// Writes the messages `ids` (those `grants` allow; others are skipped) to `out` in `format`.
 /// `progress` is called with the number of messages written so far. `info` goes into the
 /// manifest.

@@ -53,6 +53,24 @@ impl Cursor {
         }
     }
 
+    /// The cursor for a page link: [`Self::encode`] plus an HMAC-SHA-256 (under `key`, the
+    /// session key) over it and `context` — the reader and the search it continues — so a link
+    /// cannot be made up, edited, or carried over to another search or another person.
+    pub fn sign(&self, key: &[u8; 32], context: &str) -> String {
+        let text = self.encode();
+        format!("{text}.{}", cursor_mac(key, context, &text))
+    }
+
+    /// The cursor of a link made by [`Self::sign`] with the same key and context; `None` for
+    /// anything else.
+    pub fn verify(signed: &str, key: &[u8; 32], context: &str) -> Option<Self> {
+        let (text, mac) = signed.rsplit_once('.')?;
+        let expected = cursor_mac(key, context, text);
+        crate::auth::csrf::matches(&expected, mac)
+            .then(|| Self::decode(text))
+            .flatten()
+    }
+
     pub fn decode(text: &str) -> Option<Self> {
         let (kind, rest) = text.split_at_checked(1)?;
         let (a, id) = rest.split_once('_')?;
@@ -69,6 +87,18 @@ impl Cursor {
             _ => None,
         }
     }
+}
+
+fn cursor_mac(key: &[u8; 32], context: &str, text: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC takes a key of any length");
+    for part in ["daygle-cursor-v1", context, text] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    let tag = mac.finalize().into_bytes();
+    base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, &tag[..16])
 }
 
 /// One row of the message list.

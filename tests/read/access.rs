@@ -6,21 +6,24 @@ async fn a_read_only_user_sees_only_granted_mail_everywhere() {
     let secret = w.board_ids[0];
     let invoice = w.sales_ids[0];
 
-    let (_, html) = w.app.page(&w.reader, "/messages").await;
+    let (status, html) = w.app.page(&w.reader, "/messages").await;
+    assert_eq!(status, 200);
     let listed = listed_ids(&html);
     assert_eq!(listed.len(), 4);
     assert!(!listed.contains(&secret));
     assert!(!html.contains("Secret plan"));
 
-    let (_, html) = w.app.page(&w.reader, "/messages?q=restructuring").await;
+    let (status, html) = w.app.page(&w.reader, "/messages?q=restructuring").await;
+    assert_eq!(status, 200, "an empty result, not an error page");
     assert!(
         listed_ids(&html).is_empty(),
         "search leaked a foreign message"
     );
-    let (_, html) = w
+    let (status, html) = w
         .app
         .page(&w.reader, &format!("/messages?account={}", w.board))
         .await;
+    assert_eq!(status, 200, "an empty result, not an error page");
     assert!(
         listed_ids(&html).is_empty(),
         "account filter leaked a foreign account"
@@ -41,7 +44,8 @@ async fn a_read_only_user_sees_only_granted_mail_everywhere() {
     assert_eq!(w.app.page(&w.reader, "/messages/99999999").await.0, 404);
 
     // The thread of the invoice includes the board's reply for the admin, not for the reader.
-    let (_, admin_view) = w.app.page(&w.admin, &format!("/messages/{invoice}")).await;
+    let (status, admin_view) = w.app.page(&w.admin, &format!("/messages/{invoice}")).await;
+    assert_eq!(status, 200);
     assert!(
         admin_view.contains("Secret plan"),
         "admin sees the whole conversation"
@@ -108,4 +112,133 @@ async fn exports_never_contain_foreign_mail() {
         .unwrap();
     let body = String::from_utf8_lossy(&res.bytes().await.unwrap()).to_string();
     assert!(body.contains("Invoice 1042") && !body.contains("Secret plan"));
+}
+
+async fn searches_recorded(w: &super::fixtures::World) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'mail.search'")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+/// The `after=` value of the page's "next" link.
+fn next_cursor(html: &str) -> Option<String> {
+    let start = html.find("after=")? + "after=".len();
+    let end = html[start..].find(['"', '&'])? + start;
+    Some(html[start..end].to_string())
+}
+
+#[tokio::test]
+async fn page_links_are_signed_for_one_reader_and_one_search() {
+    let w = world().await;
+    let bulk: Vec<Vec<u8>> = (0..12)
+        .map(|i| {
+            let id = format!("bulk-{i}@example.org");
+            let subject = format!("Bulk statement {i}");
+            super::fixtures::build(&super::fixtures::Mail {
+                subject: &subject,
+                body: "Monthly statement enclosed.",
+                message_id: &id,
+                date: 1_714_521_600 + i * 3600,
+                ..super::fixtures::Mail::default()
+            })
+        })
+        .collect();
+    super::fixtures::archive(&w.app, w.sales, "Statements", bulk).await;
+    sqlx::query("UPDATE users SET page_size = 10")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+
+    let (status, first) = w.app.page(&w.reader, "/messages?q=statement").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&first).len(), 10);
+    assert_eq!(searches_recorded(&w).await, 1);
+    let after = next_cursor(&first).expect("a next link");
+    let (status, second) = w
+        .app
+        .page(&w.reader, &format!("/messages?q=statement&after={after}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed_ids(&second).len(),
+        2,
+        "the genuine link continues the search"
+    );
+    assert_eq!(
+        searches_recorded(&w).await,
+        1,
+        "a continued search is one search"
+    );
+
+    // A made-up cursor, an edited one, the reader's link under another search or in another
+    // person's hands: each is ignored — the first page, recorded as a search of its own.
+    let (text, _) = after.split_once('.').unwrap();
+    let forged = [
+        (
+            "reader",
+            "/messages?q=statement&after=d99999999999999999_1".to_string(),
+        ),
+        ("reader", format!("/messages?q=statement&after={text}")),
+        (
+            "reader",
+            format!("/messages?q=statement&after={text}.AAAAAAAAAAAAAAAAAAAAAA"),
+        ),
+        ("reader", format!("/messages?q=monthly&after={after}")),
+        ("admin", format!("/messages?q=statement&after={after}")),
+    ];
+    for (n, (who, path)) in forged.iter().enumerate() {
+        let c = if *who == "admin" { &w.admin } else { &w.reader };
+        let (status, html) = w.app.page(c, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(listed_ids(&html).len(), 10, "{path} shows the first page");
+        assert_eq!(
+            searches_recorded(&w).await,
+            2 + n as i64,
+            "{path} is audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_export_of_selected_messages_records_the_ids_that_left() {
+    let w = world().await;
+    sqlx::query(
+        "INSERT INTO roles (name, permissions) VALUES ('Exporter', array['view_mail','export_mail'])",
+    )
+    .execute(&w.app.pool)
+    .await
+    .unwrap();
+    w.app.create_user("exporter", "Exporter", &[w.sales]).await;
+    let exporter = w
+        .app
+        .sign_in("exporter", crate::common::auth::PASSWORD)
+        .await;
+    let (mine, other, secret) = (w.sales_ids[2], w.sales_ids[0], w.board_ids[0]);
+    let ids = [mine, secret, other, mine, 99_999_999].map(|i| i.to_string());
+    let mut fields: Vec<(&str, &str)> = ids.iter().map(|i| ("id", i.as_str())).collect();
+    fields.push(("format", "mbox"));
+    let res = w
+        .app
+        .submit(&exporter, "/messages", "/messages/export", &fields)
+        .await;
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap();
+    let details: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'mail.export' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        details["ids"],
+        serde_json::json!([mine, other]),
+        "{details}"
+    );
+    assert_eq!(details["messages"], 2);
+    let joined = format!("{mine},{other}");
+    assert_eq!(
+        details["ids_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(joined.as_bytes()))
+    );
 }

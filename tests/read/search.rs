@@ -123,21 +123,25 @@ async fn pages_follow_on_without_repeats_and_filters_apply() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest (last archived, latest date) first");
 
-    let (_, html) = w.app.page(&w.admin, "/messages?attachments=1").await;
+    let (status, html) = w.app.page(&w.admin, "/messages?attachments=1").await;
+    assert_eq!(status, 200, "{html}");
     assert_eq!(listed_ids(&html), vec![w.sales_ids[2]]);
-    let (_, html) = w
+    let (status, html) = w
         .app
         .page(&w.admin, "/messages?from=2024-03-02&to=2024-03-02")
         .await;
+    assert_eq!(status, 200, "{html}");
     assert_eq!(listed_ids(&html), vec![w.sales_ids[1]]);
-    let (_, html) = w.app.page(&w.admin, "/messages?verdict=infected").await;
+    let (status, html) = w.app.page(&w.admin, "/messages?verdict=infected").await;
+    assert_eq!(status, 200, "{html}");
     assert!(html.contains("No messages match") || listed_ids(&html).is_empty());
 }
 
 #[tokio::test]
 async fn matches_are_highlighted_and_searches_are_audited() {
     let w = world().await;
-    let (_, html) = w.app.page(&w.reader, "/messages?q=paid").await;
+    let (status, html) = w.app.page(&w.reader, "/messages?q=paid").await;
+    assert_eq!(status, 200, "{html}");
     assert!(html.contains("<mark>Paid</mark>"), "{html}");
     let row: (String, serde_json::Value) = sqlx::query_as(
         "SELECT username, details FROM audit_log WHERE action = 'mail.search' ORDER BY id DESC LIMIT 1",

@@ -136,7 +136,7 @@ pub async fn create(
             (ids, details)
         }
     };
-    let (format, info, held) = begin_export(&state, &user, ids.len(), format, details).await?;
+    let (ids, format, info, held) = begin_export(&state, &user, ids, format, details).await?;
     let id = export_jobs::start(
         &state.pool,
         user.id,

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::web::http::extract::{Require, perm};
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
-use crate::web::pages::message_list::{ListParams, search_page};
+use crate::web::pages::message_list::{ListParams, cursor_context, search_page};
 use crate::web::pages::message_view;
 
 /// The routes of messages in the API.
@@ -151,9 +151,14 @@ pub async fn search(
     if let Some(problem) = &parsed.problem {
         return Err(Error::invalid("q", problem.clone()));
     }
-    let cursor = Cursor::decode(&params.after);
+    // Cursors are signed for this user and this search, exactly as the list page signs them.
+    let context = cursor_context(user.id, &list.to_query_string());
+    let cursor = Cursor::verify(&params.after, &state.keys.session, &context);
     if !params.after.is_empty() && cursor.is_none() {
-        return Err(Error::invalid("after", "not a cursor from a previous page"));
+        return Err(Error::invalid(
+            "after",
+            "not a cursor from a previous page of this search",
+        ));
     }
     let limit = params
         .limit
@@ -168,7 +173,7 @@ pub async fn search(
     state.audit.record(event).await?;
     Ok(json(&SearchPage {
         items: page.items.into_iter().map(MessageItem::from).collect(),
-        next: page.next.map(|c| c.encode()),
+        next: page.next.map(|c| c.sign(&state.keys.session, &context)),
         count: count.min(crate::web::pages::message_list::COUNT_CAP),
         count_cap: crate::web::pages::message_list::COUNT_CAP,
     }))

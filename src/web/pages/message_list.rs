@@ -193,7 +193,11 @@ async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<ListPage> {
     let parsed = params.parse();
-    let cursor = Cursor::decode(&params.after);
+    // Page links are signed for this reader and this search; a made-up or edited `after` is
+    // ignored, so it shows the first page — and is audited as a search like any first page.
+    let base = params.to_query_string();
+    let cursor_context = cursor_context(user.id, &base);
+    let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
     let (rows, next, count_text) = if parsed.problem.is_some() {
         (Vec::new(), None, String::new())
     } else {
@@ -222,11 +226,13 @@ async fn list(
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         state.audit.record(event).await?;
     }
-    let base = params.to_query_string();
     Ok(ListPage {
         page: PageContext::for_user("Messages", "/messages", &user),
         accounts: visible_accounts(&state.pool, &user.grants).await?,
-        next_link: next.map(|c| format!("/messages?{base}&after={}", c.encode())),
+        next_link: next.map(|c| {
+            let signed = c.sign(&state.keys.session, &cursor_context);
+            format!("/messages?{base}&after={signed}")
+        }),
         first_link: cursor.map(|_| format!("/messages?{base}")),
         can_export: user.can(crate::auth::Permission::ExportMail),
         problem: parsed.problem,
@@ -235,6 +241,12 @@ async fn list(
         params,
         searching,
     })
+}
+
+/// What a page cursor is signed for: this reader and this search (the list page and the API
+/// sign and check the same way, so each accepts the other's links).
+pub(crate) fn cursor_context(user_id: i64, query_string: &str) -> String {
+    format!("{user_id}\n{query_string}")
 }
 
 /// One page of a list or search and the (capped) number of matches: what the list page shows,
@@ -323,7 +335,7 @@ async fn stream_export(
     format: &str,
     details: serde_json::Value,
 ) -> Result<Response> {
-    let (format, info, held) = begin_export(&state, user, ids.len(), format, details).await?;
+    let (ids, format, info, held) = begin_export(&state, user, ids, format, details).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };
     let grants = user.grants.clone();
@@ -351,19 +363,25 @@ async fn stream_export(
     Ok(response.into_response())
 }
 
-/// What every export of `count` messages starts with, on the web and through the API: the
-/// audit row (written first, so an export is never missing from the log even if the download
-/// is interrupted), the manifest's facts, and whether held-back mail may go in.
+/// What every export starts with, on the web and through the API: the ids that will really
+/// leave (those the reader may read, checked in the query), the audit row naming them
+/// (written first, so an export is never missing from the log even if the download is
+/// interrupted), the manifest's facts, and whether held-back mail may go in.
 pub(crate) async fn begin_export(
     state: &AppState,
     user: &CurrentUser,
-    count: usize,
+    ids: Vec<i64>,
     format: &str,
     mut details: serde_json::Value,
-) -> Result<(Format, export::ExportInfo, export::HeldMail)> {
+) -> Result<(Vec<i64>, Format, export::ExportInfo, export::HeldMail)> {
     let format = Format::parse(format).unwrap_or(Format::Zip);
+    let ids = export::readable_ids(&state.pool, &user.grants, &ids).await?;
     details["format"] = format.extension().into();
-    details["messages"] = count.into();
+    if let (Some(d), serde_json::Value::Object(listed)) =
+        (details.as_object_mut(), export::id_list_details(&ids))
+    {
+        d.extend(listed);
+    }
     let query = match details.get("query").and_then(|q| q.as_str()) {
         Some(q) => format!(
             "{q} {}",
@@ -372,7 +390,7 @@ pub(crate) async fn begin_export(
                 .and_then(|f| f.as_str())
                 .unwrap_or("")
         ),
-        None => format!("{count} selected messages"),
+        None => format!("{} selected messages", ids.len()),
     };
     let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
     let seq = state.audit.record(event).await?;
@@ -382,7 +400,7 @@ pub(crate) async fn begin_export(
     } else {
         export::HeldMail::Withhold
     };
-    Ok((format, info, held))
+    Ok((ids, format, info, held))
 }
 
 fn tokio_stream_from(
