@@ -7,5 +7,6 @@ mod browser {
     mod driver;
     mod hostile;
     mod layout;
+    mod live;
     mod people;
 }

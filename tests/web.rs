@@ -17,5 +17,6 @@ mod web {
     mod sessions;
     mod settings;
     mod setup;
+    mod sync_now;
     mod users;
 }

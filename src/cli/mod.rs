@@ -99,8 +99,10 @@ pub enum Command {
     /// Integrity checks.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
-    /// Exit 0 when the server on server.bind is ready: /readyz answers 200, so the database is
-    /// reachable and migrated (for container health checks). --live asks /healthz only.
+    /// Exit 0 when the local server is ready (container health checks).
+    ///
+    /// Asks /readyz on server.bind: ready means the database is reachable and migrated.
+    /// --live asks /healthz only.
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Measure throughput, e.g. `daygle bench scan` for clamd.
     Bench(bench::BenchArgs),

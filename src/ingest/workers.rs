@@ -173,3 +173,127 @@ pub async fn consecutive_failures(pool: &PgPool, name: &str) -> Result<i32> {
     .await?
     .unwrap_or(0))
 }
+
+/// "Sync now": the account's next run is due at once and its backoff is forgotten (failures
+/// in a row back to 0), so the scheduler takes it within seconds. Audited. Refused for a
+/// paused account or one that is not synced from a server.
+pub async fn sync_now(pool: &PgPool, actor: &crate::audit::Actor, account_id: i64) -> Result<()> {
+    use crate::audit::{self, Action, AuditEvent, Target};
+    let mut tx = pool.begin().await?;
+    let account = crate::ingest::accounts::get(&mut tx, account_id).await?;
+    if account.kind != "imap" {
+        return Err(crate::error::Error::Conflict(
+            "Only accounts synced from a mail server can be synced now.".into(),
+        ));
+    }
+    if !account.enabled {
+        return Err(crate::error::Error::Conflict(
+            "Syncing of this account is paused: resume it first.".into(),
+        ));
+    }
+    sqlx::query!(
+        "INSERT INTO workers (name, account_id, state, next_run_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (name) DO UPDATE SET next_run_at = now(), consecutive_failures = 0,
+           state = CASE WHEN workers.state = 'running' THEN workers.state ELSE $3 END",
+        sync_worker_name(account_id),
+        account_id,
+        WorkerState::Idle as WorkerState,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, Action::AccountSyncNow).target(Target::Account(account_id)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What a person reads about an account's sync at `now`: a state word for styling and a
+/// sentence, e.g. ("running", "Syncing: INBOX: 20 of 100 new messages", "").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncView {
+    /// running, idle, backoff, paused, due.
+    pub state: &'static str,
+    pub text: String,
+    /// "next sync in 4 min"; empty while running or paused.
+    pub next: String,
+}
+
+impl SyncView {
+    pub fn describe(w: Option<&WorkerStatus>, enabled: bool, now: OffsetDateTime) -> Self {
+        let next_text = |at: Option<OffsetDateTime>| match at {
+            Some(t) if t > now + time::Duration::seconds(4) => {
+                format!("next sync {}", crate::render::format::relative(t, now))
+            }
+            _ => "next sync within seconds".into(),
+        };
+        if !enabled {
+            return Self {
+                state: "paused",
+                text: "Syncing is paused.".into(),
+                next: String::new(),
+            };
+        }
+        let Some(w) = w else {
+            return Self {
+                state: "due",
+                text: "Waiting for the first sync.".into(),
+                next: next_text(None),
+            };
+        };
+        match w.state {
+            WorkerState::Running => Self {
+                state: "running",
+                text: match &w.activity {
+                    Some(a) if !a.is_empty() => format!("Syncing: {a}"),
+                    _ => "Syncing…".into(),
+                },
+                next: String::new(),
+            },
+            WorkerState::Backoff => Self {
+                state: "backoff",
+                text: match w.consecutive_failures {
+                    n if n > 1 => format!("The last {n} attempts failed; it retries by itself."),
+                    _ => "The last attempt failed; it retries by itself.".into(),
+                },
+                next: next_text(w.next_run_at),
+            },
+            WorkerState::Disabled => Self {
+                state: "paused",
+                text: "Syncing is paused.".into(),
+                next: String::new(),
+            },
+            WorkerState::Idle => Self {
+                state: if w.next_run_at.is_some_and(|t| t > now) {
+                    "idle"
+                } else {
+                    "due"
+                },
+                text: match w.last_success_at {
+                    Some(t) => format!("Last synced {}.", crate::render::format::relative(t, now)),
+                    None => "Waiting for the first sync.".into(),
+                },
+                next: next_text(w.next_run_at),
+            },
+        }
+    }
+}
+
+/// Every server-synced account's sync as people read it, by account id.
+pub async fn sync_views(pool: &PgPool) -> Result<Vec<(i64, SyncView)>> {
+    let accounts = sqlx::query!("SELECT id, enabled FROM accounts WHERE kind = 'imap' ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    let workers = list(pool).await?;
+    let now = OffsetDateTime::now_utc();
+    Ok(accounts
+        .into_iter()
+        .map(|a| {
+            let w = workers.iter().find(|w| w.name == sync_worker_name(a.id));
+            (a.id, SyncView::describe(w, a.enabled, now))
+        })
+        .collect())
+}

@@ -26,6 +26,27 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// How far `t` is from `now` in words: "in 4 min", "in 35 s", "3 min ago", "now".
+pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (t - now).whole_seconds();
+    let n = secs.unsigned_abs();
+    let span = match n {
+        0..=4 => return "now".into(),
+        5..=59 => format!("{n} s"),
+        60..=3599 => format!("{} min", n / 60),
+        3600..=86_399 => match (n % 3600) / 60 {
+            0 => format!("{} h", n / 3600),
+            m => format!("{} h {m} min", n / 3600),
+        },
+        _ => format!("{} days", n / 86_400),
+    };
+    if secs > 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
 /// A count with thousands separated: "12,345".
 pub fn count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -42,6 +63,18 @@ pub fn count(n: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_times_read_as_people_say_them() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let at = |s: i64| relative(now + time::Duration::seconds(s), now);
+        assert_eq!(at(0), "now");
+        assert_eq!(at(35), "in 35 s");
+        assert_eq!(at(4 * 60 + 10), "in 4 min");
+        assert_eq!(at(-180), "3 min ago");
+        assert_eq!(at(2 * 3600 + 300), "in 2 h 5 min");
+        assert_eq!(at(3 * 86_400), "in 3 days");
+    }
 
     #[test]
     fn times_follow_the_readers_zone_and_fall_back_to_utc() {

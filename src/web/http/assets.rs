@@ -24,6 +24,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../../static/js/theme.js"),
     },
     Asset {
+        path: "js/live.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../static/js/live.js"),
+    },
+    Asset {
         path: "js/nav.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../../static/js/nav.js"),

@@ -197,7 +197,18 @@ pub const ALL: &[Route] = &[
         "/accounts/{id}/delete",
         Permission(P::ManageAccounts),
     ),
+    r(
+        Method::POST,
+        "/accounts/{id}/sync",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::GET,
+        "/accounts/{id}/status",
+        Permission(P::ManageAccounts),
+    ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
+    r(Method::GET, "/workers/status", Permission(P::ViewWorkers)),
     r(Method::GET, "/alerts", Permission(P::ViewWorkers)),
     r(Method::GET, "/verify", Permission(P::ViewWorkers)),
     r(

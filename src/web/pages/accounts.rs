@@ -32,6 +32,8 @@ pub fn area() -> Area {
         .post("/accounts/{id}/enabled", set_enabled)
         .post("/accounts/{id}/test", test)
         .post("/accounts/{id}/delete", delete)
+        .post("/accounts/{id}/sync", sync_now)
+        .get("/accounts/{id}/status", status)
 }
 
 type Admin = Require<perm::ManageAccounts>;
@@ -239,6 +241,7 @@ struct ShowPage {
     test_folders: Vec<(String, u32, bool)>,
     last_error: String,
     edit: CreateForm,
+    sync: workers::SyncView,
 }
 
 #[derive(Deserialize, Default)]
@@ -261,6 +264,7 @@ async fn show_page(
     drop(conn);
     let folders = ledger::coverage(&state.pool, id).await?;
     let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
+    let a_enabled = a.enabled;
     Ok(ShowPage {
         page: PageContext::for_user(format!("Account {}", a.name), "/accounts", user),
         coverage: coverage_text(&folders),
@@ -282,6 +286,11 @@ async fn show_page(
         notice,
         error,
         test_folders,
+        sync: workers::SyncView::describe(
+            worker.as_ref(),
+            a_enabled,
+            time::OffsetDateTime::now_utc(),
+        ),
         last_error: worker.and_then(|w| w.last_error).unwrap_or_default(),
     })
 }
@@ -297,6 +306,7 @@ async fn show(
         "enabled" => "Syncing resumed.",
         "disabled" => "Syncing paused; the archive stays.",
         "updated" => "Settings saved. They apply from the next sync.",
+        "sync-now" => "Sync requested: it starts within seconds. Progress shows below.",
         "reenter" => {
             "Settings saved. The server, port, TLS mode, user name or pinned certificate changed, \
              so the stored password was removed: enter the password again before the next sync."
@@ -432,4 +442,44 @@ async fn delete(
     }
     manage::remove_account(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/accounts").into_response())
+}
+
+/// `POST /accounts/{id}/sync`: the next sync is due now and the backoff is forgotten.
+async fn sync_now(
+    State(state): State<AppState>,
+    user: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+) -> Result<Response> {
+    match workers::sync_now(&state.pool, &user.actor, id).await {
+        Ok(()) => Ok(Redirect::to(&format!("/accounts/{id}?done=sync-now")).into_response()),
+        Err(Error::Conflict(reason)) => {
+            let page = show_page(&state, &user, id, String::new(), reason, Vec::new()).await?;
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /accounts/{id}/status`: the sync state as JSON, polled by the account page's script.
+async fn status(
+    State(state): State<AppState>,
+    _user: Admin,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let a = accounts::get(&mut conn, id).await?;
+    let archived = crate::archive::messages::count_for_account(&mut conn, id).await?;
+    drop(conn);
+    let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
+    let view =
+        workers::SyncView::describe(worker.as_ref(), a.enabled, time::OffsetDateTime::now_utc());
+    Ok(axum::Json(serde_json::json!({
+        "state": view.state,
+        "text": view.text,
+        "next": view.next,
+        "archived": crate::render::format::count(archived),
+        "last_error": worker.and_then(|w| w.last_error).unwrap_or_default(),
+    }))
+    .into_response())
 }

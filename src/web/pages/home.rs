@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::dashboard_charts::{self, Charts};
 use crate::auth::Permission;
 use crate::error::Result;
+use crate::ingest::workers::SyncView;
 use crate::render::format;
 use crate::reports::health::{self, Health, ScannerState};
 use crate::reports::series::{self, Window};
@@ -59,12 +60,27 @@ struct AccountRow {
     last_success: String,
     next_run: String,
     failing: bool,
+    /// What its sync is doing now (updated in the page by a small script).
+    sync: SyncView,
 }
 
-fn account_rows(user: &CurrentUser, accounts: Vec<AccountTotals>) -> Vec<AccountRow> {
+fn account_rows(
+    user: &CurrentUser,
+    accounts: Vec<AccountTotals>,
+    views: &[(i64, SyncView)],
+) -> Vec<AccountRow> {
     accounts
         .into_iter()
         .map(|a| AccountRow {
+            sync: views
+                .iter()
+                .find(|(id, _)| *id == a.id)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| SyncView {
+                    state: "idle",
+                    text: "Imported; not synced from a server.".into(),
+                    next: String::new(),
+                }),
             id: a.id,
             enabled: a.enabled,
             messages: format::count(a.messages),
@@ -142,6 +158,8 @@ struct AdminDashboard {
     enabled_accounts: usize,
     charts: Charts,
     timezone: String,
+    /// The account table refreshes its "Now" column from `/workers/status`.
+    live_status: bool,
 }
 
 async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<AdminDashboard> {
@@ -188,7 +206,12 @@ async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<A
         database: format::size(storage.database_bytes.max(0) as u64),
         messages: format::count(storage.messages),
         storage,
-        accounts: account_rows(user, accounts),
+        accounts: account_rows(
+            user,
+            accounts,
+            &crate::ingest::workers::sync_views(&state.pool).await?,
+        ),
+        live_status: user.can(Permission::ViewWorkers),
         enabled_accounts,
         charts,
         timezone: user.timezone.clone(),
@@ -240,7 +263,7 @@ async fn reader(state: &AppState, user: &CurrentUser) -> Result<ReaderDashboard>
     Ok(ReaderDashboard {
         page: PageContext::for_user("Dashboard", "/", user),
         can_read_mail,
-        accounts: account_rows(user, accounts),
+        accounts: account_rows(user, accounts, &[]),
         recent,
         timezone: user.timezone.clone(),
     })

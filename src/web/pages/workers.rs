@@ -13,7 +13,9 @@ use crate::web::http::state::AppState;
 
 /// The route of the background workers page.
 pub fn area() -> Area {
-    Area::new().get("/workers", list)
+    Area::new()
+        .get("/workers", list)
+        .get("/workers/status", status)
 }
 
 #[derive(Template, WebTemplate)]
@@ -55,4 +57,17 @@ async fn list(
         workers,
         search_backlog,
     })
+}
+
+/// `GET /workers/status`: every account's sync state as JSON, polled by the dashboard.
+async fn status(
+    State(state): State<AppState>,
+    _user: Require<perm::ViewWorkers>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let rows: Vec<serde_json::Value> = workers::sync_views(&state.pool)
+        .await?
+        .into_iter()
+        .map(|(id, v)| serde_json::json!({ "id": id, "state": v.state, "text": v.text, "next": v.next }))
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "rows": rows })))
 }
