@@ -59,11 +59,34 @@ impl Error {
         }
     }
 
+    /// The database could not be reached (down, restarting, connection cut), as opposed to a
+    /// query it refused: worth retrying soon, and no fault of the account being synced.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Error::Database(e) => sqlx_unavailable(e),
+            Error::Context { source, .. } => source
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(sqlx_unavailable),
+            _ => false,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        // Class 08 (connection exception) and 57P01..57P03 (shutdown, crash, not yet accepting).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 

@@ -70,8 +70,12 @@ impl App {
                 tracing::warn!(key = name, path = %path.display(), "generated a new secret key on first run; back this file up with the database");
             }
         }
+        let role = ingest::processes::Role::parse(&settings.server.role)?;
         let database = Database::open(&settings, Tenure::Server).await?;
         db::migrate(&database.pool).await?;
+        let me = ingest::processes::Me::new(role);
+        me.register(&database.pool).await?;
+        tracing::info!(process = %me.label(), id = %me.id, role = %role, "registered this process");
         let sealing_lock = db::hold_sealing_key(&database.pool, keys.sealing.current_id()).await?;
         reseal::upgrade_stored(&database.pool, &keys.sealing).await?;
         let listener = TcpListener::bind(&settings.server.bind)
@@ -108,6 +112,8 @@ impl App {
             ),
             audit: audit::Writer::start(database.pool.clone()),
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            db_health: db::DbHealth::default(),
+            me: Arc::new(me),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
@@ -163,60 +169,64 @@ impl App {
             sealing_lock,
         } = self;
         let shutdown = state.shutdown.clone();
+        let lease_secs = state.settings.workers.lease_secs;
         tasks.spawn(metrics_upkeep(state.metrics.clone(), shutdown.clone()));
+        tasks.spawn(
+            db::Supervisor {
+                pool: state.pool.clone(),
+                watch: database.watch(),
+                health: state.db_health.clone(),
+                process: state.me.label(),
+            }
+            .run_until_stopped(shutdown.clone()),
+        );
+        tasks.spawn(ingest::leader::beat_until_stopped(
+            state.pool.clone(),
+            (*state.me).clone(),
+            lease_secs,
+            state.db_health.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(audit::seal::run_until_stopped(
             state.pool.clone(),
             state.keys.audit.clone(),
             AUDIT_SEAL_EVERY,
             shutdown.clone(),
         ));
-        tasks.spawn(scan::tasks::expire_quarantine(
-            state.pool.clone(),
-            shutdown.clone(),
-        ));
-        if let Some(scanner) = &state.scanner
-            && state.settings.clamav.archive_unscanned
-        {
-            tasks.spawn(scan::tasks::scan_pending(
-                state.pool.clone(),
-                scan::ScanStage::new(scanner.clone(), &state.settings.clamav),
-                state.keys.clone(),
-                shutdown.clone(),
-            ));
-        }
         tasks.spawn(session_upkeep(state.clone()));
-        tasks.spawn(
-            notify::evaluator::Evaluator {
-                pool: state.pool.clone(),
-                scanner: state.scanner.clone(),
-                data_dir: state.settings.data_dir(),
-                smtp: notify::evaluator::Smtp::Live(state.live.clone()),
-                public_url: state.settings.public_url(),
-            }
-            .run_until_stopped(shutdown.clone()),
-        );
         tasks.spawn(settings_upkeep(state.clone()));
-        tasks.spawn(retention_schedule(state.clone()));
-        tasks.spawn(archive::search::reindex::background(
+        tasks.spawn(db::keep_sealing_key(
             state.pool.clone(),
+            state.keys.sealing.current_id().to_string(),
+            sealing_lock,
             shutdown.clone(),
         ));
-        if state.settings.sync.enabled {
-            tasks.spawn(ingest::scheduler::run_until_stopped(
+        if state.me.role.works() {
+            let leader_state = state.clone();
+            let leader_tasks = tasks.clone();
+            tasks.spawn(ingest::leader::lead_until_stopped(
                 state.pool.clone(),
-                state.live.clone(),
-                state.keys.clone(),
+                (*state.me).clone(),
+                lease_secs,
+                state.db_health.clone(),
                 shutdown.clone(),
+                move |token| spawn_leader_jobs(&leader_state, &leader_tasks, token),
             ));
+            if state.settings.sync.enabled {
+                tasks.spawn(ingest::scheduler::run_until_stopped(
+                    state.pool.clone(),
+                    state.live.clone(),
+                    state.keys.clone(),
+                    ingest::scheduler::Assignment::Leased {
+                        me: state.me.id,
+                        lease_secs,
+                        health: state.db_health.clone(),
+                    },
+                    shutdown.clone(),
+                ));
+            }
         }
-        if let Ok(Some(every)) = state.settings.verify.interval() {
-            tasks.spawn(verify::schedule::run_until_stopped(
-                state.pool.clone(),
-                state.keys.clone(),
-                every,
-                shutdown.clone(),
-            ));
-        }
+        let (state_me, pool) = (state.me.clone(), state.pool.clone());
         let router = web::router(state);
         let served = axum::serve(
             listener,
@@ -228,11 +238,70 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
-        use sqlx::Connection;
-        let _ = sealing_lock.close().await;
+        if let Err(e) = state_me.stopped(&pool).await {
+            tracing::warn!(error = %e, "could not give back this process's leases; they expire on their own");
+        }
         database.close().await?;
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Starts the jobs that run once per installation, in the process holding the leader lease,
+/// until `token` is cancelled (shutdown, or the lease was lost).
+fn spawn_leader_jobs(state: &AppState, tasks: &TaskTracker, token: CancellationToken) {
+    tasks.spawn(scan::tasks::expire_quarantine(
+        state.pool.clone(),
+        token.clone(),
+    ));
+    if let Some(scanner) = &state.scanner
+        && state.settings.clamav.archive_unscanned
+    {
+        tasks.spawn(scan::tasks::scan_pending(
+            state.pool.clone(),
+            scan::ScanStage::new(scanner.clone(), &state.settings.clamav),
+            state.keys.clone(),
+            token.clone(),
+        ));
+    }
+    tasks.spawn(
+        notify::evaluator::Evaluator {
+            pool: state.pool.clone(),
+            scanner: state.scanner.clone(),
+            data_dir: state.settings.data_dir(),
+            smtp: notify::evaluator::Smtp::Live(state.live.clone()),
+            public_url: state.settings.public_url(),
+        }
+        .run_until_stopped(token.clone()),
+    );
+    tasks.spawn(retention_schedule(state.clone(), token.clone()));
+    tasks.spawn(archive::search::reindex::background(
+        state.pool.clone(),
+        token.clone(),
+    ));
+    if let Ok(Some(every)) = state.settings.verify.interval() {
+        tasks.spawn(verify::schedule::run_until_stopped(
+            state.pool.clone(),
+            state.keys.clone(),
+            every,
+            token.clone(),
+        ));
+    }
+    tasks.spawn(forget_old_processes(state.pool.clone(), token));
+}
+
+/// Deletes the records of processes gone for a week, hourly.
+async fn forget_old_processes(pool: sqlx::PgPool, token: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = token.cancelled() => break,
+        }
+        if let Err(e) = ingest::processes::forget_old(&pool).await {
+            tracing::warn!(error = %e, "could not forget old processes");
+        }
     }
 }
 
@@ -268,15 +337,16 @@ async fn settings_upkeep(state: AppState) {
 }
 
 /// Runs the daily retention purge at `retention.schedule`, restarting it whenever the
-/// schedule changes on the settings page (checked every minute); none while it is off.
-async fn retention_schedule(state: AppState) {
+/// schedule changes on the settings page (checked every minute); none while it is off, and
+/// none after `token` (shutdown, or this process stopped leading).
+async fn retention_schedule(state: AppState, token: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut running: Option<(String, CancellationToken)> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = state.shutdown.cancelled() => break,
+            _ = token.cancelled() => break,
         }
         let now = state.live.get();
         let schedule = now.retention.schedule.trim().to_string();
@@ -287,7 +357,7 @@ async fn retention_schedule(state: AppState) {
             stop.cancel();
         }
         if let Ok(Some(daily)) = retention::schedule::Daily::parse(&schedule) {
-            let stop = state.shutdown.child_token();
+            let stop = token.child_token();
             tokio::spawn(retention::schedule::run_until_stopped(
                 state.pool.clone(),
                 daily,
@@ -296,7 +366,7 @@ async fn retention_schedule(state: AppState) {
             ));
             running = Some((schedule, stop));
         } else {
-            running = Some((schedule, state.shutdown.child_token()));
+            running = Some((schedule, token.child_token()));
         }
     }
 }

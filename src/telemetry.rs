@@ -4,11 +4,13 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
 pub fn init(format: &str, level: &str) {
-    // sqlx reports harmless server NOTICEs (e.g. "relation already exists") at info.
+    // sqlx reports harmless server NOTICEs (e.g. "relation already exists") at info, and each
+    // broken pooled connection it throws away while the database restarts at info or warn:
+    // the supervisor reports the outage once instead.
     let level = if level.contains("sqlx") {
         level.to_string()
     } else {
-        format!("{level},sqlx::postgres::notice=warn")
+        format!("{level},sqlx::postgres::notice=warn,sqlx_core::pool=error")
     };
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&level))

@@ -7,10 +7,12 @@ mod ingest {
     mod cli;
     mod crash;
     mod delete;
+    mod fleet;
     mod import;
     mod malformed;
     mod secrets;
     mod serve;
+    mod supervise;
     mod support;
     mod sync;
     mod web;

@@ -13,6 +13,7 @@ mod web {
     mod floods;
     mod login;
     mod matrix;
+    mod outage;
     mod retention;
     mod sessions;
     mod settings;

@@ -74,16 +74,29 @@ pub async fn with_database<T>(
     let database = db::open_for_command(&settings)
         .await
         .context("Failed to open the database")?;
+    let lost = database.watch().lost();
     let context = CliContext { settings, database };
-    let result = async {
+    let work = async {
         if schema == Schema::Migrate {
             db::migrate(context.pool())
                 .await
                 .context("Failed to migrate")?;
         }
         command(&context).await
+    };
+    // Should the database die under the command, stop within seconds with one sentence rather
+    // than let every query wait out the pool's timeout. Dropping the command's future rolls
+    // back what it had not committed; what it committed stays.
+    let (result, gone) = tokio::select! {
+        r = work => (r, false),
+        problem = lost => (Err(anyhow::anyhow!(
+            "the database went away while the command ran ({problem}); what was committed is kept, run the command again once PostgreSQL is back"
+        )), true),
+    };
+    if gone {
+        let _ = context.database.abandon().await;
+        return result;
     }
-    .await;
     let closed = context.database.close().await;
     let value = result?;
     closed.context("Failed to close the database")?;

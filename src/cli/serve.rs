@@ -14,15 +14,18 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080. Overrides server.bind.
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+    /// What this process does when several share one database: `web` (the UI and API),
+    /// `worker` (syncing and the once-per-installation jobs) or `all`. Overrides server.role.
+    #[arg(long, value_name = "ROLE", value_parser = ["web", "worker", "all"])]
+    pub role: Option<String>,
 }
 
 impl ServeArgs {
     /// The command-line values as config overrides (`section.key`, value).
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        self.bind
-            .iter()
-            .map(|b| ("server.bind", b.clone()))
-            .collect()
+        let bind = self.bind.iter().map(|b| ("server.bind", b.clone()));
+        let role = self.role.iter().map(|r| ("server.role", r.clone()));
+        bind.chain(role).collect()
     }
 }
 

@@ -44,6 +44,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             ctx.pool().clone(),
             std::sync::Arc::new(live),
             std::sync::Arc::new(keys),
+            scheduler::Assignment::Everything,
             token,
         )
         .await;

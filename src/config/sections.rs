@@ -53,6 +53,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub retention: RetentionSettings,
     pub verify: VerifySettings,
+    pub workers: WorkersSettings,
     pub api: super::ApiSettings,
     /// Which keys the config file, the environment or a command-line flag set (`section.key`).
     /// The settings page shows those as locked: a value stored in the database never wins
@@ -105,6 +106,8 @@ pub struct ServerSettings {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub max_request_bytes: usize,
+    /// What this process does: web, worker or all (`daygle serve --role` overrides it).
+    pub role: String,
     /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
     /// names the client. Empty: the TCP peer is the client.
     pub trusted_proxies: String,
@@ -120,6 +123,7 @@ impl Default for ServerSettings {
             public_url: String::new(),
             request_timeout_secs: 30,
             max_request_bytes: 10 * 1024 * 1024,
+            role: "all".into(),
             trusted_proxies: String::new(),
             metrics_token: Secret::default(),
         }
@@ -476,6 +480,21 @@ pub fn mask_url_password(url: &str) -> String {
     match creds.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
         None => url.to_string(),
+    }
+}
+
+/// Several `serve` processes on one database: account and leader leases.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersSettings {
+    /// Seconds a lease lasts unless its holder renews it (it renews every third of this): how
+    /// long a killed worker's accounts and leader jobs wait before another process takes them.
+    pub lease_secs: u32,
+}
+
+impl Default for WorkersSettings {
+    fn default() -> Self {
+        Self { lease_secs: 30 }
     }
 }
 

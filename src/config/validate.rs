@@ -122,6 +122,7 @@ impl Settings {
         self.validate_clamav(&mut p);
         self.validate_smtp(&mut p);
         self.validate_sync(&mut p);
+        self.validate_workers(&mut p);
         if let Err(e) = super::parse_daily_time(&self.retention.schedule) {
             p.push(problem("retention.schedule", e));
         }
@@ -301,6 +302,18 @@ impl Settings {
             p.push(problem(
                 "smtp.ca_file",
                 format!("{} is not a readable file", s.ca_file),
+            ));
+        }
+    }
+
+    fn validate_workers(&self, p: &mut Vec<Problem>) {
+        if let Err(e) = crate::ingest::processes::Role::parse(&self.server.role) {
+            p.push(problem("server.role", e.to_string().replace("role: ", "")));
+        }
+        if !(3..=3600).contains(&self.workers.lease_secs) {
+            p.push(problem(
+                "workers.lease_secs",
+                "must be between 3 and 3600 seconds",
             ));
         }
     }

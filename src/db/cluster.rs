@@ -268,7 +268,21 @@ impl Cluster {
         self.postmaster_pid().is_some_and(is_live_postgres)
     }
 
-    fn postmaster_pid(&self) -> Option<i32> {
+    /// Starts the server again after it died under a running `daygle` (a crash, SIGKILL, the
+    /// OOM killer): PostgreSQL replays its write-ahead log on start, so committed work is kept
+    /// and uncommitted work is rolled back. Serialised with other processes by the lock file;
+    /// false when someone else had already restarted it.
+    pub fn restart_if_down(&self) -> Result<bool, ClusterError> {
+        let _lock = self.lock()?;
+        if self.is_running() {
+            return Ok(false);
+        }
+        self.start()?;
+        Ok(true)
+    }
+
+    /// The pid in `postmaster.pid`, whether or not that process still lives.
+    pub fn postmaster_pid(&self) -> Option<i32> {
         let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()
     }
@@ -418,8 +432,10 @@ impl Lease {
     fn stop_if_owner(&self) -> Result<(), ClusterError> {
         let _lock = self.cluster.lock()?;
         if self.owns_cluster() {
-            tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
-            self.cluster.stop()?;
+            if self.cluster.is_running() {
+                tracing::info!(dir = %self.cluster.root.display(), "stopping the private PostgreSQL cluster");
+                self.cluster.stop()?;
+            }
             let _ = fs::remove_file(self.cluster.owner_file());
         }
         Ok(())

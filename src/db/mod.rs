@@ -1,6 +1,8 @@
 //! The database: connection pool, embedded migrations, and the private cluster.
 
 pub mod cluster;
+pub mod health;
+pub mod supervisor;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -13,6 +15,8 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 pub use cluster::{Cluster, ClusterError, Lease, Tenure};
+pub use health::DbHealth;
+pub use supervisor::{Supervisor, Watch};
 
 /// Migrations are compiled into the binary, so a deployment can never run a mismatched set.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -27,6 +31,8 @@ pub const EMBEDDED_DATABASE: &str = "daygle";
 pub struct Database {
     pub pool: PgPool,
     lease: Option<Lease>,
+    /// How to open one more connection, for the [`Watch`] that looks at the server.
+    options: PgConnectOptions,
 }
 
 impl Database {
@@ -63,14 +69,50 @@ impl Database {
                 ),
             ]);
         }
+        if tenure == Tenure::Command {
+            // One attempt, so a command says at once that the server is not there instead of
+            // retrying until the pool's timeout.
+            let conn = options
+                .connect()
+                .await
+                .map_err(|e| Error::Internal(unreachable_sentence(settings, &options, &e)))?;
+            let _ = conn.close().await;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(settings.database.max_connections)
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| Error::context("connect to PostgreSQL", e))?;
         check_server_version(&pool).await?;
-        Ok(Self { pool, lease })
+        Ok(Self {
+            pool,
+            lease,
+            options,
+        })
+    }
+
+    /// Closes after the server went away under us: the pool is dropped without waiting for
+    /// its connections' goodbyes (the server cannot hear them), then a private cluster this
+    /// process owns is released as usual.
+    pub async fn abandon(self) -> Result<()> {
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.pool.close()).await;
+        if let Some(lease) = self.lease {
+            tokio::task::spawn_blocking(move || lease.release())
+                .await
+                .map_err(|e| Error::context("run the cluster stop task", e))??;
+        }
+        Ok(())
+    }
+
+    /// The private cluster behind this database, when there is one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.lease.as_ref().map(Lease::cluster)
+    }
+
+    /// A watch on the server, apart from the pool (see [`supervisor`]).
+    pub fn watch(&self) -> Watch {
+        Watch::new(self.options.clone(), self.cluster().cloned())
     }
 
     /// Closes every connection, then stops the private cluster if this process owns it.
@@ -82,6 +124,27 @@ impl Database {
                 .map_err(|e| Error::context("run the cluster stop task", e))??;
         }
         Ok(())
+    }
+}
+
+/// "PostgreSQL at db:5432 (database.url) is not reachable: connection refused": one sentence.
+fn unreachable_sentence(
+    settings: &Settings,
+    options: &PgConnectOptions,
+    e: &sqlx::Error,
+) -> String {
+    let cause = match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    if settings.uses_embedded_database() {
+        format!("the private PostgreSQL cluster does not accept connections: {cause}")
+    } else {
+        format!(
+            "PostgreSQL at {}:{} (database.url) is not reachable: {cause}",
+            options.get_host(),
+            options.get_port()
+        )
     }
 }
 
@@ -237,6 +300,41 @@ pub async fn hold_sealing_key(pool: &PgPool, key_id: &str) -> Result<sqlx::PgCon
     .execute(&mut conn)
     .await?;
     Ok(conn)
+}
+
+/// Keeps holding the sealing-key lock taken with [`hold_sealing_key`] until shutdown: when its
+/// connection dies with the database (a restart), the lock is taken again as soon as the
+/// database is back, so `rotate-key` keeps seeing this server.
+pub async fn keep_sealing_key(
+    pool: PgPool,
+    key_id: String,
+    held: sqlx::PgConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut conn = Some(held);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let alive = match conn.as_mut() {
+            Some(c) => c.ping().await.is_ok(),
+            None => false,
+        };
+        if alive {
+            continue;
+        }
+        conn = None;
+        if let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_secs(3), hold_sealing_key(&pool, &key_id)).await
+        {
+            tracing::info!("holding the sealing-key lock again after the database came back");
+            conn = Some(c);
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
 }
 
 /// Takes the sealing-key lock of `key_id` exclusively until the end of the transaction; false

@@ -4,9 +4,12 @@
 pub mod accounts;
 pub mod files;
 pub mod imap;
+pub mod leader;
+pub mod leases;
 pub mod manage;
 pub mod parse;
 pub mod pipeline;
+pub mod processes;
 pub mod release;
 pub mod scheduler;
 pub mod workers;

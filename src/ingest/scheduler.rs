@@ -3,23 +3,31 @@
 //! per account so two processes never sync the same account at once, exponential backoff
 //! after failures.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::db::DbHealth;
 use crate::error::Result;
 use crate::ingest::accounts::{self, Account};
 use crate::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
 use crate::ingest::workers::{self, Heartbeat};
+use crate::ingest::{leader, leases};
 use crate::secrets::SealingKeys;
 
 /// Advisory lock namespace for account syncs ("dygl").
 const LOCK_NAMESPACE: i32 = 0x6479_676c;
-const TICK: Duration = Duration::from_secs(5);
+/// How soon a pass cut short by a database outage is tried again.
+const DATABASE_RETRY_SECS: u64 = 5;
+const TICK: Duration = Duration::from_secs(2);
 
 /// How one account's pass ended.
 #[derive(Debug)]
@@ -107,6 +115,11 @@ async fn run_locked(
                 // Mail is waiting only for clamd: look again sooner (clamav.retry_max_secs).
                 wait = wait.min(settings.clamav.retry_max_secs);
             }
+            if e.is_database_unavailable() {
+                // The database went away mid-pass (it is being restarted): carry on as soon as
+                // it is back; the account did nothing wrong.
+                wait = wait.min(DATABASE_RETRY_SECS);
+            }
             heartbeat.finish(Err(text.clone()), after(wait)).await;
             RunResult::Failed(text)
         }
@@ -172,40 +185,114 @@ pub async fn due_accounts(pool: &PgPool) -> Result<Vec<Account>> {
     Ok(out)
 }
 
-/// One scheduler step: sync every due account once.
-pub async fn run_once(pool: &PgPool, settings: &Settings, keys: &SealingKeys) -> Result<usize> {
-    let due = due_accounts(pool).await?;
-    let n = due.len();
-    if n > 0 {
-        sync_accounts(pool, settings, keys, due).await;
-    }
-    Ok(n)
+/// Who the scheduler syncs for: every due account (`daygle sync` without `--once`), or only
+/// the accounts this worker holds leases on (`serve`, which may share the database with other
+/// workers).
+#[derive(Clone)]
+pub enum Assignment {
+    Everything,
+    Leased {
+        me: Uuid,
+        lease_secs: u32,
+        health: DbHealth,
+    },
 }
 
-/// The scheduler inside `serve`: checks for due accounts every few seconds until shutdown.
-/// A pass cut short by shutdown rolls back its open batch; the next start replays it.
+/// The scheduler: every couple of seconds it renews its leases (when leased), reaps finished
+/// passes and starts due accounts, at most `sync.concurrency` at a time, until shutdown. Passes
+/// run beside the loop, so a long pass never delays lease renewal. A pass cut short by
+/// shutdown rolls back its open batch; the next start replays it.
 pub async fn run_until_stopped(
     pool: PgPool,
-    settings: std::sync::Arc<crate::settings::Live>,
-    keys: std::sync::Arc<crate::secrets::Keys>,
+    settings: Arc<crate::settings::Live>,
+    keys: Arc<crate::secrets::Keys>,
+    assignment: Assignment,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(TICK);
+    let every = match &assignment {
+        Assignment::Leased { lease_secs, .. } => TICK.min(leader::renew_every(*lease_secs)),
+        Assignment::Everything => TICK,
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut running: JoinSet<i64> = JoinSet::new();
+    let mut busy: HashSet<i64> = HashSet::new();
+    let mut held: Option<HashSet<i64>> = None;
+    let mut renewed_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(id) = done {
+                    busy.remove(&id);
+                }
+                continue;
+            }
         }
-        let now = settings.get();
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = run_once(&pool, &now, &keys.sealing) => {
-                if let Err(e) = r {
-                    tracing::warn!(error = %crate::error::chain(&e), "sync scheduler step failed");
+        if let Assignment::Leased {
+            me,
+            lease_secs,
+            health,
+        } = &assignment
+        {
+            if health.is_down() {
+                continue;
+            }
+            let due_renewal = renewed_at
+                .is_none_or(|t| t.elapsed() + TICK / 10 >= leader::renew_every(*lease_secs));
+            if due_renewal {
+                let busy_now: Vec<i64> = busy.iter().copied().collect();
+                match leases::renew_and_claim(&pool, *me, *lease_secs, &busy_now).await {
+                    Ok(ids) => {
+                        let ids: HashSet<i64> = ids.into_iter().collect();
+                        if held.as_ref() != Some(&ids) {
+                            tracing::info!(accounts = ?ids, "account leases held");
+                        }
+                        held = Some(ids);
+                        renewed_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %crate::error::chain(&e), "could not renew the account leases");
+                        // Leases not renewed within their time belong to nobody: stop starting them.
+                        if renewed_at.is_none_or(|t| {
+                            t.elapsed() >= Duration::from_secs(u64::from(*lease_secs))
+                        }) {
+                            held = Some(HashSet::new());
+                        }
+                    }
                 }
             }
         }
+        // Settings saved on the settings page apply from the next pass.
+        let now = settings.get();
+        let free = now.sync.concurrency.saturating_sub(busy.len());
+        if free == 0 {
+            continue;
+        }
+        let due = match due_accounts(&pool).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "sync scheduler step failed");
+                continue;
+            }
+        };
+        let start: Vec<Account> = due
+            .into_iter()
+            .filter(|a| !busy.contains(&a.id))
+            .filter(|a| held.as_ref().is_none_or(|h| h.contains(&a.id)))
+            .take(free)
+            .collect();
+        for account in start {
+            let id = account.id;
+            busy.insert(id);
+            let (pool, settings, keys) = (pool.clone(), now.clone(), keys.clone());
+            running.spawn(async move {
+                sync_one(&pool, &settings, &keys.sealing, account).await;
+                id
+            });
+        }
     }
+    running.shutdown().await;
     tracing::info!("sync scheduler stopped");
 }

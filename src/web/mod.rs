@@ -74,41 +74,54 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     });
     let store = PostgresStore::new(state.pool.clone());
+    let serves_web = state.me.role.serves_web();
     let mut pages = Router::new();
-    for area in areas() {
-        pages = pages.merge(area.into_router());
+    if serves_web {
+        for area in areas() {
+            pages = pages.merge(area.into_router());
+        }
+    } else {
+        // A worker answers the probes and metrics only; people use a web process.
+        pages = pages.merge(http::health::area().into_router());
     }
     // Pages pass the session, guard and CSRF layers; the API (bearer tokens only) does not.
     let pages = pages
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(session::layer(store, &settings))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::outage::unavailable,
+        ))
         .layer(CsrfLayer::new());
-    api::router(&state)
-        .merge(pages)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(trace)
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(|_| {
-                    error::page(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong on our side. The details are in the server log.",
-                    )
-                }))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    headers::apply,
-                ))
-                .layer(middleware::from_fn(metrics::track))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Duration::from_secs(settings.server.request_timeout_secs),
-                ))
-                .layer(RequestBodyLimitLayer::new(
-                    settings.server.max_request_bytes,
-                )),
-        )
-        .with_state(state)
+    let app = if serves_web {
+        api::router(&state).merge(pages)
+    } else {
+        pages
+    };
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(trace)
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(CatchPanicLayer::custom(|_| {
+                error::page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. The details are in the server log.",
+                )
+            }))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                headers::apply,
+            ))
+            .layer(middleware::from_fn(metrics::track))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(settings.server.request_timeout_secs),
+            ))
+            .layer(RequestBodyLimitLayer::new(
+                settings.server.max_request_bytes,
+            )),
+    )
+    .with_state(state)
 }

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub shutdown: CancellationToken,
     pub server: Option<JoinHandle<daygle::error::Result<()>>>,
+    /// The app's view of its database (tests can declare an outage).
+    pub db_health: daygle::db::DbHealth,
 }
 
 /// Settings for a test: a fresh database, port 0, a temporary data directory.
@@ -55,6 +57,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let addr = app.local_addr();
     let pool = app.state().pool.clone();
     let shutdown = app.shutdown_token();
+    let db_health = app.state().db_health.clone();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
@@ -65,6 +68,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         data_dir,
         shutdown,
         server: Some(server),
+        db_health,
     }
 }
 

@@ -125,39 +125,86 @@ impl Env {
 
     /// uid → hex SHA-256 of what the server serves over IMAP (BODY.PEEK[]).
     pub async fn server(&self, user: &str, folder: &str) -> BTreeMap<i64, String> {
-        let mut s = self.session(user).await;
-        s.examine(folder).await.expect("examine");
-        let mut out = BTreeMap::new();
-        {
-            let mut stream = s
-                .uid_fetch("1:*", "(UID BODY.PEEK[])")
-                .await
-                .expect("fetch");
-            while let Some(f) = stream.next().await {
-                let f = f.expect("fetch item");
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    out.insert(
-                        i64::from(uid),
-                        hex::encode(daygle::archive::blobs::sha256(body)),
-                    );
-                }
-            }
-        }
-        let _ = s.logout().await;
-        out
+        server_hashes(self.dovecot.port, user, folder).await
     }
 
     pub async fn session(&self, user: &str) -> imap::Session {
-        let ep = Endpoint {
-            host: "127.0.0.1".into(),
-            port: self.dovecot.port,
-            tls: TlsMode::None,
-            username: user.into(),
-            pinned_cert_sha256: None,
-        };
-        imap::connect(&ep, &Zeroizing::new(format!("{user}-pw")), timeouts())
+        session(self.dovecot.port, user).await
+    }
+}
+
+/// uid → hex SHA-256 of what the Dovecot on `port` serves `user` in `folder` (BODY.PEEK[]).
+pub async fn server_hashes(port: u16, user: &str, folder: &str) -> BTreeMap<i64, String> {
+    let mut s = session(port, user).await;
+    s.examine(folder).await.expect("examine");
+    let mut out = BTreeMap::new();
+    {
+        let mut stream = s
+            .uid_fetch("1:*", "(UID BODY.PEEK[])")
             .await
-            .expect("test session")
+            .expect("fetch");
+        while let Some(f) = stream.next().await {
+            let f = f.expect("fetch item");
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                out.insert(
+                    i64::from(uid),
+                    hex::encode(daygle::archive::blobs::sha256(body)),
+                );
+            }
+        }
+    }
+    let _ = s.logout().await;
+    out
+}
+
+/// An IMAP session as `user` (password `<user>-pw`) on the Dovecot at `port`.
+pub async fn session(port: u16, user: &str) -> imap::Session {
+    let ep = Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        username: user.into(),
+        pinned_cert_sha256: None,
+    };
+    imap::connect(&ep, &Zeroizing::new(format!("{user}-pw")), timeouts())
+        .await
+        .expect("test session")
+}
+
+/// uid → hex SHA-256 of what the archive holds for this account folder (any database).
+pub async fn archived_in(pool: &PgPool, account_id: i64, folder: &str) -> BTreeMap<i64, String> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT uid, blob_sha256 FROM messages WHERE account_id = $1 AND folder = $2",
+    )
+    .bind(account_id)
+    .bind(folder)
+    .fetch_all(pool)
+    .await
+    .expect("archived");
+    let mut map = BTreeMap::new();
+    for (uid, sha) in rows {
+        assert!(
+            map.insert(uid, hex::encode(sha)).is_none(),
+            "uid {uid} archived twice"
+        );
+    }
+    map
+}
+
+/// An IMAP account on the Dovecot at `port` for `user`, polled every 10 s.
+pub fn imap_account(name: &str, port: u16, user: &str) -> ImapSettings {
+    ImapSettings {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        username: user.into(),
+        folders_include: vec![],
+        folders_exclude: vec!["Trash".into(), "Junk".into(), "Spam".into()],
+        poll_interval_secs: 10,
+        delete_after_days: None,
+        expunge: true,
+        pinned_cert_sha256: None,
     }
 }
 

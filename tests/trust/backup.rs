@@ -167,6 +167,7 @@ async fn start_app(url: &str, data_dir: tempfile::TempDir) -> TestApp {
     let addr = app.local_addr();
     let pool = app.state().pool.clone();
     let shutdown = app.shutdown_token();
+    let db_health = app.state().db_health.clone();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
@@ -177,6 +178,7 @@ async fn start_app(url: &str, data_dir: tempfile::TempDir) -> TestApp {
         data_dir,
         shutdown,
         server: Some(server),
+        db_health,
     }
 }
 

@@ -61,6 +61,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), limiter),
             authenticate,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::http::outage::unavailable,
+        ))
         .layer(middleware::from_fn(problem::errors_as_problems));
     match cors(state) {
         Some(layer) => api.layer(layer),

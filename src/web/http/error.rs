@@ -76,6 +76,13 @@ impl IntoResponse for Error {
                     .insert("retry-after", axum::http::HeaderValue::from_static("5"));
                 r
             }
+            _ if self.is_database_unavailable() => {
+                tracing::warn!(error = %crate::error::chain(&self), "request failed: database unavailable");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable right now. Daygle is bringing it back; try again in a moment.",
+                )
+            }
             _ => {
                 tracing::error!(error = %crate::error::chain(&self), "request failed");
                 page(

@@ -24,12 +24,10 @@ use crate::auth::{Grants, Permission, csrf, users};
 use crate::config;
 use crate::error::{Error, Result};
 
-/// Paths that need neither a session nor a user: probes and assets; and the JSON API, which
-/// authenticates bearer tokens only (`web::api`) and never looks at a session cookie.
-fn is_exempt(path: &str) -> bool {
+/// Paths that need neither a session nor a user: probes and assets.
+pub(crate) fn is_exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics" | "/favicon.ico")
         || path.starts_with("/static/")
-        || path.starts_with("/api/")
 }
 
 /// Middleware: loads the session's user, checks CSRF and Origin on unsafe methods.
@@ -40,7 +38,8 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    if is_exempt(&path) {
+    // The JSON API authenticates bearer tokens only (`web::api`) and never reads a session.
+    if is_exempt(&path) || path.starts_with(crate::web::api::PREFIX) {
         return next.run(req).await;
     }
     match run(state, session, req, next, &path).await {

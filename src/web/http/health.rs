@@ -26,6 +26,9 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Longest wait for the database's answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Serialize)]
 struct Readiness {
     status: &'static str,
@@ -65,17 +68,30 @@ async fn readyz(
         &state.trusted_proxies,
         state.settings.server.metrics_token.expose(),
     );
-    let database = match sqlx::query_scalar!("SELECT 1 AS one")
-        .fetch_one(&state.pool)
-        .await
-    {
-        Ok(_) => Check {
-            ok: true,
-            detail: "reachable".into(),
-        },
-        Err(e) => Check {
+    let health = state.db_health.status();
+    let probe = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        sqlx::query_scalar!("SELECT 1 AS one").fetch_one(&state.pool),
+    );
+    let database = match health.down_since {
+        // The supervisor knows: answer at once rather than wait for the pool.
+        Some(since) => Check {
             ok: false,
-            detail: format!("unreachable: {e}"),
+            detail: format!("down since {since}: {}", health.detail),
+        },
+        None => match probe.await {
+            Ok(Ok(_)) => Check {
+                ok: true,
+                detail: "reachable".into(),
+            },
+            Ok(Err(e)) => Check {
+                ok: false,
+                detail: format!("unreachable: {e}"),
+            },
+            Err(_) => Check {
+                ok: false,
+                detail: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+            },
         },
     };
     let migrations = if database.ok {

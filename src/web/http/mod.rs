@@ -13,6 +13,7 @@ pub mod headers;
 pub mod health;
 pub mod layout;
 pub mod metrics;
+pub mod outage;
 pub mod routes;
 pub mod session;
 pub mod state;

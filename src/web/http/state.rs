@@ -12,6 +12,8 @@ use super::metrics::Metrics;
 use crate::audit;
 use crate::auth::refusals::Refusals;
 use crate::config::Settings;
+use crate::db::DbHealth;
+use crate::ingest::processes::Me;
 use crate::scan::Scanner;
 use crate::secrets::Keys;
 
@@ -40,4 +42,8 @@ pub struct AppState {
     pub audit: audit::Writer,
     /// Set once a user exists; from then on `/setup` is gone for good (checked in SQL too).
     pub setup_done: Arc<AtomicBool>,
+    /// Whether the database answers, as the supervisor last saw it.
+    pub db_health: DbHealth,
+    /// This process: its id in `processes` and its role.
+    pub me: Arc<Me>,
 }

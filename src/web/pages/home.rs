@@ -158,8 +158,17 @@ struct AdminDashboard {
     enabled_accounts: usize,
     charts: Charts,
     timezone: String,
+    /// Database outages that ended in the last day (the supervisor brought it back).
+    db_outages: Vec<OutageLine>,
     /// The account table refreshes its "Now" column from `/workers/status`.
     live_status: bool,
+}
+
+struct OutageLine {
+    started: String,
+    seconds: String,
+    detail: String,
+    process: String,
 }
 
 async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<AdminDashboard> {
@@ -215,6 +224,16 @@ async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<A
         enabled_accounts,
         charts,
         timezone: user.timezone.clone(),
+        db_outages: crate::db::supervisor::recent_outages(&state.pool, 1)
+            .await?
+            .into_iter()
+            .map(|o| OutageLine {
+                started: user.format_when(Some(o.started_at)),
+                seconds: format!("{:.1}", (o.ended_at - o.started_at).as_seconds_f64()),
+                detail: o.detail,
+                process: o.process,
+            })
+            .collect(),
     })
 }
 

@@ -5,6 +5,8 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 
 use crate::error::Result;
+use crate::ingest::leases;
+use crate::ingest::processes::{self, ProcessRow};
 use crate::ingest::workers::{self, WorkerState, WorkerStatus};
 use crate::web::http::extract::{Require, perm};
 use crate::web::http::layout::PageContext;
@@ -25,6 +27,15 @@ struct WorkersPage {
     workers: Vec<WorkerRow>,
     /// Messages whose search vector waits for the background stage.
     search_backlog: i64,
+    processes: Vec<ProcessLine>,
+    lease_secs: u32,
+}
+
+struct ProcessLine {
+    p: ProcessRow,
+    short_id: String,
+    started: String,
+    heartbeat: String,
 }
 
 struct WorkerRow {
@@ -33,16 +44,33 @@ struct WorkerRow {
     last_success: String,
     next_run: String,
     heartbeat: String,
+    /// The process holding this account's lease (`host:pid`), when one does.
+    held_by: String,
 }
 
 async fn list(
     State(state): State<AppState>,
     user: Require<perm::ViewWorkers>,
 ) -> Result<WorkersPage> {
+    let lease_secs = state.settings.workers.lease_secs;
+    let procs = processes::list(&state.pool, i32::try_from(lease_secs).unwrap_or(30)).await?;
+    let holders = leases::account_holders(&state.pool).await?;
+    let held_by = |account: Option<i64>| -> String {
+        let holder = holders
+            .iter()
+            .find(|(id, _)| Some(*id) == account)
+            .and_then(|(_, h)| *h);
+        procs
+            .iter()
+            .find(|p| Some(p.id) == holder)
+            .map(ProcessRow::label)
+            .unwrap_or_default()
+    };
     let workers = workers::list(&state.pool)
         .await?
         .into_iter()
         .map(|w| WorkerRow {
+            held_by: held_by(w.account_id),
             last_run: user.format_when(w.last_run_at),
             last_success: user.format_when(w.last_success_at),
             next_run: user.format_when(w.next_run_at),
@@ -52,10 +80,21 @@ async fn list(
         .collect();
     let search_backlog =
         crate::archive::search::reindex::pending(&state.pool, Default::default()).await?;
+    let processes = procs
+        .into_iter()
+        .map(|p| ProcessLine {
+            short_id: p.id.simple().to_string().split_off(24),
+            started: user.format_when(Some(p.started_at)),
+            heartbeat: user.format_when(Some(p.heartbeat_at)),
+            p,
+        })
+        .collect();
     Ok(WorkersPage {
         page: PageContext::for_user("Workers", "/workers", &user),
         workers,
         search_backlog,
+        processes,
+        lease_secs,
     })
 }
 
