@@ -111,6 +111,7 @@ impl App {
                     .map_err(|e| Error::invalid("server.trusted_proxies", e))?,
             ),
             audit: audit::Writer::start(database.pool.clone()),
+            inline_images: Arc::new(archive::reading::InlineCache::default()),
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             db_health: db::DbHealth::default(),
             me: Arc::new(me),

@@ -4,9 +4,13 @@
 //! Every lookup takes the reader's [`Grants`] and answers `None` both for a message that does
 //! not exist and for one the reader may not see, so ids cannot be probed.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 use super::blobs;
 use crate::auth::Grants;
@@ -136,6 +140,177 @@ pub async fn render_parts(raw: Vec<u8>, keep_bytes: bool) -> Result<Rendered> {
         .map_err(|e| Error::context("run the message parsing task", e))
 }
 
+/// Part `index` of `raw` (an attachment, as numbered by [`render_parts`]), decoded; only that
+/// part's bytes are copied.
+pub async fn one_part(raw: Vec<u8>, index: usize) -> Result<Option<Part>> {
+    spawn_blocking_in_span(move || {
+        let msg = MessageParser::default().parse(&raw)?;
+        if !msg.attachments.contains(&(index as u32)) {
+            return None;
+        }
+        let part = msg.parts.get(index)?;
+        if matches!(part.body, PartType::Multipart(_)) {
+            return None;
+        }
+        Some(describe(index, part, true))
+    })
+    .await
+    .map_err(|e| Error::context("run the message parsing task", e))
+}
+
+/// The only types served as inline images: plain raster formats browsers never run.
+pub const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// A message's inline images by Content-ID (only [`INLINE_IMAGE_TYPES`]), from one parse.
+#[derive(Debug, Default)]
+pub struct InlineImages {
+    by_cid: HashMap<String, (&'static str, bytes::Bytes)>,
+    bytes: usize,
+}
+
+impl InlineImages {
+    /// Parses `raw` once and keeps its inline images.
+    pub fn parse(raw: &[u8]) -> Self {
+        let mut images = Self::default();
+        let Some(msg) = MessageParser::default().parse(raw) else {
+            return images;
+        };
+        for part in &msg.parts {
+            let Some(cid) = part.content_id() else {
+                continue;
+            };
+            let cid = cid.trim_start_matches('<').trim_end_matches('>');
+            let Some(ct) = part.content_type() else {
+                continue;
+            };
+            let ct = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
+            let Some(kind) = INLINE_IMAGE_TYPES.iter().find(|t| **t == ct) else {
+                continue;
+            };
+            if matches!(part.body, PartType::Multipart(_)) || images.by_cid.contains_key(cid) {
+                continue;
+            }
+            let bytes = bytes::Bytes::copy_from_slice(part.contents());
+            images.bytes += bytes.len();
+            images.by_cid.insert(cid.to_string(), (kind, bytes));
+        }
+        images
+    }
+
+    /// The image with Content-ID `cid`: its type and bytes (a cheap clone).
+    pub fn get(&self, cid: &str) -> Option<(&'static str, bytes::Bytes)> {
+        self.by_cid.get(cid).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_cid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cid.is_empty()
+    }
+}
+
+/// Recently opened messages' inline images, so a body with many `cid:` images is read,
+/// decompressed and parsed once — not once per image — however many readers ask at the same
+/// time (they wait for the one parse). Bounded by entries and bytes; the oldest go first.
+/// Whoever asks must have passed the access checks for the message first: the cache is keyed by
+/// message id only.
+pub struct InlineCache {
+    entries: Mutex<VecDeque<(i64, Slot)>>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+/// One message's images, filled by the first reader; the others wait on it.
+type Slot = Arc<OnceCell<Arc<InlineImages>>>;
+
+impl Default for InlineCache {
+    fn default() -> Self {
+        Self::new(32, 128 * 1024 * 1024)
+    }
+}
+
+impl InlineCache {
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: Mutex::new(VecDeque::new()),
+            max_entries: max_entries.max(1),
+            max_bytes,
+        }
+    }
+
+    /// The inline images of message `id`, parsed from what `load` returns on first use.
+    pub async fn get_or_load<F>(&self, id: i64, load: F) -> Result<Arc<InlineImages>>
+    where
+        F: Future<Output = Result<Vec<u8>>>,
+    {
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            match entries.iter().find(|(k, _)| *k == id) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    entries.push_back((id, cell.clone()));
+                    cell
+                }
+            }
+        };
+        let images = cell
+            .get_or_try_init(|| async {
+                let raw = load.await?;
+                spawn_blocking_in_span(move || Arc::new(InlineImages::parse(&raw)))
+                    .await
+                    .map_err(|e| Error::context("run the message parsing task", e))
+            })
+            .await?
+            .clone();
+        self.evict(id);
+        Ok(images)
+    }
+
+    /// Drops the oldest entries (never `keep`) while over either bound.
+    fn evict(&self, keep: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let size = |e: &VecDeque<(i64, Slot)>| -> usize {
+            e.iter().filter_map(|(_, c)| c.get()).map(|i| i.bytes).sum()
+        };
+        while entries.len() > 1
+            && (entries.len() > self.max_entries || size(&entries) > self.max_bytes)
+        {
+            let Some(pos) = entries.iter().position(|(k, _)| *k != keep) else {
+                break;
+            };
+            entries.remove(pos);
+        }
+    }
+}
+
+fn describe(index: usize, part: &mail_parser::MessagePart<'_>, keep_bytes: bool) -> Part {
+    let bytes = part.contents();
+    Part {
+        index,
+        filename: part.attachment_name().map(str::to_string),
+        content_type: part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into())
+            .to_ascii_lowercase(),
+        content_id: part
+            .content_id()
+            .map(|c| c.trim_start_matches('<').trim_end_matches('>').to_string()),
+        size: bytes.len(),
+        bytes: if keep_bytes {
+            bytes.to_vec()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Rendered {
@@ -163,30 +338,7 @@ fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {
         .filter(|(i, p)| {
             msg.attachments.contains(&(*i as u32)) && !matches!(p.body, PartType::Multipart(_))
         })
-        .map(|(index, part)| {
-            let bytes = part.contents();
-            Part {
-                index,
-                filename: part.attachment_name().map(str::to_string),
-                content_type: part
-                    .content_type()
-                    .map(|ct| match ct.subtype() {
-                        Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                        None => ct.ctype().to_string(),
-                    })
-                    .unwrap_or_else(|| "application/octet-stream".into())
-                    .to_ascii_lowercase(),
-                content_id: part
-                    .content_id()
-                    .map(|c| c.trim_start_matches('<').trim_end_matches('>').to_string()),
-                size: bytes.len(),
-                bytes: if keep_bytes {
-                    bytes.to_vec()
-                } else {
-                    Vec::new()
-                },
-            }
-        })
+        .map(|(index, part)| describe(index, part, keep_bytes))
         .collect();
     // mail-parser lists text parts among the HTML bodies too (converted); only a real HTML
     // part goes to the sanitiser and the frame.
@@ -279,5 +431,102 @@ mod tests {
     fn garbage_still_renders_as_text() {
         let r = parse_parts(b"\xff\xfe not mail at all", false);
         assert!(r.text_body.is_some() || r.html_body.is_some());
+    }
+}
+
+#[cfg(test)]
+mod inline_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn message_with_images(n: usize) -> Vec<u8> {
+        let mut b = mail_builder::MessageBuilder::new()
+            .from(("Alice", "alice@example.org"))
+            .to("team@example.org")
+            .subject("Many images")
+            .html_body("<p>hi</p>");
+        for i in 0..n {
+            b = b.inline("image/png", format!("img{i}@x"), vec![i as u8; 64]);
+        }
+        b.inline(
+            "text/html",
+            "page@x",
+            "<script>alert(1)</script>".as_bytes(),
+        )
+        .write_to_vec()
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_readers_of_many_images_parse_the_message_once() {
+        let raw = message_with_images(50);
+        let cache = Arc::new(InlineCache::default());
+        let loads = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (cache, loads, raw) = (cache.clone(), loads.clone(), raw.clone());
+                tokio::spawn(async move {
+                    let images = cache
+                        .get_or_load(7, async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            Ok(raw)
+                        })
+                        .await
+                        .unwrap();
+                    images.get(&format!("img{}@x", i % 50))
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let (kind, bytes) = t.await.unwrap().expect("image found");
+            assert_eq!(kind, "image/png");
+            assert_eq!(bytes.as_ref(), &[(i % 50) as u8; 64][..]);
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "one read and parse for all"
+        );
+        let images = cache
+            .get_or_load(7, async { unreachable!() })
+            .await
+            .unwrap();
+        assert_eq!(images.len(), 50, "the HTML part is not an image");
+        assert!(images.get("page@x").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_to_its_bounds() {
+        let cache = InlineCache::new(2, usize::MAX);
+        let loads = Arc::new(AtomicUsize::new(0));
+        for id in [1, 2, 3, 1] {
+            let loads = loads.clone();
+            cache
+                .get_or_load(id, async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    Ok(message_with_images(1))
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            4,
+            "1 was evicted by 3 and loaded again"
+        );
+        let small = InlineCache::new(10, 100);
+        for id in [1, 2] {
+            small
+                .get_or_load(id, async { Ok(message_with_images(2)) })
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            small.entries.lock().unwrap().len(),
+            1,
+            "over the byte budget"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 
 /// Longest conversation shown; a runaway mailing-list thread is cut, not loaded whole.
 const MAX_THREAD: i64 = 200;
-const MAX_HOPS: i32 = 20;
+const MAX_HOPS: usize = 20;
 /// How far apart two messages with the same subject may be to count as one conversation.
 const SUBJECT_WINDOW_DAYS: i32 = 30;
 
@@ -22,6 +22,55 @@ pub struct ThreadEntry {
     pub sort_date: OffsetDateTime,
 }
 
+/// Walks Message-ID / In-Reply-To / References links outwards from `start`, one round (one
+/// indexed query) per hop, never revisiting a message: it stops when a round finds nothing new,
+/// after [`MAX_HOPS`] rounds, or once [`MAX_THREAD`] messages are found — so a dense mailing
+/// list thread costs at most a few queries, not a recursion over every path through it.
+async fn linked_by_references(
+    pool: &PgPool,
+    grants: &Grants,
+    start: i64,
+) -> Result<Vec<ThreadEntry>> {
+    let mut visited: Vec<i64> = vec![start];
+    let mut frontier: Vec<i64> = vec![start];
+    for _ in 0..MAX_HOPS {
+        let room = MAX_THREAD - visited.len() as i64;
+        if frontier.is_empty() || room <= 0 {
+            break;
+        }
+        let found: Vec<i64> = sqlx::query_scalar!(
+            r#"WITH f AS (
+                 SELECT message_id,
+                        string_to_array(trim(coalesce(in_reply_to, '') || ' ' || coalesce(refs, '')), ' ') AS ref_ids
+                 FROM messages WHERE id = ANY($1))
+               SELECT m.id AS "id!" FROM messages m
+               WHERE m.id <> ALL($2)
+                 AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))
+                 AND (m.message_id IN (SELECT unnest(ref_ids) FROM f)
+                      OR string_to_array(trim(coalesce(m.in_reply_to, '') || ' ' || coalesce(m.refs, '')), ' ')
+                         && ARRAY(SELECT message_id FROM f WHERE message_id IS NOT NULL))
+               ORDER BY m.id LIMIT $4"#,
+            &frontier,
+            &visited,
+            grants.as_ids(),
+            room,
+        )
+        .fetch_all(pool)
+        .await?;
+        visited.extend(&found);
+        frontier = found;
+    }
+    Ok(sqlx::query_as!(
+        ThreadEntry,
+        r#"SELECT m.id, m.subject, m.from_addr, m.sort_date AS "sort_date!"
+         FROM messages m WHERE m.id = ANY($1)
+         ORDER BY m.sort_date, m.id"#,
+        &visited,
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The conversation `message` belongs to, oldest first, including `message` itself. Only
 /// messages `grants` allow are followed or returned.
 pub async fn conversation(
@@ -29,33 +78,7 @@ pub async fn conversation(
     grants: &Grants,
     message: &MessageRow,
 ) -> Result<Vec<ThreadEntry>> {
-    let linked: Vec<ThreadEntry> = sqlx::query_as!(
-        ThreadEntry,
-        r#"WITH RECURSIVE conv(id, message_id, ref_ids, hops) AS (
-             SELECT m.id, m.message_id,
-                    string_to_array(trim(coalesce(m.in_reply_to, '') || ' ' || coalesce(m.refs, '')), ' '),
-                    0
-             FROM messages m WHERE m.id = $1
-           UNION
-             SELECT m.id, m.message_id,
-                    string_to_array(trim(coalesce(m.in_reply_to, '') || ' ' || coalesce(m.refs, '')), ' '),
-                    c.hops + 1
-             FROM conv c JOIN messages m
-               ON m.message_id = ANY(c.ref_ids)
-               OR string_to_array(trim(coalesce(m.in_reply_to, '') || ' ' || coalesce(m.refs, '')), ' ')
-                  @> ARRAY[c.message_id]
-             WHERE c.hops < $3 AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))
-         )
-         SELECT m.id, m.subject, m.from_addr, m.sort_date AS "sort_date!"
-         FROM messages m WHERE m.id IN (SELECT id FROM conv)
-         ORDER BY m.sort_date, m.id LIMIT $4"#,
-        message.id,
-        grants.as_ids(),
-        MAX_HOPS,
-        MAX_THREAD,
-    )
-    .fetch_all(pool)
-    .await?;
+    let linked = linked_by_references(pool, grants, message.id).await?;
     if linked.len() > 1 {
         return Ok(linked);
     }

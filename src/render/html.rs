@@ -74,11 +74,19 @@ pub struct SafeHtml {
     pub html: String,
     /// Remote images replaced by the placeholder (offer "load remote images" when > 0).
     pub remote_images_blocked: usize,
+    /// `cid:` images beyond [`MAX_INLINE_IMAGES`], left without a source.
+    pub inline_images_dropped: usize,
 }
+
+/// Most `cid:` images one body links to; each is a request to the archive, so a message with
+/// thousands of them cannot turn one page view into thousands of requests.
+pub const MAX_INLINE_IMAGES: usize = 200;
 
 pub fn sanitize_email_html(html: &str, options: HtmlOptions) -> SafeHtml {
     let blocked = Arc::new(AtomicUsize::new(0));
     let counter = blocked.clone();
+    let inline = Arc::new(AtomicUsize::new(0));
+    let inline_counter = inline.clone();
     let HtmlOptions {
         message_id,
         load_remote_images,
@@ -101,11 +109,22 @@ pub fn sanitize_email_html(html: &str, options: HtmlOptions) -> SafeHtml {
             if attribute == "style" {
                 return Some(Cow::Owned(safe_declarations(value)));
             }
+            let lower = value.trim().to_ascii_lowercase();
             if element != "img" || attribute != "src" {
+                // Links and citations may lead only to other sites or to a mail program:
+                // never to a path on this server (`/messages/…`), never to `cid:`.
+                if matches!(attribute, "href" | "cite" | "longdesc" | "src" | "action") {
+                    let external = ["http://", "https://", "mailto:"]
+                        .iter()
+                        .any(|scheme| lower.starts_with(scheme));
+                    return external.then_some(Cow::Borrowed(value));
+                }
                 return Some(Cow::Borrowed(value));
             }
-            let lower = value.trim().to_ascii_lowercase();
             if let Some(cid) = value.trim().get(4..).filter(|_| lower.starts_with("cid:")) {
+                if inline_counter.fetch_add(1, Ordering::Relaxed) >= MAX_INLINE_IMAGES {
+                    return None;
+                }
                 Some(Cow::Owned(format!("{cid_prefix}{}", percent_encode(cid))))
             } else if lower.starts_with("data:image/") && !lower.starts_with("data:image/svg") {
                 Some(Cow::Borrowed(value))
@@ -127,6 +146,9 @@ pub fn sanitize_email_html(html: &str, options: HtmlOptions) -> SafeHtml {
     SafeHtml {
         html,
         remote_images_blocked: blocked.load(Ordering::Relaxed),
+        inline_images_dropped: inline
+            .load(Ordering::Relaxed)
+            .saturating_sub(MAX_INLINE_IMAGES),
     }
 }
 
@@ -152,7 +174,17 @@ struct OwnUrlsOnly {
 
 impl<'a> ammonia::UrlRelativeEvaluate<'a> for OwnUrlsOnly {
     fn evaluate<'url>(&self, url: &'url str) -> Option<Cow<'url, str>> {
-        (url == BLOCKED_IMAGE || url.starts_with(&self.cid_prefix)).then_some(Cow::Borrowed(url))
+        // A part reference is exactly the prefix and one percent-encoded segment, never a
+        // path that climbs out of it (`..`, `/`, a query).
+        let own_part = url.strip_prefix(&self.cid_prefix).is_some_and(|cid| {
+            !cid.is_empty()
+                && cid != "."
+                && cid != ".."
+                && cid.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%')
+                })
+        });
+        (url == BLOCKED_IMAGE || own_part).then_some(Cow::Borrowed(url))
     }
 }
 
@@ -181,6 +213,43 @@ mod tests {
                 load_remote_images: false,
             },
         )
+    }
+
+    #[test]
+    fn links_lead_only_to_other_sites_or_mail_never_to_paths_here() {
+        let out = clean(
+            r#"<a href="/messages/7/cid/../../messages/export?format=mbox">a</a>
+               <a href="/messages/export">b</a><a href="../users">c</a><a href="cid:x">d</a>
+               <a href="//evil.example/x">e</a><blockquote cite="/audit">q</blockquote>
+               <img src="/messages/7/cid/../../users"><img src="cid:..">
+               <a href="https://example.org/ok">ok</a><a href="mailto:bob@example.org">m</a>"#,
+        )
+        .html;
+        for bad in [
+            "/messages/export",
+            "../",
+            "/users",
+            "cid:x",
+            "evil.example",
+            "/audit",
+        ] {
+            assert!(!out.contains(bad), "{bad} survived: {out}");
+        }
+        assert!(out.contains("https://example.org/ok") && out.contains("mailto:bob@example.org"));
+        assert!(!out.contains("/messages/7/cid/..\""), "{out}");
+    }
+
+    #[test]
+    fn inline_images_are_capped() {
+        let html: String = (0..MAX_INLINE_IMAGES + 50)
+            .map(|i| format!("<img src=\"cid:img{i}@x\">"))
+            .collect();
+        let out = clean(&html);
+        assert_eq!(
+            out.html.matches("/messages/7/cid/").count(),
+            MAX_INLINE_IMAGES
+        );
+        assert_eq!(out.inline_images_dropped, 50);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::quarantine::area(),
         pages::retention::area(),
         pages::verify::area(),
+        pages::deletion::area(),
     ]
 }
 

@@ -84,6 +84,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
     ),
     (
         menu::ARCHIVING,
+        "/deletions",
+        "Deletions",
+        Permission::DeleteMail,
+    ),
+    (
+        menu::ARCHIVING,
         "/verify",
         "Verify",
         Permission::ViewWorkers,

@@ -151,6 +151,16 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageRetention),
     ),
     r(
+        Method::GET,
+        "/retention/policies/{id}",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/policies/{id}",
+        Permission(P::ManageRetention),
+    ),
+    r(
         Method::POST,
         "/retention/policies/{id}/delete",
         Permission(P::ManageRetention),
@@ -166,6 +176,23 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageRetention),
     ),
     r(Method::GET, "/holds", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/messages/hold",
+        Permission(P::ManageRetention),
+    ),
+    r(Method::POST, "/messages/delete", Permission(P::DeleteMail)),
+    r(Method::GET, "/deletions", Permission(P::DeleteMail)),
+    r(
+        Method::POST,
+        "/deletions/{id}/approve",
+        Permission(P::DeleteMail),
+    ),
+    r(
+        Method::POST,
+        "/deletions/{id}/reject",
+        Permission(P::DeleteMail),
+    ),
     r(Method::POST, "/holds", Permission(P::ManageRetention)),
     r(
         Method::POST,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub refusals: Arc<Refusals>,
     /// `server.trusted_proxies`, parsed.
     pub trusted_proxies: Arc<Vec<crate::config::IpNet>>,
+    /// Inline images of recently opened messages (one parse per message).
+    pub inline_images: Arc<crate::archive::reading::InlineCache>,
     /// Group commit for audit rows of reads and other stand-alone events.
     pub audit: audit::Writer,
     /// Set once a user exists; from then on `/setup` is gone for good (checked in SQL too).

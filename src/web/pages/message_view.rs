@@ -33,9 +33,6 @@ const BODY_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'uns
 const BODY_CSP_REMOTE: &str = "default-src 'none'; img-src 'self' data: https: http:; \
     style-src 'unsafe-inline'; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; \
     sandbox allow-popups allow-popups-to-escape-sandbox";
-/// Inline image types served from a message; anything else could be active content.
-const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
-
 /// The routes of one message: view, raw download, attachments, inline parts.
 pub fn area() -> Area {
     Area::new()
@@ -90,6 +87,10 @@ struct ViewPage {
     thread: Vec<(ThreadEntry, String)>,
     can_download_attachments: bool,
     can_export: bool,
+    can_delete: bool,
+    can_hold: bool,
+    /// Under a legal hold (badge; deletion would keep it).
+    held: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +173,11 @@ async fn view(
             user.can(Permission::ManageQuarantine),
         ),
         can_export: user.can(Permission::ExportMail),
+        can_delete: user.can(Permission::DeleteMail),
+        can_hold: user.can(Permission::ManageRetention),
+        held: crate::retention::holds::held_among(&state.pool, &[id])
+            .await?
+            .contains(&id),
         m,
     })
 }
@@ -277,15 +283,6 @@ pub(crate) async fn raw(
     ))
 }
 
-async fn part(state: &AppState, m: &MessageRow, pick: impl Fn(&Part) -> bool) -> Result<Part> {
-    let rendered = reading::render_parts(reading::raw(&state.pool, m).await?, true).await?;
-    rendered
-        .attachments
-        .into_iter()
-        .find(|p| pick(p))
-        .ok_or(Error::NotFound)
-}
-
 /// `GET /messages/{id}/attachments/{n}`: always a download, never rendered.
 pub(crate) async fn attachment(
     State(state): State<AppState>,
@@ -294,7 +291,9 @@ pub(crate) async fn attachment(
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
     held_back(&m, &user)?;
-    let p = part(&state, &m, |p| p.index == n).await?;
+    let p = reading::one_part(reading::raw(&state.pool, &m).await?, n)
+        .await?
+        .ok_or(Error::NotFound)?;
     let event = AuditEvent::by(&user.actor, Action::MailAttachment)
         .target(Target::Message(m.id))
         .details(serde_json::json!({ "part": n, "name": p.filename, "size": p.size }));
@@ -316,17 +315,15 @@ async fn inline_part(
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
     held_back(&m, &user)?;
-    let p = part(&state, &m, |p| {
-        p.content_id.as_deref() == Some(cid.as_str())
-    })
-    .await?;
-    let content_type = INLINE_IMAGE_TYPES
-        .iter()
-        .find(|t| **t == p.content_type)
-        .ok_or(Error::NotFound)?;
+    // One parse per message for all its images and all readers (see `reading::InlineCache`).
+    let images = state
+        .inline_images
+        .get_or_load(m.id, reading::raw(&state.pool, &m))
+        .await?;
+    let (content_type, bytes) = images.get(&cid).ok_or(Error::NotFound)?;
     let event = AuditEvent::by(&user.actor, Action::MailInlineImage)
         .target(Target::Message(m.id))
-        .details(serde_json::json!({ "cid": cid, "size": p.size }));
+        .details(serde_json::json!({ "cid": cid, "size": bytes.len() }));
     state.audit.record(event).await?;
     Ok((
         [
@@ -344,7 +341,7 @@ async fn inline_part(
                 HeaderValue::from_static("private, no-store"),
             ),
         ],
-        p.bytes,
+        bytes,
     )
         .into_response())
 }
