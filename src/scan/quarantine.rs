@@ -13,7 +13,6 @@ use zeroize::Zeroizing;
 use super::facts::{MessageFacts, Source};
 use super::seal::{SealedMessage, open_message, seal_message};
 use super::{Scanner, Verdict};
-use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::auth::Grants;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
@@ -217,23 +216,6 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Deletes entry `id` if `grants` cover it (else `NotFound`), with its audit row: what the
-/// quarantine page's Delete button and the API do.
-pub async fn discard(pool: &sqlx::PgPool, actor: &Actor, grants: &Grants, id: Uuid) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let entry = get_visible(&mut tx, grants, id).await?;
-    delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(actor, Action::QuarantineDelete)
-            .target(Target::Quarantine(id))
-            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// A message let out of the quarantine: its bytes go to the archive pipeline with `verdict`.
 #[derive(Debug)]
 pub struct Released {
@@ -269,11 +251,11 @@ pub async fn release(
             "say why this message is safe to release",
         ));
     }
-    let entry = get(conn, id).await?;
+    let entry = get(&mut *conn, id).await?;
     if entry.released_at.is_some() {
         return Err(Error::Conflict("this message was already released".into()));
     }
-    let raw = open_raw(conn, keys, id).await?;
+    let raw = open_raw(&mut *conn, keys, id).await?;
     let verdict = scanner.scan(&raw).await;
     match (&verdict, if_infected) {
         (Verdict::Error { reason }, _) => {
@@ -303,7 +285,7 @@ pub async fn release(
     }
     tracing::warn!(quarantine_id = %id, released_by = by, rescan = verdict.label(),
         "quarantined message released");
-    let entry = get(conn, id).await?;
+    let entry = get(&mut *conn, id).await?;
     Ok(Released {
         entry,
         raw,

@@ -184,6 +184,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/verify", "verify".into()),
         ("/deletions", "deletions".into()),
         ("/settings", "settings".into()),
+        ("/reports", "reports".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [

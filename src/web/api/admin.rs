@@ -194,7 +194,7 @@ pub async fn quarantine_delete(
     user: Require<perm::ManageQuarantine>,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    quarantine::discard(&state.pool, &user.actor, &user.grants, id).await?;
+    crate::scan::manage::delete(&state.pool, &user.actor, &user.grants, id).await?;
     Ok(json(&Released {
         id,
         verdict: "deleted".into(),

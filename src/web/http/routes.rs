@@ -243,6 +243,8 @@ pub const ALL: &[Route] = &[
         "/alerts/{id}/acknowledge",
         Permission(P::ManageSettings),
     ),
+    r(Method::GET, "/reports", Permission(P::ViewReports)),
+    r(Method::GET, "/reports/{name}", Permission(P::ViewReports)),
     r(Method::GET, "/settings", Permission(P::ManageSettings)),
     r(Method::POST, "/settings", Permission(P::ManageSettings)),
     r(

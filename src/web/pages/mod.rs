@@ -13,6 +13,7 @@ pub mod message_list;
 pub mod message_view;
 pub mod profile;
 pub mod quarantine;
+pub mod reports;
 pub mod retention;
 pub mod roles;
 pub mod settings;
