@@ -14,6 +14,7 @@ use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::users::{self, Preferences};
 use crate::auth::{manage, password, totp};
 use crate::error::{Error, Result};
+use crate::web::http::error;
 use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
@@ -114,12 +115,29 @@ struct PasswordForm {
     new_password_confirm: String,
 }
 
+/// 429 when this user has used up this minute's current-password checks.
+fn password_check_limited(state: &AppState, user: &CurrentUser) -> Option<Response> {
+    if state.password_limiter.check_key(&user.id).is_ok() {
+        return None;
+    }
+    let mut r = error::page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many password checks. Wait a minute and try again.",
+    );
+    r.headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+    Some(r)
+}
+
 async fn change_password(
     State(state): State<AppState>,
     session: Session,
     user: CurrentUser,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response> {
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
     let result = async {
         if form.new_password != form.new_password_confirm {
             return Err(Error::invalid(
@@ -332,6 +350,9 @@ async fn totp_remove(
     user: CurrentUser,
     CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Result<Response> {
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
     let stored = users::get(&state.pool, user.id).await?.password_hash;
     if !password::verify(&form.password, Some(stored)).await? {
         return render(
