@@ -316,7 +316,7 @@ async fn index_sizes(pool: &PgPool) {
     let mut new = Vec::new();
     for (zstd, size, search) in rows {
         let raw = zstd::bulk::decompress(&zstd, size as usize).unwrap();
-        let p = daygle::ingest::parse::parse(&raw);
+        let p = daygle::archive::parse::parse(&raw);
         subject.push(p.subject.clone().unwrap_or_default());
         address.push(p.address_text());
         body.push(p.body_text.clone());

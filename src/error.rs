@@ -1,10 +1,9 @@
 //! The crate's error type. Web rendering of it lives in `web::http::error`, so this file has no axum.
+//! It depends on nothing of the crate: a module with an error type of its own (IMAP, sealed
+//! secrets, the embedded cluster) converts it into [`Error::Part`] itself. Settings problems
+//! are defined here, as they are what a form shows.
 
 use std::fmt;
-
-use crate::config::ConfigErrors;
-use crate::db::ClusterError;
-use crate::secrets::SecretError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -27,14 +26,13 @@ pub enum Error {
     /// clamd gave no verdict: mail is held (never stored as clean) until it answers again.
     #[error("waiting for virus scanner: {0}")]
     ScannerUnavailable(String),
+    /// Settings that do not validate (the configuration file, or a settings form): every
+    /// problem at once.
     #[error(transparent)]
     Config(#[from] ConfigErrors),
+    /// The error of one of the crate's parts, kept whole (`Error::part_ref` finds it again).
     #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    #[error(transparent)]
-    Imap(#[from] crate::ingest::imap::ImapError),
+    Part(Box<dyn std::error::Error + Send + Sync>),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{context}: {source}")]
@@ -59,6 +57,19 @@ impl Error {
         }
     }
 
+    /// Keeps a part's own error (IMAP, secrets, cluster, configuration) as it is.
+    pub fn part(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Part(Box::new(e))
+    }
+
+    /// The part's error of type `E` this error holds, if it is one.
+    pub fn part_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Part(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
     /// The database could not be reached (down, restarting, connection cut), as opposed to a
     /// query it refused: worth retrying soon, and no fault of the account being synced.
     pub fn is_database_unavailable(&self) -> bool {
@@ -78,6 +89,37 @@ impl Error {
         }
     }
 }
+
+/// One thing wrong with the configuration: which key, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// All problems found while loading or validating, printed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 fn sqlx_unavailable(e: &sqlx::Error) -> bool {
     match e {

@@ -44,6 +44,12 @@ pub enum SecretError {
     Tampered,
 }
 
+impl From<SecretError> for crate::error::Error {
+    fn from(e: SecretError) -> Self {
+        crate::error::Error::part(e)
+    }
+}
+
 /// Decodes a key given as base64 of 32 bytes.
 pub fn decode_key(text: &str) -> Result<Zeroizing<[u8; 32]>, SecretError> {
     let bytes = Zeroizing::new(

@@ -13,6 +13,7 @@ mod web {
     mod login;
     mod matrix;
     mod outage;
+    mod reports;
     mod retention;
     mod sessions;
     mod settings;

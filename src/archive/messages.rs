@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
+use crate::archive::parse::ParsedMessage;
 use crate::error::Result;
-use crate::ingest::parse::ParsedMessage;
 use crate::scan::ScanStatus;
 
 /// One message copy to archive.

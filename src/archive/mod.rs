@@ -9,6 +9,7 @@ pub mod export_manifest;
 pub mod ledger;
 pub mod listing;
 pub mod messages;
+pub mod parse;
 pub mod reading;
 pub mod search;
 pub mod threads;

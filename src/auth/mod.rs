@@ -9,6 +9,7 @@ pub mod manage;
 pub mod manage_roles;
 pub mod password;
 pub mod permissions;
+pub mod profile;
 pub mod refusals;
 pub mod roles;
 pub mod totp;

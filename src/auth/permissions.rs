@@ -68,6 +68,7 @@ permissions! {
     ViewAudit => "view_audit", "Read the audit log";
     ManageSettings => "manage_settings", "Change settings";
     ViewWorkers => "view_workers", "See background workers";
+    ViewReports => "view_reports", "Read reports";
 }
 
 impl Permission {

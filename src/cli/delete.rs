@@ -11,8 +11,9 @@ use daygle::archive::search;
 use daygle::audit::Actor;
 use daygle::auth::Grants;
 use daygle::config::Settings;
-use daygle::db;
 use daygle::retention::{erasure, requests};
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -51,22 +52,18 @@ pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<Exit
     if query.is_empty() {
         bail!("--query must not be empty (to delete everything, use a retention policy)");
     }
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let result = async {
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let pool = ctx.pool();
         let account_id = match &args.account {
-            Some(name) => Some(super::retention::account_ids(&pool, std::slice::from_ref(name)).await?[0]),
+            Some(name) => Some(ctx.account(name).await?.id),
             None => None,
         };
         // The operator at the console reads every archive, as the database owner could anyway.
         let grants = Grants::All;
         let filters = Filters { account_id, ..Filters::default() };
         let listing = Listing { grants: &grants, query: &query, filters: &filters, sort: Sort::Newest };
-        let ids = listing.all_ids(&pool, i64::MAX).await?;
-        let (count, held) = requests::count_selection(&pool, &grants, &ids).await?;
+        let ids = listing.all_ids(pool, i64::MAX).await?;
+        let (count, held) = requests::count_selection(pool, &grants, &ids).await?;
         if !args.yes {
             println!("{count} messages match; {held} of them are under a legal hold and would stay");
             bail!("Refusing to delete without --yes");
@@ -82,7 +79,7 @@ pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<Exit
             query: Some(&args.query),
             addresses: &[],
         };
-        let done = requests::request(&pool, &Actor::cli(), &grants, &new, settings.retention.require_approval).await?;
+        let done = requests::request(pool, &Actor::cli(), &grants, &new, ctx.settings.retention.require_approval).await?;
         match done.outcome {
             requests::Outcome::Pending => println!(
                 "deletion request #{} for {} messages waits for approval by a second user with delete_mail",
@@ -94,24 +91,18 @@ pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<Exit
             ),
         }
         Ok(ExitCode::SUCCESS)
-    }
-    .await;
-    database.close().await?;
-    result
+    })
+    .await
 }
 
 pub async fn erase(settings: Settings, args: EraseArgs) -> anyhow::Result<ExitCode> {
     let addresses = erasure::parse_addresses(&args.addresses)?;
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let result = async {
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let pool = ctx.pool();
         let grants = Grants::All;
-        let ids = erasure::find(&pool, &grants, &addresses).await?;
+        let ids = erasure::find(pool, &grants, &addresses).await?;
         if !args.yes {
-            let (count, held) = requests::count_selection(&pool, &grants, &ids).await?;
+            let (count, held) = requests::count_selection(pool, &grants, &ids).await?;
             println!(
                 "{count} messages found; {held} of them are under a legal hold and would stay"
             );
@@ -129,15 +120,8 @@ pub async fn erase(settings: Settings, args: EraseArgs) -> anyhow::Result<ExitCo
             ),
             None => None,
         };
-        let done = erasure::erase(
-            &pool,
-            &Actor::cli(),
-            &grants,
-            &addresses,
-            &args.reason,
-            file,
-        )
-        .await;
+        let done =
+            erasure::erase(pool, &Actor::cli(), &grants, &addresses, &args.reason, file).await;
         let done = match done {
             Ok(d) => d,
             Err(e) => {
@@ -155,8 +139,6 @@ pub async fn erase(settings: Settings, args: EraseArgs) -> anyhow::Result<ExitCo
             done.executed.deleted, done.found, done.executed.kept_held, done.request_id
         );
         Ok(ExitCode::SUCCESS)
-    }
-    .await;
-    database.close().await?;
-    result
+    })
+    .await
 }

@@ -9,8 +9,9 @@ use time::Date;
 use daygle::audit::Actor;
 use daygle::auth::Grants;
 use daygle::config::Settings;
-use daygle::db;
 use daygle::retention::holds;
+
+use super::context::{Schema, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum HoldCommand {
@@ -54,24 +55,20 @@ pub fn parse_day(s: &str) -> Result<Date, String> {
 }
 
 pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let actor = Actor::cli();
-    let result = async {
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let pool = ctx.pool();
+        let actor = Actor::cli();
         match cmd {
             HoldCommand::Add(args) => {
                 let input = holds::HoldInput {
                     name: args.name.clone(),
                     reason: args.reason,
-                    account_ids: super::retention::account_ids(&pool, &args.account).await?,
+                    account_ids: super::retention::account_ids(ctx, &args.account).await?,
                     query: args.query,
                     date_from: args.from,
                     date_to: args.to,
                 };
-                let id = holds::place(&pool, &actor, &Grants::All, &input).await?;
+                let id = holds::place(pool, &actor, &Grants::All, &input).await?;
                 let n = holds::count_held_by(&mut *pool.acquire().await?, &Grants::All, id).await?;
                 println!("placed hold {} (id {id}): {n} messages held now", args.name);
             }
@@ -104,16 +101,14 @@ pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCod
                 }
             }
             HoldCommand::Release { name, reason } => {
-                let id = holds::id_by_name(&pool, &name)
+                let id = holds::id_by_name(pool, &name)
                     .await
                     .with_context(|| format!("No legal hold named {name}"))?;
-                holds::release(&pool, &actor, &Grants::All, id, &reason).await?;
+                holds::release(pool, &actor, &Grants::All, id, &reason).await?;
                 println!("released hold {name}");
             }
         }
-        anyhow::Ok(ExitCode::SUCCESS)
-    }
-    .await;
-    database.close().await?;
-    result
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }

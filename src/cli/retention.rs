@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 use daygle::audit::Actor;
 use daygle::auth::Grants;
 use daygle::config::Settings;
-use daygle::db;
+use daygle::ingest::accounts;
 use daygle::retention::{Plan, policies, preview, purge};
+
+use super::context::{CliContext, Schema, with_database};
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
@@ -54,48 +56,41 @@ pub struct AddArgs {
 }
 
 pub async fn run(settings: Settings, cmd: RetentionCommand) -> anyhow::Result<ExitCode> {
-    let database = db::open_for_command(&settings)
-        .await
-        .context("Failed to open the database")?;
-    db::migrate(&database.pool).await?;
-    let pool = database.pool.clone();
-    let actor = Actor::cli();
-    let result = match cmd {
-        RetentionCommand::Add(args) => add(&pool, &actor, args).await,
-        RetentionCommand::List => list(&pool).await,
-        RetentionCommand::Remove { name } => {
-            let id = policies::id_by_name(&pool, &name)
-                .await
-                .with_context(|| format!("No retention policy named {name}"))?;
-            policies::remove(&pool, &actor, &Grants::All, id).await?;
-            println!("removed retention policy {name}");
-            Ok(ExitCode::SUCCESS)
+    with_database(settings, Schema::Migrate, async |ctx| {
+        let pool = ctx.pool();
+        let actor = Actor::cli();
+        match cmd {
+            RetentionCommand::Add(args) => add(ctx, &actor, args).await,
+            RetentionCommand::List => list(pool).await,
+            RetentionCommand::Remove { name } => {
+                let id = policies::id_by_name(pool, &name)
+                    .await
+                    .with_context(|| format!("No retention policy named {name}"))?;
+                policies::remove(pool, &actor, &Grants::All, id).await?;
+                println!("removed retention policy {name}");
+                Ok(ExitCode::SUCCESS)
+            }
+            RetentionCommand::Preview => show_preview(pool).await.map(|_| ExitCode::SUCCESS),
+            RetentionCommand::Run { yes } => run_purge(&ctx.settings, pool, &actor, yes).await,
         }
-        RetentionCommand::Preview => show_preview(&pool).await.map(|_| ExitCode::SUCCESS),
-        RetentionCommand::Run { yes } => run_purge(&settings, &pool, &actor, yes).await,
-    };
-    database.close().await?;
-    result
+    })
+    .await
 }
 
 /// Account names → ids; an unknown name is an error.
-pub async fn account_ids(pool: &sqlx::PgPool, names: &[String]) -> anyhow::Result<Vec<i64>> {
+pub async fn account_ids(ctx: &CliContext, names: &[String]) -> anyhow::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
-        let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .with_context(|| format!("No archive account named {name}"))?;
-        ids.push(id);
+        ids.push(ctx.account(name).await?.id);
     }
     Ok(ids)
 }
 
-async fn add(pool: &sqlx::PgPool, actor: &Actor, args: AddArgs) -> anyhow::Result<ExitCode> {
+async fn add(ctx: &CliContext, actor: &Actor, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let pool = ctx.pool();
     let input = policies::PolicyInput {
         name: args.name.clone(),
-        account_ids: account_ids(pool, &args.account).await?,
+        account_ids: account_ids(ctx, &args.account).await?,
         folder_pattern: args.folder,
         query: args.query,
         keep_days: args.keep_days,
@@ -198,16 +193,19 @@ async fn run_purge(
         &stop,
     )
     .await?;
+    let names: std::collections::HashMap<i64, String> = accounts::list(pool)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
     for ((policy, account), (n, bytes)) in &report.per_policy_account {
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT name::text FROM accounts WHERE id = $1")
-                .bind(account)
-                .fetch_optional(pool)
-                .await?;
         println!(
             "{}\t{}\tpurged {n} messages, {}",
             plan.policy_name(*policy),
-            name.unwrap_or_else(|| format!("account {account}")),
+            names
+                .get(account)
+                .cloned()
+                .unwrap_or_else(|| format!("account {account}")),
             mb(*bytes)
         );
     }

@@ -1,7 +1,6 @@
 //! Checking settings: `Settings::validate` reports every problem at once, one line each, with
 //! the key, what is wrong and how to fix it.
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use super::Settings;
@@ -11,36 +10,7 @@ use super::Settings;
 pub const EXAMPLE_SESSION_KEY: &str = "ZXhhbXBsZS1zZXNzaW9uLWtleS1kby1ub3QtdXNlISE=";
 pub const EXAMPLE_SEALING_KEY: &str = "ZXhhbXBsZS1zZWFsaW5nLWtleS1kby1ub3QtdXNlISE=";
 
-/// One thing wrong with the configuration: which key, what is wrong, how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-/// All problems found while loading or validating, printed one per line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<Problem>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
+pub use crate::error::{ConfigErrors, Problem};
 
 pub(super) fn problem(key: &str, message: impl Into<String>) -> Problem {
     Problem {

@@ -51,6 +51,12 @@ pub enum ClusterError {
     },
 }
 
+impl From<ClusterError> for crate::error::Error {
+    fn from(e: ClusterError) -> Self {
+        crate::error::Error::part(e)
+    }
+}
+
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError {
     let path = path.to_path_buf();
     move |source| ClusterError::Io {

@@ -7,7 +7,6 @@ pub mod imap;
 pub mod leader;
 pub mod leases;
 pub mod manage;
-pub mod parse;
 pub mod pipeline;
 pub mod processes;
 pub mod release;

@@ -13,9 +13,9 @@ use crate::archive::attachment_text;
 use crate::archive::blobs::{self, NewBlob};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
+use crate::archive::parse;
 use crate::archive::search::{self, Language};
 use crate::error::{Error, Result};
-use crate::ingest::parse;
 use crate::scan::{
     Disposition, MessageFacts, ScanStage, ScanStatus, Screened, Source, quarantine, rejections,
 };

@@ -26,7 +26,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Alert {
     pub id: i64,
     pub trigger: String,
@@ -62,34 +62,34 @@ pub async fn reconcile(
 ) -> Result<Changes> {
     let mut changes = Changes::default();
     for f in findings {
-        let (id, inserted): (i64, bool) = sqlx::query_as(
-            "INSERT INTO alerts (trigger, subject, severity, title, detail, link)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (trigger, subject) WHERE resolved_at IS NULL DO UPDATE
-               SET last_seen_at = now(), seen_count = alerts.seen_count + 1,
-                   severity = excluded.severity, title = excluded.title,
-                   detail = excluded.detail, link = excluded.link
-             RETURNING id, (xmax = 0) AS inserted",
+        let row = sqlx::query!(
+            r#"INSERT INTO alerts (trigger, subject, severity, title, detail, link)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (trigger, subject) WHERE resolved_at IS NULL DO UPDATE
+                 SET last_seen_at = now(), seen_count = alerts.seen_count + 1,
+                     severity = excluded.severity, title = excluded.title,
+                     detail = excluded.detail, link = excluded.link
+               RETURNING id, (xmax = 0) AS "inserted!""#,
+            trigger.key(),
+            f.subject,
+            f.severity as Severity,
+            f.title,
+            f.detail,
+            f.link,
         )
-        .bind(trigger.key())
-        .bind(&f.subject)
-        .bind(f.severity)
-        .bind(&f.title)
-        .bind(&f.detail)
-        .bind(&f.link)
         .fetch_one(&mut **tx)
         .await?;
-        if inserted {
-            changes.opened.push(id);
+        if row.inserted {
+            changes.opened.push(row.id);
         }
     }
     let still: Vec<String> = findings.iter().map(|f| f.subject.clone()).collect();
-    changes.resolved = sqlx::query(
+    changes.resolved = sqlx::query!(
         "UPDATE alerts SET resolved_at = now()
          WHERE trigger = $1 AND resolved_at IS NULL AND NOT (subject = ANY($2))",
+        trigger.key(),
+        &still,
     )
-    .bind(trigger.key())
-    .bind(&still)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -104,31 +104,35 @@ pub async fn claim_unsent(
     triggers: &[&str],
     max_attempts: i32,
 ) -> Result<Vec<Alert>> {
-    Ok(sqlx::query_as(
-        "UPDATE alerts SET email_attempts = email_attempts + 1, email_claimed_at = now()
-         WHERE id IN (SELECT id FROM alerts
-                      WHERE resolved_at IS NULL AND emailed_at IS NULL AND email_attempts < $2
-                        AND trigger = ANY($1)
-                        AND (email_claimed_at IS NULL
-                             OR email_claimed_at < now() - interval '5 minutes')
-                      ORDER BY id FOR UPDATE SKIP LOCKED)
-         RETURNING *",
+    let triggers: Vec<String> = triggers.iter().map(|t| t.to_string()).collect();
+    Ok(sqlx::query_as!(
+        Alert,
+        r#"UPDATE alerts SET email_attempts = email_attempts + 1, email_claimed_at = now()
+           WHERE id IN (SELECT id FROM alerts
+                        WHERE resolved_at IS NULL AND emailed_at IS NULL AND email_attempts < $2
+                          AND trigger = ANY($1)
+                          AND (email_claimed_at IS NULL
+                               OR email_claimed_at < now() - interval '5 minutes')
+                        ORDER BY id FOR UPDATE SKIP LOCKED)
+           RETURNING id, trigger, subject, severity AS "severity: Severity", title, detail, link,
+                     opened_at, last_seen_at, seen_count, resolved_at, acknowledged_at,
+                     acknowledged_by, emailed_at, email_error"#,
+        &triggers,
+        max_attempts,
     )
-    .bind(triggers)
-    .bind(max_attempts)
     .fetch_all(&mut **tx)
     .await?)
 }
 
 /// The outcome of a claimed send: sent (no error) or why not.
 pub async fn record_email(pool: &PgPool, id: i64, error: Option<&str>) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE alerts SET emailed_at = CASE WHEN $2::text IS NULL THEN now() END,
            email_error = $2, email_claimed_at = NULL
          WHERE id = $1",
+        id,
+        error,
     )
-    .bind(id)
-    .bind(error)
     .execute(pool)
     .await?;
     Ok(())
@@ -136,7 +140,7 @@ pub async fn record_email(pool: &PgPool, id: i64, error: Option<&str>) -> Result
 
 pub async fn open_count(pool: &PgPool) -> Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT count(*) FROM alerts WHERE resolved_at IS NULL")
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM alerts WHERE resolved_at IS NULL"#)
             .fetch_one(pool)
             .await?,
     )
@@ -145,32 +149,36 @@ pub async fn open_count(pool: &PgPool) -> Result<i64> {
 /// Open alerts first (critical before warning, newest first), then the `limit` most
 /// recently resolved.
 pub async fn list(pool: &PgPool, resolved_limit: i64) -> Result<(Vec<Alert>, Vec<Alert>)> {
-    let open = sqlx::query_as(
-        "SELECT * FROM alerts WHERE resolved_at IS NULL
-         ORDER BY severity = 'critical' DESC, opened_at DESC",
+    let alerts = sqlx::query_as!(
+        Alert,
+        r#"SELECT id, trigger, subject, severity AS "severity: Severity", title, detail, link,
+                  opened_at, last_seen_at, seen_count, resolved_at, acknowledged_at,
+                  acknowledged_by, emailed_at, email_error
+           FROM alerts
+           WHERE resolved_at IS NULL
+              OR id IN (SELECT id FROM alerts WHERE resolved_at IS NOT NULL
+                        ORDER BY resolved_at DESC LIMIT $1)
+           ORDER BY resolved_at IS NOT NULL,
+                    (resolved_at IS NULL AND severity = 'critical') DESC,
+                    resolved_at DESC, opened_at DESC"#,
+        resolved_limit,
     )
     .fetch_all(pool)
     .await?;
-    let resolved = sqlx::query_as(
-        "SELECT * FROM alerts WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC LIMIT $1",
-    )
-    .bind(resolved_limit)
-    .fetch_all(pool)
-    .await?;
-    Ok((open, resolved))
+    Ok(alerts.into_iter().partition(|a| a.resolved_at.is_none()))
 }
 
 /// Marks an open alert as seen by `actor`, audited; false when there is no such open,
 /// unacknowledged alert.
 pub async fn acknowledge(pool: &PgPool, actor: &Actor, id: i64) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    let title: Option<String> = sqlx::query_scalar(
+    let title = sqlx::query_scalar!(
         "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2
          WHERE id = $1 AND resolved_at IS NULL AND acknowledged_at IS NULL
          RETURNING title",
+        id,
+        actor.username,
     )
-    .bind(id)
-    .bind(&actor.username)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(title) = title else {

@@ -56,27 +56,55 @@ fn whole(severity: Severity, title: String, detail: String, link: &str) -> Findi
     }
 }
 
+/// A finding about the whole installation when `holds`, else none.
+fn whole_if(
+    holds: bool,
+    severity: Severity,
+    title: String,
+    detail: String,
+    link: &str,
+) -> Vec<Finding> {
+    if holds {
+        vec![whole(severity, title, detail, link)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A finding about one archive account, linking to its page.
+fn about_account(id: i64, severity: Severity, title: String, detail: String) -> Finding {
+    Finding {
+        subject: format!("account:{id}"),
+        severity,
+        title,
+        detail,
+        link: format!("/accounts/{id}"),
+    }
+}
+
 async fn sync_failing(pool: &PgPool, attempts: i64) -> Result<Vec<Finding>> {
-    let rows: Vec<(i64, String, i32, Option<String>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT a.id, a.name, w.consecutive_failures, w.last_error
          FROM accounts a JOIN workers w ON w.account_id = a.id
-         WHERE a.enabled AND w.consecutive_failures >= greatest($1, 1)
+         WHERE a.enabled AND w.consecutive_failures >= greatest($1::bigint, 1)
          ORDER BY a.id",
+        attempts,
     )
-    .bind(attempts)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, n, error)| Finding {
-            subject: format!("account:{id}"),
-            severity: Severity::Critical,
-            title: format!("Sync of {name} is failing"),
-            detail: format!(
-                "{n} attempts in a row failed. Last error: {}",
-                error.unwrap_or_else(|| "none recorded".into())
-            ),
-            link: format!("/accounts/{id}"),
+        .map(|r| {
+            about_account(
+                r.id,
+                Severity::Critical,
+                format!("Sync of {} is failing", r.name),
+                format!(
+                    "{} attempts in a row failed. Last error: {}",
+                    r.consecutive_failures,
+                    r.last_error.unwrap_or_else(|| "none recorded".into())
+                ),
+            )
         })
         .collect())
 }
@@ -84,8 +112,8 @@ async fn sync_failing(pool: &PgPool, attempts: i64) -> Result<Vec<Finding>> {
 /// Silent for longer than both the threshold and four times the account's usual gap between
 /// messages (over the last 90 days), while its sync succeeds: mail may be going elsewhere.
 async fn account_quiet(pool: &PgPool, hours: i64) -> Result<Vec<Finding>> {
-    let rows: Vec<(i64, String, OffsetDateTime, Option<OffsetDateTime>, i64)> = sqlx::query_as(
-        "SELECT a.id, a.name, last.at, recent.first_at, recent.n
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.name, last.at AS "last!", recent.first_at, recent.n AS "n!"
          FROM accounts a
          JOIN workers w ON w.account_id = a.id AND w.consecutive_failures = 0
          CROSS JOIN LATERAL (SELECT max(archived_at) AS at FROM messages
@@ -93,31 +121,33 @@ async fn account_quiet(pool: &PgPool, hours: i64) -> Result<Vec<Finding>> {
          CROSS JOIN LATERAL (SELECT min(archived_at) AS first_at, count(*) AS n FROM messages
                              WHERE account_id = a.id
                                AND archived_at > now() - interval '90 days') recent
-         WHERE a.enabled AND last.at IS NOT NULL",
+         WHERE a.enabled AND last.at IS NOT NULL"#,
     )
     .fetch_all(pool)
     .await?;
     let now = OffsetDateTime::now_utc();
     Ok(rows
         .into_iter()
-        .filter_map(|(id, name, last, first, n)| {
+        .filter_map(|r| {
+            let (id, name, last, first, n) = (r.id, r.name, r.last, r.first_at, r.n);
             let usual = match first {
                 Some(first) if n >= 2 => (last - first) / (n as i32 - 1),
                 _ => Duration::ZERO,
             };
             let limit = Duration::hours(hours.max(1)).max(usual * 4);
             let silent = now - last;
-            (silent > limit).then(|| Finding {
-                subject: format!("account:{id}"),
-                severity: Severity::Warning,
-                title: format!("No new mail in {name} for {}", human(silent)),
-                detail: format!(
-                    "The last message was archived {} ago; new mail usually arrives every {}. \
-                     The sync itself succeeds: check whether mail still reaches this mailbox.",
-                    human(silent),
-                    human(usual)
-                ),
-                link: format!("/accounts/{id}"),
+            (silent > limit).then(|| {
+                about_account(
+                    id,
+                    Severity::Warning,
+                    format!("No new mail in {name} for {}", human(silent)),
+                    format!(
+                        "The last message was archived {} ago; new mail usually arrives every {}. \
+                         The sync itself succeeds: check whether mail still reaches this mailbox.",
+                        human(silent),
+                        human(usual)
+                    ),
+                )
             })
         })
         .collect())
@@ -145,62 +175,56 @@ async fn scanner_unreachable(scanner: Option<&Scanner>) -> Vec<Finding> {
 }
 
 async fn mail_quarantined(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine WHERE released_at IS NULL")
-        .fetch_one(pool)
-        .await?;
-    Ok((n >= at_least.max(1))
-        .then(|| {
-            whole(
-                Severity::Warning,
-                format!("{n} message(s) in the quarantine"),
-                "Infected mail is held in the quarantine until someone releases or deletes it."
-                    .into(),
-                "/quarantine",
-            )
-        })
-        .into_iter()
-        .collect())
+    let n =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM quarantine WHERE released_at IS NULL"#)
+            .fetch_one(pool)
+            .await?;
+    Ok(whole_if(
+        n >= at_least.max(1),
+        Severity::Warning,
+        format!("{n} message(s) in the quarantine"),
+        "Infected mail is held in the quarantine until someone releases or deletes it.".into(),
+        "/quarantine",
+    ))
 }
 
 async fn ledger_failures(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
-    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-        "SELECT a.id, a.name, count(*), (array_agg(l.reason ORDER BY l.recorded_at DESC))[1]
-         FROM ledger_entries l JOIN accounts a ON a.id = l.account_id
-         WHERE l.kind = 'failed'
-         GROUP BY a.id, a.name HAVING count(*) >= greatest($1, 1)
-         ORDER BY a.id",
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.name, count(*) AS "n!",
+                  (array_agg(l.reason ORDER BY l.recorded_at DESC))[1] AS "reason!"
+           FROM ledger_entries l JOIN accounts a ON a.id = l.account_id
+           WHERE l.kind = 'failed'
+           GROUP BY a.id, a.name HAVING count(*) >= greatest($1::bigint, 1)
+           ORDER BY a.id"#,
+        at_least,
     )
-    .bind(at_least)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, n, reason)| Finding {
-            subject: format!("account:{id}"),
-            severity: Severity::Warning,
-            title: format!("{n} message(s) in {name} could not be archived"),
-            detail: format!("Latest reason: {reason}"),
-            link: format!("/accounts/{id}"),
+        .map(|r| {
+            about_account(
+                r.id,
+                Severity::Warning,
+                format!("{} message(s) in {} could not be archived", r.n, r.name),
+                format!("Latest reason: {}", r.reason),
+            )
         })
         .collect())
 }
 
 async fn database_size(pool: &PgPool, gigabytes: i64) -> Result<Vec<Finding>> {
-    let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+    let bytes = sqlx::query_scalar!(r#"SELECT pg_database_size(current_database()) AS "bytes!""#)
         .fetch_one(pool)
         .await?;
     let limit = gigabytes.max(0).saturating_mul(1_000_000_000);
-    Ok((bytes > limit)
-        .then(|| {
-            whole(
-                Severity::Warning,
-                format!("The database holds {:.1} GB", bytes as f64 / 1e9),
-                format!("That is more than the {gigabytes} GB this alert watches for."),
-                "/",
-            )
-        })
-        .into_iter()
-        .collect())
+    Ok(whole_if(
+        bytes > limit,
+        Severity::Warning,
+        format!("The database holds {:.1} GB", bytes as f64 / 1e9),
+        format!("That is more than the {gigabytes} GB this alert watches for."),
+        "/",
+    ))
 }
 
 fn disk_space(data_dir: &Path, percent: i64) -> Vec<Finding> {
@@ -230,23 +254,19 @@ fn disk_space(data_dir: &Path, percent: i64) -> Vec<Finding> {
 }
 
 async fn repeated_lockouts(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log
-         WHERE action = 'login.lockout' AND at > now() - interval '1 hour'",
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM audit_log
+           WHERE action = 'login.lockout' AND at > now() - interval '1 hour'"#
     )
     .fetch_one(pool)
     .await?;
-    Ok((n >= at_least.max(1))
-        .then(|| {
-            whole(
-                Severity::Warning,
-                format!("{n} sign-in lockouts in the last hour"),
-                "Someone may be guessing passwords. The audit log lists the attempts.".into(),
-                "/audit?action=login.lockout",
-            )
-        })
-        .into_iter()
-        .collect())
+    Ok(whole_if(
+        n >= at_least.max(1),
+        Severity::Warning,
+        format!("{n} sign-in lockouts in the last hour"),
+        "Someone may be guessing passwords. The audit log lists the attempts.".into(),
+        "/audit?action=login.lockout",
+    ))
 }
 
 /// The latest finished `verify archive` run found problems (critical: the archive may not be

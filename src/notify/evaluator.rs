@@ -83,10 +83,12 @@ impl Evaluator {
         }
         let mut outcome = Outcome::default();
         let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *tx)
-            .await?;
+        let locked = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#,
+            LOCK_KEY
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if !locked {
             outcome.skipped = true;
             return Ok(outcome);
@@ -201,7 +203,7 @@ impl Evaluator {
 /// Where alert mail goes by default: enabled users who may change settings and have an
 /// address.
 pub async fn administrator_addresses(pool: &PgPool) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT DISTINCT u.email FROM users u
          JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id
          WHERE u.enabled AND u.email <> '' AND 'manage_settings' = ANY(r.permissions)

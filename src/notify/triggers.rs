@@ -115,7 +115,6 @@ pub struct TriggerConfig {
     pub recipients: Vec<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     trigger: String,
     enabled: bool,
@@ -126,7 +125,8 @@ struct Row {
 
 /// Every trigger's configuration: the stored row where there is one, else the default.
 pub async fn load_all(pool: &PgPool) -> Result<Vec<TriggerConfig>> {
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        Row,
         "SELECT trigger, enabled, threshold, send_email, recipients FROM alert_triggers",
     )
     .fetch_all(pool)
@@ -151,17 +151,17 @@ pub async fn load_all(pool: &PgPool) -> Result<Vec<TriggerConfig>> {
 /// Stores one trigger's configuration (the settings page calls this inside its audited
 /// transaction).
 pub async fn save(db: impl sqlx::PgExecutor<'_>, config: &TriggerConfig) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO alert_triggers (trigger, enabled, threshold, send_email, recipients)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (trigger) DO UPDATE SET enabled = $2, threshold = $3, send_email = $4,
            recipients = $5, updated_at = now()",
+        config.trigger.key(),
+        config.enabled,
+        config.threshold,
+        config.send_email,
+        &config.recipients,
     )
-    .bind(config.trigger.key())
-    .bind(config.enabled)
-    .bind(config.threshold)
-    .bind(config.send_email)
-    .bind(&config.recipients)
     .execute(db)
     .await?;
     Ok(())

@@ -2,5 +2,6 @@
 //! and the daily series behind its charts. Read-only queries; no web types here.
 
 pub mod health;
+pub mod monthly;
 pub mod series;
 pub mod totals;

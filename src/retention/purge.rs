@@ -91,11 +91,22 @@ async fn run_batches(
     stop: &CancellationToken,
 ) -> Result<PurgeReport> {
     let mut report = PurgeReport::default();
-    let mut after_id = 0i64;
+    // Batches walk the id range in windows, so each statement examines a bounded slice of the
+    // archive (an ORDER BY id LIMIT over the whole archive would re-test every remaining
+    // candidate in every batch).
+    let window = (batch_size * 25).max(10_000);
+    let mut after_id: i64 =
+        sqlx::query_scalar!(r#"SELECT coalesce(min(id) - 1, 0) AS "start!" FROM messages"#)
+            .fetch_one(pool)
+            .await?;
+    let mut window_end = after_id + window;
     loop {
         if stop.is_cancelled() {
             report.interrupted = true;
             return Ok(report);
+        }
+        if after_id >= plan.max_id {
+            break;
         }
         let mut tx = pool.begin().await?;
         let held = HeldFilter::lock(&mut tx).await?;
@@ -107,13 +118,21 @@ async fn run_batches(
             |qb| plan.push_policy_tag(qb),
             |qb| {
                 plan.push_purgeable(qb);
-                qb.push(" AND m.id > ").push_bind(after_id);
+                qb.push(" AND m.id > ")
+                    .push_bind(after_id)
+                    .push(" AND m.id <= ")
+                    .push_bind(window_end);
             },
         )
         .await?;
+        if (gone.len() as i64) < batch_size {
+            // This window is done (whatever the batch held); the next starts after it.
+            after_id = window_end;
+            window_end = after_id + window;
+        }
         if gone.is_empty() {
             tx.commit().await?;
-            break;
+            continue;
         }
         let mut batch: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
         for g in &gone {
@@ -136,7 +155,9 @@ async fn run_batches(
         )
         .await?;
         tx.commit().await?;
-        after_id = gone.iter().map(|g| g.id).max().unwrap_or(after_id);
+        if gone.len() as i64 >= batch_size {
+            after_id = gone.iter().map(|g| g.id).max().unwrap_or(after_id);
+        }
         report.batches += 1;
         report.messages += gone.len() as u64;
         report.bytes += bytes;

@@ -7,6 +7,7 @@
 
 pub mod decision;
 pub mod facts;
+pub mod manage;
 pub mod outage;
 pub mod quarantine;
 pub mod rejections;

@@ -251,11 +251,11 @@ pub async fn release(
             "say why this message is safe to release",
         ));
     }
-    let entry = get(conn, id).await?;
+    let entry = get(&mut *conn, id).await?;
     if entry.released_at.is_some() {
         return Err(Error::Conflict("this message was already released".into()));
     }
-    let raw = open_raw(conn, keys, id).await?;
+    let raw = open_raw(&mut *conn, keys, id).await?;
     let verdict = scanner.scan(&raw).await;
     match (&verdict, if_infected) {
         (Verdict::Error { reason }, _) => {
@@ -285,7 +285,7 @@ pub async fn release(
     }
     tracing::warn!(quarantine_id = %id, released_by = by, rescan = verdict.label(),
         "quarantined message released");
-    let entry = get(conn, id).await?;
+    let entry = get(&mut *conn, id).await?;
     Ok(Released {
         entry,
         raw,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{Problem, ProblemKind};
-use crate::ingest::parse::{self, AttachmentInfo};
+use crate::archive::parse::{self, AttachmentInfo};
 
 /// Refuse to allocate for a recorded size beyond this: such a size is itself corruption.
 const MAX_PLAUSIBLE_SIZE: i64 = 4 << 30;

@@ -42,9 +42,11 @@ pub fn areas() -> Vec<routes::Area> {
         pages::workers::area(),
         pages::alerts::area(),
         pages::settings::area(),
+        pages::reports::area(),
         pages::quarantine::area(),
         pages::retention::area(),
         pages::verify::area(),
+        pages::deletion::area(),
     ]
 }
 

@@ -144,6 +144,27 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
     )
     .await
     .unwrap();
+    // A verify run with a problem, and a deletion request waiting for approval.
+    sqlx::query(&format!(
+        "INSERT INTO verify_runs (trigger, started_at, finished_at, blobs_checked, messages_checked, bytes_checked, problem_count, problems)
+         VALUES ('schedule', now() - interval '8 days', now() - interval '8 days' + interval '41 seconds', 1, 1, 5200, 0, '[]'),
+                ('cli', now() - interval '1 hour', now() - interval '59 minutes', 1, 1, 5200, 1,
+                 '[{{\"kind\": \"corrupt_blob\", \"message_id\": {}, \"account\": \"sales@example.org\", \"folder\": \"INBOX\", \"detail\": \"the stored bytes hash to 5f1c… instead of 9a07…\"}}]')",
+        ids[0]
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("WITH r AS (INSERT INTO deletion_requests (kind, state, reason, requested_by) VALUES ('manual', 'pending', 'Misfiled: belongs to another customer (ticket 4711)', 'reader') RETURNING id)
+                 INSERT INTO deletion_request_items (request_id, message_id, account_id, blob_sha256, size)
+                 SELECT r.id, m.id, m.account_id, m.blob_sha256, m.size FROM r, messages m")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM retention_policies")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     let pages = [
         ("/", "dashboard".to_string()),
         ("/retention", "retention".into()),
@@ -160,7 +181,10 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/audit", "audit".into()),
         ("/workers", "workers".into()),
         ("/alerts", "alerts".into()),
+        ("/verify", "verify".into()),
+        ("/deletions", "deletions".into()),
         ("/settings", "settings".into()),
+        ("/reports", "reports".into()),
         ("/profile", "profile".into()),
     ];
     let numbered = [
@@ -168,6 +192,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         (format!("/accounts/{account}"), "account"),
         (format!("/users/{reader}"), "user"),
         (format!("/roles/{role}"), "role"),
+        (format!("/retention/policies/{policy}"), "policy"),
     ];
     for width in [1366, 390] {
         b.set_width(width, 900).await;
@@ -176,6 +201,26 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         }
         for (path, name) in &numbered {
             problems.extend(check(&b, &app, path, name, width).await);
+        }
+        // The confirmations of the list's selection actions (POST pages: reached by clicking).
+        for (action, name) in [
+            ("/messages/delete", "confirm-delete"),
+            ("/messages/hold", "confirm-hold"),
+        ] {
+            b.goto(&app.url("/messages")).await;
+            b.click("td.sel input[type=checkbox]").await;
+            b.click(&format!("button[formaction='{action}']")).await;
+            b.wait_path(action).await;
+            let found: Value = b.execute(LAYOUT_FACTS).await;
+            b.screenshot_full(&format!("layout-{name}-{width}"), width)
+                .await;
+            problems.extend(
+                found
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| format!("{action} at {width}px: {}", p.as_str().unwrap_or_default())),
+            );
         }
     }
     for width in [1366, 390] {

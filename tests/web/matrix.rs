@@ -55,6 +55,7 @@ impl Persona {
                     | Permission::ViewQuarantine
                     | Permission::ViewAudit
                     | Permission::ViewWorkers
+                    | Permission::ViewReports
             ),
             Persona::ReadOnly => matches!(p, Permission::ViewDashboard | Permission::ViewMail),
             Persona::Only(only) => p == only,

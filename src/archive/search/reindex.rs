@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Language, message_vector};
 use crate::archive::attachment_text::{self, Limits, Outcome, PartText};
 use crate::archive::blobs;
+use crate::archive::parse;
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::error::{Error, Result};
-use crate::ingest::parse;
 
 /// Messages rebuilt per statement: small enough that readers never wait long behind one, and
 /// that the originals of a batch fit in memory.

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use rust_stemmers::Stemmer;
 
 use super::tokenize::{self, Language};
-use crate::ingest::parse::ParsedMessage;
+use crate::archive::parse::ParsedMessage;
 
 /// Which part of a message a word comes from; ranks subject matches first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

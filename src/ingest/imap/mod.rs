@@ -51,6 +51,12 @@ pub enum ImapError {
     Protocol { what: String, detail: String },
 }
 
+impl From<ImapError> for crate::error::Error {
+    fn from(e: ImapError) -> Self {
+        crate::error::Error::part(e)
+    }
+}
+
 impl ImapError {
     pub fn protocol(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
         let detail = e.to_string();
@@ -94,9 +100,12 @@ impl ImapError {
 /// setting problems as they are, anything else as a pointer to the log.
 pub fn plain_failure(e: &crate::error::Error) -> String {
     use crate::error::Error;
+    if let Some(imap) = e.part_ref::<ImapError>() {
+        return imap.plain_words();
+    }
     match e {
-        Error::Imap(imap) => imap.plain_words(),
-        Error::Invalid { .. } | Error::Secret(_) => e.to_string(),
+        Error::Invalid { .. } => e.to_string(),
+        _ if e.part_ref::<crate::secrets::SecretError>().is_some() => e.to_string(),
         _ => "an unexpected error (see the server log)".into(),
     }
 }

@@ -167,6 +167,20 @@ impl<S: Send + Sync, P: PermissionMarker> FromRequestParts<S> for Require<P> {
 #[derive(Debug, serde::Deserialize)]
 pub struct NoFields {}
 
+/// The fields of an enable/disable (pause/resume) button: `enabled=true|false`.
+#[derive(Debug, serde::Deserialize)]
+pub struct EnabledForm {
+    pub enabled: bool,
+}
+
+impl EnabledForm {
+    /// Back to the item's `page`, saying what was done (`?done=enabled|disabled`).
+    pub fn done(&self, page: &str) -> Response {
+        let done = if self.enabled { "enabled" } else { "disabled" };
+        Redirect::to(&format!("{page}?done={done}")).into_response()
+    }
+}
+
 /// An urlencoded form whose `csrf_token` field matched the session's token. The guard
 /// middleware already refuses unsafe requests without it; checking again here keeps a
 /// handler safe even if it is ever mounted outside that middleware.

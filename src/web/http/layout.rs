@@ -84,6 +84,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
     ),
     (
         menu::ARCHIVING,
+        "/deletions",
+        "Deletions",
+        Permission::DeleteMail,
+    ),
+    (
+        menu::ARCHIVING,
         "/verify",
         "Verify",
         Permission::ViewWorkers,
@@ -97,6 +103,7 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::ManageSettings,
     ),
     (menu::ADMIN, "/audit", "Audit log", Permission::ViewAudit),
+    (menu::TOP, "/reports", "Reports", Permission::ViewReports),
     (menu::TOP, "/alerts", "Alerts", Permission::ViewWorkers),
 ];
 

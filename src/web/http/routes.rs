@@ -139,6 +139,16 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageRetention),
     ),
     r(
+        Method::GET,
+        "/retention/policies/{id}",
+        Permission(P::ManageRetention),
+    ),
+    r(
+        Method::POST,
+        "/retention/policies/{id}",
+        Permission(P::ManageRetention),
+    ),
+    r(
         Method::POST,
         "/retention/policies/{id}/delete",
         Permission(P::ManageRetention),
@@ -154,6 +164,23 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageRetention),
     ),
     r(Method::GET, "/holds", Permission(P::ManageRetention)),
+    r(
+        Method::POST,
+        "/messages/hold",
+        Permission(P::ManageRetention),
+    ),
+    r(Method::POST, "/messages/delete", Permission(P::DeleteMail)),
+    r(Method::GET, "/deletions", Permission(P::DeleteMail)),
+    r(
+        Method::POST,
+        "/deletions/{id}/approve",
+        Permission(P::DeleteMail),
+    ),
+    r(
+        Method::POST,
+        "/deletions/{id}/reject",
+        Permission(P::DeleteMail),
+    ),
     r(Method::POST, "/holds", Permission(P::ManageRetention)),
     r(
         Method::POST,
@@ -204,6 +231,8 @@ pub const ALL: &[Route] = &[
         "/alerts/{id}/acknowledge",
         Permission(P::ManageSettings),
     ),
+    r(Method::GET, "/reports", Permission(P::ViewReports)),
+    r(Method::GET, "/reports/{name}", Permission(P::ViewReports)),
     r(Method::GET, "/settings", Permission(P::ManageSettings)),
     r(Method::POST, "/settings", Permission(P::ManageSettings)),
     r(

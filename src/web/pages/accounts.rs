@@ -17,7 +17,7 @@ use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
 use crate::ingest::manage::{self, AccountDraft, PasswordOutcome};
 use crate::ingest::workers::{self, WorkerState, WorkerStatus};
-use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
+use crate::web::http::extract::{CsrfForm, CurrentUser, EnabledForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -359,22 +359,14 @@ async fn edit(
     }
 }
 
-#[derive(Deserialize)]
-struct EnabledForm {
-    #[serde(default)]
-    enabled: String,
-}
-
 async fn set_enabled(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
-    let enabled = form.enabled == "true";
-    manage::set_enabled(&state.pool, &user.actor, id, enabled).await?;
-    let done = if enabled { "enabled" } else { "disabled" };
-    Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response())
+    manage::set_enabled(&state.pool, &user.actor, id, form.enabled).await?;
+    Ok(form.done(&format!("/accounts/{id}")))
 }
 
 async fn test(

@@ -151,6 +151,8 @@ struct Row {
     verdict_class: String,
     virus: String,
     place: String,
+    /// Under a legal hold (badge).
+    held: bool,
 }
 
 fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
@@ -169,6 +171,7 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
         verdict_class: m.scan_status.css_class(),
         virus: m.virus_name.unwrap_or_default(),
         place: format!("{} / {}", m.account_name, m.folder),
+        held: false,
     }
 }
 
@@ -184,7 +187,16 @@ struct ListPage {
     next_link: Option<String>,
     first_link: Option<String>,
     can_export: bool,
+    can_delete: bool,
+    can_hold: bool,
     searching: bool,
+}
+
+impl ListPage {
+    /// Whether rows get a checkbox: some action takes a selection.
+    fn can_select(&self) -> bool {
+        self.can_export || self.can_delete || self.can_hold
+    }
 }
 
 async fn list(
@@ -221,10 +233,18 @@ async fn list(
         } else {
             format!("{} {noun}", crate::render::format::count(count))
         };
+        let ids: Vec<i64> = page.items.iter().map(|m| m.id).collect();
+        let held = crate::retention::holds::held_among(&state.pool, &ids).await?;
         let rows = page
             .items
             .into_iter()
-            .map(|m| row(&user, m, &parsed.query))
+            .map(|m| {
+                let is_held = held.contains(&m.id);
+                Row {
+                    held: is_held,
+                    ..row(&user, m, &parsed.query)
+                }
+            })
             .collect();
         (rows, page.next, count_text)
     };
@@ -243,6 +263,8 @@ async fn list(
         }),
         first_link: cursor.map(|_| format!("/messages?{base}")),
         can_export: user.can(crate::auth::Permission::ExportMail),
+        can_delete: user.can(crate::auth::Permission::DeleteMail),
+        can_hold: user.can(crate::auth::Permission::ManageRetention),
         problem: parsed.problem,
         rows,
         count_text,

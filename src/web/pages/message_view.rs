@@ -87,6 +87,10 @@ struct ViewPage {
     thread: Vec<(ThreadEntry, String)>,
     can_download_attachments: bool,
     can_export: bool,
+    can_delete: bool,
+    can_hold: bool,
+    /// Under a legal hold (badge; deletion would keep it).
+    held: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +173,11 @@ async fn view(
             user.can(Permission::ManageQuarantine),
         ),
         can_export: user.can(Permission::ExportMail),
+        can_delete: user.can(Permission::DeleteMail),
+        can_hold: user.can(Permission::ManageRetention),
+        held: crate::retention::holds::held_among(&state.pool, &[id])
+            .await?
+            .contains(&id),
         m,
     })
 }

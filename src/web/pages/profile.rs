@@ -7,12 +7,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tower_sessions::Session;
 
-use crate::audit::{self, Action, AuditEvent, Target};
-use crate::auth::users::{self, Preferences};
-use crate::auth::{manage, password, totp};
+use crate::auth::users::Preferences;
+use crate::auth::{manage, profile, totp};
 use crate::error::{Error, Result};
 use crate::web::http::error;
 use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields};
@@ -174,21 +172,9 @@ async fn change_email(
     user: CurrentUser,
     CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<Response> {
-    let result = async {
-        let email = users::check_email(&form.email)?;
-        let mut tx = state.pool.begin().await?;
-        users::set_email(&mut tx, user.id, &email).await?;
-        audit::record(
-            &mut tx,
-            &AuditEvent::by(&user.actor, Action::ProfileEmail)
-                .target(Target::User(user.id))
-                .details(json!({ "email": email })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Redirect::to("/profile?done=email").into_response())
-    }
-    .await;
+    let result = profile::change_email(&state.pool, &user.actor, user.id, &form.email)
+        .await
+        .map(|()| Redirect::to("/profile?done=email").into_response());
     or_form_error(&state, user, result).await
 }
 
@@ -212,16 +198,7 @@ async fn change_preferences(
             page_size: form.page_size,
             theme: form.theme.clone(),
         };
-        let mut tx = state.pool.begin().await?;
-        users::set_preferences(&mut tx, user.id, &prefs).await?;
-        audit::record(
-            &mut tx,
-            &AuditEvent::by(&user.actor, Action::ProfilePreferences)
-                .target(Target::User(user.id))
-                .details(json!({ "timezone": prefs.timezone, "date_format": prefs.date_format, "page_size": prefs.page_size, "theme": prefs.theme })),
-        )
-        .await?;
-        tx.commit().await?;
+        profile::change_preferences(&state.pool, &user.actor, user.id, &prefs).await?;
         Ok(Redirect::to("/profile?done=preferences").into_response())
     }
     .await;
@@ -234,14 +211,7 @@ async fn end_other_sessions(
     user: CurrentUser,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    let mut tx = state.pool.begin().await?;
-    let epoch = users::bump_epoch(&mut tx, user.id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, Action::ProfileSessionsEnd).target(Target::User(user.id)),
-    )
-    .await?;
-    tx.commit().await?;
+    let epoch = profile::end_sessions(&state.pool, &user.actor, user.id).await?;
     session::set_epoch(&session, epoch).await?;
     Ok(Redirect::to("/profile?done=sessions").into_response())
 }
@@ -320,14 +290,15 @@ async fn totp_confirm(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    let mut tx = state.pool.begin().await?;
-    let codes = totp::enable(&mut tx, &state.keys.sealing, user.id, &secret, step).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, Action::ProfileTotpEnable).target(Target::User(user.id)),
+    let codes = profile::enable_totp(
+        &state.pool,
+        &state.keys.sealing,
+        &user.actor,
+        user.id,
+        &secret,
+        step,
     )
     .await?;
-    tx.commit().await?;
     session::clear_enrolment_secret(&session).await?;
     Ok(TotpPage {
         page: PageContext::for_user("Two-factor sign-in", "/profile", &user),
@@ -353,23 +324,8 @@ async fn totp_remove(
     if let Some(r) = password_check_limited(&state, &user) {
         return Ok(r);
     }
-    let stored = users::get(&state.pool, user.id).await?.password_hash;
-    if !password::verify(&form.password, Some(stored)).await? {
-        return render(
-            &state,
-            user,
-            "",
-            "password: is not your current password".into(),
-        )
-        .await;
-    }
-    let mut tx = state.pool.begin().await?;
-    totp::disable(&mut tx, user.id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, Action::ProfileTotpRemove).target(Target::User(user.id)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Redirect::to("/profile?done=totp_removed").into_response())
+    let result = profile::remove_totp(&state.pool, &user.actor, user.id, &form.password)
+        .await
+        .map(|()| Redirect::to("/profile?done=totp_removed").into_response());
+    or_form_error(&state, user, result).await
 }

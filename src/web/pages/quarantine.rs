@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::audit::{self, Action, AuditEvent, Target};
 use crate::auth::{VisibleAccount, roles, users, visible_accounts};
 use crate::error::{Error, Result};
 use crate::ingest::release::ReleaseRequest;
@@ -109,8 +108,7 @@ async fn list(
         limit: i64::from(user.page_size.max(10)),
         offset: 0,
     };
-    let mut conn = state.pool.acquire().await?;
-    let entries = quarantine::list(&mut conn, &filter).await?;
+    let entries = quarantine::list(&mut *state.pool.acquire().await?, &filter).await?;
     Ok(ListPage {
         rows: entries
             .into_iter()
@@ -123,13 +121,6 @@ async fn list(
         q: query.q,
         include_released: filter.include_released,
     })
-}
-
-/// The entry, if it exists and belongs to an account the user may read; otherwise 404, so
-/// foreign entries cannot be told apart from missing ones.
-async fn visible_entry(state: &AppState, user: &CurrentUser, id: Uuid) -> Result<Entry> {
-    let mut conn = state.pool.acquire().await?;
-    quarantine::get_visible(&mut conn, &user.grants, id).await
 }
 
 #[derive(Deserialize, Default)]
@@ -155,8 +146,9 @@ async fn show(
     Path(id): Path<Uuid>,
     Query(query): Query<ShowQuery>,
 ) -> Result<ShowPage> {
-    let entry = visible_entry(&state, &user, id).await?;
+    // A foreign entry is "not found", exactly like a missing one.
     let mut conn = state.pool.acquire().await?;
+    let entry = quarantine::get_visible(&mut conn, &user.grants, id).await?;
     let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
     let accounts = visible_accounts(&state.pool, &user.grants).await?;
     let notice = match query.done.as_str() {
@@ -216,17 +208,7 @@ async fn delete(
     Path(id): Path<Uuid>,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
-    let entry = visible_entry(&state, &user, id).await?;
-    let mut tx = state.pool.begin().await?;
-    quarantine::delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::by(&user.actor, Action::QuarantineDelete)
-            .target(Target::Quarantine(id))
-            .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::scan::manage::delete(&state.pool, &user.actor, &user.grants, id).await?;
     Ok(Redirect::to("/quarantine").into_response())
 }
 
@@ -239,18 +221,15 @@ async fn download(
     if !is_administrator(&state, &user).await? {
         return Err(Error::Forbidden);
     }
-    let entry = visible_entry(&state, &user, id).await?;
-    let mut conn = state.pool.acquire().await?;
-    let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
-    drop(conn);
-    state
-        .audit
-        .record(
-            AuditEvent::by(&user.actor, Action::QuarantineDownload)
-                .target(Target::Quarantine(id))
-                .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 })),
-        )
-        .await?;
+    let raw = crate::scan::manage::download(
+        &state.pool,
+        &state.keys.sealing,
+        &state.audit,
+        &user.actor,
+        &user.grants,
+        id,
+    )
+    .await?;
     // application/octet-stream, not message/rfc822: a browser must save it, never open it.
     Ok(crate::web::http::download::attachment(
         &format!("quarantine-{id}.eml"),

@@ -22,6 +22,8 @@ pub fn area() -> Area {
     Area::new()
         .get("/retention", page)
         .post("/retention/policies", add_policy)
+        .get("/retention/policies/{id}", edit_policy)
+        .post("/retention/policies/{id}", save_policy)
         .post("/retention/policies/{id}/delete", remove_policy)
         .post("/retention/purge", purge_now)
         .get("/retention/stats.csv", stats_csv)
@@ -47,6 +49,8 @@ struct SampleLine {
 #[template(path = "retention/page.html")]
 struct RetentionPage {
     page: PageContext,
+    /// Whose grants the page was made for (which policies they may edit).
+    grants: crate::auth::Grants,
     policies: Vec<policies::Policy>,
     accounts: Vec<VisibleAccount>,
     lines: Vec<PreviewLine>,
@@ -99,6 +103,7 @@ async fn render_page(
         .collect();
     Ok(RetentionPage {
         page: PageContext::for_user("Retention", "/retention", user),
+        grants: user.grants.clone(),
         policies,
         accounts: visible_accounts(&state.pool, &user.grants).await?,
         lines,
@@ -134,6 +139,32 @@ struct PolicyForm {
     query: String,
     #[serde(default)]
     age_basis: String,
+    /// The edit form's checkbox ("yes" when ticked); the add form has none (enabled).
+    #[serde(default)]
+    enabled: Option<String>,
+}
+
+impl PolicyForm {
+    fn input(self) -> Result<policies::PolicyInput> {
+        let keep_days = self
+            .keep_days
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("keep_days", "must be a whole number of days"))?;
+        Ok(policies::PolicyInput {
+            name: self.name,
+            account_ids: self.account,
+            folder_pattern: Some(self.folder),
+            query: Some(self.query),
+            keep_days,
+            age_basis: if self.age_basis.is_empty() {
+                "message".into()
+            } else {
+                self.age_basis
+            },
+            enabled: self.enabled.is_none_or(|e| e == "yes"),
+        })
+    }
 }
 
 async fn add_policy(
@@ -141,25 +172,47 @@ async fn add_policy(
     user: Require<perm::ManageRetention>,
     CsrfForm(form): CsrfForm<PolicyForm>,
 ) -> Result<Redirect> {
-    let keep_days = form
-        .keep_days
-        .trim()
-        .parse()
-        .map_err(|_| Error::invalid("keep_days", "must be a whole number of days"))?;
-    let input = policies::PolicyInput {
-        name: form.name,
-        account_ids: form.account,
-        folder_pattern: Some(form.folder),
-        query: Some(form.query),
-        keep_days,
-        age_basis: if form.age_basis.is_empty() {
-            "message".into()
-        } else {
-            form.age_basis
-        },
-        enabled: true,
-    };
+    let input = form.input()?;
     policies::save(&state.pool, &user.actor, &user.grants, None, &input).await?;
+    Ok(Redirect::to("/retention"))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "retention/policy.html")]
+struct PolicyPage {
+    page: PageContext,
+    p: policies::Policy,
+    accounts: Vec<VisibleAccount>,
+}
+
+/// `GET /retention/policies/{id}`: the policy editor (only for policies within the user's reach).
+async fn edit_policy(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    Path(id): Path<i64>,
+) -> Result<PolicyPage> {
+    let p = policies::get(&mut *state.pool.acquire().await?, &user.grants, id).await?;
+    if !p.editable_by(&user.grants) {
+        return Err(Error::Forbidden);
+    }
+    Ok(PolicyPage {
+        page: PageContext::for_user("Edit retention policy", "/retention", &user),
+        accounts: visible_accounts(&state.pool, &user.grants).await?,
+        p,
+    })
+}
+
+async fn save_policy(
+    State(state): State<AppState>,
+    user: Require<perm::ManageRetention>,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Result<Redirect> {
+    let mut form = form;
+    // The editor always shows the checkbox: absent means switched off.
+    form.enabled = Some(form.enabled.unwrap_or_default());
+    let input = form.input()?;
+    policies::save(&state.pool, &user.actor, &user.grants, Some(id), &input).await?;
     Ok(Redirect::to("/retention"))
 }
 

@@ -13,7 +13,7 @@ use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
+use crate::web::http::extract::{CsrfForm, EnabledForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -250,11 +250,6 @@ async fn update(
     Ok(Redirect::to(&format!("/users/{id}?done=saved")).into_response())
 }
 
-#[derive(Deserialize)]
-struct EnabledForm {
-    enabled: bool,
-}
-
 async fn set_enabled(
     State(state): State<AppState>,
     user: Admin,
@@ -262,8 +257,7 @@ async fn set_enabled(
     CsrfForm(form): CsrfForm<EnabledForm>,
 ) -> Result<Response> {
     manage::set_enabled(&state.pool, &user.actor, id, form.enabled).await?;
-    let done = if form.enabled { "enabled" } else { "disabled" };
-    Ok(Redirect::to(&format!("/users/{id}?done={done}")).into_response())
+    Ok(form.done(&format!("/users/{id}")))
 }
 
 #[derive(Deserialize)]
