@@ -61,6 +61,11 @@ async fn run(
         } else if path != "/setup" && req.extensions().get::<MatchedPath>().is_some() {
             // Unknown addresses keep their 404; every real page leads to the wizard.
             return Ok(Redirect::to("/setup").into_response());
+        } else if path == "/setup" && !setup_host_ok(&req, &state) {
+            return Ok(error::page(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Open the setup page at the server's IP address, localhost, or the host name set in server.public_url.",
+            ));
         }
     }
     let actor = request_actor(&req, &state);
@@ -71,6 +76,11 @@ async fn run(
 
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         if !origin_ok(&req, &state) {
+            return Ok(csrf_refused());
+        }
+        // Without a session token or a nonce cookie no token can match: refuse before reading
+        // (up to server.max_request_bytes of) the body.
+        if new_nonce.is_some() {
             return Ok(csrf_refused());
         }
         let (parts, body) = req.into_parts();
@@ -240,6 +250,38 @@ fn origin_ok(req: &Request, state: &AppState) -> bool {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+/// Before the first user exists, `/setup` answers only to a Host that a DNS-rebinding page
+/// cannot use: an IP address, `localhost`, or the host of `server.public_url`. (A rebinding
+/// attack reaches the server under the attacker's own host name.)
+fn setup_host_ok(req: &Request, state: &AppState) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return true; // HTTP/1.0 without Host: not a browser on a rebinding page
+    };
+    let name = host_name(host);
+    if name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let public = state.settings.public_url();
+    let public_host = public.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    !public_host.is_empty() && name.eq_ignore_ascii_case(host_name(public_host))
+}
+
+/// The host of a `Host` header value: without the port, IPv6 without brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
 }
 
 /// `scheme://host[:port]` of a URL.
