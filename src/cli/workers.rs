@@ -1,18 +1,44 @@
-//! `daygle workers`: what the background sync workers are doing (the `workers` table).
+//! `daygle workers`: the `serve` processes on this database (role, leader, accounts held) and
+//! what the background sync workers are doing (the `workers` table).
 
 use std::process::ExitCode;
 
 use daygle::config::Settings;
-use daygle::ingest::workers;
+use daygle::ingest::{processes, workers};
 
 use super::context::{Schema, with_database};
 
 /// Prints each worker's state, last run and last error.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    let rows = with_database(settings, Schema::Migrate, async |ctx| {
-        Ok(workers::list(ctx.pool()).await?)
+    let lease_secs = i32::try_from(settings.workers.lease_secs).unwrap_or(30);
+    let (processes, rows) = with_database(settings, Schema::Migrate, async |ctx| {
+        Ok((
+            processes::list(ctx.pool(), lease_secs).await?,
+            workers::list(ctx.pool()).await?,
+        ))
     })
     .await?;
+    for p in &processes {
+        let state = if p.alive {
+            "alive"
+        } else if p.stopped_at.is_some() {
+            "stopped"
+        } else {
+            "not heard from"
+        };
+        println!(
+            "process {} (role {}, {}{}): holds {}",
+            p.label(),
+            p.role,
+            state,
+            if p.leader { ", leader" } else { "" },
+            if p.accounts.is_empty() {
+                "no accounts".to_string()
+            } else {
+                p.accounts.join(", ")
+            }
+        );
+    }
     if rows.is_empty() {
         println!("no worker has run yet");
     }

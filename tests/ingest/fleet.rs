@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::support::*;
 use crate::common::dovecot::Dovecot;
-use crate::common::process::{Server, http_get, shared_tempdir};
+use crate::common::process::{Server, daygle, http_get, shared_tempdir};
 use crate::common::{self};
 use daygle::ingest::{accounts, leases};
 use daygle::secrets::Keys;
@@ -122,6 +122,41 @@ async fn two_workers_share_twenty_accounts_and_a_killed_one_hands_over_within_th
     assert!(
         leader == a_id || leader == b_id,
         "a worker leads, not the web process"
+    );
+    let out = tokio::task::block_in_place(|| {
+        daygle(dir.path())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("workers")
+            .env("DAYGLE__DATABASE__URL", &database_url)
+            .output()
+            .expect("daygle workers")
+    });
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    let lines: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("process "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(", leader)")).count(),
+        1,
+        "{listing}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("role worker") && l.contains("user"))
+            .count(),
+        2,
+        "both workers hold accounts: {listing}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("role web") && l.ends_with("no accounts")),
+        "{listing}"
     );
     let (victim, survivor, survivor_id) = if leader == a_id {
         (a, b, b_id)
