@@ -5,11 +5,13 @@ FROM rust:1.95-trixie AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-# (Cargo.toml names the benchmark targets, so their files must exist for it to load.)
-# The download must succeed (a network problem is reported here, not cached as a layer); the
-# build of the placeholder crate may fail, only its dependencies matter.
+# Every [[bench]] Cargo.toml names needs a file for the manifest to load: placeholders, read
+# from Cargo.toml itself so a new benchmark cannot break this step. The download must succeed
+# (a network problem is reported here, not cached as a layer); the build of the placeholder
+# crate may fail, only its dependencies matter.
 RUN mkdir src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && for b in ingest search; do echo 'fn main() {}' > benches/$b.rs; done \
+    && for b in $(awk '/^\[\[bench\]\]/ { b = 1; next } b && /^name *=/ { gsub(/^name *= *"|".*$/, ""); print; b = 0 }' Cargo.toml); do \
+         echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo fetch --locked \
     && (cargo build --release --locked --bin daygle || true)
 COPY src src

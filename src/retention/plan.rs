@@ -45,9 +45,10 @@ pub struct Plan {
 impl Plan {
     /// The plan for now, over the accounts `grants` allows.
     pub async fn current(conn: &mut PgConnection, grants: &Grants) -> Result<Self> {
-        let max_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM messages")
-            .fetch_one(&mut *conn)
-            .await?;
+        let max_id =
+            sqlx::query_scalar!(r#"SELECT coalesce(max(id), 0) AS "max_id!" FROM messages"#)
+                .fetch_one(&mut *conn)
+                .await?;
         Self::at(conn, grants, OffsetDateTime::now_utc(), max_id).await
     }
 

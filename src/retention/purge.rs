@@ -51,17 +51,18 @@ pub async fn purge(
         ));
     }
     let mut lock = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(PURGE_LOCK)
-        .fetch_one(&mut *lock)
-        .await?;
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1) AS "locked!""#,
+        PURGE_LOCK
+    )
+    .fetch_one(&mut *lock)
+    .await?;
     if !locked {
         return Err(Error::Conflict("a purge is already running".into()));
     }
     let result = run_batches(pool, actor, plan, batch_size.max(1), stop).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(PURGE_LOCK)
-        .execute(&mut *lock)
+    let _ = sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
+        .fetch_one(&mut *lock)
         .await;
     let report = result?;
     audit::record_now(

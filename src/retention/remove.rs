@@ -119,7 +119,7 @@ pub async fn count(
     if accounts.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO deletion_stats (account_id, month, cause, messages, bytes)
          SELECT t.account_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $3,
                 count(*), coalesce(sum(t.size), 0)
@@ -129,10 +129,10 @@ pub async fn count(
          ON CONFLICT (account_id, month, cause) DO UPDATE
              SET messages = deletion_stats.messages + excluded.messages,
                  bytes = deletion_stats.bytes + excluded.bytes",
+        &accounts,
+        &sizes,
+        cause.as_str(),
     )
-    .bind(&accounts)
-    .bind(&sizes)
-    .bind(cause.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -151,29 +151,29 @@ pub async fn collect_blobs(tx: &mut PgConnection, hashes: &[Vec<u8>]) -> Result<
     if hashes.is_empty() {
         return Ok(Collected::default());
     }
-    let locked: Vec<Vec<u8>> = sqlx::query_scalar(
+    let locked = sqlx::query_scalar!(
         "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::bytea[]) ORDER BY sha256
          FOR UPDATE SKIP LOCKED",
+        hashes,
     )
-    .bind(hashes)
     .fetch_all(&mut *tx)
     .await?;
     if locked.is_empty() {
         return Ok(Collected::default());
     }
-    let (blobs, bytes): (i64, i64) = sqlx::query_as(
-        "WITH gone AS (
-             DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
-               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)
-             RETURNING b.size)
-         SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone",
+    let gone = sqlx::query!(
+        r#"WITH gone AS (
+               DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)
+               RETURNING b.size)
+           SELECT count(*) AS "blobs!", coalesce(sum(size), 0)::bigint AS "bytes!" FROM gone"#,
+        &locked,
     )
-    .bind(&locked)
     .fetch_one(&mut *tx)
     .await?;
     Ok(Collected {
-        blobs: blobs as u64,
-        bytes,
+        blobs: gone.blobs as u64,
+        bytes: gone.bytes,
     })
 }
 
@@ -184,14 +184,14 @@ pub async fn orphan_blobs(
     grace: time::Duration,
     limit: i64,
 ) -> Result<Vec<Vec<u8>>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT b.sha256 FROM blobs b
          WHERE b.created_at < now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_sha256 = b.sha256)
          LIMIT $2",
+        grace.as_seconds_f64(),
+        limit,
     )
-    .bind(grace.as_seconds_f64())
-    .bind(limit)
     .fetch_all(conn)
     .await?)
 }
@@ -204,15 +204,20 @@ pub async fn count_deleted_from_server(
     uidvalidity: i64,
     uids: &[i64],
 ) -> Result<()> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT account_id, size FROM messages
          WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3 AND uid = ANY($4)",
+        account_id,
+        folder,
+        uidvalidity,
+        uids,
     )
-    .bind(account_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(uids)
     .fetch_all(&mut *conn)
     .await?;
-    count(conn, Cause::Server, rows.into_iter()).await
+    count(
+        conn,
+        Cause::Server,
+        rows.into_iter().map(|r| (r.account_id, r.size)),
+    )
+    .await
 }

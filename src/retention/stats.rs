@@ -1,13 +1,13 @@
 //! Deletion statistics: how much mail left, per account, month and cause.
 
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use time::Date;
 
 use super::remove::Cause;
 use crate::auth::Grants;
 use crate::error::Result;
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct StatRow {
     pub account_name: String,
     pub month: Date,
@@ -27,13 +27,14 @@ impl StatRow {
 
 /// Newest month first; only accounts `grants` allows.
 pub async fn by_account_month(pool: &PgPool, grants: &Grants) -> Result<Vec<StatRow>> {
-    Ok(sqlx::query_as(
-        "SELECT a.name::text AS account_name, s.month, s.cause, s.messages, s.bytes
-         FROM deletion_stats s JOIN accounts a ON a.id = s.account_id
-         WHERE ($1::bigint[] IS NULL OR s.account_id = ANY($1))
-         ORDER BY s.month DESC, a.name, s.cause",
+    Ok(sqlx::query_as!(
+        StatRow,
+        r#"SELECT a.name::text AS "account_name!", s.month, s.cause, s.messages, s.bytes
+           FROM deletion_stats s JOIN accounts a ON a.id = s.account_id
+           WHERE ($1::bigint[] IS NULL OR s.account_id = ANY($1))
+           ORDER BY s.month DESC, a.name, s.cause"#,
+        grants.as_ids(),
     )
-    .bind(grants.as_bind())
     .fetch_all(pool)
     .await?)
 }
