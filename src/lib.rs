@@ -105,6 +105,9 @@ impl App {
             login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
+            password_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                per_minute,
+            ))),
             refusals: Arc::new(auth::refusals::Refusals::default()),
             trusted_proxies: Arc::new(
                 config::parse_networks(&settings.server.trusted_proxies)
@@ -386,6 +389,7 @@ async fn session_upkeep(state: AppState) {
                     tracing::warn!(error = %e, "could not delete expired sessions");
                 }
                 state.login_limiter.retain_recent();
+                state.password_limiter.retain_recent();
                 flush_refusals(&state).await;
             }
             _ = state.shutdown.cancelled() => break,

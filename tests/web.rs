@@ -4,6 +4,7 @@ mod common;
 
 mod web {
     mod alerts;
+    mod api;
     mod audit;
     mod cli;
     mod csrf;

@@ -230,19 +230,44 @@ pub struct FolderCoverage {
     pub archived: i64,
     pub skipped: i64,
     pub failed: i64,
+    /// Held in the quarantine (infected): safely kept, so accounted for.
+    pub quarantined: i64,
     pub deleted_from_server: i64,
     pub last_synced_at: Option<OffsetDateTime>,
 }
 
 impl FolderCoverage {
     /// Share of the server's messages that are archived or accounted for (skipped), in percent.
+    /// Messages accounted for: archived, deliberately skipped, or held in the quarantine.
+    pub fn kept(&self) -> i64 {
+        self.archived + self.skipped + self.quarantined
+    }
+
     pub fn percent(&self) -> Option<f64> {
         let server = self.server_messages?;
         if server == 0 {
             return Some(100.0);
         }
-        Some((((self.archived + self.skipped) as f64 / server as f64) * 100.0).min(100.0))
+        Some(((self.kept() as f64 / server as f64) * 100.0).min(100.0))
     }
+}
+
+/// An account's coverage over its folders: kept messages (archived, skipped, quarantined) per
+/// message on the server, in percent; `None` before the first sync counted the server.
+pub fn account_percent(folders: &[FolderCoverage]) -> Option<f64> {
+    if folders.is_empty() {
+        return None;
+    }
+    let server: i64 = folders
+        .iter()
+        .map(|f| f.server_messages)
+        .sum::<Option<i64>>()?;
+    let kept: i64 = folders.iter().map(FolderCoverage::kept).sum();
+    Some(if server == 0 {
+        100.0
+    } else {
+        ((kept as f64 / server as f64) * 100.0).min(100.0)
+    })
 }
 
 /// The ledger of one account, folder by folder.
@@ -275,7 +300,10 @@ async fn coverage_of(pool: &PgPool, account_id: Option<i64>) -> Result<Vec<Folde
                    AND l.kind = 'skipped') AS "skipped!",
                 (SELECT count(*) FROM ledger_entries l WHERE l.account_id = s.account_id
                    AND l.folder = s.folder AND l.uidvalidity = s.uidvalidity
-                   AND l.kind = 'failed') AS "failed!"
+                   AND l.kind = 'failed') AS "failed!",
+                (SELECT count(*) FROM quarantine q WHERE q.account_id = s.account_id
+                   AND q.folder = s.folder AND q.uidvalidity = s.uidvalidity
+                   AND q.released_at IS NULL) AS "quarantined!"
          FROM sync_state s WHERE ($1::bigint IS NULL OR s.account_id = $1)
          ORDER BY s.account_id, s.folder"#,
         account_id,

@@ -5,6 +5,7 @@
 pub mod attachment_text;
 pub mod blobs;
 pub mod export;
+pub mod export_jobs;
 pub mod export_manifest;
 pub mod ledger;
 pub mod listing;

@@ -14,6 +14,8 @@ pub struct Actor {
     pub username: String,
     pub ip: String,
     pub user_agent: String,
+    /// The API token the request came with, if any (recorded in each audit row's details).
+    pub api_token: Option<i64>,
 }
 
 impl Actor {
@@ -27,6 +29,7 @@ impl Actor {
             ),
             ip: String::new(),
             user_agent: "daygle cli".into(),
+            api_token: None,
         }
     }
 }
@@ -103,6 +106,9 @@ pub enum Action {
     RetentionPurge,
     RetentionPurgeBatch,
     RetentionSchedule,
+    TokenCreate,
+    TokenRevoke,
+    ApiRead,
     SettingsUpdate,
     SettingsTestEmail,
     AlertTriggersUpdate,
@@ -179,6 +185,9 @@ impl Action {
             Action::RetentionPurge => "retention.purge",
             Action::RetentionPurgeBatch => "retention.purge_batch",
             Action::RetentionSchedule => "retention.schedule",
+            Action::TokenCreate => "token.create",
+            Action::TokenRevoke => "token.revoke",
+            Action::ApiRead => "api.read",
             Action::SettingsUpdate => "settings.update",
             Action::SettingsTestEmail => "settings.test_email",
             Action::AlertTriggersUpdate => "settings.alert_triggers",
@@ -254,6 +263,8 @@ pub struct AuditEvent {
     pub action: Action,
     pub target: Target,
     pub details: serde_json::Value,
+    /// Copied from [`Actor::api_token`]; written into `details` as `api_token`.
+    pub api_token: Option<i64>,
 }
 
 impl AuditEvent {
@@ -266,6 +277,7 @@ impl AuditEvent {
             action,
             target: Target::None,
             details: serde_json::json!({}),
+            api_token: actor.api_token,
         }
     }
 

@@ -68,7 +68,7 @@ async fn append(conn: &mut PgConnection, prev: &mut String, event: &AuditEvent) 
         user_agent: event.user_agent.clone(),
         action: event.action.as_str().to_string(),
         target: event.target.to_string(),
-        details: event.details.clone(),
+        details: with_token(&event.details, event.api_token),
         prev_hash: prev.clone(),
         hash: String::new(),
     };
@@ -91,6 +91,20 @@ async fn append(conn: &mut PgConnection, prev: &mut String, event: &AuditEvent) 
     .await?;
     *prev = hash;
     Ok(id)
+}
+
+/// `details` with the API token that made the request, when one did.
+fn with_token(details: &serde_json::Value, token: Option<i64>) -> serde_json::Value {
+    let mut details = details.clone();
+    if let Some(id) = token {
+        match details.as_object_mut() {
+            Some(map) => {
+                map.insert("api_token".into(), id.into());
+            }
+            None => details = serde_json::json!({ "details": details, "api_token": id }),
+        }
+    }
+    details
 }
 
 /// [`record`] in a transaction of its own.

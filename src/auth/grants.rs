@@ -88,6 +88,18 @@ impl Grants {
         }
     }
 
+    /// These grants cut down to `to` (an API token's archive restriction): never more than
+    /// either. `None` leaves them as they are.
+    pub fn restrict(&self, to: Option<&[i64]>) -> Grants {
+        match (self, to) {
+            (g, None) => g.clone(),
+            (Grants::All, Some(ids)) => Grants::Accounts(ids.to_vec()),
+            (Grants::Accounts(mine), Some(ids)) => {
+                Grants::Accounts(mine.iter().copied().filter(|a| ids.contains(a)).collect())
+            }
+        }
+    }
+
     /// True when these grants include `account_id`.
     pub fn allows(&self, account_id: i64) -> bool {
         match self {

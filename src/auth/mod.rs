@@ -12,6 +12,7 @@ pub mod permissions;
 pub mod profile;
 pub mod refusals;
 pub mod roles;
+pub mod tokens;
 pub mod totp;
 pub mod users;
 

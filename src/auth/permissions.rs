@@ -99,6 +99,11 @@ impl PermissionSet {
         self.0.contains(&p)
     }
 
+    /// The permissions of this set that `keep` accepts (e.g. those an API token's scopes cover).
+    pub fn only(&self, keep: impl Fn(Permission) -> bool) -> Self {
+        Self(self.0.iter().copied().filter(|p| keep(*p)).collect())
+    }
+
     /// The permissions in the set, in catalogue order.
     pub fn iter(&self) -> impl Iterator<Item = Permission> + '_ {
         self.0.iter().copied()

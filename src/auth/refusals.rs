@@ -78,6 +78,7 @@ impl Refusals {
                 username: String::new(),
                 ip: key.clone(),
                 user_agent: t.user_agent.clone(),
+                api_token: None,
             };
             let when = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
             audit::record(

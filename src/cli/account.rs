@@ -168,20 +168,12 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
         .collect();
     for a in all {
         let folders = coverage.remove(&a.id).unwrap_or_default();
-        let archived: i64 = folders.iter().map(|f| f.archived).sum();
         let skipped: i64 = folders.iter().map(|f| f.skipped).sum();
         let failed: i64 = folders.iter().map(|f| f.failed).sum();
-        let server: Option<i64> = folders.iter().map(|f| f.server_messages).sum();
         let total = totals.get(&a.id).copied().unwrap_or(0);
-        let coverage = match server {
-            Some(0) => "100%".to_string(),
-            Some(s) if !folders.is_empty() => {
-                format!(
-                    "{:.1}%",
-                    (((archived + skipped) as f64 / s as f64) * 100.0).min(100.0)
-                )
-            }
-            _ => "-".to_string(),
+        let coverage = match daygle::archive::ledger::account_percent(&folders) {
+            Some(p) => format!("{p:.1}%"),
+            None => "-".to_string(),
         };
         let status = match sync_workers.remove(&workers::sync_worker_name(a.id)) {
             Some(w) if w.last_error.is_some() => format!(

@@ -18,6 +18,7 @@ mod retention;
 mod rotate_key;
 mod serve;
 mod sync;
+mod token;
 mod user;
 mod verify;
 mod workers;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Manage users from the command line (e.g. when locked out of the web UI).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Write a consistent backup of the whole archive while `serve` keeps running.
     ///
     /// The database and a manifest, the keys with --include-keys, encrypted with
@@ -130,6 +134,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => {
             let settings = load_settings(&cli.global, &[])?;
             runtime()?.block_on(user::run(settings, command))
+        }
+        Command::Token(command) => {
+            let settings = load_settings(&cli.global, &[])?;
+            runtime()?.block_on(token::run(settings, command))
         }
         Command::Backup(args) => {
             let settings = load_settings(&cli.global, &[])?;

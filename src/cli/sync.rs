@@ -29,6 +29,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     with_database(settings, Schema::Migrate, async |ctx| {
         let keys = ctx.keys().await?;
         daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
+        println!("{}", scanning_line(&ctx.settings.clamav));
         if args.once {
             return once(ctx, &keys, args.account.as_deref()).await;
         }
@@ -105,4 +106,17 @@ async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Resu
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Says up front whether mail is scanned, so nobody assumes it was (the walk of issue #17).
+fn scanning_line(clamav: &daygle::config::ClamavSettings) -> String {
+    if clamav.enabled {
+        format!(
+            "virus scanning: on (clamd at {}, infected mail: {})",
+            clamav.address, clamav.action
+        )
+    } else {
+        "virus scanning: off ([clamav] enabled = false): mail is archived without a virus scan"
+            .to_string()
+    }
 }

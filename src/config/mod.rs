@@ -3,6 +3,7 @@
 //! `sections` holds the typed sections and their defaults, `load` reads and layers the
 //! sources, `validate` reports every problem at once, one line each.
 
+mod api;
 mod data_dir;
 mod load;
 mod proxies;
@@ -10,6 +11,7 @@ mod secret_files;
 mod sections;
 mod validate;
 
+pub use api::ApiSettings;
 pub use data_dir::{SYSTEM_DATA_DIR, automatic_data_dir};
 pub use load::{DEFAULT_CONFIG_FILE, load, load_from};
 pub use proxies::{IpNet, client_ip, parse_networks};

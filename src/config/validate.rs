@@ -99,6 +99,12 @@ impl Settings {
         if self.retention.batch_size < 1 {
             p.push(problem("retention.batch_size", "must be at least 1"));
         }
+        if let Err(e) = self.api.origins() {
+            p.push(problem("api.cors_origins", e));
+        }
+        if self.api.rate_limit_per_minute == 0 {
+            p.push(problem("api.rate_limit_per_minute", "must be at least 1"));
+        }
         if let Err(e) = self.verify.interval() {
             p.push(problem("verify.schedule", e));
         }

@@ -2,6 +2,7 @@
 //! `http/` is the plumbing (state, routing, guard, sessions, extractors, errors, layout,
 //! headers, assets, metrics, health); `pages/` holds one module per area of the UI.
 
+pub mod api;
 pub mod http;
 pub mod pages;
 
@@ -35,6 +36,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::message_list::area(),
         pages::message_view::area(),
         pages::profile::area(),
+        pages::tokens::area(),
         pages::users::area(),
         pages::roles::area(),
         pages::audit::area(),
@@ -54,6 +56,7 @@ pub fn areas() -> Vec<routes::Area> {
 pub fn registered_routes() -> Vec<(axum::http::Method, &'static str)> {
     areas()
         .iter()
+        .chain(api::areas().iter())
         .flat_map(|a| a.registered().to_vec())
         .collect()
 }
@@ -73,46 +76,54 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
     });
     let store = PostgresStore::new(state.pool.clone());
-    let mut app = Router::new();
-    if state.me.role.serves_web() {
+    let serves_web = state.me.role.serves_web();
+    let mut pages = Router::new();
+    if serves_web {
         for area in areas() {
-            app = app.merge(area.into_router());
+            pages = pages.merge(area.into_router());
         }
     } else {
         // A worker answers the probes and metrics only; people use a web process.
-        app = app.merge(http::health::area().into_router());
+        pages = pages.merge(http::health::area().into_router());
     }
-    app.fallback(error::not_found)
+    // Pages pass the session, guard and CSRF layers; the API (bearer tokens only) does not.
+    let pages = pages
+        .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(session::layer(store, &settings))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http::outage::unavailable,
         ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(trace)
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(|_| {
-                    error::page(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong on our side. The details are in the server log.",
-                    )
-                }))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    headers::apply,
-                ))
-                .layer(middleware::from_fn(metrics::track))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Duration::from_secs(settings.server.request_timeout_secs),
-                ))
-                .layer(RequestBodyLimitLayer::new(
-                    settings.server.max_request_bytes,
-                ))
-                .layer(CsrfLayer::new()),
-        )
-        .with_state(state)
+        .layer(CsrfLayer::new());
+    let app = if serves_web {
+        api::router(&state).merge(pages)
+    } else {
+        pages
+    };
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(trace)
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(CatchPanicLayer::custom(|_| {
+                error::page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. The details are in the server log.",
+                )
+            }))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                headers::apply,
+            ))
+            .layer(middleware::from_fn(metrics::track))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(settings.server.request_timeout_secs),
+            ))
+            .layer(RequestBodyLimitLayer::new(
+                settings.server.max_request_bytes,
+            )),
+    )
+    .with_state(state)
 }

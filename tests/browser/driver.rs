@@ -19,9 +19,18 @@ pub struct Browser {
     client: Client,
 }
 
+/// Whether Chromium and chromedriver are installed. On a developer's machine a browser test
+/// without them is skipped; in CI (`CI=true`) a missing browser fails the test instead, so a
+/// green run always means the browser tests ran.
 pub fn available() -> bool {
-    std::path::Path::new("/usr/bin/chromium").exists()
-        && std::path::Path::new("/usr/bin/chromedriver").exists()
+    let present = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("/usr/bin/chromedriver").exists();
+    if !present && std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "CI=true but /usr/bin/chromium or /usr/bin/chromedriver is missing: install chromium and chromium-driver"
+        );
+    }
+    present
 }
 
 impl Driver {

@@ -42,3 +42,35 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn a_command_whose_database_url_is_unreachable_says_so_at_once_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = daygle(dir.path())
+        .args(["sync", "--once"])
+        .env(
+            "DAYGLE__DATABASE__URL",
+            format!("postgres://daygle@127.0.0.1:{port}/daygle"),
+        )
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!(
+            "PostgreSQL at 127.0.0.1:{port} (database.url) is not reachable"
+        )),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}

@@ -70,6 +70,11 @@ async fn an_operator_adds_syncs_lists_and_removes_an_account_from_the_command_li
     let sync = tokio::task::block_in_place(|| daygle(&env, &["sync", "--once"], ""));
     assert!(sync.status.success(), "{}", text(&sync));
     assert!(
+        text(&sync).contains("virus scanning: off ([clamav] enabled = false)"),
+        "{}",
+        text(&sync)
+    );
+    assert!(
         text(&sync).contains("Alice: 7 new messages archived"),
         "{}",
         text(&sync)

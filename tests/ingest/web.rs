@@ -94,7 +94,20 @@ async fn an_administrator_adds_an_account_tests_it_and_sees_its_ledger_and_worke
             &[("confirm", "wrong")],
         )
         .await;
-    assert_ne!(refused.status().as_u16(), 303);
+    assert_eq!(
+        refused.status().as_u16(),
+        422,
+        "a wrong confirmation is explained"
+    );
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("to delete it and its archived mail")
+    );
+    let (status, _) = app.page(&admin, &path).await;
+    assert_eq!(status, 200, "the account is still there");
     let deleted = app
         .submit(
             &admin,

@@ -186,3 +186,36 @@ async fn ending_your_other_sessions_keeps_only_this_one() {
     assert!(signed_out(&laptop.get(app.url("/")).send().await.unwrap()));
     assert!(signed_out(&phone.get(app.url("/")).send().await.unwrap()));
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_on_the_profile_is_rate_limited() {
+    let app = crate::common::spawn_app_with(|s| s.security.login_rate_per_minute = 3).await;
+    let here = app.set_up_admin().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = app
+            .submit(
+                &here,
+                "/profile",
+                "/profile/password",
+                &[
+                    ("current_password", "a wrong guess at it"),
+                    ("new_password", NEW_PASSWORD),
+                    ("new_password_confirm", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(&statuses[3..], &[429, 429], "{statuses:?}");
+    assert!(statuses[..3].iter().all(|s| *s != 429), "{statuses:?}");
+    let res = app
+        .submit(
+            &here,
+            "/profile",
+            "/profile/totp/remove",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 429, "second-factor removal shares the limit");
+}

@@ -150,3 +150,38 @@ async fn concurrent_setup_posts_create_exactly_one_administrator() {
         .unwrap();
     assert_eq!(users, 1);
 }
+
+#[tokio::test]
+async fn a_fresh_install_answers_setup_only_to_its_own_host_names() {
+    let app = crate::common::spawn_app_with(|s| {
+        s.server.public_url = "https://archive.example.org".into();
+    })
+    .await;
+    // A DNS-rebinding page reaches the server under the attacker's host name.
+    for host in ["rebind.attacker.example", "rebind.attacker.example:8080"] {
+        let res = app
+            .client
+            .get(app.url("/setup"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 421, "{host}");
+    }
+    for host in [
+        "archive.example.org",
+        "ARCHIVE.example.org:443",
+        "127.0.0.1:8080",
+        "localhost",
+        "[::1]:8080",
+    ] {
+        let res = app
+            .client
+            .get(app.url("/setup"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{host}");
+    }
+}

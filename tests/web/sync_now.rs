@@ -112,3 +112,50 @@ async fn sync_now_clears_the_backoff_and_the_account_is_due_at_once() {
             .contains("Syncing of this account is paused: resume it first.")
     );
 }
+
+/// The walk found 0.0 % coverage for a folder whose three messages were safely quarantined:
+/// quarantined mail is accounted for, counted in its own column and linked.
+#[tokio::test]
+async fn quarantined_mail_counts_as_accounted_for_in_the_coverage() {
+    let app = spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.enabled = false;
+    })
+    .await;
+    let admin = app.set_up_admin().await;
+    let id = app.insert_account("sales@example.org").await;
+    sqlx::query(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid, server_messages)
+         VALUES ($1, 'INBOX', 7, 3, 3)",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for uid in 1..=3i64 {
+        sqlx::query(
+            "INSERT INTO quarantine (id, account_id, folder, uidvalidity, uid, sha256, size,
+               virus_name, wrapped_key, sealed_raw)
+             VALUES (gen_random_uuid(), $1, 'INBOX', 7, $2, repeat('a', 64), 68,
+               'Eicar-Test-Signature', 'enc:v1:test', '\\x00')",
+        )
+        .bind(id)
+        .bind(uid)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let folders = daygle::archive::ledger::coverage(&app.pool, id)
+        .await
+        .unwrap();
+    assert_eq!(folders[0].quarantined, 3);
+    assert_eq!(folders[0].percent(), Some(100.0));
+    let (_, html) = app.page(&admin, &format!("/accounts/{id}")).await;
+    assert!(html.contains("coverage 100.0%"), "{html}");
+    assert!(
+        html.contains("<td><a href=\"/quarantine\">3</a></td>"),
+        "{html}"
+    );
+    let (_, list) = app.page(&admin, "/accounts").await;
+    assert!(list.contains("100.0%"), "{list}");
+}

@@ -94,7 +94,13 @@ impl IntoResponse for Error {
     }
 }
 
-/// Fallback for unknown routes.
-pub async fn not_found() -> Response {
+/// Fallback for unknown routes (a problem document under the API's prefix).
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with(crate::web::api::PREFIX) {
+        return crate::web::api::problem::response(
+            StatusCode::NOT_FOUND,
+            "There is no such API route; see /api/v1/openapi.json.",
+        );
+    }
     Error::NotFound.into_response()
 }

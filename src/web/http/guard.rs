@@ -38,7 +38,8 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    if is_exempt(&path) {
+    // The JSON API authenticates bearer tokens only (`web::api`) and never reads a session.
+    if is_exempt(&path) || path.starts_with(crate::web::api::PREFIX) {
         return next.run(req).await;
     }
     match run(state, session, req, next, &path).await {
@@ -60,6 +61,11 @@ async fn run(
         } else if path != "/setup" && req.extensions().get::<MatchedPath>().is_some() {
             // Unknown addresses keep their 404; every real page leads to the wizard.
             return Ok(Redirect::to("/setup").into_response());
+        } else if path == "/setup" && !setup_host_ok(&req, &state) {
+            return Ok(error::page(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Open the setup page at the server's IP address, localhost, or the host name set in server.public_url.",
+            ));
         }
     }
     let actor = request_actor(&req, &state);
@@ -70,6 +76,11 @@ async fn run(
 
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         if !origin_ok(&req, &state) {
+            return Ok(csrf_refused());
+        }
+        // Without a session token or a nonce cookie no token can match: refuse before reading
+        // (up to server.max_request_bytes of) the body.
+        if new_nonce.is_some() {
             return Ok(csrf_refused());
         }
         let (parts, body) = req.into_parts();
@@ -184,7 +195,7 @@ async fn load_user(
 
 /// Who is asking: the client's address (behind a `server.trusted_proxies` proxy, the one its
 /// X-Forwarded-For names) and user agent.
-fn request_actor(req: &Request, state: &AppState) -> Actor {
+pub fn request_actor(req: &Request, state: &AppState) -> Actor {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -210,6 +221,7 @@ fn request_actor(req: &Request, state: &AppState) -> Actor {
         username: String::new(),
         ip,
         user_agent,
+        api_token: None,
     }
 }
 
@@ -238,6 +250,38 @@ fn origin_ok(req: &Request, state: &AppState) -> bool {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+/// Before the first user exists, `/setup` answers only to a Host that a DNS-rebinding page
+/// cannot use: an IP address, `localhost`, or the host of `server.public_url`. (A rebinding
+/// attack reaches the server under the attacker's own host name.)
+fn setup_host_ok(req: &Request, state: &AppState) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return true; // HTTP/1.0 without Host: not a browser on a rebinding page
+    };
+    let name = host_name(host);
+    if name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let public = state.settings.public_url();
+    let public_host = public.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    !public_host.is_empty() && name.eq_ignore_ascii_case(host_name(public_host))
+}
+
+/// The host of a `Host` header value: without the port, IPv6 without brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
 }
 
 /// `scheme://host[:port]` of a URL.

@@ -25,6 +25,9 @@ pub enum Access {
     Permission(Permission),
     /// Like `Permission`, and the `{id}` is an archive account the user must be granted.
     Archive(Permission),
+    /// The JSON API: a bearer token (never a session) whose scopes cover the permission, of a
+    /// user who holds it at the moment of the request.
+    Token(Permission),
 }
 
 /// One route and who may use it.
@@ -92,6 +95,15 @@ pub const ALL: &[Route] = &[
     r(Method::GET, "/profile/totp", SignedIn),
     r(Method::POST, "/profile/totp", SignedIn),
     r(Method::POST, "/profile/totp/remove", SignedIn),
+    r(Method::GET, "/profile/tokens", SignedIn),
+    r(Method::POST, "/profile/tokens", SignedIn),
+    r(Method::POST, "/profile/tokens/{id}/revoke", SignedIn),
+    r(Method::GET, "/tokens", Permission(P::ManageUsers)),
+    r(
+        Method::POST,
+        "/tokens/{id}/revoke",
+        Permission(P::ManageUsers),
+    ),
     r(Method::GET, "/users", Permission(P::ManageUsers)),
     r(Method::GET, "/users/new", Permission(P::ManageUsers)),
     r(Method::POST, "/users", Permission(P::ManageUsers)),
@@ -266,6 +278,46 @@ pub const ALL: &[Route] = &[
         "/quarantine/{id}/download",
         Permission(P::ManageQuarantine),
     ),
+    // The JSON API (web::api): bearer tokens only.
+    r(Method::GET, "/api/v1/openapi.json", Public),
+    r(Method::GET, "/api/v1/messages", Token(P::ViewMail)),
+    r(Method::GET, "/api/v1/messages/{id}", Token(P::ViewMail)),
+    r(Method::GET, "/api/v1/messages/{id}/raw", Token(P::ViewMail)),
+    r(
+        Method::GET,
+        "/api/v1/messages/{id}/attachments/{n}",
+        Token(P::ViewMail),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/messages/{id}/thread",
+        Token(P::ViewMail),
+    ),
+    r(Method::GET, "/api/v1/accounts", Token(P::ViewMail)),
+    r(
+        Method::GET,
+        "/api/v1/accounts/{id}/ledger",
+        Token(P::ManageAccounts),
+    ),
+    r(Method::POST, "/api/v1/exports", Token(P::ExportMail)),
+    r(Method::GET, "/api/v1/exports/{id}", Token(P::ExportMail)),
+    r(
+        Method::GET,
+        "/api/v1/exports/{id}/download",
+        Token(P::ExportMail),
+    ),
+    r(Method::GET, "/api/v1/quarantine", Token(P::ViewQuarantine)),
+    r(
+        Method::POST,
+        "/api/v1/quarantine/{id}/release",
+        Token(P::ManageQuarantine),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/quarantine/{id}/delete",
+        Token(P::ManageQuarantine),
+    ),
+    r(Method::GET, "/api/v1/audit", Token(P::ViewAudit)),
 ];
 
 /// Looks up the access rule of a registered route.

@@ -34,6 +34,9 @@ pub struct AppState {
     /// Sign-in attempts per client address, keyed by `client::limit_key` (IPv4 address or
     /// IPv6 /64; security.login_rate_per_minute).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Current-password checks on the profile (password change, second-factor removal) per
+    /// user, at the sign-in rate: a stolen session cannot guess the password quickly.
+    pub password_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     /// Sign-in attempts the limiter refused, written to the audit log once a minute.
     pub refusals: Arc<Refusals>,
     /// `server.trusted_proxies`, parsed.

@@ -55,12 +55,8 @@ struct ListPage {
 }
 
 fn coverage_text(folders: &[FolderCoverage]) -> String {
-    let server: Option<i64> = folders.iter().map(|f| f.server_messages).sum();
-    let done: i64 = folders.iter().map(|f| f.archived + f.skipped).sum();
-    match server {
-        _ if folders.is_empty() => "—".into(),
-        Some(0) => "100%".into(),
-        Some(s) => format!("{:.1}%", ((done as f64 / s as f64) * 100.0).min(100.0)),
+    match ledger::account_percent(folders) {
+        Some(p) => format!("{p:.1}%"),
         None => "—".into(),
     }
 }

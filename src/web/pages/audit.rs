@@ -23,18 +23,18 @@ pub fn area() -> Area {
 }
 
 #[derive(Deserialize, Default)]
-struct Params {
+pub(crate) struct Params {
     #[serde(default)]
-    user: String,
+    pub user: String,
     #[serde(default)]
-    action: String,
+    pub action: String,
     /// YYYY-MM-DD, inclusive.
     #[serde(default)]
-    from: String,
+    pub from: String,
     /// YYYY-MM-DD, inclusive.
     #[serde(default)]
-    to: String,
-    before: Option<i64>,
+    pub to: String,
+    pub before: Option<i64>,
 }
 
 fn parse_day(field: &str, s: &str) -> Result<Option<OffsetDateTime>> {
@@ -49,7 +49,7 @@ fn parse_day(field: &str, s: &str) -> Result<Option<OffsetDateTime>> {
 }
 
 impl Params {
-    fn filter(&self) -> Result<Filter> {
+    pub(crate) fn filter(&self) -> Result<Filter> {
         let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
         Ok(Filter {
             username: nonempty(&self.user),

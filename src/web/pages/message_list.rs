@@ -25,7 +25,7 @@ use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
 
 /// Counting stops here so the count stays cheap on a huge archive ("10,000+").
-const COUNT_CAP: i64 = 10_000;
+pub const COUNT_CAP: i64 = 10_000;
 /// The most messages one export of search results may hold.
 pub const EXPORT_MAX: i64 = 1_000_000;
 
@@ -64,11 +64,11 @@ pub struct ListParams {
 }
 
 /// Parsed list parameters, or the message explaining what was wrong.
-struct Parsed {
-    query: SearchQuery,
-    filters: Filters,
-    sort: Sort,
-    problem: Option<String>,
+pub(crate) struct Parsed {
+    pub query: SearchQuery,
+    pub filters: Filters,
+    pub sort: Sort,
+    pub problem: Option<String>,
 }
 
 fn day(text: &str) -> Option<Date> {
@@ -76,7 +76,7 @@ fn day(text: &str) -> Option<Date> {
 }
 
 impl ListParams {
-    fn parse(&self) -> Parsed {
+    pub(crate) fn parse(&self) -> Parsed {
         let mut problem = None;
         let query = search::parse(&self.q).unwrap_or_else(|e| {
             problem = Some(format!(
@@ -205,25 +205,17 @@ async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<ListPage> {
     let parsed = params.parse();
-    let listing = Listing {
-        grants: &user.grants,
-        query: &parsed.query,
-        filters: &parsed.filters,
-        sort: parsed.sort,
-    };
     // Page links are signed for this reader and this search; a made-up or edited `after` is
     // ignored, so it shows the first page — and is audited as a search like any first page.
     let base = params.to_query_string();
-    let cursor_context = format!("{}\n{base}", user.id);
+    let cursor_context = cursor_context(user.id, &base);
     let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
     let (rows, next, count_text) = if parsed.problem.is_some() {
         (Vec::new(), None, String::new())
     } else {
-        let count = listing.count(&state.pool, COUNT_CAP).await?;
         let page_size = i64::from(user.page_size.clamp(10, 200));
-        let page = listing
-            .page_counted(&state.pool, cursor, page_size, count)
-            .await?;
+        let (page, count) =
+            search_page(&state.pool, &user.grants, &parsed, cursor, page_size).await?;
         let noun = if count == 1 { "message" } else { "messages" };
         let count_text = if count > COUNT_CAP {
             format!(
@@ -271,6 +263,32 @@ async fn list(
         params,
         searching,
     })
+}
+
+/// What a page cursor is signed for: this reader and this search (the list page and the API
+/// sign and check the same way, so each accepts the other's links).
+pub(crate) fn cursor_context(user_id: i64, query_string: &str) -> String {
+    format!("{user_id}\n{query_string}")
+}
+
+/// One page of a list or search and the (capped) number of matches: what the list page shows,
+/// and what the API's search returns.
+pub(crate) async fn search_page(
+    pool: &sqlx::PgPool,
+    grants: &crate::auth::Grants,
+    parsed: &Parsed,
+    cursor: Option<Cursor>,
+    page_size: i64,
+) -> Result<(crate::archive::listing::Page, i64)> {
+    let listing = Listing {
+        grants,
+        query: &parsed.query,
+        filters: &parsed.filters,
+        sort: parsed.sort,
+    };
+    let count = listing.count(pool, COUNT_CAP).await?;
+    let page = listing.page_counted(pool, cursor, page_size, count).await?;
+    Ok((page, count))
 }
 
 #[derive(Template, WebTemplate)]
@@ -337,38 +355,12 @@ async fn stream_export(
     user: &CurrentUser,
     ids: Vec<i64>,
     format: &str,
-    mut details: serde_json::Value,
+    details: serde_json::Value,
 ) -> Result<Response> {
-    let format = Format::parse(format).unwrap_or(Format::Zip);
-    // What will really leave: the ids the reader may read, checked in the query.
-    let ids = export::readable_ids(&state.pool, &user.grants, &ids).await?;
-    details["format"] = format.extension().into();
-    if let (Some(d), serde_json::Value::Object(listed)) =
-        (details.as_object_mut(), export::id_list_details(&ids))
-    {
-        d.extend(listed);
-    }
-    let query = match details.get("query").and_then(|q| q.as_str()) {
-        Some(q) => format!(
-            "{q} {}",
-            details
-                .get("filters")
-                .and_then(|f| f.as_str())
-                .unwrap_or("")
-        ),
-        None => format!("{} selected messages", ids.len()),
-    };
-    let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
-    let seq = state.audit.record(event).await?;
-    let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
+    let (ids, format, info, held) = begin_export(&state, user, ids, format, details).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let writer = ChannelWriter { tx: tx.clone() };
     let grants = user.grants.clone();
-    let held = if user.can(crate::auth::Permission::ManageQuarantine) {
-        export::HeldMail::Include
-    } else {
-        export::HeldMail::Withhold
-    };
     tokio::spawn(async move {
         let done = export::export(
             &state.pool,
@@ -391,6 +383,46 @@ async fn stream_export(
     let mut response = download::attachment(&name, format.content_type(), body);
     *response.status_mut() = StatusCode::OK;
     Ok(response.into_response())
+}
+
+/// What every export starts with, on the web and through the API: the ids that will really
+/// leave (those the reader may read, checked in the query), the audit row naming them
+/// (written first, so an export is never missing from the log even if the download is
+/// interrupted), the manifest's facts, and whether held-back mail may go in.
+pub(crate) async fn begin_export(
+    state: &AppState,
+    user: &CurrentUser,
+    ids: Vec<i64>,
+    format: &str,
+    mut details: serde_json::Value,
+) -> Result<(Vec<i64>, Format, export::ExportInfo, export::HeldMail)> {
+    let format = Format::parse(format).unwrap_or(Format::Zip);
+    let ids = export::readable_ids(&state.pool, &user.grants, &ids).await?;
+    details["format"] = format.extension().into();
+    if let (Some(d), serde_json::Value::Object(listed)) =
+        (details.as_object_mut(), export::id_list_details(&ids))
+    {
+        d.extend(listed);
+    }
+    let query = match details.get("query").and_then(|q| q.as_str()) {
+        Some(q) => format!(
+            "{q} {}",
+            details
+                .get("filters")
+                .and_then(|f| f.as_str())
+                .unwrap_or("")
+        ),
+        None => format!("{} selected messages", ids.len()),
+    };
+    let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
+    let seq = state.audit.record(event).await?;
+    let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
+    let held = if user.can(crate::auth::Permission::ManageQuarantine) {
+        export::HeldMail::Include
+    } else {
+        export::HeldMail::Withhold
+    };
+    Ok((ids, format, info, held))
 }
 
 fn tokio_stream_from(

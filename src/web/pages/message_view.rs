@@ -43,13 +43,13 @@ pub fn area() -> Area {
         .get("/messages/{id}/cid/{cid}", inline_part)
 }
 
-async fn find(state: &AppState, user: &CurrentUser, id: i64) -> Result<MessageRow> {
+pub(crate) async fn find(state: &AppState, user: &CurrentUser, id: i64) -> Result<MessageRow> {
     reading::find(&state.pool, &user.grants, id)
         .await?
         .ok_or(Error::NotFound)
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     user: &CurrentUser,
     action: Action,
@@ -249,7 +249,7 @@ async fn body(
 }
 
 /// Bytes of infected or not-yet-scanned mail leave only for `manage_quarantine`.
-fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
+pub(crate) fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
     if reading::bytes_may_leave(m.scan_status, user.can(Permission::ManageQuarantine)) {
         Ok(())
     } else {
@@ -258,7 +258,7 @@ fn held_back(m: &MessageRow, user: &CurrentUser) -> Result<()> {
 }
 
 /// `GET /messages/{id}/raw`: the original bytes as an .eml download.
-async fn raw(
+pub(crate) async fn raw(
     State(state): State<AppState>,
     user: Require<perm::ViewMail>,
     Path(id): Path<i64>,
@@ -284,7 +284,7 @@ async fn raw(
 }
 
 /// `GET /messages/{id}/attachments/{n}`: always a download, never rendered.
-async fn attachment(
+pub(crate) async fn attachment(
     State(state): State<AppState>,
     user: Require<perm::ViewMail>,
     Path((id, n)): Path<(i64, usize)>,

@@ -12,6 +12,7 @@ use tower_sessions::Session;
 use crate::auth::users::Preferences;
 use crate::auth::{manage, profile, totp};
 use crate::error::{Error, Result};
+use crate::web::http::error;
 use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
@@ -112,12 +113,29 @@ struct PasswordForm {
     new_password_confirm: String,
 }
 
+/// 429 when this user has used up this minute's current-password checks.
+fn password_check_limited(state: &AppState, user: &CurrentUser) -> Option<Response> {
+    if state.password_limiter.check_key(&user.id).is_ok() {
+        return None;
+    }
+    let mut r = error::page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many password checks. Wait a minute and try again.",
+    );
+    r.headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+    Some(r)
+}
+
 async fn change_password(
     State(state): State<AppState>,
     session: Session,
     user: CurrentUser,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response> {
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
     let result = async {
         if form.new_password != form.new_password_confirm {
             return Err(Error::invalid(
@@ -303,6 +321,9 @@ async fn totp_remove(
     user: CurrentUser,
     CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Result<Response> {
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
     let result = profile::remove_totp(&state.pool, &user.actor, user.id, &form.password)
         .await
         .map(|()| Redirect::to("/profile?done=totp_removed").into_response());
