@@ -112,9 +112,18 @@ async fn serve_restarts_its_killed_cluster_and_mail_keeps_arriving_hash_equal() 
             // The supervisor's own account of it, once it noticed.
             supervisor_seen |= body.contains("exited; restarting it");
         }
-        if status == 200 && down_seen.is_some() {
-            assert!(supervisor_seen, "/readyz never reported the restart");
-            break killed.elapsed();
+        if status == 200 {
+            // The supervisor's own account of it: on /readyz while it restarted (when a poll
+            // fell in that window; on a quiet machine the restart can be quicker than a poll),
+            // or the outage it records once the database is back.
+            let recorded = count(
+                &pool,
+                "SELECT count(*) FROM database_outages WHERE detail LIKE '%exited%'",
+            )
+            .await;
+            if supervisor_seen || recorded > 0 {
+                break killed.elapsed();
+            }
         }
         assert!(
             killed.elapsed() < Duration::from_secs(60),
@@ -122,10 +131,7 @@ async fn serve_restarts_its_killed_cluster_and_mail_keeps_arriving_hash_equal() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    eprintln!(
-        "cluster killed: /readyz 503 after {:?}, 200 again after {recovered:?}",
-        down_seen.unwrap()
-    );
+    eprintln!("cluster killed: /readyz 503 after {down_seen:?}, 200 again after {recovered:?}");
 
     // New mail after the outage arrives too, without anyone restarting anything.
     dovecot.write_messages("alice", "INBOX", &messages("after", 50), NEW);
