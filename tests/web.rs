@@ -13,6 +13,7 @@ mod web {
     mod floods;
     mod login;
     mod matrix;
+    mod oidc;
     mod outage;
     mod reports;
     mod retention;

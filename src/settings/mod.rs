@@ -11,7 +11,7 @@ pub mod store;
 use std::sync::{Arc, RwLock};
 
 pub use catalogue::{
-    FIELDS, Field, Kind, SESSIONS as GROUP_SESSIONS, SMTP as GROUP_SMTP, SYNC as GROUP_SYNC, field,
+    FIELDS, Field, Kind, OIDC as GROUP_OIDC, SESSIONS as GROUP_SESSIONS, SMTP as GROUP_SMTP, SYNC as GROUP_SYNC, field,
     masked,
 };
 
