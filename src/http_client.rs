@@ -53,7 +53,10 @@ impl HttpClient {
 
     /// Sends an `oauth2`/`openidconnect` request and reads the answer (at most
     /// [`MAX_RESPONSE_BYTES`]).
-    pub async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpError> {
+    pub async fn send(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, HttpError> {
         let request = reqwest::Request::try_from(request)?;
         let response = self.0.execute(request).await?;
         let mut answer = oauth2::http::Response::builder().status(response.status());

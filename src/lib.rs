@@ -119,8 +119,11 @@ impl App {
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             db_health: db::DbHealth::default(),
             me: Arc::new(me),
-            oidc: auth::oidc::Provider::from_settings(&settings, &reachable_url(&settings, &listener))?
-                .map(Arc::new),
+            oidc: auth::oidc::Provider::from_settings(
+                &settings,
+                &reachable_url(&settings, &listener),
+            )?
+            .map(Arc::new),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),

@@ -14,8 +14,8 @@ mod validate;
 
 pub use api::ApiSettings;
 pub use data_dir::{SYSTEM_DATA_DIR, automatic_data_dir};
-pub use oidc::{GroupMap, OidcSettings, parse_group_map};
 pub use load::{DEFAULT_CONFIG_FILE, load, load_from};
+pub use oidc::{GroupMap, OidcSettings, parse_group_map};
 pub use proxies::{IpNet, client_ip, parse_networks};
 pub use sections::*;
 pub use validate::{ConfigErrors, EXAMPLE_SEALING_KEY, EXAMPLE_SESSION_KEY, Problem};

@@ -138,7 +138,10 @@ impl OidcSettings {
             )),
         }
         if self.client_id.trim().is_empty() {
-            p.push(("oidc.client_id", "must be set when oidc.enabled is on".into()));
+            p.push((
+                "oidc.client_id",
+                "must be set when oidc.enabled is on".into(),
+            ));
         }
         if self.client_secret.is_empty() {
             p.push((

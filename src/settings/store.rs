@@ -142,7 +142,10 @@ pub async fn save(
     }
     let mut tx = pool.begin().await?;
     // A group mapping hands out roles and archives: the delegation ceiling applies to it.
-    if changes.iter().any(|(f, _, _)| f.key.starts_with("oidc.group_")) {
+    if changes
+        .iter()
+        .any(|(f, _, _)| f.key.starts_with("oidc.group_"))
+    {
         crate::auth::oidc::mapping::check_may_set(&mut tx, actor, &proposed.oidc).await?;
     }
     let mut details = Vec::new();

@@ -190,7 +190,7 @@ pub struct Idp {
 
 impl Idp {
     pub fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::install_tls_provider();
         // Debian's interpreter (with python3-cryptography), not a version-manager shim that
         // would outlive a kill of its PID.
         let mut child = Command::new("/usr/bin/python3")
@@ -229,7 +229,14 @@ impl Idp {
     }
 
     /// Who the authorization endpoint signs in from now on.
-    pub async fn next_user(&self, sub: &str, username: &str, email: &str, verified: bool, groups: &[&str]) {
+    pub async fn next_user(
+        &self,
+        sub: &str,
+        username: &str,
+        email: &str,
+        verified: bool,
+        groups: &[&str],
+    ) {
         self.control(json!({ "user": {
             "sub": sub, "preferred_username": username, "email": email,
             "email_verified": verified, "groups": groups,

@@ -36,12 +36,18 @@ async fn through_provider(app: &TestApp, c: &reqwest::Client) -> (reqwest::Respo
         .expect("start");
     assert_eq!(res.status(), 303, "the button leads to the provider");
     let authorize = location(&res);
-    assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
     assert!(authorize.contains("nonce="), "{authorize}");
     let res = c.get(&authorize).send().await.expect("authorize");
     assert_eq!(res.status(), 302, "the provider sends the browser back");
     let callback = location(&res);
-    assert!(callback.starts_with(&app.url("/login/oidc/callback")), "{callback}");
+    assert!(
+        callback.starts_with(&app.url("/login/oidc/callback")),
+        "{callback}"
+    );
     (c.get(&callback).send().await.expect("callback"), callback)
 }
 
@@ -87,8 +93,14 @@ async fn a_person_signs_in_through_the_provider_and_is_provisioned_with_their_gr
         s.oidc.group_roles = "archive-auditors=Auditor".into();
     })
     .await;
-    idp.next_user("sub-ann", "ann", "ann@example.org", true, &["archive-auditors"])
-        .await;
+    idp.next_user(
+        "sub-ann",
+        "ann",
+        "ann@example.org",
+        true,
+        &["archive-auditors"],
+    )
+    .await;
     let (c, status, _) = sso(&app).await;
     assert_eq!(status, 303, "signed in and sent on");
     assert!(username_of(&app, &c).await.contains("ann"));
@@ -111,7 +123,9 @@ async fn a_person_signs_in_through_the_provider_and_is_provisioned_with_their_gr
     let log = idp.log().await;
     assert!(
         log.iter().any(|e| e["path"] == "/token"
-            && e["form"]["code_verifier"].as_str().is_some_and(|v| v.len() >= 43)),
+            && e["form"]["code_verifier"]
+                .as_str()
+                .is_some_and(|v| v.len() >= 43)),
         "{log:?}"
     );
 }
@@ -125,25 +139,44 @@ async fn group_changes_at_the_provider_change_access_at_the_next_sign_in() {
     })
     .await;
     let sales = app.insert_account("Sales").await;
-    idp.next_user("sub-bo", "bo", "bo@example.org", true, &["staff", "sales", "archive-auditors"])
-        .await;
+    idp.next_user(
+        "sub-bo",
+        "bo",
+        "bo@example.org",
+        true,
+        &["staff", "sales", "archive-auditors"],
+    )
+    .await;
     let (first, status, _) = sso(&app).await;
     assert_eq!(status, 303);
-    assert_eq!(app.page(&first, "/audit").await.0, 200, "auditor may read the audit log");
+    assert_eq!(
+        app.page(&first, "/audit").await.0,
+        200,
+        "auditor may read the audit log"
+    );
     assert_eq!(app.page(&first, &format!("/archives/{sales}")).await.0, 200);
 
     // Removed from two groups upstream: at the next sign-in the role and the archive go, and
     // the earlier session (which held them) ends too.
-    idp.next_user("sub-bo", "bo", "bo@example.org", true, &["staff"]).await;
+    idp.next_user("sub-bo", "bo", "bo@example.org", true, &["staff"])
+        .await;
     let (second, status, _) = sso(&app).await;
     assert_eq!(status, 303);
     assert_eq!(app.page(&second, "/audit").await.0, 403);
-    assert_eq!(app.page(&second, &format!("/archives/{sales}")).await.0, 404);
-    let old = first.get(app.url("/audit")).send().await.expect("old session");
+    assert_eq!(
+        app.page(&second, &format!("/archives/{sales}")).await.0,
+        404
+    );
+    let old = first
+        .get(app.url("/audit"))
+        .send()
+        .await
+        .expect("old session");
     assert_eq!(old.status(), 303, "the session with the old rights ended");
 
     // No mapped group left: refused, and nothing remains.
-    idp.next_user("sub-bo", "bo", "bo@example.org", true, &["canteen"]).await;
+    idp.next_user("sub-bo", "bo", "bo@example.org", true, &["canteen"])
+        .await;
     let (_, status, body) = sso(&app).await;
     assert_eq!(status, 401);
     assert!(body.contains("none of the user"), "{body}");
@@ -161,7 +194,8 @@ async fn flawed_id_tokens_are_refused_with_the_reason_audited() {
     let idp = Idp::start();
     // Nine sign-ins from one address within a minute: above the default sign-in rate.
     let app = app_with(&idp, |s| s.security.login_rate_per_minute = 100).await;
-    idp.next_user("sub-cy", "cy", "cy@example.org", true, &[]).await;
+    idp.next_user("sub-cy", "cy", "cy@example.org", true, &[])
+        .await;
     for (flaw, reason) in [
         ("bad_signature", "signature"),
         ("alg_none", "signature"),
@@ -177,8 +211,15 @@ async fn flawed_id_tokens_are_refused_with_the_reason_audited() {
         assert_eq!(status, 401, "{flaw} refused: {body}");
         assert!(body.contains("did not work"), "{flaw}: {body}");
         let audited = last_refusal(&app).await.to_lowercase();
-        assert!(audited.contains(reason), "{flaw}: audited reason {audited:?}");
-        assert_eq!(app.page(&c, "/profile").await.0, 303, "{flaw}: not signed in");
+        assert!(
+            audited.contains(reason),
+            "{flaw}: audited reason {audited:?}"
+        );
+        assert_eq!(
+            app.page(&c, "/profile").await.0,
+            303,
+            "{flaw}: not signed in"
+        );
     }
     idp.flaw("").await;
     let (_, status, _) = sso(&app).await;
@@ -194,11 +235,19 @@ async fn flawed_id_tokens_are_refused_with_the_reason_audited() {
 async fn a_state_works_once_and_only_in_the_browser_that_started_it() {
     let idp = Idp::start();
     let app = app_with(&idp, |_| {}).await;
-    idp.next_user("sub-di", "di", "di@example.org", true, &[]).await;
+    idp.next_user("sub-di", "di", "di@example.org", true, &[])
+        .await;
 
     // The provider's answer for browser A, delivered to browser B (login CSRF): refused.
     let a = client();
-    let html = a.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let html = a
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let res = a
         .post(app.url("/login/oidc"))
         .form(&[("csrf_token", csrf_from(&html))])
@@ -237,9 +286,11 @@ async fn a_state_works_once_and_only_in_the_browser_that_started_it() {
 async fn the_signing_key_rotates_during_the_run() {
     let idp = Idp::start();
     let app = app_with(&idp, |_| {}).await;
-    idp.next_user("sub-ed", "ed", "ed@example.org", true, &[]).await;
+    idp.next_user("sub-ed", "ed", "ed@example.org", true, &[])
+        .await;
     assert_eq!(sso(&app).await.1, 303, "first key");
-    let jwks_reads = |log: &[serde_json::Value]| log.iter().filter(|e| e["path"] == "/jwks").count();
+    let jwks_reads =
+        |log: &[serde_json::Value]| log.iter().filter(|e| e["path"] == "/jwks").count();
     let before = jwks_reads(&idp.log().await);
     let kid = idp.rotate().await;
     assert!(!kid.is_empty());
@@ -282,10 +333,16 @@ async fn linking_by_e_mail_needs_a_verified_address_and_the_operators_consent() 
     let (c, status, _) = sso(&app).await;
     assert_eq!(status, 303);
     assert!(username_of(&app, &c).await.contains(ADMIN));
-    assert!(app.audit_actions().await.iter().any(|a| a == "user.oidc_link"));
+    assert!(
+        app.audit_actions()
+            .await
+            .iter()
+            .any(|a| a == "user.oidc_link")
+    );
 
     // Someone unknown with provisioning off: refused.
-    idp.next_user("sub-new", "newcomer", "new@example.org", true, &[]).await;
+    idp.next_user("sub-new", "newcomer", "new@example.org", true, &[])
+        .await;
     let (_, status, body) = sso(&app).await;
     assert_eq!(status, 401);
     assert!(body.contains("provisioning is off"), "{body}");
@@ -302,7 +359,10 @@ async fn without_local_login_only_break_glass_users_use_a_password() {
     app.create_user("clerk", "Read Only", &[]).await;
     let (_, html) = app.page(&client(), "/login").await;
     assert!(html.contains("Sign in with Test IdP"));
-    assert!(!html.contains("name=\"password\""), "no password form: {html}");
+    assert!(
+        !html.contains("name=\"password\""),
+        "no password form: {html}"
+    );
     let (_, html) = app.page(&client(), "/login/local").await;
     assert!(html.contains("name=\"password\""), "break-glass form");
     let res = app.login(&client(), "clerk", PASSWORD).await;
@@ -315,7 +375,8 @@ async fn without_local_login_only_break_glass_users_use_a_password() {
 async fn signing_out_also_signs_out_at_the_provider() {
     let idp = Idp::start();
     let app = app_with(&idp, |_| {}).await;
-    idp.next_user("sub-flo", "flo", "flo@example.org", true, &[]).await;
+    idp.next_user("sub-flo", "flo", "flo@example.org", true, &[])
+        .await;
     let (c, status, _) = sso(&app).await;
     assert_eq!(status, 303);
     let (_, html) = app.page(&c, "/profile").await;

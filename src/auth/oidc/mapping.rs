@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use crate::audit::Actor;
 use crate::auth::Permission;
-use crate::auth::delegation::{self, Holdings};
+use crate::auth::delegation;
 use crate::auth::roles;
 use crate::config::{OidcSettings, parse_group_map};
 use crate::error::{Error, Result};
@@ -31,7 +31,11 @@ impl Mapped {
 }
 
 /// The roles and archive accounts `groups` map to under `o` (group names compare exactly).
-pub async fn resolve(conn: &mut PgConnection, o: &OidcSettings, groups: &[String]) -> Result<Mapped> {
+pub async fn resolve(
+    conn: &mut PgConnection,
+    o: &OidcSettings,
+    groups: &[String],
+) -> Result<Mapped> {
     let mut out = Mapped::default();
     let member = |g: &str| groups.iter().any(|mine| mine == g);
     for m in parse_group_map(&o.group_roles).map_err(|e| Error::invalid("oidc.group_roles", e))? {
@@ -114,9 +118,4 @@ pub async fn check_may_set(conn: &mut PgConnection, actor: &Actor, o: &OidcSetti
         }
     }
     Ok(())
-}
-
-/// Kept for callers that hold [`Holdings`] already.
-pub fn holds_admin(me: &Holdings) -> bool {
-    me.permissions.has(Permission::ManageUsers) && me.permissions.has(Permission::ManageRoles)
 }

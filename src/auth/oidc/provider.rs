@@ -156,15 +156,14 @@ impl Provider {
     /// Reads the JWKS again (a key rotated in since the last read) and keeps it.
     async fn refresh_keys(&self) -> std::result::Result<Arc<Discovered>, Refusal> {
         let current = self.discovered().await?;
-        let keys =
-            CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
-                .await
-                .map_err(|e| {
-                    Refusal::new(format!(
-                        "could not read the provider's signing keys: {}",
-                        crate::error::chain(&e)
-                    ))
-                })?;
+        let keys = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| {
+                Refusal::new(format!(
+                    "could not read the provider's signing keys: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
         let d = Arc::new(Discovered {
             metadata: current.metadata.clone().set_jwks(keys),
             at: current.at,
@@ -311,7 +310,8 @@ impl Provider {
             Err(Verify::Signature(_)) => {
                 // Perhaps a key rotated in since the JWKS was read: read it again, once.
                 let fresh = self.refresh_keys().await?;
-                self.verify(&fresh, id_token, &nonce).map_err(Verify::into_refusal)
+                self.verify(&fresh, id_token, &nonce)
+                    .map_err(Verify::into_refusal)
             }
             Err(other) => Err(other.into_refusal()),
         }
@@ -443,7 +443,13 @@ struct ClaimNames {
 
 impl ClaimNames {
     /// Reads the configured claims from a verified token's payload.
-    fn read(&self, payload: &serde_json::Value, issuer: String, subject: String, id_token: String) -> Identity {
+    fn read(
+        &self,
+        payload: &serde_json::Value,
+        issuer: String,
+        subject: String,
+        id_token: String,
+    ) -> Identity {
         let text = |name: &str| {
             payload
                 .get(name)

@@ -18,7 +18,7 @@ use crate::error::Result;
 /// What an OIDC sign-in came to.
 #[derive(Debug)]
 pub enum Outcome {
-    SignedIn(users::User),
+    SignedIn(Box<users::User>),
     /// Refused, with the reason (also in the audit log).
     Refused(String),
 }
@@ -53,7 +53,8 @@ pub async fn sign_in(
     // transaction: nobody knows it, and a password attempt for them costs as long as any.
     let unusable = {
         let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| crate::error::Error::context("read random bytes", e))?;
+        getrandom::fill(&mut raw)
+            .map_err(|e| crate::error::Error::context("read random bytes", e))?;
         password::hash(&hex::encode(raw)).await?
     };
     let mut tx = pool.begin().await?;
@@ -98,7 +99,7 @@ pub async fn sign_in(
     .await?;
     let user = users::get(&mut *tx, user.id).await?;
     tx.commit().await?;
-    Ok(Outcome::SignedIn(user))
+    Ok(Outcome::SignedIn(Box::new(user)))
 }
 
 async fn refusal(
@@ -175,8 +176,7 @@ async fn find_or_create(
     }
     if !o.jit_provisioning {
         return Ok(Err(
-            "no user here is linked to this identity, and just-in-time provisioning is off"
-                .into(),
+            "no user here is linked to this identity, and just-in-time provisioning is off".into(),
         ));
     }
     let Some(username) = id.username.clone().or_else(|| id.email.clone()) else {
@@ -188,7 +188,9 @@ async fn find_or_create(
     let Ok(username) = users::check_username(&username) else {
         return Ok(Err(format!("`{username}` cannot be a username here")));
     };
-    let taken = users::find_by_username(&mut *conn, &username).await?.is_some();
+    let taken = users::find_by_username(&mut *conn, &username)
+        .await?
+        .is_some();
     if taken {
         return Ok(Err(format!(
             "a local user called {username} exists but is not linked to this identity; an administrator can allow linking by verified e-mail (oidc.link_by_email)"

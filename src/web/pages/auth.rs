@@ -346,10 +346,10 @@ async fn logout(
     let id_token = session::oidc_id_token(&session).await?;
     session::end(&session).await?;
     // Signed in through the provider: sign out there too when it offers that.
-    if let (Some(hint), Some(provider)) = (id_token, state.oidc.as_ref()) {
-        if let Some(url) = provider.logout_url(Some(&hint)).await {
-            return Ok(Redirect::to(url.as_str()).into_response());
-        }
+    if let (Some(hint), Some(provider)) = (id_token, state.oidc.as_ref())
+        && let Some(url) = provider.logout_url(Some(&hint)).await
+    {
+        return Ok(Redirect::to(url.as_str()).into_response());
     }
     Ok(Redirect::to("/login").into_response())
 }
