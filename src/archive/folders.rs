@@ -18,7 +18,11 @@ pub struct FolderCount {
 
 /// The folders of `account_id` that hold archived mail, by name; none when `grants` does not
 /// allow the account (checked in the query, like every read of mail).
-pub async fn of_account(pool: &PgPool, grants: &Grants, account_id: i64) -> Result<Vec<FolderCount>> {
+pub async fn of_account(
+    pool: &PgPool,
+    grants: &Grants,
+    account_id: i64,
+) -> Result<Vec<FolderCount>> {
     Ok(sqlx::query_as!(
         FolderCount,
         r#"SELECT folder, count(*) AS "messages!", max(sort_date) AS newest

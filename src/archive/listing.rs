@@ -329,7 +329,9 @@ impl Listing<'_> {
                 .push_bind(sort_date)
                 .push(", ")
                 .push_bind(id)
-                .push(format!(") ORDER BY m.sort_date {order}, m.id {order} LIMIT 1"));
+                .push(format!(
+                    ") ORDER BY m.sort_date {order}, m.id {order} LIMIT 1"
+                ));
             *slot = qb.build_query_scalar().fetch_optional(pool).await?;
         }
         Ok((found[0], found[1]))

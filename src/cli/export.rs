@@ -46,7 +46,7 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
     // under the chosen name (which would block the retry).
     anyhow::ensure!(
         !args.output.exists(),
-        "{} exists already; choose a new file name",
+        "{} exists already (the output file must not exist); choose a new file name",
         args.output.display()
     );
     let parent = match args.output.parent() {

@@ -92,7 +92,10 @@ fn read_only_commands_where_there_is_no_archive_say_so_and_create_nothing() {
         let out = daygle(dir.path()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains("there is no archive in"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no archive in"),
+            "{args:?}: {stderr}"
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -5,9 +5,12 @@
 use super::fixtures::{Mail, archive, build, listed_ids, world};
 use crate::common::auth::csrf_from;
 
-/// The first `href` on the page that starts with `prefix`, HTML entities decoded.
+/// The first link at or after `marker` (or of the tag `marker` is in), entities decoded.
 fn link(html: &str, marker: &str) -> String {
-    let start = html.find(marker).unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind('<').unwrap_or(at);
     let rest = &html[start..];
     let href = rest.find("href=\"").expect("href") + 6;
     let end = rest[href..].find('"').expect("quote") + href;
@@ -25,16 +28,34 @@ async fn a_message_opened_from_a_search_leads_back_to_it_and_steps_through_its_r
 
     let (status, page) = w.app.page(&w.reader, &first).await;
     assert_eq!(status, 200);
-    assert_eq!(link(&page, "id=\"back-to-list\"").as_str(), "/messages?q=invoice");
-    assert!(!page.contains("id=\"newer\""), "the newest result has nothing newer");
+    assert_eq!(
+        link(&page, "id=\"back-to-list\"").as_str(),
+        "/messages?q=invoice"
+    );
+    assert!(
+        !page.contains("id=\"newer\""),
+        "the newest result has nothing newer"
+    );
     // "Older" is the next result of the search, not the next message of the archive.
     let older = link(&page, "id=\"older\"");
-    assert!(older.starts_with(&format!("/messages/{}?back=", found[1])), "{older}");
+    assert!(
+        older.starts_with(&format!("/messages/{}?back=", found[1])),
+        "{older}"
+    );
     let (_, page) = w.app.page(&w.reader, &older).await;
-    assert!(!page.contains("id=\"older\""), "the last result has nothing older");
+    assert!(
+        !page.contains("id=\"older\""),
+        "the last result has nothing older"
+    );
     let newer = link(&page, "id=\"newer\"");
-    assert!(newer.starts_with(&format!("/messages/{}?back=", found[0])), "{newer}");
-    assert_eq!(link(&page, "id=\"back-to-list\"").as_str(), "/messages?q=invoice");
+    assert!(
+        newer.starts_with(&format!("/messages/{}?back=", found[0])),
+        "{newer}"
+    );
+    assert_eq!(
+        link(&page, "id=\"back-to-list\"").as_str(),
+        "/messages?q=invoice"
+    );
 
     // Never beyond the reader's grants: the board's invoice mail is not a neighbour.
     for id in &w.board_ids {
@@ -55,13 +76,13 @@ async fn undated_mail_is_marked_and_every_page_names_its_time_zone() {
         .split_inclusive('\n')
         .filter(|l| !l.starts_with("Date:"))
         .collect();
-    archive(&w.app, w.sales, "INBOX", vec![undated.into_bytes()]).await;
+    archive(&w.app, w.sales, "Undated", vec![undated.into_bytes()]).await;
 
     let (_, list) = w.app.page(&w.reader, "/messages").await;
     let row = list
         .split("<tr>")
         .find(|r| r.contains("Has no date"))
-        .expect("the undated row");
+        .unwrap_or_else(|| panic!("no undated row in {list}"));
     assert!(row.contains("class=\"badge undated\""), "{row}");
     let dated_row = list
         .split("<tr>")
@@ -94,7 +115,10 @@ async fn an_archive_page_lists_its_folders_with_counts_that_lead_into_the_search
         })],
     )
     .await;
-    let (status, html) = w.app.page(&w.reader, &format!("/archives/{}", w.sales)).await;
+    let (status, html) = w
+        .app
+        .page(&w.reader, &format!("/archives/{}", w.sales))
+        .await;
     assert_eq!(status, 200);
     assert!(html.contains("5 messages"), "{html}");
     let folder = |name: &str| {
@@ -107,13 +131,25 @@ async fn an_archive_page_lists_its_folders_with_counts_that_lead_into_the_search
     let row = folder("Archive/2023");
     assert!(row.contains(">1</td>"), "{row}");
     let search = link(&row, "<td>");
-    assert_eq!(search, format!("/messages?account={}&folder=Archive%2F2023", w.sales));
+    assert_eq!(
+        search,
+        format!("/messages?account={}&folder=Archive%2F2023", w.sales)
+    );
     let (_, list) = w.app.page(&w.reader, &search).await;
     assert_eq!(listed_ids(&list).len(), 1, "{list}");
     assert!(list.contains("Old one"));
 
-    assert_eq!(w.app.page(&w.reader, &format!("/archives/{}", w.board)).await.0, 404);
-    let (_, admin_view) = w.app.page(&w.admin, &format!("/archives/{}", w.board)).await;
+    assert_eq!(
+        w.app
+            .page(&w.reader, &format!("/archives/{}", w.board))
+            .await
+            .0,
+        404
+    );
+    let (_, admin_view) = w
+        .app
+        .page(&w.admin, &format!("/archives/{}", w.board))
+        .await;
     assert!(admin_view.contains(&format!("href=\"/accounts/{}\"", w.board)));
 }
 
@@ -137,6 +173,13 @@ async fn exporting_with_nothing_ticked_says_so_on_the_same_list() {
     assert_eq!(res.status().as_u16(), 422);
     let html = res.text().await.unwrap();
     assert!(html.contains("id=\"action-problem\""), "{html}");
-    assert!(html.contains("value=\"invoice\""), "the search is kept: {html}");
-    assert_eq!(listed_ids(&html).len(), 3, "the results are still listed: {html}");
+    assert!(
+        html.contains("value=\"invoice\""),
+        "the search is kept: {html}"
+    );
+    assert_eq!(
+        listed_ids(&html).len(),
+        3,
+        "the results are still listed: {html}"
+    );
 }

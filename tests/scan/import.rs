@@ -98,5 +98,8 @@ async fn the_command_line_uses_the_quarantine_expiry_set_on_the_settings_page() 
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert!((days - 3.0).abs() < 0.01, "expires after {days} days, not 3");
+    assert!(
+        (days - 3.0).abs() < 0.01,
+        "expires after {days} days, not 3"
+    );
 }

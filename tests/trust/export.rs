@@ -224,7 +224,13 @@ async fn a_failed_export_leaves_no_file_and_the_retry_succeeds() {
     let (code, out) = outcome(&run(
         &a.app,
         &[
-            "export", "--format", "mbox", "--account", "nosuch", "--output", &out_arg,
+            "export",
+            "--format",
+            "mbox",
+            "--account",
+            "nosuch",
+            "--output",
+            &out_arg,
         ],
     ));
     assert_ne!(code, Some(0), "{out}");

@@ -426,7 +426,8 @@ async fn delete(
     let account = accounts::get(&mut conn, id).await?;
     drop(conn);
     if form.confirm.trim() != account.name {
-        let mut page = show_page(&state, &user, id, String::new(), String::new(), Vec::new()).await?;
+        let mut page =
+            show_page(&state, &user, id, String::new(), String::new(), Vec::new()).await?;
         page.delete_typed = Some(form.confirm);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }

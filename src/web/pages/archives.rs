@@ -81,7 +81,11 @@ async fn show(
     Ok(ShowPage {
         page: PageContext::for_user(account.name.clone(), "/archives", &user),
         can_manage: user.can(crate::auth::Permission::ManageAccounts),
-        total: format::count(total),
+        total: format!(
+            "{} {}",
+            format::count(total),
+            if total == 1 { "message" } else { "messages" }
+        ),
         folders,
         account,
     })

@@ -278,7 +278,7 @@ async fn list_page(
                 let is_held = held.contains(&m.id);
                 Row {
                     held: is_held,
-                    ..row(&user, m, &parsed.query)
+                    ..row(user, m, &parsed.query)
                 }
             })
             .collect();
@@ -292,7 +292,7 @@ async fn list_page(
         state.audit.record(event).await?;
     }
     Ok(ListPage {
-        page: PageContext::for_user("Messages", "/messages", &user),
+        page: PageContext::for_user("Messages", "/messages", user),
         accounts: visible_accounts(&state.pool, &user.grants).await?,
         next_link: next.map(|c| {
             let signed = c.sign(&state.keys.session, &cursor_context);
@@ -391,7 +391,8 @@ async fn export_selected(
 ) -> Result<Response> {
     if form.id.is_empty() {
         let params: ListParams = serde_html_form::from_str(&form.page).unwrap_or_default();
-        let problem = "Nothing was exported: tick the messages to export first, or use “All results”.";
+        let problem =
+            "Nothing was exported: tick the messages to export first, or use “All results”.";
         let page = list_page(&state, &user, params, problem.into()).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }

@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::Query;
 use serde::Deserialize;
 
+use crate::archive::listing::Listing;
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
 use crate::audit::{Action, AuditEvent, Target};
 use crate::auth::Permission;
 use crate::error::{Error, Result};
-use crate::archive::listing::Listing;
 use crate::render::format;
 use crate::render::html::{HtmlOptions, sanitize_email_html};
 use crate::render::text::text_to_html;
@@ -23,9 +23,9 @@ use crate::scan::ScanStatus;
 use crate::web::http::download;
 use crate::web::http::extract::{CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
-use crate::web::pages::message_list::ListParams;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
+use crate::web::pages::message_list::ListParams;
 
 /// The body frame may show inline styles and this archive's images, nothing else; no script,
 /// no forms, no plugins, and links open outside. Remote images only on request.
