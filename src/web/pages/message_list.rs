@@ -223,6 +223,8 @@ struct ListPage {
     /// This page's query string, sent with the selection so a refusal can show it again.
     page_query: String,
     action_problem: String,
+    /// "Delete all 12 results" (or "Delete all results" when the count was capped).
+    delete_all_text: String,
 }
 
 impl ListPage {
@@ -254,13 +256,18 @@ async fn list_page(
     let base = params.to_query_string();
     let cursor_context = cursor_context(user.id, &base);
     let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
-    let (rows, next, count_text) = if parsed.problem.is_some() {
-        (Vec::new(), None, String::new())
+    let (rows, next, count_text, delete_all_text) = if parsed.problem.is_some() {
+        (Vec::new(), None, String::new(), String::new())
     } else {
         let page_size = i64::from(user.page_size.clamp(10, 200));
         let (page, count) =
             search_page(&state.pool, &user.grants, &parsed, cursor, page_size).await?;
         let noun = if count == 1 { "message" } else { "messages" };
+        let delete_all_text = match count {
+            1 => "Delete the 1 result".to_string(),
+            n if n > COUNT_CAP => "Delete all results".to_string(),
+            n => format!("Delete all {} results", crate::render::format::count(n)),
+        };
         let count_text = if count > COUNT_CAP {
             format!(
                 "More than {} {noun}",
@@ -282,7 +289,7 @@ async fn list_page(
                 }
             })
             .collect();
-        (rows, page.next, count_text)
+        (rows, page.next, count_text, delete_all_text)
     };
     let searching = !parsed.query.is_empty();
     // A page shown again after a refused action was audited when it was first shown.
@@ -310,6 +317,7 @@ async fn list_page(
         action_problem,
         params,
         searching,
+        delete_all_text,
     })
 }
 
