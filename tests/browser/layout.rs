@@ -167,6 +167,11 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         .execute(&app.pool)
         .await
         .unwrap();
+    // Deletion statistics, so /retention shows the table with its time zone.
+    sqlx::query("INSERT INTO deletion_stats (account_id, bucket, cause, messages, bytes) SELECT id, now() - interval '40 days', 'retention', 1204, 48123456 FROM accounts")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let policy: i64 = sqlx::query_scalar("SELECT id FROM retention_policies")
         .fetch_one(&app.pool)
         .await
@@ -177,6 +182,10 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/holds", "holds".into()),
         ("/messages", "messages".into()),
         ("/messages?q=subject", "search".into()),
+        (
+            "/messages/delete-results?q=subject",
+            "delete-results".into(),
+        ),
         ("/archives", "archives".into()),
         ("/accounts", "accounts".into()),
         ("/quarantine", "quarantine".into()),
@@ -201,15 +210,32 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         (format!("/users/{reader}"), "user"),
         (format!("/roles/{role}"), "role"),
         (format!("/retention/policies/{policy}"), "policy"),
+        (format!("/archives/{account}"), "archive"),
+        ("/profile/tokens".to_string(), "tokens-mine"),
+        ("/tokens".to_string(), "tokens-all"),
+        ("/messages/search-help".to_string(), "search-help"),
     ];
+    // Every page in both themes (the dark one is where contrast slips).
+    for (theme, suffix) in [("light", ""), ("dark", "-dark")] {
+        sqlx::query("UPDATE users SET theme = $1")
+            .bind(theme)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        for width in [1366, 390] {
+            b.set_width(width, 900).await;
+            for (path, name) in &pages {
+                let name = format!("{name}{suffix}");
+                problems.extend(check(&b, &app, path, &name, width).await);
+            }
+            for (path, name) in &numbered {
+                let name = format!("{name}{suffix}");
+                problems.extend(check(&b, &app, path, &name, width).await);
+            }
+        }
+    }
     for width in [1366, 390] {
         b.set_width(width, 900).await;
-        for (path, name) in &pages {
-            problems.extend(check(&b, &app, path, name, width).await);
-        }
-        for (path, name) in &numbered {
-            problems.extend(check(&b, &app, path, name, width).await);
-        }
         // The confirmations of the list's selection actions (POST pages: reached by clicking).
         for (action, name) in [
             ("/messages/delete", "confirm-delete"),
