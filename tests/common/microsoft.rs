@@ -187,10 +187,17 @@ async fn introspect(State(world): Shared, body: Bytes) -> Response {
     let mut w = world.lock().unwrap();
     count(&mut w, "introspect");
     let answer = match w.imap_tokens.get(&token) {
-        Some(user) => json!({ "active": true, "username": user, "scope": "https://outlook.office.com/IMAP.AccessAsUser.All" }),
+        Some(user) => {
+            json!({ "active": true, "username": user, "scope": "https://outlook.office.com/IMAP.AccessAsUser.All" })
+        }
         None => json!({ "active": false }),
     };
-    (StatusCode::OK, [("content-type", "application/json")], answer.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        answer.to_string(),
+    )
+        .into_response()
 }
 
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -222,11 +229,15 @@ async fn token(State(world): Shared, body: Bytes) -> Response {
             .into_response()
     };
     if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-        return bad("unauthorized_client", "AADSTS700016: Application not found.");
+        return bad(
+            "unauthorized_client",
+            "AADSTS700016: Application not found.",
+        );
     }
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {
-            if w.secret_revoked || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+            if w.secret_revoked
+                || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
             {
                 return (
                     StatusCode::UNAUTHORIZED,
@@ -237,10 +248,18 @@ async fn token(State(world): Shared, body: Bytes) -> Response {
             }
             if form.get("scope").map(String::as_str) != Some("https://graph.microsoft.com/.default")
             {
-                return bad("invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default.");
+                return bad(
+                    "invalid_scope",
+                    "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default.",
+                );
             }
         }
-        _ => return bad("unsupported_grant_type", "AADSTS70003: unsupported grant type"),
+        _ => {
+            return bad(
+                "unsupported_grant_type",
+                "AADSTS70003: unsupported grant type",
+            );
+        }
     }
     w.issued += 1;
     let access = format!("eyJ0eXAi.fake.{}", w.issued);
@@ -253,22 +272,22 @@ async fn token(State(world): Shared, body: Bytes) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token, consent and throttling; `Err` is the answer to give.
-fn admit(w: &mut World, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks the bearer token, consent and throttling; `Some` is the refusal to answer with.
+fn refusal(w: &mut World, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !w.tokens.contains(token) {
-        return Err(graph_error(
+        return Some(graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             "Access token is empty or invalid.",
         ));
     }
     if w.consent_revoked {
-        return Err(graph_error(
+        return Some(graph_error(
             StatusCode::FORBIDDEN,
             "ErrorAccessDenied",
             "Access is denied. Check credentials and try again.",
@@ -284,9 +303,9 @@ fn admit(w: &mut World, headers: &HeaderMap) -> Result<(), Response> {
         );
         r.headers_mut()
             .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-        return Err(r);
+        return Some(r);
     }
-    Ok(())
+    None
 }
 
 fn folder_json(f: &Folder, all: &[Folder]) -> Value {
@@ -303,14 +322,23 @@ fn folder_json(f: &Folder, all: &[Folder]) -> Value {
 
 /// One page of a folder listing, `$top` long, `$skip` into the list.
 fn folder_page(base: &str, list: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
-    let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(10).min(2);
+    let top: usize = q
+        .get("$top")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(10)
+        .min(2);
     let skip: usize = q.get("$skip").and_then(|t| t.parse().ok()).unwrap_or(0);
     let page: Vec<Value> = list.iter().skip(skip).take(top).cloned().collect();
     let mut body = json!({ "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/mailFolders", "value": page });
     if skip + top < list.len() {
         body["@odata.nextLink"] = json!(format!("{base}?$top={top}&$skip={}", skip + top));
     }
-    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn base_url(headers: &HeaderMap) -> String {
@@ -329,7 +357,7 @@ async fn folders(
 ) -> Response {
     let mut w = world.lock().unwrap();
     count(&mut w, "folders");
-    if let Err(r) = admit(&mut w, &headers) {
+    if let Some(r) = refusal(&mut w, &headers) {
         return r;
     }
     let Some(mb) = w.mailboxes.get(&user.to_lowercase()) else {
@@ -357,7 +385,7 @@ async fn child_folders(
 ) -> Response {
     let mut w = world.lock().unwrap();
     count(&mut w, "folders");
-    if let Err(r) = admit(&mut w, &headers) {
+    if let Some(r) = refusal(&mut w, &headers) {
         return r;
     }
     let Some(mb) = w.mailboxes.get(&user.to_lowercase()) else {
@@ -398,7 +426,7 @@ async fn delta(
 ) -> Response {
     let mut w = world.lock().unwrap();
     count(&mut w, "delta");
-    if let Err(r) = admit(&mut w, &headers) {
+    if let Some(r) = refusal(&mut w, &headers) {
         return r;
     }
     let page_size = headers
@@ -457,7 +485,12 @@ async fn delta(
     } else {
         body["@odata.deltaLink"] = json!(format!("{base}?$deltatoken={}.{end}", f.epoch));
     }
-    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn value(
@@ -468,7 +501,7 @@ async fn value(
     let delay = {
         let mut w = world.lock().unwrap();
         count(&mut w, "value");
-        if let Err(r) = admit(&mut w, &headers) {
+        if let Some(r) = refusal(&mut w, &headers) {
             return r;
         }
         w.value_delay_ms

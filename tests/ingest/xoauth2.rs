@@ -74,5 +74,8 @@ async fn a_valid_token_opens_the_mailbox_and_a_wrong_one_is_refused_in_plain_wor
             "{mechanism:?}: a token is good only for its own user"
         );
     }
-    assert!(ms.calls("introspect") >= 2, "Dovecot asked the token server");
+    assert!(
+        ms.calls("introspect") >= 2,
+        "Dovecot asked the token server"
+    );
 }
