@@ -59,6 +59,7 @@ async fn main() {
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
 
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -67,9 +67,18 @@ pub struct Account {
     pub oauth_state: String,
     pub oauth_error: Option<String>,
     pub oauth_expires_at: Option<time::OffsetDateTime>,
+    /// Watch INBOX with IDLE; None follows `sync.idle`.
+    pub idle: Option<bool>,
+    /// Copy flag changes made on the server to the archived copies.
+    pub follow_flags: bool,
 }
 
 impl Account {
+    /// Whether INBOX is watched with IDLE, given the installation's default.
+    pub fn idles(&self, default: bool) -> bool {
+        self.kind == "imap" && self.idle.unwrap_or(default)
+    }
+
     pub fn tls(&self) -> Result<TlsMode> {
         TlsMode::parse(self.tls_mode.as_deref().unwrap_or("implicit"))
     }
@@ -399,6 +408,29 @@ pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Res
     Ok(())
 }
 
+/// How an IMAP account follows its server between passes (IDLE, flag changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImapOptions {
+    /// Watch INBOX with IDLE; None follows `sync.idle`.
+    pub idle: Option<bool>,
+    pub follow_flags: bool,
+}
+
+pub async fn set_imap_options(conn: &mut PgConnection, id: i64, o: ImapOptions) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE accounts SET idle = $2, follow_flags = $3 WHERE id = $1 AND kind = 'imap'",
+        id,
+        o.idle,
+        o.follow_flags
+    )
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
 fn name_taken(name: &str) -> Error {
     Error::Conflict(format!("an account named {name} already exists"))
 }
@@ -415,7 +447,7 @@ async fn select(
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
                   delete_after_days, expunge, pinned_cert_sha256, mailbox, oauth_mode,
                   oauth_refresh_sealed, oauth_token_url, oauth_identity, oauth_state, oauth_error,
-                  oauth_expires_at
+                  oauth_expires_at, idle, follow_flags
            FROM accounts
            WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
            ORDER BY name"#,
@@ -558,7 +590,7 @@ async fn with_password(tx: &mut PgConnection) -> Result<Vec<Account>> {
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
                   delete_after_days, expunge, pinned_cert_sha256, mailbox, oauth_mode,
                   oauth_refresh_sealed, oauth_token_url, oauth_identity, oauth_state, oauth_error,
-                  oauth_expires_at
+                  oauth_expires_at, idle, follow_flags
            FROM accounts WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"#,
     )
     .fetch_all(&mut *tx)

@@ -12,9 +12,6 @@ pub const MONTHS: i32 = 12;
 /// Users without a sign-in for this many days are flagged in the access review.
 pub const STALE_DAYS: i64 = 90;
 
-/// The first instant of the month `MONTHS - 1` months before this one, in `tz`, as SQL.
-const SINCE: &str = "(date_trunc('month', now() AT TIME ZONE $1) - make_interval(months => $2 - 1)) AT TIME ZONE $1";
-
 /// Messages and bytes archived in one month, account and folder.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VolumeRow {
@@ -27,16 +24,21 @@ pub struct VolumeRow {
 }
 
 pub async fn volume(pool: &PgPool, grants: &Grants, tz: &str) -> Result<Vec<VolumeRow>> {
-    Ok(sqlx::query_as::<_, VolumeRow>(&format!(
-        "SELECT to_char(m.archived_at AT TIME ZONE $1, 'YYYY-MM') AS month, a.name::text AS account,
-                m.folder, count(*) AS messages, coalesce(sum(m.size), 0)::bigint AS bytes
+    // Since the first instant of the month `MONTHS - 1` months before this one, in `tz`.
+    Ok(sqlx::query_as!(
+        VolumeRow,
+        r#"SELECT to_char(m.archived_at AT TIME ZONE $1, 'YYYY-MM') AS "month!",
+                a.name::text AS "account!", m.folder, count(*) AS "messages!",
+                coalesce(sum(m.size), 0)::bigint AS "bytes!"
          FROM messages m JOIN accounts a ON a.id = m.account_id
-         WHERE m.archived_at >= {SINCE} AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))
-         GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2, 3"
-    ))
-    .bind(tz)
-    .bind(MONTHS)
-    .bind(grants.as_bind())
+         WHERE m.archived_at >= (date_trunc('month', now() AT TIME ZONE $1)
+                                 - make_interval(months => $2 - 1)) AT TIME ZONE $1
+           AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))
+         GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2, 3"#,
+        tz,
+        MONTHS,
+        grants.as_ids() as Option<&[i64]>,
+    )
     .fetch_all(pool)
     .await?)
 }
@@ -50,17 +52,22 @@ pub struct VerdictRow {
 }
 
 pub async fn verdicts(pool: &PgPool, grants: &Grants, tz: &str) -> Result<Vec<VerdictRow>> {
-    Ok(sqlx::query_as::<_, VerdictRow>(&format!(
-        "SELECT to_char(t.at AT TIME ZONE $1, 'YYYY-MM') AS month, t.verdict, count(*) AS messages
+    // The same months as [`volume`]; quarantined mail has no `messages` row yet.
+    Ok(sqlx::query_as!(
+        VerdictRow,
+        r#"SELECT to_char(t.at AT TIME ZONE $1, 'YYYY-MM') AS "month!", t.verdict AS "verdict!",
+                count(*) AS "messages!"
          FROM (SELECT archived_at AS at, scan_status AS verdict, account_id FROM messages
                UNION ALL
                SELECT created_at, 'quarantined', account_id FROM quarantine) t
-         WHERE t.at >= {SINCE} AND ($3::bigint[] IS NULL OR t.account_id = ANY($3))
-         GROUP BY 1, 2 ORDER BY 1 DESC, 2"
-    ))
-    .bind(tz)
-    .bind(MONTHS)
-    .bind(grants.as_bind())
+         WHERE t.at >= (date_trunc('month', now() AT TIME ZONE $1)
+                        - make_interval(months => $2 - 1)) AT TIME ZONE $1
+           AND ($3::bigint[] IS NULL OR t.account_id = ANY($3))
+         GROUP BY 1, 2 ORDER BY 1 DESC, 2"#,
+        tz,
+        MONTHS,
+        grants.as_ids() as Option<&[i64]>,
+    )
     .fetch_all(pool)
     .await?)
 }
@@ -77,25 +84,26 @@ pub struct StorageRow {
 
 /// Per account, plus the total over those accounts with each shared blob counted once.
 pub async fn storage(pool: &PgPool, grants: &Grants) -> Result<(Vec<StorageRow>, i64)> {
-    let rows = sqlx::query_as::<_, StorageRow>(
-        "SELECT a.name::text AS account,
-                (SELECT count(*) FROM messages m WHERE m.account_id = a.id) AS messages,
+    let rows = sqlx::query_as!(
+        StorageRow,
+        r#"SELECT a.name::text AS "account!",
+                (SELECT count(*) FROM messages m WHERE m.account_id = a.id) AS "messages!",
                 (SELECT coalesce(sum(m.size), 0)::bigint FROM messages m WHERE m.account_id = a.id)
-                  AS received_bytes,
+                  AS "received_bytes!",
                 (SELECT coalesce(sum(octet_length(b.zstd)), 0)::bigint FROM blobs b
                   WHERE b.sha256 IN (SELECT m.blob_sha256 FROM messages m WHERE m.account_id = a.id))
-                  AS stored_bytes
-         FROM accounts a WHERE ($1::bigint[] IS NULL OR a.id = ANY($1)) ORDER BY a.name",
+                  AS "stored_bytes!"
+         FROM accounts a WHERE ($1::bigint[] IS NULL OR a.id = ANY($1)) ORDER BY a.name"#,
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(grants.as_bind())
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(octet_length(b.zstd)), 0)::bigint FROM blobs b
+    let total = sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(octet_length(b.zstd)), 0)::bigint AS "total!" FROM blobs b
          WHERE b.sha256 IN (SELECT m.blob_sha256 FROM messages m
-                            WHERE $1::bigint[] IS NULL OR m.account_id = ANY($1))",
+                            WHERE $1::bigint[] IS NULL OR m.account_id = ANY($1))"#,
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(grants.as_bind())
     .fetch_one(pool)
     .await?;
     Ok((rows, total))
@@ -117,31 +125,35 @@ pub async fn correspondents(
     account_id: i64,
     limit: i64,
 ) -> Result<(Vec<Correspondent>, Vec<Correspondent>)> {
-    let senders = sqlx::query_as::<_, Correspondent>(
-        "SELECT lower(coalesce(substring(from_addr from '<([^>]+)>'), trim(from_addr))) AS address,
-                count(*) AS messages,
-                coalesce(sum(size), 0)::bigint AS bytes
+    let grants = grants.as_ids();
+    let senders = sqlx::query_as!(
+        Correspondent,
+        r#"SELECT lower(coalesce(substring(from_addr from '<([^>]+)>'), trim(from_addr))) AS "address!",
+                count(*) AS "messages!", coalesce(sum(size), 0)::bigint AS "bytes!"
          FROM messages
          WHERE account_id = $1 AND ($2::bigint[] IS NULL OR account_id = ANY($2))
            AND coalesce(trim(from_addr), '') <> ''
-         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3",
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3"#,
+        account_id,
+        grants as Option<&[i64]>,
+        limit,
     )
-    .bind(account_id)
-    .bind(grants.as_bind())
-    .bind(limit)
     .fetch_all(pool)
     .await?;
-    let recipients = sqlx::query_as::<_, Correspondent>(
-        "SELECT r.address, count(*) AS messages, coalesce(sum(r.size), 0)::bigint AS bytes
+    // One row per address in `To` (a comma-separated list as stored).
+    let recipients = sqlx::query_as!(
+        Correspondent,
+        r#"SELECT r.address AS "address!", count(*) AS "messages!",
+                coalesce(sum(r.size), 0)::bigint AS "bytes!"
          FROM (SELECT lower(coalesce(substring(x from '<([^>]+)>'), trim(x))) AS address, m.size
                FROM messages m, regexp_split_to_table(coalesce(m.to_addrs, ''), ',') AS x
                WHERE m.account_id = $1 AND ($2::bigint[] IS NULL OR m.account_id = ANY($2))) r
          WHERE r.address <> ''
-         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3",
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3"#,
+        account_id,
+        grants as Option<&[i64]>,
+        limit,
     )
-    .bind(account_id)
-    .bind(grants.as_bind())
-    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok((senders, recipients))
@@ -160,19 +172,20 @@ pub struct ActivityRow {
 }
 
 pub async fn activity(pool: &PgPool, days: i32) -> Result<Vec<ActivityRow>> {
-    Ok(sqlx::query_as::<_, ActivityRow>(
-        "SELECT u.username::text AS username,
-                count(*) FILTER (WHERE l.action = 'login.success') AS sign_ins,
-                count(*) FILTER (WHERE l.action = 'login.failure') AS failed_sign_ins,
-                count(*) FILTER (WHERE l.action = 'mail.search') AS searches,
-                count(*) FILTER (WHERE l.action = 'mail.view') AS reads,
-                count(*) FILTER (WHERE l.action = 'mail.export') AS exports,
-                count(*) FILTER (WHERE l.action IN ('mail.download', 'mail.attachment')) AS downloads
+    Ok(sqlx::query_as!(
+        ActivityRow,
+        r#"SELECT u.username::text AS "username!",
+                count(*) FILTER (WHERE l.action = 'login.success') AS "sign_ins!",
+                count(*) FILTER (WHERE l.action = 'login.failure') AS "failed_sign_ins!",
+                count(*) FILTER (WHERE l.action = 'mail.search') AS "searches!",
+                count(*) FILTER (WHERE l.action = 'mail.view') AS "reads!",
+                count(*) FILTER (WHERE l.action = 'mail.export') AS "exports!",
+                count(*) FILTER (WHERE l.action IN ('mail.download', 'mail.attachment')) AS "downloads!"
          FROM users u
          LEFT JOIN audit_log l ON l.user_id = u.id AND l.at >= now() - make_interval(days => $1)
-         GROUP BY u.id, u.username ORDER BY u.username",
+         GROUP BY u.id, u.username ORDER BY u.username"#,
+        days,
     )
-    .bind(days)
     .fetch_all(pool)
     .await?)
 }
@@ -202,19 +215,20 @@ impl AccessRow {
 }
 
 pub async fn access_review(pool: &PgPool) -> Result<Vec<AccessRow>> {
-    Ok(sqlx::query_as::<_, AccessRow>(
-        "SELECT u.username::text AS username, u.enabled,
+    Ok(sqlx::query_as!(
+        AccessRow,
+        r#"SELECT u.username::text AS "username!", u.enabled,
                 coalesce(array(SELECT r.name::text FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-                               WHERE ur.user_id = u.id ORDER BY r.name), '{}') AS roles,
+                               WHERE ur.user_id = u.id ORDER BY r.name), '{}') AS "roles!",
                 exists(SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-                       WHERE ur.user_id = u.id AND r.all_accounts) AS all_archives,
+                       WHERE ur.user_id = u.id AND r.all_accounts) AS "all_archives!",
                 coalesce(array(SELECT a.name::text FROM user_accounts ua JOIN accounts a ON a.id = ua.account_id
-                               WHERE ua.user_id = u.id ORDER BY a.name), '{}') AS archives,
+                               WHERE ua.user_id = u.id ORDER BY a.name), '{}') AS "archives!",
                 greatest(u.last_login_at,
                          (SELECT max(l.at) FROM audit_log l WHERE l.user_id = u.id
                             AND l.action IN ('login.success', 'setup.first_admin'))) AS last_sign_in,
                 u.created_at
-         FROM users u ORDER BY u.username",
+         FROM users u ORDER BY u.username"#,
     )
     .fetch_all(pool)
     .await?)

@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime};
 
-use super::policies::{check_reach, insert_accounts, name_taken};
+use super::policies::{Owner, check_reach, insert_accounts, name_taken};
 use super::scope::{Scope, parse_query};
 use crate::archive::search::{self, Stemmers};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
@@ -103,53 +103,64 @@ impl Hold {
     }
 }
 
-/// The holds that reach mail `grants` allows ($1: the granted ids, NULL for all), naming and
-/// counting only granted accounts and messages.
-const SELECT: &str = "SELECT h.id, h.name::text AS name, h.reason, h.kind, h.all_accounts,
-        coalesce(array_agg(a.id ORDER BY a.name)
-            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_ids,
-        coalesce(array_agg(a.name::text ORDER BY a.name)
-            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_names,
-        h.query, h.date_from, h.date_to,
-        (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
-         WHERE hm.hold_id = h.id AND ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS picked,
-        count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1)))
-          + (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
-             WHERE hm.hold_id = h.id AND NOT ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS hidden,
-        h.created_by, h.created_at, h.released_at, h.released_by, h.release_reason
-     FROM legal_holds h
-     LEFT JOIN legal_hold_accounts ha ON ha.hold_id = h.id
-     LEFT JOIN accounts a ON a.id = ha.account_id";
-
-/// Keeps holds over every account, or over at least one granted account or message.
-const VISIBLE: &str = "HAVING $1::bigint[] IS NULL OR (h.kind = 'scope' AND h.all_accounts)
-        OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0
-        OR EXISTS (SELECT 1 FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
-                   WHERE hm.hold_id = h.id AND m.account_id = ANY($1))";
-
-/// The holds that reach mail `grants` allows: active first, then released, newest first.
-pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Hold>> {
-    Ok(sqlx::query_as(&format!(
-        "{SELECT} GROUP BY h.id {VISIBLE} ORDER BY h.released_at IS NOT NULL, h.created_at DESC"
-    ))
-    .bind(grants.as_bind())
+/// The holds that reach mail `grants` allows (`None`: every hold), naming and counting only
+/// granted accounts and messages; one hold (`id`) or all; only the active scope holds
+/// (`active_scopes`) for the delete filter. Active first, then released, newest first.
+async fn fetch(
+    conn: &mut PgConnection,
+    grants: Option<&[i64]>,
+    id: Option<i64>,
+    active_scopes: bool,
+) -> Result<Vec<Hold>> {
+    Ok(sqlx::query_as!(
+        Hold,
+        r#"SELECT h.id, h.name::text AS "name!", h.reason, h.kind, h.all_accounts,
+            coalesce(array_agg(a.id ORDER BY a.name)
+                FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS "account_ids!",
+            coalesce(array_agg(a.name::text ORDER BY a.name)
+                FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS "account_names!",
+            h.query, h.date_from, h.date_to,
+            (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+             WHERE hm.hold_id = h.id AND ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS "picked!",
+            count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1)))
+              + (SELECT count(*) FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+                 WHERE hm.hold_id = h.id AND NOT ($1::bigint[] IS NULL OR m.account_id = ANY($1))) AS "hidden!",
+            h.created_by, h.created_at, h.released_at, h.released_by, h.release_reason
+         FROM legal_holds h
+         LEFT JOIN legal_hold_accounts ha ON ha.hold_id = h.id
+         LEFT JOIN accounts a ON a.id = ha.account_id
+         WHERE ($2::bigint IS NULL OR h.id = $2)
+           AND (NOT $3::bool OR (h.released_at IS NULL AND h.kind = 'scope'))
+         GROUP BY h.id
+         -- keeps holds over every account, or over at least one granted account or message
+         HAVING $1::bigint[] IS NULL OR (h.kind = 'scope' AND h.all_accounts)
+            OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0
+            OR EXISTS (SELECT 1 FROM legal_hold_messages hm JOIN messages m ON m.id = hm.message_id
+                       WHERE hm.hold_id = h.id AND m.account_id = ANY($1))
+         ORDER BY h.released_at IS NOT NULL, h.created_at DESC"#,
+        grants as Option<&[i64]>,
+        id,
+        active_scopes,
+    )
     .fetch_all(conn)
     .await?)
 }
 
+/// The holds that reach mail `grants` allows: active first, then released, newest first.
+pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Hold>> {
+    fetch(conn, grants.as_ids(), None, false).await
+}
+
 /// One hold, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
 pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Hold> {
-    sqlx::query_as(&format!("{SELECT} WHERE h.id = $2 GROUP BY h.id {VISIBLE}"))
-        .bind(grants.as_bind())
-        .bind(id)
-        .fetch_optional(conn)
+    fetch(conn, grants.as_ids(), Some(id), false)
         .await?
+        .pop()
         .ok_or(Error::NotFound)
 }
 
 pub async fn id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM legal_holds WHERE name = $1")
-        .bind(name)
+    sqlx::query_scalar!("SELECT id FROM legal_holds WHERE name = $1", name)
         .fetch_optional(pool)
         .await?
         .ok_or(Error::NotFound)
@@ -202,29 +213,21 @@ pub async fn place(
         return Err(Error::invalid("date_to", "is before the first day"));
     }
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO legal_holds (name, reason, kind, all_accounts, query, date_from, date_to, created_by)
          VALUES ($1, $2, 'scope', $3, $4, $5, $6, $7) RETURNING id",
+        input.name.trim(),
+        input.reason.trim(),
+        input.account_ids.is_empty(),
+        query,
+        input.date_from,
+        input.date_to,
+        actor.username,
     )
-    .bind(input.name.trim())
-    .bind(input.reason.trim())
-    .bind(input.account_ids.is_empty())
-    .bind(query)
-    .bind(input.date_from)
-    .bind(input.date_to)
-    .bind(&actor.username)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| name_taken(e, "a hold with this name exists"))?;
-    insert_accounts(
-        &mut tx,
-        "legal_hold_accounts",
-        "hold_id",
-        id,
-        grants,
-        &input.account_ids,
-    )
-    .await?;
+    insert_accounts(&mut tx, Owner::Hold(id), grants, &input.account_ids).await?;
     let held = count_held_by(&mut tx, grants, id).await?;
     audit::record(
         &mut tx,
@@ -255,14 +258,14 @@ pub async fn hold_messages(
 ) -> Result<(i64, u64)> {
     check_name_reason(name, reason)?;
     let mut tx = pool.begin().await?;
-    let existing: Option<(i64, String, bool)> = sqlx::query_as(
-        "SELECT id, kind, released_at IS NULL FROM legal_holds WHERE name = $1 FOR UPDATE",
+    let existing = sqlx::query!(
+        r#"SELECT id, kind, released_at IS NULL AS "active!" FROM legal_holds WHERE name = $1 FOR UPDATE"#,
+        name.trim(),
     )
-    .bind(name.trim())
     .fetch_optional(&mut *tx)
     .await?;
     let id = match existing {
-        Some((id, kind, true)) if kind == "messages" => id,
+        Some(hold) if hold.active && hold.kind == "messages" => hold.id,
         Some(_) => {
             return Err(Error::invalid(
                 "name",
@@ -270,26 +273,26 @@ pub async fn hold_messages(
             ));
         }
         None => {
-            sqlx::query_scalar(
+            sqlx::query_scalar!(
                 "INSERT INTO legal_holds (name, reason, kind, created_by)
-             VALUES ($1, $2, 'messages', $3) RETURNING id",
+                 VALUES ($1, $2, 'messages', $3) RETURNING id",
+                name.trim(),
+                reason.trim(),
+                actor.username,
             )
-            .bind(name.trim())
-            .bind(reason.trim())
-            .bind(&actor.username)
             .fetch_one(&mut *tx)
             .await?
         }
     };
-    let added = sqlx::query(
+    let added = sqlx::query!(
         "INSERT INTO legal_hold_messages (hold_id, message_id)
          SELECT $1, m.id FROM messages m
          WHERE m.id = ANY($2) AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))
          ON CONFLICT DO NOTHING",
+        id,
+        ids,
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(id)
-    .bind(ids)
-    .bind(grants.as_bind())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -319,20 +322,19 @@ pub async fn release(
         return Err(Error::invalid("reason", "is required to release a hold"));
     }
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM legal_holds WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *tx)
+    sqlx::query_scalar!("SELECT id FROM legal_holds WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
         .await?;
     if !get(&mut tx, grants, id).await?.releasable_by(grants) {
         return Err(Error::Forbidden);
     }
-    let name: Option<String> = sqlx::query_scalar(
-        "UPDATE legal_holds SET released_at = now(), released_by = $2, release_reason = $3
-         WHERE id = $1 AND released_at IS NULL RETURNING name::text",
+    let name = sqlx::query_scalar!(
+        r#"UPDATE legal_holds SET released_at = now(), released_by = $2, release_reason = $3
+           WHERE id = $1 AND released_at IS NULL RETURNING name::text AS "name!""#,
+        id,
+        actor.username,
+        reason.trim(),
     )
-    .bind(id)
-    .bind(&actor.username)
-    .bind(reason.trim())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(name) = name else {
@@ -360,12 +362,7 @@ pub struct HeldFilter {
 impl HeldFilter {
     /// Reads the active holds. A deleting transaction calls [`HeldFilter::lock`] instead.
     pub async fn load(conn: &mut PgConnection) -> Result<Self> {
-        let holds: Vec<Hold> = sqlx::query_as(&format!(
-            "{SELECT} WHERE h.released_at IS NULL AND h.kind = 'scope' GROUP BY h.id ORDER BY h.id"
-        ))
-        .bind(None::<Vec<i64>>)
-        .fetch_all(&mut *conn)
-        .await?;
+        let holds = fetch(&mut *conn, None, None, true).await?;
         let scopes = holds.iter().map(Hold::scope).collect::<Result<_>>()?;
         let stemmers = search::archive_stemmers(&mut *conn).await?;
         Ok(Self { scopes, stemmers })
@@ -373,7 +370,7 @@ impl HeldFilter {
 
     /// Takes `legal_holds` in SHARE mode for the rest of the transaction, then reads the holds.
     pub async fn lock(tx: &mut PgConnection) -> Result<Self> {
-        sqlx::query("LOCK TABLE legal_holds IN SHARE MODE")
+        sqlx::query!("LOCK TABLE legal_holds IN SHARE MODE")
             .execute(&mut *tx)
             .await?;
         Self::load(tx).await

@@ -112,40 +112,45 @@ impl Policy {
     }
 }
 
-/// The policies that reach mail `grants` allows ($1: the granted ids, NULL for all), with
-/// account ids and names limited to the granted ones, so a list never names other accounts.
-const SELECT: &str = "SELECT p.id, p.name, p.all_accounts,
-        coalesce(array_agg(a.id ORDER BY a.name)
-            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_ids,
-        coalesce(array_agg(a.name::text ORDER BY a.name)
-            FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS account_names,
-        count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1))) AS hidden_accounts,
-        p.folder_pattern, p.query, p.keep_days, p.age_basis, p.enabled, p.created_by, p.updated_at
-     FROM retention_policies p
-     LEFT JOIN retention_policy_accounts pa ON pa.policy_id = p.id
-     LEFT JOIN accounts a ON a.id = pa.account_id";
-
-/// Keeps policies that cover every account or at least one granted account.
-const VISIBLE: &str = "HAVING p.all_accounts OR $1::bigint[] IS NULL
-        OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0";
+/// The policies that reach mail `grants` allows (`None`: every policy), one (`id`) or all, by
+/// name, with account ids and names limited to the granted ones, so a list never names other
+/// accounts.
+async fn fetch(conn: &mut PgConnection, grants: &Grants, id: Option<i64>) -> Result<Vec<Policy>> {
+    Ok(sqlx::query_as!(
+        Policy,
+        r#"SELECT p.id, p.name AS "name!", p.all_accounts,
+            coalesce(array_agg(a.id ORDER BY a.name)
+                FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS "account_ids!",
+            coalesce(array_agg(a.name::text ORDER BY a.name)
+                FILTER (WHERE a.id IS NOT NULL AND ($1::bigint[] IS NULL OR a.id = ANY($1))), '{}') AS "account_names!",
+            count(a.id) FILTER (WHERE NOT ($1::bigint[] IS NULL OR a.id = ANY($1))) AS "hidden_accounts!",
+            p.folder_pattern, p.query, p.keep_days, p.age_basis, p.enabled, p.created_by, p.updated_at
+         FROM retention_policies p
+         LEFT JOIN retention_policy_accounts pa ON pa.policy_id = p.id
+         LEFT JOIN accounts a ON a.id = pa.account_id
+         WHERE $2::bigint IS NULL OR p.id = $2
+         GROUP BY p.id
+         -- keeps policies that cover every account or at least one granted account
+         HAVING p.all_accounts OR $1::bigint[] IS NULL
+            OR count(a.id) FILTER (WHERE a.id = ANY($1)) > 0
+         ORDER BY p.name"#,
+        grants.as_ids() as Option<&[i64]>,
+        id,
+    )
+    .fetch_all(conn)
+    .await?)
+}
 
 /// The policies that reach mail `grants` allows, by name.
 pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Policy>> {
-    Ok(
-        sqlx::query_as(&format!("{SELECT} GROUP BY p.id {VISIBLE} ORDER BY p.name"))
-            .bind(grants.as_bind())
-            .fetch_all(conn)
-            .await?,
-    )
+    fetch(conn, grants, None).await
 }
 
 /// One policy, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
 pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Policy> {
-    sqlx::query_as(&format!("{SELECT} WHERE p.id = $2 GROUP BY p.id {VISIBLE}"))
-        .bind(grants.as_bind())
-        .bind(id)
-        .fetch_optional(conn)
+    fetch(conn, grants, Some(id))
         .await?
+        .pop()
         .ok_or(Error::NotFound)
 }
 
@@ -217,62 +222,53 @@ pub async fn save(
     };
     let mut tx = pool.begin().await?;
     if let Some(id) = id {
-        sqlx::query("SELECT 1 FROM retention_policies WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        lock(&mut tx, id).await?;
         get_editable(&mut tx, grants, id).await?;
     }
     let id = match id {
-        None => sqlx::query_scalar(
+        None => sqlx::query_scalar!(
             "INSERT INTO retention_policies
                  (name, all_accounts, folder_pattern, query, keep_days, age_basis, enabled, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            input.name.trim(),
+            input.account_ids.is_empty(),
+            folder,
+            query,
+            input.keep_days,
+            input.age_basis,
+            input.enabled,
+            actor.username,
         )
-        .bind(input.name.trim())
-        .bind(input.account_ids.is_empty())
-        .bind(&folder)
-        .bind(&query)
-        .bind(input.keep_days)
-        .bind(&input.age_basis)
-        .bind(input.enabled)
-        .bind(&actor.username)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| name_taken(e, "a policy with this name exists"))?,
         Some(id) => {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE retention_policies SET name = $2, all_accounts = $3, folder_pattern = $4,
                      query = $5, keep_days = $6, age_basis = $7, enabled = $8
                  WHERE id = $1",
+                id,
+                input.name.trim(),
+                input.account_ids.is_empty(),
+                folder,
+                query,
+                input.keep_days,
+                input.age_basis,
+                input.enabled,
             )
-            .bind(id)
-            .bind(input.name.trim())
-            .bind(input.account_ids.is_empty())
-            .bind(&folder)
-            .bind(&query)
-            .bind(input.keep_days)
-            .bind(&input.age_basis)
-            .bind(input.enabled)
             .execute(&mut *tx)
             .await
             .map_err(|e| name_taken(e, "a policy with this name exists"))?;
-            sqlx::query("DELETE FROM retention_policy_accounts WHERE policy_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
+            sqlx::query!(
+                "DELETE FROM retention_policy_accounts WHERE policy_id = $1",
+                id
+            )
+            .execute(&mut *tx)
                 .await?;
             id
         }
     };
-    insert_accounts(
-        &mut tx,
-        "retention_policy_accounts",
-        "policy_id",
-        id,
-        grants,
-        &input.account_ids,
-    )
-    .await?;
+    insert_accounts(&mut tx, Owner::Policy(id), grants, &input.account_ids).await?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, action)
@@ -288,19 +284,28 @@ pub async fn save(
     Ok(id)
 }
 
+/// Locks policy `id` for a change, before its reach is checked.
+async fn lock(tx: &mut PgConnection, id: i64) -> Result<()> {
+    sqlx::query_scalar!(
+        "SELECT id FROM retention_policies WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn remove(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM retention_policies WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    lock(&mut tx, id).await?;
     get_editable(&mut tx, grants, id).await?;
-    let name: String =
-        sqlx::query_scalar("DELETE FROM retention_policies WHERE id = $1 RETURNING name::text")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NotFound)?;
+    let name = sqlx::query_scalar!(
+        r#"DELETE FROM retention_policies WHERE id = $1 RETURNING name AS "name!""#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::RetentionPolicyRemove)
@@ -313,8 +318,7 @@ pub async fn remove(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> R
 }
 
 pub async fn id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM retention_policies WHERE name = $1")
-        .bind(name)
+    sqlx::query_scalar!("SELECT id FROM retention_policies WHERE name = $1", name)
         .fetch_optional(pool)
         .await?
         .ok_or(Error::NotFound)
@@ -331,28 +335,52 @@ pub(crate) fn check_reach(grants: &Grants, account_ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Links `owner_id` to the accounts `ids` in `table`, only those `grants` allows (in the SQL);
-/// any other id (missing or not granted, indistinguishably) refuses the whole change.
+/// What [`insert_accounts`] links accounts to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner {
+    Policy(i64),
+    Hold(i64),
+}
+
+/// Links `owner` to the accounts `ids`, only those `grants` allows (in the SQL); any other id
+/// (missing or not granted, indistinguishably) refuses the whole change.
 pub(crate) async fn insert_accounts(
     tx: &mut PgConnection,
-    table: &'static str,
-    owner_column: &'static str,
-    owner_id: i64,
+    owner: Owner,
     grants: &Grants,
     ids: &[i64],
 ) -> Result<()> {
     let mut wanted = ids.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
-    let mut qb = sqlx::QueryBuilder::new(format!(
-        "INSERT INTO {table} ({owner_column}, account_id) SELECT "
-    ));
-    qb.push_bind(owner_id)
-        .push(", a.id FROM accounts a WHERE a.id = ANY(")
-        .push_bind(wanted.clone())
-        .push(") AND ");
-    grants.push_filter(&mut qb, "a.id");
-    let linked = qb.build().execute(&mut *tx).await?.rows_affected();
+    let grants = grants.as_ids();
+    let linked = match owner {
+        Owner::Policy(id) => {
+            sqlx::query!(
+                "INSERT INTO retention_policy_accounts (policy_id, account_id)
+             SELECT $1, a.id FROM accounts a
+             WHERE a.id = ANY($2) AND ($3::bigint[] IS NULL OR a.id = ANY($3))",
+                id,
+                &wanted,
+                grants as Option<&[i64]>,
+            )
+            .execute(&mut *tx)
+            .await?
+        }
+        Owner::Hold(id) => {
+            sqlx::query!(
+                "INSERT INTO legal_hold_accounts (hold_id, account_id)
+             SELECT $1, a.id FROM accounts a
+             WHERE a.id = ANY($2) AND ($3::bigint[] IS NULL OR a.id = ANY($3))",
+                id,
+                &wanted,
+                grants as Option<&[i64]>,
+            )
+            .execute(&mut *tx)
+            .await?
+        }
+    }
+    .rows_affected();
     if linked != wanted.len() as u64 {
         return Err(Error::invalid("account", "no such archive account"));
     }

@@ -98,34 +98,35 @@ pub async fn request(
     }
     let pending = require_approval && new.kind == Kind::Manual;
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO deletion_requests
              (kind, state, reason, query, addresses, requested_by_id, requested_by,
               decided_by_id, decided_by, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7,
+         VALUES ($1, $2::text, $3, $4, $5, $6::bigint, $7::text,
                  CASE WHEN $2 = 'approved' THEN $6 END, CASE WHEN $2 = 'approved' THEN $7 END,
                  CASE WHEN $2 = 'approved' THEN now() END)
          RETURNING id",
+        new.kind.as_str(),
+        if pending { "pending" } else { "approved" },
+        new.reason.trim(),
+        new.query,
+        new.addresses,
+        actor.user_id,
+        actor.username,
     )
-    .bind(new.kind.as_str())
-    .bind(if pending { "pending" } else { "approved" })
-    .bind(new.reason.trim())
-    .bind(new.query)
-    .bind(new.addresses)
-    .bind(actor.user_id)
-    .bind(&actor.username)
     .fetch_one(&mut *tx)
     .await?;
-    let mut qb = QueryBuilder::new(
+    let messages = sqlx::query!(
         "INSERT INTO deletion_request_items (request_id, message_id, account_id, blob_sha256, size)
-         SELECT ",
-    );
-    qb.push_bind(id)
-        .push(", m.id, m.account_id, m.blob_sha256, m.size FROM messages m WHERE m.id = ANY(")
-        .push_bind(new.ids.to_vec())
-        .push(") AND ");
-    grants.push_filter(&mut qb, "m.account_id");
-    let messages = qb.build().execute(&mut *tx).await?.rows_affected() as i64;
+         SELECT $1, m.id, m.account_id, m.blob_sha256, m.size FROM messages m
+         WHERE m.id = ANY($2) AND ($3::bigint[] IS NULL OR m.account_id = ANY($3))",
+        id,
+        new.ids,
+        grants.as_ids() as Option<&[i64]>,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
     if messages == 0 {
         return Err(Error::invalid(
             "selection",
@@ -177,25 +178,28 @@ pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
         return Err(Error::Forbidden);
     };
     let mut tx = pool.begin().await?;
-    let row: Option<(Option<i64>, String, String)> = sqlx::query_as(
+    let Some(row) = sqlx::query!(
         "SELECT requested_by_id, requested_by, state FROM deletion_requests
          WHERE id = $1 AND kind = 'manual' FOR UPDATE",
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *tx)
-    .await?;
-    let Some((requester_id, requester, state)) = row else {
+    .await?
+    else {
         return Err(Error::NotFound);
     };
-    if state != "pending" {
-        return Err(Error::Conflict(format!("this request is already {state}")));
+    if row.state != "pending" {
+        return Err(Error::Conflict(format!(
+            "this request is already {}",
+            row.state
+        )));
     }
-    if requester_id == Some(user_id) || requester == actor.username {
+    if row.requested_by_id == Some(user_id) || row.requested_by == actor.username {
         return Err(Error::Conflict(
             "a deletion must be approved by someone other than the requester".into(),
         ));
     }
-    let approved = sqlx::query(
+    let approved = sqlx::query!(
         "UPDATE deletion_requests SET state = 'approved', decided_by_id = $2, decided_by = $3,
                 decided_at = now()
          WHERE id = $1 AND EXISTS (
@@ -204,11 +208,11 @@ pub async fn approve(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
              WHERE ur.user_id = $2 AND u.enabled AND 'delete_mail' = ANY(r.permissions))
            AND NOT EXISTS (SELECT 1 FROM deletion_request_items i
                            WHERE i.request_id = $1 AND NOT ($4::bigint[] IS NULL OR i.account_id = ANY($4)))",
+        id,
+        user_id,
+        actor.username,
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(id)
-    .bind(user_id)
-    .bind(&actor.username)
-    .bind(grants.as_bind())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -237,18 +241,18 @@ pub async fn reject(
         return Err(Error::invalid("reason", "is required to reject a deletion"));
     }
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE deletion_requests SET state = 'rejected', decided_by_id = $2, decided_by = $3,
                 decided_at = now(), decision_reason = $4
          WHERE id = $1 AND state = 'pending'
            AND NOT EXISTS (SELECT 1 FROM deletion_request_items i
                            WHERE i.request_id = $1 AND NOT ($5::bigint[] IS NULL OR i.account_id = ANY($5)))",
+        id,
+        actor.user_id,
+        actor.username,
+        reason.trim(),
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(id)
-    .bind(actor.user_id)
-    .bind(&actor.username)
-    .bind(reason.trim())
-    .bind(grants.as_bind())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -270,10 +274,10 @@ pub async fn reject(
 
 /// Deletes an approved request's messages in batches (resumable: done items are marked).
 pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> Result<Executed> {
-    let kind: String = sqlx::query_scalar(
+    let kind = sqlx::query_scalar!(
         "SELECT kind FROM deletion_requests WHERE id = $1 AND state = 'approved'",
+        id,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| Error::Conflict("this request is not approved".into()))?;
@@ -330,16 +334,17 @@ pub async fn execute(pool: &PgPool, actor: &Actor, grants: &Grants, id: i64) -> 
         done.collected = done.collected.plus(collected);
     }
     let mut tx = pool.begin().await?;
-    let (deleted, kept): (i64, i64) = sqlx::query_as(
+    let row = sqlx::query!(
         "UPDATE deletion_requests r SET state = 'done', done_at = now(),
              deleted = (SELECT count(*) FROM deletion_request_items WHERE request_id = r.id AND deleted),
              kept_held = (SELECT count(*) FROM deletion_request_items i JOIN messages m ON m.id = i.message_id
                           WHERE i.request_id = r.id AND NOT i.deleted)
          WHERE id = $1 RETURNING deleted, kept_held",
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
+    let (deleted, kept) = (row.deleted, row.kept_held);
     done.kept_held = kept as u64;
     audit::record(
         &mut tx,
@@ -370,12 +375,12 @@ fn done_action(kind: Kind) -> Action {
 }
 
 async fn mark_deleted(tx: &mut PgConnection, id: i64, ids: &[i64]) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE deletion_request_items SET deleted = true
          WHERE request_id = $1 AND message_id = ANY($2)",
+        id,
+        ids,
     )
-    .bind(id)
-    .bind(ids)
     .execute(tx)
     .await?;
     Ok(())
@@ -402,18 +407,19 @@ pub struct RequestRow {
 
 /// The newest requests whose messages all lie in archives `grants` allows, pending first.
 pub async fn list(pool: &PgPool, grants: &Grants, limit: i64) -> Result<Vec<RequestRow>> {
-    Ok(sqlx::query_as(
-        "SELECT r.id, r.kind, r.state, r.reason, r.query, r.addresses, r.requested_by_id,
+    Ok(sqlx::query_as!(
+        RequestRow,
+        r#"SELECT r.id, r.kind, r.state, r.reason, r.query, r.addresses, r.requested_by_id,
                 r.requested_by, r.requested_at, r.decided_by, r.decided_at, r.decision_reason,
-                (SELECT count(*) FROM deletion_request_items i WHERE i.request_id = r.id) AS items,
+                (SELECT count(*) FROM deletion_request_items i WHERE i.request_id = r.id) AS "items!",
                 r.deleted, r.kept_held
          FROM deletion_requests r
          WHERE NOT EXISTS (SELECT 1 FROM deletion_request_items i
                            WHERE i.request_id = r.id AND NOT ($2::bigint[] IS NULL OR i.account_id = ANY($2)))
-         ORDER BY r.state <> 'pending', r.requested_at DESC LIMIT $1",
+         ORDER BY r.state <> 'pending', r.requested_at DESC LIMIT $1"#,
+        limit,
+        grants.as_ids() as Option<&[i64]>,
     )
-    .bind(limit)
-    .bind(grants.as_bind())
     .fetch_all(pool)
     .await?)
 }
@@ -429,11 +435,12 @@ pub struct RecordItem {
 }
 
 pub async fn record_items(pool: &PgPool, id: i64) -> Result<Vec<RecordItem>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        RecordItem,
         "SELECT message_id, account_id, blob_sha256, size, deleted FROM deletion_request_items
          WHERE request_id = $1 ORDER BY message_id",
+        id,
     )
-    .bind(id)
     .fetch_all(pool)
     .await?)
 }

@@ -72,8 +72,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// reqwest is built without a TLS provider of its own (`rustls-no-provider`, as `main` installs
+/// ring for the whole process); a test process must do the same before it builds a client.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A cookie-keeping client that does not follow redirects, so tests can assert on them.
 pub fn client() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())

@@ -230,6 +230,7 @@ async fn after_signing_in_you_return_to_the_page_you_asked_for() {
 fn proxied_client(forwarded_for: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    crate::common::install_tls_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
