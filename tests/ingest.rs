@@ -18,4 +18,5 @@ mod ingest {
     mod support;
     mod sync;
     mod web;
+    mod xoauth2;
 }
