@@ -6,6 +6,7 @@
 mod api;
 mod data_dir;
 mod load;
+mod oauth;
 mod oidc;
 mod proxies;
 mod secret_files;
@@ -15,6 +16,7 @@ mod validate;
 pub use api::ApiSettings;
 pub use data_dir::{SYSTEM_DATA_DIR, automatic_data_dir};
 pub use load::{DEFAULT_CONFIG_FILE, load, load_from};
+pub use oauth::{GoogleSettings, MicrosoftSettings, read_secret_file};
 pub use oidc::{GroupMap, OidcSettings, parse_group_map};
 pub use proxies::{IpNet, client_ip, parse_networks};
 pub use sections::*;

@@ -108,6 +108,7 @@ impl Settings {
         for (key, e) in self.oidc.problems() {
             p.push(problem(key, e));
         }
+        p.extend(self.validate_oauth());
         if let Err(e) = self.verify.interval() {
             p.push(problem("verify.schedule", e));
         }

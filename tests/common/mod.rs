@@ -6,6 +6,7 @@ pub mod clamd;
 pub mod dovecot;
 pub mod idp;
 pub mod mail;
+pub mod microsoft;
 pub mod pg;
 pub mod process;
 pub mod smtp;

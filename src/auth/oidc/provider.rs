@@ -1,6 +1,6 @@
 //! The relying-party side of OpenID Connect: discovery, the authorization-code flow with PKCE,
 //! `state` and `nonce`, and ID-token validation — all through the `openidconnect` crate, over
-//! [`HttpClient`] (redirects never followed).
+//! `http_client` (redirects never followed).
 //!
 //! A sign-in in flight is a row of `oidc_logins`, keyed by the SHA-256 of its `state` and bound
 //! to the browser that started it (the SHA-256 of a random cookie). The row is deleted the
@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::http_client::HttpClient;
+use crate::http_client;
 
 /// How long a sign-in may take between leaving for the provider and coming back.
 pub const FLOW_MINUTES: i32 = 10;
@@ -73,7 +73,7 @@ struct Discovered {
 /// The configured provider. Discovery happens at first use, so a provider that is down when
 /// the server starts does not stop the archive from starting.
 pub struct Provider {
-    http: HttpClient,
+    http: reqwest::Client,
     issuer: IssuerUrl,
     client_id: ClientId,
     client_secret: ClientSecret,
@@ -105,8 +105,7 @@ impl Provider {
             .map_err(|e| Error::invalid("oidc.issuer_url", e.to_string()))?;
         let redirect = RedirectUrl::new(format!("{public_url}{CALLBACK_PATH}"))
             .map_err(|e| Error::invalid("server.public_url", e.to_string()))?;
-        let http = HttpClient::new(Duration::from_secs(15))
-            .map_err(|e| Error::context("build the HTTP client for OIDC", e))?;
+        let http = http_client::client(Duration::from_secs(15))?;
         Ok(Some(Self {
             http,
             issuer,
@@ -125,6 +124,21 @@ impl Provider {
         }))
     }
 
+    /// The HTTP client as `oauth2`/`openidconnect` take it.
+    fn send(
+        &self,
+    ) -> impl Fn(
+        oauth2::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<oauth2::HttpResponse, http_client::HttpError>,
+                > + Send,
+        >,
+    > + '_ {
+        |request| Box::pin(http_client::send(self.http.clone(), request))
+    }
+
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
     }
@@ -137,14 +151,15 @@ impl Provider {
         {
             return Ok(d.clone());
         }
-        let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
-            .await
-            .map_err(|e| {
-                Refusal::new(format!(
-                    "could not read the provider's discovery document: {}",
-                    crate::error::chain(&e)
-                ))
-            })?;
+        let metadata =
+            ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.send())
+                .await
+                .map_err(|e| {
+                    Refusal::new(format!(
+                        "could not read the provider's discovery document: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
         let d = Arc::new(Discovered {
             metadata,
             at: Instant::now(),
@@ -156,7 +171,7 @@ impl Provider {
     /// Reads the JWKS again (a key rotated in since the last read) and keeps it.
     async fn refresh_keys(&self) -> std::result::Result<Arc<Discovered>, Refusal> {
         let current = self.discovered().await?;
-        let keys = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
+        let keys = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.send())
             .await
             .map_err(|e| {
                 Refusal::new(format!(
@@ -293,7 +308,7 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| Refusal::new(format!("the provider has no token endpoint: {e}")))?
             .set_pkce_verifier(verifier)
-            .request_async(&self.http)
+            .request_async(&self.send())
             .await
             .map_err(|e| {
                 Refusal::new(format!(
