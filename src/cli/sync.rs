@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use daygle::config::Settings;
 use daygle::ingest::accounts;
 use daygle::ingest::scheduler::{self, RunResult};
+use daygle::ingest::source::SYNCED_KINDS;
 use daygle::secrets::Keys;
 
 use super::context::{CliContext, Schema, with_database};
@@ -15,7 +16,7 @@ use super::context::{CliContext, Schema, with_database};
 /// `daygle sync`: which accounts, once or on schedule.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Only this account (default: every enabled IMAP account).
+    /// Only this account (default: every enabled IMAP, Gmail and Microsoft 365 account).
     #[arg(long)]
     pub account: Option<String>,
     /// One pass, then exit (non-zero when an account failed). Without it, keep syncing on
@@ -29,9 +30,12 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     with_database(settings, Schema::Migrate, async |ctx| {
         let keys = ctx.keys().await?;
         daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
-        println!("{}", scanning_line(&ctx.settings.clamav));
+        // What an administrator set on the settings page applies here as in `serve`.
+        let live = ctx.live_settings(&keys).await?;
+        let effective = live.get();
+        println!("{}", scanning_line(&effective.clamav));
         if args.once {
-            return once(ctx, &keys, args.account.as_deref()).await;
+            return once(ctx, &effective, &keys, args.account.as_deref()).await;
         }
         let token = CancellationToken::new();
         let stop = token.clone();
@@ -39,8 +43,6 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
-        let live = daygle::settings::Live::new(ctx.settings.clone());
-        daygle::settings::store::reload(ctx.pool(), &keys.sealing, &live).await?;
         scheduler::run_until_stopped(
             ctx.pool().clone(),
             std::sync::Arc::new(live),
@@ -54,14 +56,19 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     .await
 }
 
-async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn once(
+    ctx: &CliContext,
+    settings: &Settings,
+    keys: &Keys,
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let pool = ctx.pool();
     let chosen: Vec<_> = match only {
         Some(name) => {
             let a = ctx.account(name).await?;
             anyhow::ensure!(
-                a.kind == "imap",
-                "account {} is not an IMAP account",
+                SYNCED_KINDS.contains(&a.kind.as_str()),
+                "account {} holds imported mail; it is not synced from a server",
                 a.name
             );
             vec![a]
@@ -69,14 +76,14 @@ async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Resu
         None => accounts::list(pool)
             .await?
             .into_iter()
-            .filter(|a| a.kind == "imap" && a.enabled)
+            .filter(|a| SYNCED_KINDS.contains(&a.kind.as_str()) && a.enabled)
             .collect(),
     };
     if chosen.is_empty() {
-        println!("no enabled IMAP accounts to sync");
+        println!("no enabled IMAP, Gmail or Microsoft 365 accounts to sync");
         return Ok(ExitCode::SUCCESS);
     }
-    let runs = scheduler::sync_accounts(pool, &ctx.settings, &keys.sealing, chosen).await;
+    let runs = scheduler::sync_accounts(pool, settings, &keys.sealing, chosen).await;
     let mut failed = false;
     for run in runs {
         match run.result {
