@@ -321,7 +321,7 @@ async fn main() {
         .expect("account");
     tx.commit().await.expect("commit");
     let mut conn = pool.acquire().await.expect("conn");
-    let account = accounts::get(&mut conn, id).await.expect("account");
+    let account = accounts::get(&mut *conn, id).await.expect("account");
     drop(conn);
 
     // Warm-up: Dovecot indexes the new folders on first access; not ours to measure.

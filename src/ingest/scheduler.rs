@@ -177,10 +177,9 @@ pub async fn due_accounts(pool: &PgPool) -> Result<Vec<Account>> {
     )
     .fetch_all(pool)
     .await?;
-    let mut conn = pool.acquire().await?;
     let mut out = Vec::with_capacity(due.len());
     for id in due {
-        out.push(accounts::get(&mut conn, id).await?);
+        out.push(accounts::get(pool, id).await?);
     }
     Ok(out)
 }
