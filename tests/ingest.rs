@@ -8,6 +8,7 @@ mod ingest {
     mod crash;
     mod delete;
     mod fleet;
+    mod follow;
     mod import;
     mod malformed;
     mod secrets;

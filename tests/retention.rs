@@ -10,5 +10,6 @@ mod retention {
     mod deletion;
     mod purge;
     mod reach;
+    mod stats;
     mod support;
 }

@@ -10,6 +10,7 @@ mod web {
     mod csrf;
     mod dashboard;
     mod delegation;
+    mod delete_results;
     mod floods;
     mod login;
     mod matrix;

@@ -46,7 +46,8 @@ pub async fn reset_folder(
     sqlx::query!(
         "INSERT INTO sync_state (account_id, folder, uidvalidity, last_uid)
          VALUES ($1, $2, $3, 0)
-         ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity = $3, last_uid = 0",
+         ON CONFLICT (account_id, folder) DO UPDATE
+         SET uidvalidity = $3, last_uid = 0, flags_modseq = NULL",
         account_id,
         folder,
         uidvalidity

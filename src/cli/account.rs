@@ -1,4 +1,4 @@
-//! `daygle account add|list|remove|enable|disable|test`: manage archive accounts.
+//! `daygle account add|list|remove|enable|disable|test|options`: manage archive accounts.
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -38,6 +38,20 @@ pub enum AccountCommand {
     Disable { name: String },
     /// Log in and list the folders with their message counts.
     Test { name: String },
+    /// How an IMAP account follows its server between polls: IDLE on INBOX, flag changes.
+    Options(OptionsArgs),
+}
+
+/// `daygle account options`: what is not given stays as it is.
+#[derive(Debug, Args)]
+pub struct OptionsArgs {
+    pub name: String,
+    /// Watch INBOX with IDLE: on, off, or default (`sync.idle`).
+    #[arg(long, value_parser = ["on", "off", "default"])]
+    pub idle: Option<String>,
+    /// Copy flag changes made on the server (read, answered, flagged) to archived copies.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub follow_flags: Option<String>,
 }
 
 /// `daygle account add`: the IMAP account to archive.
@@ -85,6 +99,7 @@ pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<Exit
             AccountCommand::Enable { name } => set_enabled(ctx, &name, true).await,
             AccountCommand::Disable { name } => set_enabled(ctx, &name, false).await,
             AccountCommand::Test { name } => test(ctx, &name).await,
+            AccountCommand::Options(args) => options(ctx, args).await,
         };
         super::seal_audit(&ctx.settings, ctx.pool()).await;
         result
@@ -249,6 +264,41 @@ async fn set_enabled(ctx: &CliContext, name: &str, enabled: bool) -> anyhow::Res
         "account {} {}",
         account.name,
         if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn options(ctx: &CliContext, args: OptionsArgs) -> anyhow::Result<ExitCode> {
+    let account = ctx.account(&args.name).await?;
+    if account.kind != "imap" {
+        bail!("account {} is not an IMAP account", account.name);
+    }
+    let mut o = accounts::ImapOptions {
+        idle: account.idle,
+        follow_flags: account.follow_flags,
+    };
+    match args.idle.as_deref() {
+        Some("on") => o.idle = Some(true),
+        Some("off") => o.idle = Some(false),
+        Some(_) => o.idle = None,
+        None => {}
+    }
+    if let Some(f) = args.follow_flags.as_deref() {
+        o.follow_flags = f == "on";
+    }
+    manage::set_options(ctx.pool(), &Actor::cli(), account.id, o).await?;
+    let idle = match o.idle {
+        Some(true) => "on".to_string(),
+        Some(false) => "off".to_string(),
+        None => format!(
+            "default ({})",
+            if ctx.settings.sync.idle { "on" } else { "off" }
+        ),
+    };
+    let flags = if o.follow_flags { "on" } else { "off" };
+    println!(
+        "account {}: idle {idle}, follow flags {flags}",
+        account.name
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use daygle::archive::listing::{Filters, Listing, Sort};
+use daygle::archive::listing::Filters;
 use daygle::archive::search;
 use daygle::audit::Actor;
 use daygle::auth::Grants;
 use daygle::config::Settings;
-use daygle::retention::{erasure, requests};
+use daygle::retention::{bulk, erasure, requests};
 
 use super::context::{Schema, with_database};
 
@@ -61,9 +61,13 @@ pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<Exit
         // The operator at the console reads every archive, as the database owner could anyway.
         let grants = Grants::All;
         let filters = Filters { account_id, ..Filters::default() };
-        let listing = Listing { grants: &grants, query: &query, filters: &filters, sort: Sort::Newest };
-        let ids = listing.all_ids(pool, i64::MAX).await?;
-        let (count, held) = requests::count_selection(pool, &grants, &ids).await?;
+        let text = match &args.account {
+            Some(name) => format!("{} (account {name})", args.query),
+            None => args.query.clone(),
+        };
+        let search = bulk::Search { query: &query, filters: &filters, text: &text };
+        let preview = bulk::preview(pool, &grants, &search).await?;
+        let (count, held) = (preview.summary.messages, preview.summary.held);
         if !args.yes {
             println!("{count} messages match; {held} of them are under a legal hold and would stay");
             bail!("Refusing to delete without --yes");
@@ -72,14 +76,8 @@ pub async fn delete(settings: Settings, args: DeleteArgs) -> anyhow::Result<Exit
             println!("0 messages match; nothing to delete");
             return Ok(ExitCode::SUCCESS);
         }
-        let new = requests::NewRequest {
-            kind: requests::Kind::Manual,
-            ids: &ids,
-            reason: &args.reason,
-            query: Some(&args.query),
-            addresses: &[],
-        };
-        let done = requests::request(pool, &Actor::cli(), &grants, &new, ctx.settings.retention.require_approval).await?;
+        let require_approval = ctx.settings.retention.require_approval;
+        let done = bulk::delete(pool, &Actor::cli(), &grants, &search, Some(&preview.pin), &args.reason, require_approval).await?;
         match done.outcome {
             requests::Outcome::Pending => println!(
                 "deletion request #{} for {} messages waits for approval by a second user with delete_mail",

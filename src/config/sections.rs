@@ -343,6 +343,10 @@ pub struct SyncSettings {
     pub command_timeout_secs: u64,
     /// Longest pause after repeated failures (backoff doubles from the poll interval).
     pub max_backoff_secs: u64,
+    /// Watch INBOX with IDLE (accounts may override it), so new mail comes within seconds.
+    pub idle: bool,
+    /// IDLE is ended and issued again after this long (RFC 2177: within 29 minutes).
+    pub idle_renew_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -357,6 +361,8 @@ impl Default for SyncSettings {
             connect_timeout_secs: 30,
             command_timeout_secs: 300,
             max_backoff_secs: 3600,
+            idle: true,
+            idle_renew_secs: 1500,
         }
     }
 }

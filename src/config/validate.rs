@@ -303,6 +303,12 @@ impl Settings {
                 p.push(problem(key, format!("must be at least {min}")));
             }
         }
+        if !(1..=1740).contains(&s.idle_renew_secs) {
+            p.push(problem(
+                "sync.idle_renew_secs",
+                "must be between 1 and 1740 seconds (servers may end an IDLE after 30 minutes)",
+            ));
+        }
     }
 }
 

@@ -54,9 +54,18 @@ pub struct Account {
     pub delete_after_days: Option<i32>,
     pub expunge: bool,
     pub pinned_cert_sha256: Option<String>,
+    /// Watch INBOX with IDLE; None follows `sync.idle`.
+    pub idle: Option<bool>,
+    /// Copy flag changes made on the server to the archived copies.
+    pub follow_flags: bool,
 }
 
 impl Account {
+    /// Whether INBOX is watched with IDLE, given the installation's default.
+    pub fn idles(&self, default: bool) -> bool {
+        self.kind == "imap" && self.idle.unwrap_or(default)
+    }
+
     pub fn tls(&self) -> Result<TlsMode> {
         TlsMode::parse(self.tls_mode.as_deref().unwrap_or("implicit"))
     }
@@ -314,6 +323,29 @@ pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Res
     Ok(())
 }
 
+/// How an IMAP account follows its server between passes (IDLE, flag changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImapOptions {
+    /// Watch INBOX with IDLE; None follows `sync.idle`.
+    pub idle: Option<bool>,
+    pub follow_flags: bool,
+}
+
+pub async fn set_imap_options(conn: &mut PgConnection, id: i64, o: ImapOptions) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE accounts SET idle = $2, follow_flags = $3 WHERE id = $1 AND kind = 'imap'",
+        id,
+        o.idle,
+        o.follow_flags
+    )
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
 fn name_taken(name: &str) -> Error {
     Error::Conflict(format!("an account named {name} already exists"))
 }
@@ -328,7 +360,7 @@ async fn select(
         Account,
         r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
-                  delete_after_days, expunge, pinned_cert_sha256
+                  delete_after_days, expunge, pinned_cert_sha256, idle, follow_flags
            FROM accounts
            WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
            ORDER BY name"#,
@@ -469,7 +501,7 @@ async fn with_password(tx: &mut PgConnection) -> Result<Vec<Account>> {
         Account,
         r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
-                  delete_after_days, expunge, pinned_cert_sha256
+                  delete_after_days, expunge, pinned_cert_sha256, idle, follow_flags
            FROM accounts WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"#,
     )
     .fetch_all(&mut *tx)

@@ -5,7 +5,7 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::accounts::{self, ImapSettings, PasswordAfterEdit, RemovalImpact, TlsMode};
+use super::accounts::{self, ImapOptions, ImapSettings, PasswordAfterEdit, RemovalImpact, TlsMode};
 use super::imap::{self, ConnectionReport, Timeouts};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::config::SyncSettings;
@@ -124,6 +124,23 @@ pub async fn update_account(
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Sets whether an IMAP account is watched with IDLE and follows flag changes.
+pub async fn set_options(
+    pool: &PgPool,
+    actor: &Actor,
+    id: i64,
+    options: ImapOptions,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    accounts::set_imap_options(&mut tx, id, options).await?;
+    let event = AuditEvent::by(actor, Action::AccountUpdate)
+        .target(Target::Account(id))
+        .details(json!({ "idle": options.idle, "follow_flags": options.follow_flags }));
+    audit::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Pauses (`false`) or resumes (`true`) syncing an account; its archive stays.

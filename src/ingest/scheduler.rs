@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::db::DbHealth;
 use crate::error::Result;
 use crate::ingest::accounts::{self, Account};
+use crate::ingest::imap::idle::Watchers;
 use crate::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
 use crate::ingest::workers::{self, Heartbeat};
 use crate::ingest::{leader, leases};
@@ -197,10 +198,18 @@ pub enum Assignment {
     },
 }
 
+/// How often the set of IDLE watchers is brought in line with the accounts (and after every
+/// lease change).
+const WATCH_RECONCILE: Duration = Duration::from_secs(15);
+
 /// The scheduler: every couple of seconds it renews its leases (when leased), reaps finished
 /// passes and starts due accounts, at most `sync.concurrency` at a time, until shutdown. Passes
 /// run beside the loop, so a long pass never delays lease renewal. A pass cut short by
 /// shutdown rolls back its open batch; the next start replays it.
+///
+/// Accounts that IDLE ([`crate::ingest::imap::idle`]) are watched while this scheduler syncs
+/// them (holds their lease); a watcher's wake-up makes the account due at once, or right after
+/// its running pass.
 pub async fn run_until_stopped(
     pool: PgPool,
     settings: Arc<crate::settings::Live>,
@@ -218,15 +227,27 @@ pub async fn run_until_stopped(
     let mut busy: HashSet<i64> = HashSet::new();
     let mut held: Option<HashSet<i64>> = None;
     let mut renewed_at: Option<Instant> = None;
+    let (mut watchers, mut wakes) = Watchers::new();
+    let mut woken: HashSet<i64> = HashSet::new();
+    let mut reconciled: Option<(Instant, Option<HashSet<i64>>)> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
+            Some(id) = wakes.recv() => {
+                woken.insert(id);
+            }
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(id) = done {
-                    busy.remove(&id);
+                match done {
+                    Ok(id) if woken.contains(&id) => {
+                        busy.remove(&id);
+                    }
+                    Ok(id) => {
+                        busy.remove(&id);
+                        continue;
+                    }
+                    Err(_) => continue,
                 }
-                continue;
             }
         }
         if let Assignment::Leased {
@@ -265,6 +286,25 @@ pub async fn run_until_stopped(
         }
         // Settings saved on the settings page apply from the next pass.
         let now = settings.get();
+        let leased = matches!(assignment, Assignment::Leased { .. });
+        if reconciled
+            .as_ref()
+            .is_none_or(|(at, h)| at.elapsed() >= WATCH_RECONCILE || *h != held)
+        {
+            match watched_accounts(&pool, now.sync.idle).await {
+                Ok(list) => {
+                    let mine = list
+                        .into_iter()
+                        .filter(|a| mine(leased, held.as_ref(), a.id))
+                        .collect();
+                    watchers.reconcile(mine, &now.sync, &keys);
+                    reconciled = Some((Instant::now(), held.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "could not list the accounts to watch with IDLE");
+                }
+            }
+        }
         let free = now.sync.concurrency.saturating_sub(busy.len());
         if free == 0 {
             continue;
@@ -276,14 +316,42 @@ pub async fn run_until_stopped(
                 continue;
             }
         };
-        let start: Vec<Account> = due
+        let mut start: Vec<Account> = due
             .into_iter()
             .filter(|a| !busy.contains(&a.id))
-            .filter(|a| held.as_ref().is_none_or(|h| h.contains(&a.id)))
+            .filter(|a| mine(leased, held.as_ref(), a.id))
             .take(free)
             .collect();
+        // Woken accounts that were not due anyway, as far as the concurrency allows.
+        let waiting: Vec<i64> = woken
+            .iter()
+            .copied()
+            .filter(|id| !busy.contains(id) && !start.iter().any(|a| a.id == *id))
+            .filter(|id| mine(leased, held.as_ref(), *id))
+            .collect();
+        for id in waiting {
+            if start.len() >= free {
+                break;
+            }
+            match pool.acquire().await {
+                Ok(mut conn) => match accounts::get(&mut *conn, id).await {
+                    Ok(a) if a.enabled && a.kind == "imap" => start.push(a),
+                    Ok(_) | Err(crate::error::Error::NotFound) => {
+                        woken.remove(&id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %crate::error::chain(&e), "could not load a woken account");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load a woken account");
+                }
+            }
+        }
         for account in start {
             let id = account.id;
+            // This pass looks at everything the wake-up announced.
+            woken.remove(&id);
             busy.insert(id);
             let (pool, settings, keys) = (pool.clone(), now.clone(), keys.clone());
             running.spawn(async move {
@@ -292,6 +360,24 @@ pub async fn run_until_stopped(
             });
         }
     }
+    watchers.stop_all().await;
     running.shutdown().await;
     tracing::info!("sync scheduler stopped");
+}
+
+/// Whether this scheduler syncs the account: every account, or only those it holds a lease on.
+fn mine(leased: bool, held: Option<&HashSet<i64>>, id: i64) -> bool {
+    match held {
+        Some(h) => h.contains(&id),
+        None => !leased,
+    }
+}
+
+/// Enabled IMAP accounts that IDLE, given the installation's default.
+async fn watched_accounts(pool: &PgPool, default: bool) -> Result<Vec<Account>> {
+    Ok(accounts::list(pool)
+        .await?
+        .into_iter()
+        .filter(|a| a.enabled && a.idles(default))
+        .collect())
 }

@@ -4,6 +4,7 @@
 //! opens its transaction, checks its rules, writes its audit row and commits; the CLI and the
 //! web pages only parse, call and render.
 
+pub mod bulk;
 pub mod erasure;
 pub mod holds;
 pub mod plan;

@@ -109,7 +109,8 @@ pub async fn delete_batch(
     Ok((gone, collected))
 }
 
-/// Adds (account, bytes) pairs to this month's deletion statistics for `cause`.
+/// Adds (account, bytes) pairs to this quarter hour's deletion statistics for `cause` (read
+/// back as months in the reader's time zone, see `stats`).
 pub async fn count(
     conn: &mut PgConnection,
     cause: Cause,
@@ -120,13 +121,13 @@ pub async fn count(
         return Ok(());
     }
     sqlx::query!(
-        "INSERT INTO deletion_stats (account_id, month, cause, messages, bytes)
-         SELECT t.account_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $3,
+        "INSERT INTO deletion_stats (account_id, bucket, cause, messages, bytes)
+         SELECT t.account_id, date_bin('15 minutes', now(), timestamptz '2000-01-01 00:00Z'), $3,
                 count(*), coalesce(sum(t.size), 0)
          FROM unnest($1::bigint[], $2::bigint[]) AS t(account_id, size)
          WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id)
          GROUP BY t.account_id
-         ON CONFLICT (account_id, month, cause) DO UPDATE
+         ON CONFLICT (account_id, bucket, cause) DO UPDATE
              SET messages = deletion_stats.messages + excluded.messages,
                  bytes = deletion_stats.bytes + excluded.bytes",
         &accounts,

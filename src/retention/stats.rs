@@ -1,7 +1,8 @@
-//! Deletion statistics: how much mail left, per account, month and cause.
+//! Deletion statistics: how much mail left, per account, month and cause. Months are the
+//! reader's calendar months (their time zone, as in every report); the counts are kept per
+//! quarter hour so any zone's months can be cut from them.
 
 use sqlx::PgPool;
-use time::Date;
 
 use super::remove::Cause;
 use crate::auth::Grants;
@@ -10,7 +11,8 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct StatRow {
     pub account_name: String,
-    pub month: Date,
+    /// `2026-11`, in the time zone the rows were read for.
+    pub month: String,
     pub cause: String,
     pub messages: i64,
     pub bytes: i64,
@@ -25,31 +27,40 @@ impl StatRow {
     }
 }
 
-/// Newest month first; only accounts `grants` allows.
-pub async fn by_account_month(pool: &PgPool, grants: &Grants) -> Result<Vec<StatRow>> {
+/// Newest month first, months in `timezone` (an IANA name); only accounts `grants` allows.
+pub async fn by_account_month(
+    pool: &PgPool,
+    grants: &Grants,
+    timezone: &str,
+) -> Result<Vec<StatRow>> {
     Ok(sqlx::query_as!(
         StatRow,
-        r#"SELECT a.name::text AS "account_name!", s.month, s.cause, s.messages, s.bytes
+        r#"SELECT a.name::text AS "account_name!",
+                  to_char(s.bucket AT TIME ZONE $2, 'YYYY-MM') AS "month!", s.cause,
+                  sum(s.messages)::bigint AS "messages!", sum(s.bytes)::bigint AS "bytes!"
            FROM deletion_stats s JOIN accounts a ON a.id = s.account_id
            WHERE ($1::bigint[] IS NULL OR s.account_id = ANY($1))
-           ORDER BY s.month DESC, a.name, s.cause"#,
+           GROUP BY 1, 2, 3
+           ORDER BY 2 DESC, 1, 3"#,
         grants.as_ids(),
+        timezone,
     )
     .fetch_all(pool)
     .await?)
 }
 
-/// The statistics as CSV (account, month, cause, messages, bytes).
-pub fn to_csv(rows: &[StatRow]) -> String {
-    let mut out = String::from("account,month,cause,messages,bytes\n");
+/// The statistics as CSV (account, month, cause, messages, bytes, and the months' time zone).
+pub fn to_csv(rows: &[StatRow], timezone: &str) -> String {
+    let mut out = String::from("account,month,cause,messages,bytes,time_zone\n");
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{}\n",
+            "{},{},{},{},{},{}\n",
             csv_field(&r.account_name),
             r.month,
             r.cause,
             r.messages,
-            r.bytes
+            r.bytes,
+            csv_field(timezone),
         ));
     }
     out

@@ -161,6 +161,11 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         .execute(&app.pool)
         .await
         .unwrap();
+    // Deletion statistics, so /retention shows the table with its time zone.
+    sqlx::query("INSERT INTO deletion_stats (account_id, bucket, cause, messages, bytes) SELECT id, now() - interval '40 days', 'retention', 1204, 48123456 FROM accounts")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let policy: i64 = sqlx::query_scalar("SELECT id FROM retention_policies")
         .fetch_one(&app.pool)
         .await
@@ -171,6 +176,10 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/holds", "holds".into()),
         ("/messages", "messages".into()),
         ("/messages?q=subject", "search".into()),
+        (
+            "/messages/delete-results?q=subject",
+            "delete-results".into(),
+        ),
         ("/archives", "archives".into()),
         ("/accounts", "accounts".into()),
         ("/quarantine", "quarantine".into()),

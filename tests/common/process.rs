@@ -152,6 +152,7 @@ pub fn http_get(url: &str) -> (u16, String) {
         .enable_all()
         .build()
         .expect("rt");
+    super::install_tls_provider();
     rt.block_on(async {
         let res = reqwest::get(url).await.expect("GET");
         let status = res.status().as_u16();

@@ -6,6 +6,7 @@ use futures::StreamExt;
 use sqlx::{PgPool, QueryBuilder};
 use time::OffsetDateTime;
 
+use super::sync::FolderName;
 use super::{Session, Timeouts, fetch::uid_set, timed};
 use crate::archive::{blobs, ledger};
 use crate::audit::{self, Action, Target};
@@ -21,13 +22,14 @@ pub async fn delete_archived(
     session: &mut Session,
     t: Timeouts,
     account: &Account,
-    folder: &str,
+    name: FolderName<'_>,
     uidvalidity: i64,
     min_age_days: i32,
     uidplus: bool,
 ) -> Result<u64> {
+    let folder = name.archive;
     // SELECT (read-write) is needed for STORE; check UIDVALIDITY again under it.
-    let mailbox = timed(t.command, "SELECT", session.select(folder)).await?;
+    let mailbox = timed(t.command, "SELECT", session.select(name.wire)).await?;
     if mailbox.uid_validity.map(i64::from) != Some(uidvalidity) {
         tracing::warn!(account = %account.name, folder, "UIDVALIDITY changed since the sync; deleting nothing");
         return Ok(0);

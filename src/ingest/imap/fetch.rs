@@ -95,7 +95,7 @@ fn incoming(f: &Fetch) -> Option<Incoming> {
     })
 }
 
-fn flag_text(flag: &Flag<'_>) -> Option<String> {
+pub(super) fn flag_text(flag: &Flag<'_>) -> Option<String> {
     Some(match flag {
         Flag::Seen => "\\Seen".into(),
         Flag::Answered => "\\Answered".into(),

@@ -18,9 +18,25 @@ impl FolderFilter {
     }
 
     pub fn includes(&self, folder: &str) -> bool {
-        let full = folder.to_lowercase();
-        let leaf = full.rsplit(['/', '.']).next().unwrap_or(&full).to_string();
-        let hit = |p: &String| glob(p, &full) || glob(p, &leaf);
+        self.includes_any(&[folder])
+    }
+
+    /// For a folder known by several names (decoded and as the server spells it): a pattern
+    /// may name it either way, and an exclusion by any name wins.
+    pub fn includes_any(&self, names: &[&str]) -> bool {
+        let spellings: Vec<(String, String)> = names
+            .iter()
+            .map(|n| {
+                let full = n.to_lowercase();
+                let leaf = full.rsplit(['/', '.']).next().unwrap_or(&full).to_string();
+                (full, leaf)
+            })
+            .collect();
+        let hit = |p: &String| {
+            spellings
+                .iter()
+                .any(|(full, leaf)| glob(p, full) || glob(p, leaf))
+        };
         (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
     }
 }

@@ -3,9 +3,12 @@
 
 pub mod delete;
 pub mod fetch;
+pub mod flags;
 pub mod folders;
+pub mod idle;
 pub mod sync;
 pub mod tls;
+pub mod utf7;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -270,9 +273,19 @@ async fn wrap_tls<S: AsyncRead + AsyncWrite + Unpin>(
 /// A folder the server lists.
 #[derive(Debug, Clone)]
 pub struct FolderInfo {
-    /// The name as the server spells it (modified UTF-7), used in commands and in the archive.
+    /// The name as the server spells it (modified UTF-7), used in every command.
     pub name: String,
+    /// The name as people read it (decoded), used in the archive.
+    pub display: String,
     pub selectable: bool,
+}
+
+impl FolderInfo {
+    /// Whether the account's folder patterns take this folder; an operator may have written a
+    /// pattern with either spelling of the name.
+    pub fn wanted(&self, filter: &folders::FolderFilter) -> bool {
+        self.selectable && filter.includes_any(&[&self.display, &self.name])
+    }
 }
 
 pub async fn list_folders(
@@ -291,6 +304,7 @@ pub async fn list_folders(
         .iter()
         .map(|n| FolderInfo {
             name: n.name().to_string(),
+            display: utf7::display(n.name()),
             selectable: !n
                 .attributes()
                 .iter()
@@ -325,9 +339,8 @@ pub async fn test_connection(
             continue;
         }
         let status = timed(t.command, "STATUS", session.status(&f.name, "(MESSAGES)")).await?;
-        report
-            .folders
-            .push((f.name.clone(), status.exists, filter.includes(&f.name)));
+        let wanted = f.wanted(&filter);
+        report.folders.push((f.display, status.exists, wanted));
     }
     let _ = timed(t.command, "LOGOUT", session.logout()).await;
     Ok(report)

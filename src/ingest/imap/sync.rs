@@ -53,6 +53,8 @@ pub struct SyncOutcome {
     /// Infected messages quarantined or refused instead of archived (`clamav.action`).
     pub quarantined: u64,
     pub rejected: u64,
+    /// Archived copies whose flags were brought in line with the server.
+    pub flags_changed: u64,
 }
 
 impl SyncOutcome {
@@ -66,6 +68,7 @@ impl SyncOutcome {
         self.deleted += o.deleted;
         self.quarantined += o.quarantined;
         self.rejected += o.rejected;
+        self.flags_changed += o.flags_changed;
     }
 }
 
@@ -87,21 +90,48 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
     drop(password);
     let caps = timed(t.command, "CAPABILITY", session.capabilities()).await?;
     let uidplus = caps.has_str("UIDPLUS");
+    // With CONDSTORE enabled, EXAMINE reports HIGHESTMODSEQ and flag changes can be asked
+    // for since the last pass (RFC 7162); without it flags are compared in full.
+    let condstore = account.follow_flags && caps.has_str("CONDSTORE") && caps.has_str("ENABLE");
+    if condstore {
+        timed(
+            t.command,
+            "ENABLE CONDSTORE",
+            session.run_command_and_check_ok("ENABLE CONDSTORE"),
+        )
+        .await?;
+    }
     let filter = FolderFilter::new(&account.folders_include, &account.folders_exclude);
     let mut total = SyncOutcome::default();
     for folder in super::list_folders(&mut session, t).await? {
-        if !folder.selectable || !filter.includes(&folder.name) {
+        if !folder.wanted(&filter) {
             continue;
         }
-        let (outcome, uidvalidity) =
-            sync_folder(deps, &mut session, t, account, &folder.name).await?;
-        total.add(outcome);
+        let name = FolderName {
+            wire: &folder.name,
+            archive: &folder.display,
+        };
+        let pass = sync_folder(deps, &mut session, t, account, name).await?;
+        total.add(pass.outcome);
+        if account.follow_flags {
+            beat(deps, &format!("{}: following flag changes", name.archive)).await;
+            total.flags_changed += super::flags::follow(
+                deps.pool,
+                &mut session,
+                t,
+                account.id,
+                name.archive,
+                pass.uidvalidity,
+                pass.highest_modseq.filter(|_| condstore),
+            )
+            .await?;
+        }
         if let Some(days) = account.delete_after_days {
             beat(
                 deps,
                 &format!(
                     "{}: deleting archived mail older than {days} days",
-                    folder.name
+                    name.archive
                 ),
             )
             .await;
@@ -110,8 +140,8 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
                 &mut session,
                 t,
                 account,
-                &folder.name,
-                uidvalidity,
+                name,
+                pass.uidvalidity,
                 days,
                 uidplus,
             )
@@ -121,6 +151,21 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
     }
     let _ = timed(t.command, "LOGOUT", session.logout()).await;
     Ok(total)
+}
+
+/// A folder's two names: as the server spells it (every command) and as the archive stores it
+/// (decoded modified UTF-7, see [`super::utf7`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FolderName<'a> {
+    pub wire: &'a str,
+    pub archive: &'a str,
+}
+
+/// What one folder's pass found.
+struct FolderPass {
+    outcome: SyncOutcome,
+    uidvalidity: i64,
+    highest_modseq: Option<u64>,
 }
 
 async fn beat(deps: &SyncDeps<'_>, text: &str) {
@@ -134,9 +179,10 @@ async fn sync_folder(
     session: &mut Session,
     t: Timeouts,
     account: &Account,
-    folder: &str,
-) -> Result<(SyncOutcome, i64)> {
-    let mailbox = timed(t.command, "EXAMINE", session.examine(folder)).await?;
+    name: FolderName<'_>,
+) -> Result<FolderPass> {
+    let folder = name.archive;
+    let mailbox = timed(t.command, "EXAMINE", session.examine(name.wire)).await?;
     let uidvalidity = i64::from(mailbox.uid_validity.ok_or_else(|| ImapError::Protocol {
         what: format!("EXAMINE {folder}"),
         detail: "the server sent no UIDVALIDITY".into(),
@@ -212,7 +258,11 @@ async fn sync_folder(
         )
         .await?;
     }
-    Ok((outcome, uidvalidity))
+    Ok(FolderPass {
+        outcome,
+        uidvalidity,
+        highest_modseq: mailbox.highest_modseq,
+    })
 }
 
 struct FolderKey<'a> {

@@ -182,6 +182,16 @@ pub const ALL: &[Route] = &[
         Permission(P::ManageRetention),
     ),
     r(Method::POST, "/messages/delete", Permission(P::DeleteMail)),
+    r(
+        Method::GET,
+        "/messages/delete-results",
+        Permission(P::DeleteMail),
+    ),
+    r(
+        Method::POST,
+        "/messages/delete-results",
+        Permission(P::DeleteMail),
+    ),
     r(Method::GET, "/deletions", Permission(P::DeleteMail)),
     r(
         Method::POST,

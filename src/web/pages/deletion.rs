@@ -22,6 +22,8 @@ pub fn area() -> Area {
     Area::new()
         .post("/messages/delete", delete_selected)
         .post("/messages/hold", hold_selected)
+        .get("/messages/delete-results", super::delete_results::confirm)
+        .post("/messages/delete-results", super::delete_results::delete)
         .get("/deletions", list)
         .post("/deletions/{id}/approve", approve)
         .post("/deletions/{id}/reject", reject)

@@ -190,6 +190,8 @@ struct ListPage {
     can_delete: bool,
     can_hold: bool,
     searching: bool,
+    /// "Delete all 12 results" (or "Delete all results" when the count was capped).
+    delete_all_text: String,
 }
 
 impl ListPage {
@@ -210,13 +212,18 @@ async fn list(
     let base = params.to_query_string();
     let cursor_context = cursor_context(user.id, &base);
     let cursor = Cursor::verify(&params.after, &state.keys.session, &cursor_context);
-    let (rows, next, count_text) = if parsed.problem.is_some() {
-        (Vec::new(), None, String::new())
+    let (rows, next, count_text, delete_all_text) = if parsed.problem.is_some() {
+        (Vec::new(), None, String::new(), String::new())
     } else {
         let page_size = i64::from(user.page_size.clamp(10, 200));
         let (page, count) =
             search_page(&state.pool, &user.grants, &parsed, cursor, page_size).await?;
         let noun = if count == 1 { "message" } else { "messages" };
+        let delete_all_text = match count {
+            1 => "Delete the 1 result".to_string(),
+            n if n > COUNT_CAP => "Delete all results".to_string(),
+            n => format!("Delete all {} results", crate::render::format::count(n)),
+        };
         let count_text = if count > COUNT_CAP {
             format!(
                 "More than {} {noun}",
@@ -238,7 +245,7 @@ async fn list(
                 }
             })
             .collect();
-        (rows, page.next, count_text)
+        (rows, page.next, count_text, delete_all_text)
     };
     let searching = !parsed.query.is_empty();
     if searching && cursor.is_none() {
@@ -262,6 +269,7 @@ async fn list(
         count_text,
         params,
         searching,
+        delete_all_text,
     })
 }
 

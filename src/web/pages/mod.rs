@@ -7,6 +7,7 @@ pub mod archives;
 pub mod audit;
 pub mod auth;
 pub mod dashboard_charts;
+pub mod delete_results;
 pub mod deletion;
 pub mod home;
 pub mod message_list;

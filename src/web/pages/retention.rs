@@ -63,6 +63,8 @@ struct RetentionPage {
     max_id: i64,
     fingerprint: String,
     stats: Vec<stats::StatRow>,
+    /// The reader's time zone, in which the statistics' months are cut.
+    timezone: String,
     done: Option<String>,
 }
 
@@ -113,7 +115,8 @@ async fn render_page(
         as_of: (p.as_of.unix_timestamp_nanos() / 1000) as i64,
         max_id: p.max_id,
         fingerprint: p.fingerprint,
-        stats: stats::by_account_month(&state.pool, &user.grants).await?,
+        stats: stats::by_account_month(&state.pool, &user.grants, &user.timezone).await?,
+        timezone: user.timezone.clone(),
         done,
     })
 }
@@ -269,7 +272,7 @@ async fn stats_csv(
     State(state): State<AppState>,
     user: Require<perm::ManageRetention>,
 ) -> Result<Response> {
-    let rows = stats::by_account_month(&state.pool, &user.grants).await?;
+    let rows = stats::by_account_month(&state.pool, &user.grants, &user.timezone).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -278,7 +281,7 @@ async fn stats_csv(
                 "attachment; filename=\"deletion-statistics.csv\"",
             ),
         ],
-        stats::to_csv(&rows),
+        stats::to_csv(&rows, &user.timezone),
     )
         .into_response())
 }
