@@ -12,4 +12,5 @@ mod read {
     mod search;
     mod tokenizer;
     mod view;
+    mod walk;
 }

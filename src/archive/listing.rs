@@ -109,6 +109,8 @@ pub struct MessageSummary {
     pub account_name: String,
     pub folder: String,
     pub sort_date: OffsetDateTime,
+    /// No Date header: `sort_date` is when the server received it or when it was archived.
+    pub undated: bool,
     pub from_addr: Option<String>,
     pub to_addrs: Option<String>,
     pub subject: Option<String>,
@@ -257,7 +259,7 @@ impl Listing<'_> {
         let mut qb = QueryBuilder::new(prefix);
         qb.push(
             "SELECT * FROM (SELECT m.id, m.account_id, a.name AS account_name, m.folder, \
-             m.sort_date, m.from_addr, m.to_addrs, m.subject, m.snippet, m.attachment_count, \
+             m.sort_date, (m.date IS NULL) AS undated, m.from_addr, m.to_addrs, m.subject, m.snippet, m.attachment_count, \
              m.scan_status, m.virus_name, m.size, ",
         );
         let ranked = self.ranked();
@@ -304,6 +306,35 @@ impl Listing<'_> {
         }
         qb.push(" LIMIT ").push_bind(limit + 1);
         qb
+    }
+
+    /// The messages just newer and just older than `id` (at `sort_date`) in this listing's
+    /// newest-first order: the message page's "previous" and "next" within a search. `None`
+    /// both ways for a best-match listing, whose order a single message cannot place.
+    pub async fn neighbours(
+        &self,
+        pool: &PgPool,
+        id: i64,
+        sort_date: OffsetDateTime,
+    ) -> Result<(Option<i64>, Option<i64>)> {
+        if self.ranked() {
+            return Ok((None, None));
+        }
+        let stemmers = search::archive_stemmers(pool).await?;
+        let mut found = [None, None];
+        for (slot, (op, order)) in found.iter_mut().zip([(">", "ASC"), ("<", "DESC")]) {
+            let mut qb = QueryBuilder::new("SELECT m.id");
+            self.push_from_where(&mut qb, &stemmers);
+            qb.push(format!(" AND (m.sort_date, m.id) {op} ("))
+                .push_bind(sort_date)
+                .push(", ")
+                .push_bind(id)
+                .push(format!(
+                    ") ORDER BY m.sort_date {order}, m.id {order} LIMIT 1"
+                ));
+            *slot = qb.build_query_scalar().fetch_optional(pool).await?;
+        }
+        Ok((found[0], found[1]))
     }
 
     /// How many messages match, counting no further than `cap` (so a huge archive stays fast;

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod export;
 pub mod export_jobs;
 pub mod export_manifest;
+pub mod folders;
 pub mod ledger;
 pub mod listing;
 pub mod messages;

@@ -16,7 +16,7 @@ use daygle::ingest::imap::Timeouts;
 use daygle::ingest::manage::{self, AccountDraft};
 use daygle::ingest::workers::{self, WorkerState, WorkerStatus};
 
-use super::context::{CliContext, Schema, with_database};
+use super::context::{CliContext, Schema, require_archive, with_database};
 
 /// `daygle account …`: the subcommands.
 #[derive(Debug, Subcommand)]
@@ -91,6 +91,9 @@ pub struct AddArgs {
 
 /// Runs a `daygle account` subcommand against the migrated database.
 pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
+    if !matches!(cmd, AccountCommand::Add(_)) {
+        require_archive(&settings)?;
+    }
     with_database(settings, Schema::Migrate, async |ctx| {
         let result = match cmd {
             AccountCommand::Add(args) => add(ctx, args).await,

@@ -44,6 +44,16 @@ impl CliContext {
             .with_context(|| format!("no account named {name}; see `daygle account list`"))
     }
 
+    /// The settings as `serve` runs with them: the file and environment, then what an
+    /// administrator saved on the settings page (runtime settings live in the database).
+    pub async fn live_settings(&self, keys: &Keys) -> anyhow::Result<daygle::settings::Live> {
+        let live = daygle::settings::Live::new(self.settings.clone());
+        daygle::settings::store::reload(self.pool(), &keys.sealing, &live)
+            .await
+            .context("Failed to read the settings saved on the settings page")?;
+        Ok(live)
+    }
+
     /// The user called `name` (any case).
     pub async fn user(&self, name: &str) -> anyhow::Result<User> {
         users::find_by_username(self.pool(), name)
@@ -60,6 +70,27 @@ pub async fn load_keys(settings: &Settings) -> anyhow::Result<Keys> {
         .await
         .context("key loading task failed")?
         .context("Failed to load the sealing key")
+}
+
+/// For commands that only read (listings, exports, checks): refuses to go on when the private
+/// database is not there, rather than create an empty archive wherever the command was run
+/// from and report that it holds nothing (the walk of issue #17). An external database
+/// (`database.url`) is the operator's to create.
+pub fn require_archive(settings: &Settings) -> anyhow::Result<()> {
+    if !settings.uses_embedded_database() {
+        return Ok(());
+    }
+    let data_dir = settings.data_dir();
+    let cluster = db::embedded_root(&data_dir).join("data").join("PG_VERSION");
+    anyhow::ensure!(
+        cluster.exists(),
+        "there is no archive in {} (no database there); run daygle where its \
+         daygle_mail_archiver.conf is, or pass --config or --data-dir",
+        std::path::absolute(&data_dir)
+            .unwrap_or(data_dir.clone())
+            .display()
+    );
+    Ok(())
 }
 
 /// Opens the database (starting the private cluster for the command when nothing runs it),

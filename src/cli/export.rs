@@ -35,21 +35,33 @@ pub struct ExportArgs {
     pub include_infected: bool,
 }
 
-/// Writes the chosen mail to a new file; a failed export leaves no partial file.
+/// Writes the chosen mail to a new file; a failed export leaves no file behind.
 pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    super::context::require_archive(&settings)?;
     let query = search::parse(args.query.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("--query: {e}"))?;
     let format = Format::parse(&args.format).context("--format must be mbox or zip")?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&args.output)
-        .with_context(|| {
-            format!(
-                "Failed to create {} (it must not exist)",
-                args.output.display()
-            )
-        })?;
+    // The export is written beside its destination under a temporary name and moved into
+    // place only when complete: a failed or interrupted export never leaves a partial file
+    // under the chosen name (which would block the retry).
+    anyhow::ensure!(
+        !args.output.exists(),
+        "{} exists already (the output file must not exist); choose a new file name",
+        args.output.display()
+    );
+    let parent = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let partial = tempfile::Builder::new()
+        .prefix(".daygle-export-")
+        .suffix(".partial")
+        .tempfile_in(&parent)
+        .with_context(|| format!("Failed to create a file in {}", parent.display()))?;
+    let file = partial
+        .as_file()
+        .try_clone()
+        .context("Failed to open the export file")?;
     let result = with_database(settings, Schema::AsIs, async |ctx| {
         let pool = ctx.pool();
         let account_id = match &args.account {
@@ -113,13 +125,12 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
         Ok((done?, started))
     })
     .await;
-    let (done, started) = match result {
-        Ok(done_at) => done_at,
-        Err(e) => {
-            let _ = std::fs::remove_file(&args.output);
-            return Err(e).context("Export failed; the partial file was removed");
-        }
-    };
+    // On failure `partial` is dropped here, which removes it.
+    let (done, started) = result.context("Export failed; nothing was written")?;
+    partial
+        .persist_noclobber(&args.output)
+        .map_err(|e| e.error)
+        .with_context(|| format!("Failed to move the export to {}", args.output.display()))?;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     println!(
         "exported {} messages ({:.1} MB) to {} in {:.1} s, {:.0} messages/s",

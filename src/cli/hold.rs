@@ -55,6 +55,9 @@ pub fn parse_day(s: &str) -> Result<Date, String> {
 }
 
 pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCode> {
+    if matches!(cmd, HoldCommand::List) {
+        super::context::require_archive(&settings)?;
+    }
     with_database(settings, Schema::Migrate, async |ctx| {
         let pool = ctx.pool();
         let actor = Actor::cli();

@@ -44,9 +44,11 @@ pub async fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<ExitCod
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        // Quarantine expiry and the like as set on the settings page, as the sync uses them.
+        let settings = ctx.live_settings(&keys).await?.get();
         let report = files::import_paths(
             ctx.pool(),
-            &ctx.settings,
+            &settings,
             &keys.sealing,
             &account,
             &args.paths,

@@ -30,6 +30,7 @@ pub struct ReindexArgs {
 
 /// Rebuilds the search vectors of the chosen mail, resuming a stopped run.
 pub async fn run(settings: Settings, args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    super::context::require_archive(&settings)?;
     let language = args
         .language
         .as_deref()

@@ -32,6 +32,7 @@ pub struct RescanArgs {
 
 /// Scans the chosen mail again and prints what changed.
 pub async fn run(settings: Settings, args: RescanArgs) -> anyhow::Result<ExitCode> {
+    super::context::require_archive(&settings)?;
     let Some(scanner) = Scanner::from_settings(&settings.clamav) else {
         bail!("clamav.enabled is false: turn scanning on (and set clamav.address) to re-scan");
     };

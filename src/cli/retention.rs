@@ -56,6 +56,9 @@ pub struct AddArgs {
 }
 
 pub async fn run(settings: Settings, cmd: RetentionCommand) -> anyhow::Result<ExitCode> {
+    if matches!(cmd, RetentionCommand::List) {
+        super::context::require_archive(&settings)?;
+    }
     with_database(settings, Schema::Migrate, async |ctx| {
         let pool = ctx.pool();
         let actor = Actor::cli();

@@ -29,9 +29,12 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     with_database(settings, Schema::Migrate, async |ctx| {
         let keys = ctx.keys().await?;
         daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
-        println!("{}", scanning_line(&ctx.settings.clamav));
+        // What an administrator set on the settings page applies here as in `serve`.
+        let live = ctx.live_settings(&keys).await?;
+        let effective = live.get();
+        println!("{}", scanning_line(&effective.clamav));
         if args.once {
-            return once(ctx, &keys, args.account.as_deref()).await;
+            return once(ctx, &effective, &keys, args.account.as_deref()).await;
         }
         let token = CancellationToken::new();
         let stop = token.clone();
@@ -39,8 +42,6 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
-        let live = daygle::settings::Live::new(ctx.settings.clone());
-        daygle::settings::store::reload(ctx.pool(), &keys.sealing, &live).await?;
         scheduler::run_until_stopped(
             ctx.pool().clone(),
             std::sync::Arc::new(live),
@@ -54,7 +55,12 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode>
     .await
 }
 
-async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn once(
+    ctx: &CliContext,
+    settings: &Settings,
+    keys: &Keys,
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let pool = ctx.pool();
     let chosen: Vec<_> = match only {
         Some(name) => {
@@ -76,7 +82,7 @@ async fn once(ctx: &CliContext, keys: &Keys, only: Option<&str>) -> anyhow::Resu
         println!("no enabled IMAP accounts to sync");
         return Ok(ExitCode::SUCCESS);
     }
-    let runs = scheduler::sync_accounts(pool, &ctx.settings, &keys.sealing, chosen).await;
+    let runs = scheduler::sync_accounts(pool, settings, &keys.sealing, chosen).await;
     let mut failed = false;
     for run in runs {
         match run.result {

@@ -10,7 +10,7 @@ use daygle::audit::Actor;
 use daygle::auth::tokens::{self, NewToken, Scope};
 use daygle::config::Settings;
 
-use super::context::{Schema, with_database};
+use super::context::{Schema, require_archive, with_database};
 
 /// `daygle token …`: the subcommands.
 #[derive(Debug, Subcommand)]
@@ -58,6 +58,7 @@ pub struct RevokeArgs {
 
 /// Runs a `daygle token` subcommand against the migrated database.
 pub async fn run(settings: Settings, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    require_archive(&settings)?;
     with_database(settings, Schema::Migrate, async |ctx| {
         let pool = ctx.pool();
         let actor = Actor::cli();

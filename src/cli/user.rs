@@ -13,7 +13,7 @@ use daygle::auth::manage::{self, NewUser};
 use daygle::auth::{roles, users};
 use daygle::config::Settings;
 
-use super::context::{Schema, with_database};
+use super::context::{Schema, require_archive, with_database};
 
 /// `daygle user …`: the subcommands.
 #[derive(Debug, Subcommand)]
@@ -45,6 +45,9 @@ pub struct ResetArgs {
 
 /// Runs a `daygle user` subcommand against the migrated database.
 pub async fn run(settings: Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    if matches!(command, UserCommand::ResetPassword(_)) {
+        require_archive(&settings)?;
+    }
     with_database(settings, Schema::Migrate, async |ctx| {
         let pool = ctx.pool();
         let min = ctx.settings.security.min_password_length;

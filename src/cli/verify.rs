@@ -53,6 +53,9 @@ pub struct ArchiveArgs {
 
 /// Runs the chosen check; exit 1 when it finds a problem.
 pub async fn run(settings: Settings, command: VerifyCommand) -> anyhow::Result<ExitCode> {
+    if !matches!(command, VerifyCommand::Export { .. }) {
+        super::context::require_archive(&settings)?;
+    }
     match command {
         VerifyCommand::Audit { since_checkpoint } => audit(settings, since_checkpoint).await,
         VerifyCommand::Archive(args) => archive(settings, args).await,

@@ -10,6 +10,7 @@ use super::context::{Schema, with_database};
 
 /// Prints each worker's state, last run and last error.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    super::context::require_archive(&settings)?;
     let lease_secs = i32::try_from(settings.workers.lease_secs).unwrap_or(30);
     let (processes, rows) = with_database(settings, Schema::Migrate, async |ctx| {
         Ok((

@@ -15,6 +15,14 @@ pub fn time_in_zone(t: OffsetDateTime, timezone: &str, format: &str) -> String {
     jiff::fmt::strtime::format(format, &ts.to_zoned(tz)).unwrap_or_else(|_| ts.to_string())
 }
 
+/// The zone [`time_in_zone`] really uses for `timezone`: its IANA name, or UTC when unknown.
+pub fn zone_name(timezone: &str) -> String {
+    match jiff::tz::TimeZone::get(timezone) {
+        Ok(_) => timezone.to_string(),
+        Err(_) => "UTC".to_string(),
+    }
+}
+
 /// A byte count as people read it: "512 bytes", "12 KB", "3.4 MB".
 pub fn size(bytes: u64) -> String {
     match bytes {

@@ -202,15 +202,32 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         (format!("/users/{reader}"), "user"),
         (format!("/roles/{role}"), "role"),
         (format!("/retention/policies/{policy}"), "policy"),
+        (format!("/archives/{account}"), "archive"),
+        ("/profile/tokens".to_string(), "tokens-mine"),
+        ("/tokens".to_string(), "tokens-all"),
+        ("/messages/search-help".to_string(), "search-help"),
     ];
+    // Every page in both themes (the dark one is where contrast slips).
+    for (theme, suffix) in [("light", ""), ("dark", "-dark")] {
+        sqlx::query("UPDATE users SET theme = $1")
+            .bind(theme)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        for width in [1366, 390] {
+            b.set_width(width, 900).await;
+            for (path, name) in &pages {
+                let name = format!("{name}{suffix}");
+                problems.extend(check(&b, &app, path, &name, width).await);
+            }
+            for (path, name) in &numbered {
+                let name = format!("{name}{suffix}");
+                problems.extend(check(&b, &app, path, &name, width).await);
+            }
+        }
+    }
     for width in [1366, 390] {
         b.set_width(width, 900).await;
-        for (path, name) in &pages {
-            problems.extend(check(&b, &app, path, name, width).await);
-        }
-        for (path, name) in &numbered {
-            problems.extend(check(&b, &app, path, name, width).await);
-        }
         // The confirmations of the list's selection actions (POST pages: reached by clicking).
         for (action, name) in [
             ("/messages/delete", "confirm-delete"),

@@ -74,3 +74,32 @@ fn a_command_whose_database_url_is_unreachable_says_so_at_once_in_one_line() {
     );
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }
+
+/// Run from a directory that holds no archive, commands that only read say so and create
+/// nothing: no empty database that then reports "no accounts yet", no empty export file
+/// (the walk of issue #17).
+#[test]
+fn read_only_commands_where_there_is_no_archive_say_so_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["account", "list"],
+        &["workers"],
+        &["token", "list"],
+        &["verify", "archive"],
+        &["export", "--format", "zip", "--output", "out.zip"],
+    ];
+    for args in commands {
+        let out = daygle(dir.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no archive in"),
+            "{args:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}

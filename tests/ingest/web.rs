@@ -99,12 +99,13 @@ async fn an_administrator_adds_an_account_tests_it_and_sees_its_ledger_and_worke
         422,
         "a wrong confirmation is explained"
     );
+    // On the account page itself, with what was typed kept beside the reason (#17 walk).
+    let shown = refused.text().await.unwrap();
     assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("to delete it and its archived mail")
+        shown.contains("id=\"delete-problem\"")
+            && shown.contains("“wrong” is not the account's name")
+            && shown.contains("value=\"wrong\""),
+        "{shown}"
     );
     let (status, _) = app.page(&admin, &path).await;
     assert_eq!(status, 200, "the account is still there");

@@ -92,12 +92,12 @@ pub async fn world() -> World {
     }
 }
 
-/// The message ids linked from a list page, in order.
+/// The message ids linked from a list page, in order (links may carry `?back=…`).
 pub fn listed_ids(html: &str) -> Vec<i64> {
     html.split("<a href=\"/messages/")
         .skip(1)
         .filter_map(|rest| {
-            let end = rest.find('"')?;
+            let end = rest.find(['"', '?'])?;
             rest[..end].parse().ok()
         })
         .collect()

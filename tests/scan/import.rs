@@ -70,3 +70,36 @@ async fn imported_mail_is_scanned_and_infected_mail_is_quarantined() {
     assert!(ok, "{out}");
     assert_eq!(verdicts(&app).await, ["clean", "clean"]);
 }
+
+/// The settings page stores runtime settings in the database; the command-line import (and
+/// `sync --once`, through the same `live_settings`) must use them, not only the file (#17).
+#[tokio::test]
+async fn the_command_line_uses_the_quarantine_expiry_set_on_the_settings_page() {
+    let clamd = Clamd::spawn();
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_by) \
+         VALUES ('clamav.quarantine_expiry_days', '\"3\"', 'admin')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("virus.eml"),
+        samples::eicar_base64_attachment(),
+    )
+    .unwrap();
+    let (ok, out) = import(&app, &clamd, dir.path());
+    assert!(ok, "{out}");
+    let days: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM expires_at - created_at)::float8 / 86400 FROM quarantine",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        (days - 3.0).abs() < 0.01,
+        "expires after {days} days, not 3"
+    );
+}

@@ -203,7 +203,13 @@ async fn releasing_rescans_first_needs_a_reason_and_is_audited() {
     let release = format!("{page}/release");
     let (status, body) = post(&app, &admin, &page, &release, &[("reason", "looks fine")]).await;
     assert_eq!(status, 409);
-    assert!(body.contains("still finds Eicar-Test-Signature"), "{body}");
+    // Refused on the message's own page, the typed reason kept (#17 walk: no dead end).
+    assert!(
+        body.contains("id=\"release-problem\"")
+            && body.contains("still finds Eicar-Test-Signature")
+            && body.contains("value=\"looks fine\""),
+        "{body}"
+    );
     let (status, _) = post(
         &app,
         &admin,
@@ -275,7 +281,22 @@ async fn an_administrator_downloads_the_original_as_an_eml_attachment_and_delete
     assert_eq!(res.bytes().await.unwrap().as_ref(), raw.as_slice());
 
     let page = format!("/quarantine/{id}");
-    let (status, _) = post(&app, &admin, &page, &format!("{page}/delete"), &[]).await;
+    // One click without ticking the box deletes nothing: the page says why (#17 walk).
+    let (status, shown) = post(&app, &admin, &page, &format!("{page}/delete"), &[]).await;
+    assert_eq!(status, 422);
+    assert!(
+        shown.contains("id=\"delete-problem\"") && shown.contains("tick the box"),
+        "{shown}"
+    );
+    assert_eq!(app.page(&admin, &page).await.0, 200, "still there");
+    let (status, _) = post(
+        &app,
+        &admin,
+        &page,
+        &format!("{page}/delete"),
+        &[("confirm", "yes")],
+    )
+    .await;
     assert_eq!(status, 303);
     assert_eq!(app.page(&admin, &page).await.0, 404);
     let actions = app.audit_actions().await;

@@ -212,3 +212,37 @@ async fn verify_export_catches_altered_missing_and_added_messages_in_an_mbox() {
     );
     assert!(out.contains("3 problem(s)"), "{out}");
 }
+
+/// A failed export leaves nothing under the chosen name (nor a temporary file), so the retry
+/// with the same name works (the walk of issue #17).
+#[tokio::test]
+async fn a_failed_export_leaves_no_file_and_the_retry_succeeds() {
+    let a = archive_with_mail().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("mail.mbox");
+    let out_arg = out_path.display().to_string();
+    let (code, out) = outcome(&run(
+        &a.app,
+        &[
+            "export",
+            "--format",
+            "mbox",
+            "--account",
+            "nosuch",
+            "--output",
+            &out_arg,
+        ],
+    ));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("no account named nosuch"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let (code, out) = outcome(&run(
+        &a.app,
+        &["export", "--format", "mbox", "--output", &out_arg],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("exported 4 messages"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the export: {left:?}");
+}

@@ -311,7 +311,7 @@ async fn revoked_expired_and_disabled_users_tokens_are_refused() {
         .unwrap();
     let res = web
         .post(app.url(&format!("/profile/tokens/{id2}/revoke")))
-        .form(&[("csrf_token", csrf_from(&page))])
+        .form(&[("csrf_token", csrf_from(&page)), ("confirm", "yes".into())])
         .send()
         .await
         .unwrap();
@@ -428,7 +428,7 @@ async fn a_token_never_reaches_more_than_its_user_holds_now() {
 fn listed_ids(html: &str) -> Vec<i64> {
     html.split("<td class=\"subject\"><a href=\"/messages/")
         .skip(1)
-        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .filter_map(|rest| rest.split(['"', '?']).next()?.parse().ok())
         .collect()
 }
 
@@ -863,7 +863,7 @@ async fn tokens_are_made_on_the_profile_shown_once_stored_hashed_and_listed_for_
         .unwrap();
     let res = admin_web
         .post(app.url(&format!("/tokens/{id}/revoke")))
-        .form(&[("csrf_token", csrf_from(&all))])
+        .form(&[("csrf_token", csrf_from(&all)), ("confirm", "yes".into())])
         .send()
         .await
         .unwrap();
@@ -882,7 +882,7 @@ async fn tokens_are_made_on_the_profile_shown_once_stored_hashed_and_listed_for_
         .unwrap();
     let res = web
         .post(app.url(&format!("/profile/tokens/{admins_id}/revoke")))
-        .form(&[("csrf_token", csrf_from(&page))])
+        .form(&[("csrf_token", csrf_from(&page)), ("confirm", "yes".into())])
         .send()
         .await
         .unwrap();

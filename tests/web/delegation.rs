@@ -81,10 +81,13 @@ async fn a_user_manager_cannot_hand_out_or_take_over_more_than_they_hold() {
             format!("{admin_path}/password"),
             vec![("password", "taken over by desk")],
         ),
-        (format!("{admin_path}/totp/remove"), vec![]),
+        (
+            format!("{admin_path}/totp/remove"),
+            vec![("confirm", "yes")],
+        ),
         (format!("{admin_path}/sessions/end"), vec![]),
         (format!("{admin_path}/enabled"), vec![("enabled", "false")]),
-        (format!("{admin_path}/delete"), vec![]),
+        (format!("{admin_path}/delete"), vec![("confirm", "yes")]),
         (
             admin_path.clone(),
             vec![("email", ""), ("role", desk_role.as_str())],

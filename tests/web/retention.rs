@@ -250,7 +250,7 @@ async fn a_retention_manager_for_one_archive_reaches_only_that_archive_in_the_ui
             &keeper,
             "/retention",
             &format!("/retention/policies/{policy}/delete"),
-            &[],
+            &[("confirm", "yes")],
         )
         .await;
     assert_eq!(

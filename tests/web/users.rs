@@ -138,7 +138,7 @@ async fn a_custom_role_gives_exactly_its_permissions_and_system_roles_cannot_be_
             &admin,
             &format!("/roles/{admin_role}"),
             &format!("/roles/{admin_role}/delete"),
-            &[],
+            &[("confirm", "yes")],
         )
         .await;
     assert_eq!(res.status(), 409);
@@ -183,7 +183,12 @@ async fn an_administrator_cannot_disable_or_delete_themselves() {
         .await
         .unwrap();
     let res = app
-        .submit(&admin, "/profile", &format!("/users/{me}/delete"), &[])
+        .submit(
+            &admin,
+            "/profile",
+            &format!("/users/{me}/delete"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(res.status(), 409);
     let res = app

@@ -167,6 +167,31 @@ impl<S: Send + Sync, P: PermissionMarker> FromRequestParts<S> for Require<P> {
 #[derive(Debug, serde::Deserialize)]
 pub struct NoFields {}
 
+/// The fields of a button whose action cannot be undone (delete, revoke, remove): its form
+/// carries a box the person ticks (`confirm=yes`). The browser requires the box; [`check`]
+/// is the server's own guard, so one stray click never deletes anything.
+///
+/// [`check`]: Confirmed::check
+#[derive(Debug, serde::Deserialize)]
+pub struct Confirmed {
+    #[serde(default)]
+    confirm: String,
+}
+
+impl Confirmed {
+    /// Ok when the box was ticked.
+    pub fn check(&self) -> crate::error::Result<()> {
+        if self.confirm == "yes" {
+            Ok(())
+        } else {
+            Err(crate::error::Error::invalid(
+                "confirm",
+                "Nothing was changed: tick the box beside the button to confirm.",
+            ))
+        }
+    }
+}
+
 /// The fields of an enable/disable (pause/resume) button: `enabled=true|false`.
 #[derive(Debug, serde::Deserialize)]
 pub struct EnabledForm {

@@ -160,6 +160,8 @@ pub struct PageContext {
     /// For every form on the page, including sign-out.
     pub csrf_token: String,
     pub profile_active: bool,
+    /// The zone every time on the page is shown in (the footer names it); empty when anonymous.
+    pub timezone: String,
 }
 
 impl PageContext {
@@ -173,6 +175,7 @@ impl PageContext {
             username: String::new(),
             csrf_token: String::new(),
             profile_active: false,
+            timezone: String::new(),
         }
     }
 
@@ -195,6 +198,7 @@ impl PageContext {
             username: user.username.clone(),
             csrf_token: user.csrf.clone(),
             profile_active: current.starts_with("/profile"),
+            timezone: crate::render::format::zone_name(&user.timezone),
         }
     }
 }

@@ -238,6 +238,8 @@ struct ShowPage {
     last_error: String,
     edit: CreateForm,
     sync: workers::SyncView,
+    /// The delete form's name as typed when it did not match (shown again with the reason).
+    delete_typed: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +288,7 @@ async fn show_page(
             time::OffsetDateTime::now_utc(),
         ),
         last_error: worker.and_then(|w| w.last_error).unwrap_or_default(),
+        delete_typed: None,
     })
 }
 
@@ -410,10 +413,10 @@ async fn delete(
 ) -> Result<Response> {
     let account = accounts::get(&state.pool, id).await?;
     if form.confirm.trim() != account.name {
-        return Err(Error::invalid(
-            "confirm",
-            "type the account's name to delete it and its archived mail",
-        ));
+        let mut page =
+            show_page(&state, &user, id, String::new(), String::new(), Vec::new()).await?;
+        page.delete_typed = Some(form.confirm);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     manage::remove_account(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/accounts").into_response())

@@ -39,7 +39,7 @@ pub fn area() -> Area {
 }
 
 /// The list page's query string. Everything is optional; bad values are explained, not fatal.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListParams {
     #[serde(default)]
     pub q: String,
@@ -136,12 +136,39 @@ impl ListParams {
             .collect::<Vec<_>>()
             .join("&")
     }
+
+    /// This very page of this search as a query string: the search and its page cursor.
+    pub fn page_query_string(&self) -> String {
+        let search = self.to_query_string();
+        match (search.is_empty(), self.after.is_empty()) {
+            (_, true) => search,
+            (true, false) => format!("after={}", crate::render::html::percent_encode(&self.after)),
+            (false, false) => format!(
+                "{search}&after={}",
+                crate::render::html::percent_encode(&self.after)
+            ),
+        }
+    }
+
+    /// What a message link carries so the message page can lead back to this page of this
+    /// search and step to the previous and next result: `?back=<page query string>` (empty
+    /// for the plain first page).
+    pub fn back_param(&self) -> String {
+        let page = self.page_query_string();
+        if page.is_empty() {
+            page
+        } else {
+            format!("?back={}", crate::render::html::percent_encode(&page))
+        }
+    }
 }
 
 /// One row as the template shows it.
 struct Row {
     id: i64,
     date: String,
+    /// No Date header: `date` is the arrival time (marked, so it is not read as the sent date).
+    undated: bool,
     from: String,
     to: String,
     subject: String,
@@ -159,6 +186,7 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
     Row {
         id: m.id,
         date: user.format_time(m.sort_date),
+        undated: m.undated,
         from: m.from_addr.unwrap_or_default(),
         to: m.to_addrs.unwrap_or_default(),
         subject: m.subject.unwrap_or_else(|| "(no subject)".into()),
@@ -190,6 +218,11 @@ struct ListPage {
     can_delete: bool,
     can_hold: bool,
     searching: bool,
+    /// Appended to each message link: the way back to this page (see `back_param`).
+    back: String,
+    /// This page's query string, sent with the selection so a refusal can show it again.
+    page_query: String,
+    action_problem: String,
     /// "Delete all 12 results" (or "Delete all results" when the count was capped).
     delete_all_text: String,
 }
@@ -205,6 +238,17 @@ async fn list(
     State(state): State<AppState>,
     user: Require<perm::ViewMail>,
     Query(params): Query<ListParams>,
+) -> Result<ListPage> {
+    list_page(&state, &user, params, String::new()).await
+}
+
+/// The list page for `params`; `action_problem` says why an action on the selection did not
+/// happen (shown above the list, which stays as it was).
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    params: ListParams,
+    action_problem: String,
 ) -> Result<ListPage> {
     let parsed = params.parse();
     // Page links are signed for this reader and this search; a made-up or edited `after` is
@@ -241,20 +285,21 @@ async fn list(
                 let is_held = held.contains(&m.id);
                 Row {
                     held: is_held,
-                    ..row(&user, m, &parsed.query)
+                    ..row(user, m, &parsed.query)
                 }
             })
             .collect();
         (rows, page.next, count_text, delete_all_text)
     };
     let searching = !parsed.query.is_empty();
-    if searching && cursor.is_none() {
+    // A page shown again after a refused action was audited when it was first shown.
+    if searching && cursor.is_none() && action_problem.is_empty() {
         let event = AuditEvent::by(&user.actor, Action::MailSearch)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         state.audit.record(event).await?;
     }
     Ok(ListPage {
-        page: PageContext::for_user("Messages", "/messages", &user),
+        page: PageContext::for_user("Messages", "/messages", user),
         accounts: visible_accounts(&state.pool, &user.grants).await?,
         next_link: next.map(|c| {
             let signed = c.sign(&state.keys.session, &cursor_context);
@@ -267,6 +312,9 @@ async fn list(
         problem: parsed.problem,
         rows,
         count_text,
+        back: params.back_param(),
+        page_query: params.page_query_string(),
+        action_problem,
         params,
         searching,
         delete_all_text,
@@ -338,6 +386,9 @@ struct SelectedForm {
     id: Vec<i64>,
     #[serde(default)]
     format: String,
+    /// The list page the form was on (its query string), shown again if nothing was ticked.
+    #[serde(default)]
+    page: String,
 }
 
 /// `POST /messages/export`: the messages ticked in the list.
@@ -347,10 +398,11 @@ async fn export_selected(
     CsrfForm(form): CsrfForm<SelectedForm>,
 ) -> Result<Response> {
     if form.id.is_empty() {
-        return Err(Error::invalid(
-            "id",
-            "select at least one message to export",
-        ));
+        let params: ListParams = serde_html_form::from_str(&form.page).unwrap_or_default();
+        let problem =
+            "Nothing was exported: tick the messages to export first, or use “All results”.";
+        let page = list_page(&state, &user, params, problem.into()).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let details = serde_json::json!({ "selected": form.id.len() });
     stream_export(state, &user, form.id, &form.format, details).await

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::Query;
 use serde::Deserialize;
 
+use crate::archive::listing::Listing;
 use crate::archive::reading::{self, MessageRow, Part, Rendered, safe_filename};
 use crate::archive::threads::{self, ThreadEntry};
 use crate::audit::{Action, AuditEvent, Target};
@@ -24,6 +25,7 @@ use crate::web::http::extract::{CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
+use crate::web::pages::message_list::ListParams;
 
 /// The body frame may show inline styles and this archive's images, nothing else; no script,
 /// no forms, no plugins, and links open outside. Remote images only on request.
@@ -91,6 +93,7 @@ struct ViewPage {
     can_hold: bool,
     /// Under a legal hold (badge; deletion would keep it).
     held: bool,
+    search: SearchContext,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,13 +102,66 @@ struct BodyParams {
     remote: String,
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct ViewParams {
+    #[serde(default)]
+    remote: String,
+    /// The list page's query string the reader came from (see `ListParams::back_param`).
+    #[serde(default)]
+    back: String,
+}
+
+/// The search a message was opened from: the link back to it, and the newer and older
+/// results beside this message (within the reader's grants, like the list itself).
+struct SearchContext {
+    back_link: String,
+    /// `?back=…`, kept on the previous/next links so the way back survives stepping.
+    back_param: String,
+    newer: Option<i64>,
+    older: Option<i64>,
+}
+
+async fn search_context(
+    state: &AppState,
+    user: &CurrentUser,
+    back: &str,
+    m: &MessageRow,
+) -> Result<SearchContext> {
+    let params: ListParams = serde_html_form::from_str(back).unwrap_or_default();
+    let page = params.page_query_string();
+    let parsed = params.parse();
+    let (newer, older) = if parsed.problem.is_some() {
+        (None, None)
+    } else {
+        Listing {
+            grants: &user.grants,
+            query: &parsed.query,
+            filters: &parsed.filters,
+            sort: parsed.sort,
+        }
+        .neighbours(&state.pool, m.id, m.sort_date)
+        .await?
+    };
+    Ok(SearchContext {
+        back_link: if page.is_empty() {
+            "/messages".into()
+        } else {
+            format!("/messages?{page}")
+        },
+        back_param: params.back_param(),
+        newer,
+        older,
+    })
+}
+
 async fn view(
     State(state): State<AppState>,
     user: Require<perm::ViewMail>,
     Path(id): Path<i64>,
-    Query(params): Query<BodyParams>,
+    Query(params): Query<ViewParams>,
 ) -> Result<ViewPage> {
     let m = find(&state, &user, id).await?;
+    let search = search_context(&state, &user, &params.back, &m).await?;
     let original = reading::raw(&state.pool, &m).await?;
     let rendered = reading::render_parts(original, false).await?;
     audit(&state, &user, Action::MailView, &m).await?;
@@ -178,6 +234,7 @@ async fn view(
         held: crate::retention::holds::held_among(&state.pool, &[id])
             .await?
             .contains(&id),
+        search,
         m,
     })
 }

@@ -5,16 +5,17 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{VisibleAccount, visible_accounts};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::release::ReleaseRequest;
 use crate::scan::facts::header_section;
 use crate::scan::quarantine::{self, Entry, Filter, IfStillInfected};
-use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
+use crate::web::http::extract::{CsrfForm, CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -72,6 +73,8 @@ struct ListQuery {
     q: String,
     #[serde(default)]
     released: String,
+    #[serde(default)]
+    done: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -84,6 +87,7 @@ struct ListPage {
     virus: String,
     q: String,
     include_released: bool,
+    notice: &'static str,
 }
 
 impl ListPage {
@@ -120,6 +124,11 @@ async fn list(
         virus: query.virus,
         q: query.q,
         include_released: filter.include_released,
+        notice: if query.done == "deleted" {
+            "The message was deleted for good."
+        } else {
+            ""
+        },
     })
 }
 
@@ -138,6 +147,17 @@ struct ShowPage {
     can_manage: bool,
     can_download: bool,
     notice: String,
+    /// Why the last release or delete did not happen, shown beside its form.
+    problem: Problem,
+    /// The release reason as typed, kept when the release is refused.
+    reason: String,
+}
+
+/// A refused action on the detail page: which form it belongs to and why.
+#[derive(Default)]
+struct Problem {
+    release: String,
+    delete: String,
 }
 
 async fn show(
@@ -146,22 +166,71 @@ async fn show(
     Path(id): Path<Uuid>,
     Query(query): Query<ShowQuery>,
 ) -> Result<ShowPage> {
-    // A foreign entry is "not found", exactly like a missing one.
-    let (entry, raw) =
-        crate::scan::manage::show(&state.pool, &state.keys.sealing, &user.grants, id).await?;
-    let accounts = visible_accounts(&state.pool, &user.grants).await?;
     let notice = match query.done.as_str() {
         "released" => "Released after a fresh scan and archived.",
         _ => "",
     };
+    show_page(&state, &user, id, notice, Problem::default(), String::new()).await
+}
+
+async fn show_page(
+    state: &AppState,
+    user: &CurrentUser,
+    id: Uuid,
+    notice: &str,
+    problem: Problem,
+    reason: String,
+) -> Result<ShowPage> {
+    // A foreign entry is "not found", exactly like a missing one.
+    let (entry, raw) =
+        crate::scan::manage::show(&state.pool, &state.keys.sealing, &user.grants, id).await?;
+    let accounts = visible_accounts(&state.pool, &user.grants).await?;
     Ok(ShowPage {
         headers: header_section(&raw, MAX_HEADER_BYTES),
         can_manage: user.can(crate::auth::Permission::ManageQuarantine),
         can_download: crate::scan::manage::may_download(&state.pool, &user.actor).await?,
         notice: notice.into(),
-        page: PageContext::for_user("Quarantined message", "/quarantine", &user),
-        row: Row::new(entry, &accounts, &user),
+        page: PageContext::for_user("Quarantined message", "/quarantine", user),
+        row: Row::new(entry, &accounts, user),
+        problem,
+        reason,
     })
+}
+
+/// A refusal the person can act on is shown on the page, with what they typed; anything
+/// else is an error page.
+async fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    id: Uuid,
+    error: Error,
+    problem: impl FnOnce(String) -> Problem,
+    reason: String,
+) -> Result<Response> {
+    let status = match &error {
+        Error::Conflict(_) | Error::ScannerUnavailable(_) => StatusCode::CONFLICT,
+        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => return Err(error),
+    };
+    let message = match error {
+        Error::Invalid { reason, .. } => reason,
+        Error::ScannerUnavailable(why) => format!(
+            "The virus scanner did not answer ({why}), so the message was not released. Try again once it is back."
+        ),
+        other => other.to_string(),
+    };
+    let page = show_page(state, user, id, "", problem(sentence(&message)), reason).await?;
+    Ok((status, page).into_response())
+}
+
+/// Messages from the domain start lower-case (they also go to logs); on a page they are a
+/// sentence.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,7 +253,7 @@ async fn release(
     } else {
         IfStillInfected::Refuse
     };
-    crate::ingest::release::release(
+    let done = crate::ingest::release::release(
         &state.pool,
         &state.keys.sealing,
         state.scanner.as_ref(),
@@ -197,18 +266,47 @@ async fn release(
             if_infected,
         },
     )
-    .await?;
-    Ok(Redirect::to(&format!("/quarantine/{id}?done=released")).into_response())
+    .await;
+    match done {
+        Ok(_) => Ok(Redirect::to(&format!("/quarantine/{id}?done=released")).into_response()),
+        Err(e) => {
+            let problem = |release| Problem {
+                release,
+                ..Problem::default()
+            };
+            refused(&state, &user, id, e, problem, form.reason).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    /// The "delete for good" box: deleting live malware cannot be undone.
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn delete(
     State(state): State<AppState>,
     user: Require<perm::ManageQuarantine>,
     Path(id): Path<Uuid>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response> {
-    crate::scan::manage::delete(&state.pool, &user.actor, &user.grants, id).await?;
-    Ok(Redirect::to("/quarantine").into_response())
+    let problem = |delete| Problem {
+        delete,
+        ..Problem::default()
+    };
+    if form.confirm != "yes" {
+        let e = Error::invalid(
+            "confirm",
+            "Tick the box to confirm: a deleted message cannot be brought back.",
+        );
+        return refused(&state, &user, id, e, problem, String::new()).await;
+    }
+    match crate::scan::manage::delete(&state.pool, &user.actor, &user.grants, id).await {
+        Ok(_) => Ok(Redirect::to("/quarantine?done=deleted").into_response()),
+        Err(e) => refused(&state, &user, id, e, problem, String::new()).await,
+    }
 }
 
 /// The original, infected message as a download. Administrators only: it is live malware.

@@ -13,7 +13,7 @@ use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::render::format;
 use crate::retention::{Plan, holds, policies, preview, purge, stats};
-use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
+use crate::web::http::extract::{Confirmed, CsrfForm, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -221,8 +221,9 @@ async fn remove_policy(
     State(state): State<AppState>,
     user: Require<perm::ManageRetention>,
     Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Redirect> {
+    form.check()?;
     policies::remove(&state.pool, &user.actor, &user.grants, id).await?;
     Ok(Redirect::to("/retention"))
 }

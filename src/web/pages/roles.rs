@@ -10,7 +10,7 @@ use crate::auth::Permission;
 use crate::auth::manage_roles;
 use crate::auth::roles::{self, Role, RoleInput};
 use crate::error::Result;
-use crate::web::http::extract::{CsrfForm, NoFields, Require, perm};
+use crate::web::http::extract::{Confirmed, CsrfForm, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -152,8 +152,9 @@ async fn delete(
     State(state): State<AppState>,
     user: RoleAdmin,
     Path(id): Path<i64>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Response> {
+    form.check()?;
     manage_roles::delete_role(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/roles").into_response())
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::auth::tokens::{self, NewToken, Scope, Token};
 use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, CurrentUser, NoFields, Require, perm};
+use crate::web::http::extract::{Confirmed, CsrfForm, CurrentUser, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -194,8 +194,9 @@ async fn revoke_mine(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Response> {
+    form.check()?;
     tokens::revoke(&state.pool, &user.actor, id, Some(user.id)).await?;
     Ok(Redirect::to("/profile/tokens").into_response())
 }
@@ -224,8 +225,9 @@ async fn revoke_any(
     State(state): State<AppState>,
     user: Require<perm::ManageUsers>,
     Path(id): Path<i64>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Response> {
+    form.check()?;
     tokens::revoke(&state.pool, &user.actor, id, None).await?;
     Ok(Redirect::to("/tokens").into_response())
 }

@@ -13,7 +13,7 @@ use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
 use crate::auth::{Grants, VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
-use crate::web::http::extract::{CsrfForm, EnabledForm, NoFields, Require, perm};
+use crate::web::http::extract::{Confirmed, CsrfForm, EnabledForm, NoFields, Require, perm};
 use crate::web::http::layout::PageContext;
 use crate::web::http::routes::Area;
 use crate::web::http::state::AppState;
@@ -290,8 +290,9 @@ async fn remove_totp(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Response> {
+    form.check()?;
     manage::remove_totp(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to(&format!("/users/{id}?done=totp")).into_response())
 }
@@ -300,8 +301,9 @@ async fn delete(
     State(state): State<AppState>,
     user: Admin,
     Path(id): Path<i64>,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<Confirmed>,
 ) -> Result<Response> {
+    form.check()?;
     manage::delete_user(&state.pool, &user.actor, id).await?;
     Ok(Redirect::to("/users?done=deleted").into_response())
 }
