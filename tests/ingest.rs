@@ -17,4 +17,5 @@ mod ingest {
     mod support;
     mod sync;
     mod web;
+    mod xoauth2;
 }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub verify: VerifySettings,
     pub workers: WorkersSettings,
     pub api: super::ApiSettings,
+    pub google: super::GoogleSettings,
+    pub microsoft: super::MicrosoftSettings,
     /// Which keys the config file, the environment or a command-line flag set (`section.key`).
     /// The settings page shows those as locked: a value stored in the database never wins
     /// over them.
