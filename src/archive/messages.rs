@@ -368,3 +368,13 @@ pub async fn stored_uids(
     .fetch_all(&mut *conn)
     .await?)
 }
+
+/// The archive accounts the messages `ids` belong to (for binding an audit row to them).
+pub async fn accounts_of(db: impl PgExecutor<'_>, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT account_id AS "account_id!" FROM messages WHERE id = ANY($1) ORDER BY 1"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?)
+}

@@ -269,11 +269,12 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
     // A fixed number of queries, however many accounts there are.
     let mut coverage = ledger::coverage_by_account(pool).await?;
     let totals = messages::count_by_account(pool).await?;
-    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(pool)
-        .await?
-        .into_iter()
-        .map(|w| (w.name.clone(), w))
-        .collect();
+    let mut sync_workers: HashMap<String, WorkerStatus> =
+        workers::list(pool, &daygle::auth::Grants::All)
+            .await?
+            .into_iter()
+            .map(|w| (w.name.clone(), w))
+            .collect();
     for a in all {
         let folders = coverage.remove(&a.id).unwrap_or_default();
         let skipped: i64 = folders.iter().map(|f| f.skipped).sum();

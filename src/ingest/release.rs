@@ -73,6 +73,7 @@ pub async fn release(
         &mut tx,
         &AuditEvent::by(actor, Action::QuarantineRelease)
             .target(Target::Quarantine(id))
+            .accounts([account_id])
             .details(serde_json::json!({
                 "virus": entry.virus_name,
                 "rescan": released.verdict.to_string(),

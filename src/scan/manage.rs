@@ -14,8 +14,11 @@ use crate::secrets::SealingKeys;
 
 /// The audit row of a use case on entry `entry`.
 fn event(actor: &Actor, action: Action, entry: &quarantine::Entry) -> AuditEvent {
+    // The entry may be gone by the time the row is written (deleted): bind it to its archive
+    // from what was read.
     AuditEvent::by(actor, action)
         .target(Target::Quarantine(entry.id))
+        .accounts(entry.account_id.into_iter().collect::<Vec<_>>())
         .details(serde_json::json!({ "virus": entry.virus_name, "sha256": entry.sha256 }))
 }
 

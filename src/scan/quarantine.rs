@@ -320,6 +320,7 @@ pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64>
         crate::audit::record(
             &mut tx,
             &crate::audit::AuditEvent::by(&actor, crate::audit::Action::QuarantineExpire)
+                .every_archive()
                 .details(serde_json::json!({ "deleted": deleted, "bytes": bytes })),
         )
         .await?;

@@ -59,9 +59,18 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     .await
     .expect("user");
     let mut conn = env.pool.acquire().await.expect("conn");
-    daygle::auth::totp::enable(&mut conn, &env.keys.sealing, user_id, "JBSWY3DPEHPK3PXP", 0)
-        .await
-        .expect("totp");
+    daygle::auth::totp::enable(
+        &mut conn,
+        &env.keys.sealing,
+        user_id,
+        "JBSWY3DPEHPK3PXP",
+        0,
+        &daygle::auth::totp::RecoveryCodes::generate()
+            .await
+            .expect("codes"),
+    )
+    .await
+    .expect("totp");
     let quarantined_raw = message("held", 1);
     let facts = daygle::scan::MessageFacts::from_raw(&quarantined_raw);
     let held = daygle::scan::quarantine::put(
@@ -234,9 +243,18 @@ async fn every_sealed_column_is_in_the_rotation_list() {
     .await
     .expect("user");
     let mut conn = env.pool.acquire().await.expect("conn");
-    daygle::auth::totp::enable(&mut conn, &env.keys.sealing, user_id, "JBSWY3DPEHPK3PXP", 0)
-        .await
-        .expect("totp");
+    daygle::auth::totp::enable(
+        &mut conn,
+        &env.keys.sealing,
+        user_id,
+        "JBSWY3DPEHPK3PXP",
+        0,
+        &daygle::auth::totp::RecoveryCodes::generate()
+            .await
+            .expect("codes"),
+    )
+    .await
+    .expect("totp");
     let raw = message("listed", 1);
     daygle::scan::quarantine::put(
         &mut conn,

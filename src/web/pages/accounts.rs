@@ -64,7 +64,7 @@ fn coverage_text(folders: &[FolderCoverage]) -> String {
 async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
     // Three queries for the whole page, however many accounts there are.
     let mut coverage = ledger::coverage_by_account(&state.pool).await?;
-    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(&state.pool)
+    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(&state.pool, &user.grants)
         .await?
         .into_iter()
         .map(|w| (w.name.clone(), w))
