@@ -69,7 +69,7 @@ impl Env {
         )
         .await
         .expect("create");
-        let account = accounts::get(&mut tx, id).await.expect("account");
+        let account = accounts::get(&mut *tx, id).await.expect("account");
         self.google.grant_refresh("1//stored-refresh");
         store::save_connection(
             &mut tx,
@@ -90,7 +90,7 @@ impl Env {
 
     async fn reload(&self, id: i64) -> Account {
         let mut conn = self.pool.acquire().await.expect("conn");
-        accounts::get(&mut conn, id).await.expect("account")
+        accounts::get(&mut *conn, id).await.expect("account")
     }
 
     async fn sync(&self, account: &Account) -> daygle::error::Result<SyncOutcome> {
