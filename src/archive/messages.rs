@@ -205,12 +205,12 @@ async fn insert_attachments(
 }
 
 /// How many copies an account has archived.
-pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Result<i64> {
+pub async fn count_for_account(db: impl PgExecutor<'_>, account_id: i64) -> Result<i64> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM messages WHERE account_id = $1"#,
         account_id
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(db)
     .await?)
 }
 

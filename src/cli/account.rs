@@ -12,7 +12,7 @@ use daygle::archive::{ledger, messages};
 use daygle::audit::Actor;
 use daygle::config::{Settings, split_list};
 use daygle::ingest::accounts::{self, TlsMode};
-use daygle::ingest::imap::{self, Timeouts};
+use daygle::ingest::imap::Timeouts;
 use daygle::ingest::manage::{self, AccountDraft};
 use daygle::ingest::workers::{self, WorkerState, WorkerStatus};
 
@@ -404,9 +404,10 @@ async fn test(ctx: &CliContext, name: &str) -> anyhow::Result<ExitCode> {
     let keys = ctx.keys().await?;
     daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
     let account = ctx.account(name).await?;
-    let password = account.password(&keys.sealing)?;
-    match imap::test_connection(&account, &password, Timeouts::from_settings(&settings.sync)).await
-    {
+    // A missing password stops the command like any other error, before a connection is tried.
+    account.password(&keys.sealing)?;
+    let timeouts = Timeouts::from_settings(&settings.sync);
+    match manage::test_account(ctx.pool(), &keys.sealing, account.id, timeouts).await {
         Ok(report) => {
             println!("connected and logged in to {}", account.name);
             for (folder, count, included) in report.folders {

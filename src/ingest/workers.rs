@@ -189,7 +189,7 @@ pub async fn consecutive_failures(pool: &PgPool, name: &str) -> Result<i32> {
 pub async fn sync_now(pool: &PgPool, actor: &crate::audit::Actor, account_id: i64) -> Result<()> {
     use crate::audit::{self, Action, AuditEvent, Target};
     let mut tx = pool.begin().await?;
-    let account = crate::ingest::accounts::get(&mut tx, account_id).await?;
+    let account = crate::ingest::accounts::get(&mut *tx, account_id).await?;
     if account.kind != "imap" {
         return Err(crate::error::Error::Conflict(
             "Only accounts synced from a mail server can be synced now.".into(),

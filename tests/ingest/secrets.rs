@@ -114,12 +114,12 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     switched.security.sealing_key_file = moved.display().to_string();
     let keys = Keys::load(&switched.security, env.data_dir.path()).expect("new keys");
     let mut conn = env.pool.acquire().await.expect("conn");
-    let opened = daygle::scan::quarantine::open_raw(&mut conn, &keys.sealing, held)
+    let opened = daygle::scan::quarantine::open_raw(&mut *conn, &keys.sealing, held)
         .await
         .expect("the quarantined message opens under the new key alone");
     assert_eq!(opened.as_slice(), quarantined_raw.as_slice());
     assert!(
-        daygle::scan::quarantine::open_raw(&mut conn, &env.keys.sealing, held)
+        daygle::scan::quarantine::open_raw(&mut *conn, &env.keys.sealing, held)
             .await
             .is_err(),
         "a leaked old key no longer opens quarantined mail"
@@ -177,7 +177,7 @@ async fn a_password_opens_only_for_the_server_it_was_entered_for() {
             .await
             .expect("edit the row in SQL");
         let moved: daygle::ingest::accounts::Account =
-            daygle::ingest::accounts::get(&mut tx, account.id)
+            daygle::ingest::accounts::get(&mut *tx, account.id)
                 .await
                 .expect("row");
         assert!(

@@ -110,13 +110,11 @@ pub async fn quarantine_list(
         limit: params.limit.unwrap_or(100).clamp(1, 500),
         offset: params.offset.max(0),
     };
-    let mut conn = state.pool.acquire().await?;
-    let items: Vec<QuarantineItem> = quarantine::list(&mut conn, &filter)
+    let items: Vec<QuarantineItem> = quarantine::list(&state.pool, &filter)
         .await?
         .into_iter()
         .map(QuarantineItem::from)
         .collect();
-    drop(conn);
     audit_read(
         &state,
         &user,
