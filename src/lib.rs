@@ -8,6 +8,8 @@ pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_client;
 pub mod ingest;
 pub mod notify;

@@ -16,6 +16,7 @@ mod web {
     mod matrix;
     mod oidc;
     mod outage;
+    mod reach;
     mod reports;
     mod retention;
     mod sessions;

@@ -48,8 +48,7 @@ pub async fn begin(
     account_id: i64,
     redirect: &str,
 ) -> Result<(String, Pending)> {
-    let mut conn = pool.acquire().await?;
-    let account = accounts::get(&mut conn, account_id).await?;
+    let account = accounts::get(pool, account_id).await?;
     let provider = Provider::of_kind(&account.kind).ok_or_else(|| {
         Error::invalid(
             "account",
@@ -110,9 +109,27 @@ pub async fn finish(
         }
     };
     let pending = pending.ok_or_else(|| refuse("no connection was started in this session"))?;
-    let mut conn = pool.acquire().await?;
-    let account = accounts::get(&mut conn, pending.account_id).await?;
-    drop(conn);
+    let done = complete(pool, settings, keys, actor, &pending, code, redirect).await;
+    if let Err(e) = &done {
+        // A code the provider would not redeem (spent, wrong verifier) is refused too.
+        let event = AuditEvent::by(actor, Action::AccountConnectRefused)
+            .target(Target::Account(pending.account_id))
+            .details(serde_json::json!({ "reason": crate::error::chain(e) }));
+        audit::record_now(pool, &event).await?;
+    }
+    done
+}
+
+async fn complete(
+    pool: &PgPool,
+    settings: &Settings,
+    keys: &SealingKeys,
+    actor: &Actor,
+    pending: &Pending,
+    code: &str,
+    redirect: &str,
+) -> Result<(i64, String)> {
+    let account = accounts::get(pool, pending.account_id).await?;
     let provider = Provider::of_kind(&account.kind)
         .ok_or_else(|| refuse("the account is not a Google or Microsoft 365 account"))?;
     let client = OAuthClient::from_settings(settings, provider)?;

@@ -98,6 +98,7 @@ pub const ALL: &[Route] = &[
     r(Method::GET, "/profile/totp", SignedIn),
     r(Method::POST, "/profile/totp", SignedIn),
     r(Method::POST, "/profile/totp/remove", SignedIn),
+    r(Method::POST, "/profile/totp/recovery", SignedIn),
     r(Method::GET, "/profile/tokens", SignedIn),
     r(Method::POST, "/profile/tokens", SignedIn),
     r(Method::POST, "/profile/tokens/{id}/revoke", SignedIn),
