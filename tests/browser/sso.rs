@@ -42,7 +42,7 @@ async fn a_person_signs_in_with_the_provider_button_and_out_again() {
     b.set_width(1366, 900).await;
     b.goto(&app.url("/login")).await;
     assert!(b.text("main").await.contains("Sign in with Test IdP"));
-    b.click("form.sso button").await;
+    b.click("a.sso-button").await;
     b.wait_path("/").await;
     assert!(b.text(".usermenu").await.contains("gus"));
     // Auditor, from the group: the audit log is open to them.

@@ -61,7 +61,7 @@ pub const ALL: &[Route] = &[
     r(Method::GET, "/login", Anonymous),
     r(Method::POST, "/login", Anonymous),
     r(Method::GET, "/login/local", Anonymous),
-    r(Method::POST, "/login/oidc", Anonymous),
+    r(Method::GET, "/login/oidc", Anonymous),
     r(Method::GET, "/login/oidc/callback", Anonymous),
     r(Method::GET, "/login/totp", Anonymous),
     r(Method::POST, "/login/totp", Anonymous),

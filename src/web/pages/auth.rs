@@ -30,7 +30,7 @@ pub fn area() -> Area {
         .get("/login", login_page)
         .post("/login", login_submit)
         .get("/login/local", local_login_page)
-        .post("/login/oidc", super::sso::start)
+        .get("/login/oidc", super::sso::start)
         .get(crate::auth::oidc::CALLBACK_PATH, super::sso::callback)
         .get("/login/totp", totp_page)
         .post("/login/totp", totp_submit)
@@ -333,6 +333,14 @@ async fn totp_submit(
     }
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/provider_logout.html")]
+struct ProviderLogout {
+    page: PageContext,
+    name: String,
+    url: String,
+}
+
 async fn logout(
     State(state): State<AppState>,
     session: Session,
@@ -345,11 +353,18 @@ async fn logout(
         .await?;
     let id_token = session::oidc_id_token(&session).await?;
     session::end(&session).await?;
-    // Signed in through the provider: sign out there too when it offers that.
+    // Signed in through the provider: sign out there too when it offers that. A page that
+    // moves on by itself, not a redirect: the CSP's form-action 'self' forbids a form's
+    // redirect to another origin.
     if let (Some(hint), Some(provider)) = (id_token, state.oidc.as_ref())
         && let Some(url) = provider.logout_url(Some(&hint)).await
     {
-        return Ok(Redirect::to(url.as_str()).into_response());
+        return Ok(ProviderLogout {
+            page: PageContext::anonymous("Signed out", "/login", ""),
+            name: state.settings.oidc.display_name.clone(),
+            url: url.to_string(),
+        }
+        .into_response());
     }
     Ok(Redirect::to("/login").into_response())
 }

@@ -14,7 +14,7 @@ use crate::auth::csrf;
 use crate::auth::oidc::signin::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::web::http::cookies::{self, Secure};
-use crate::web::http::extract::{CsrfForm, CsrfToken, NoFields};
+use crate::web::http::extract::CsrfToken;
 use crate::web::http::session;
 use crate::web::http::state::AppState;
 
@@ -38,12 +38,13 @@ fn refused(state: &AppState, token: &str, reason: &str) -> Response {
         .into_response()
 }
 
-/// POST /login/oidc: off to the provider.
+/// GET /login/oidc: off to the provider. A link, not a form: the CSP's form-action 'self'
+/// forbids a form's redirect to another origin. Starting a sign-in changes nothing here but a
+/// row bound to this browser, so it needs no CSRF token.
 pub async fn start(
     State(state): State<AppState>,
     CsrfToken(token): CsrfToken,
     actor: Actor,
-    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response> {
     let Some(provider) = state.oidc.clone() else {
         return Err(Error::NotFound);
