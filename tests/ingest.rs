@@ -14,6 +14,7 @@ mod ingest {
     mod malformed;
     mod secrets;
     mod serve;
+    mod shared;
     mod supervise;
     mod support;
     mod sync;

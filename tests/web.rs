@@ -14,7 +14,9 @@ mod web {
     mod floods;
     mod login;
     mod matrix;
+    mod oidc;
     mod outage;
+    mod reach;
     mod reports;
     mod retention;
     mod sessions;

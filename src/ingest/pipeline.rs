@@ -348,11 +348,7 @@ async fn restore_collected(
         let mut from_raw = Vec::new();
         for h in missing {
             match new_blobs.iter().find(|b| b.sha256 == h) {
-                Some(b) => again.push(NewBlob {
-                    sha256: b.sha256,
-                    size: b.size,
-                    zstd: b.zstd.clone(),
-                }),
+                Some(b) => again.push(b.clone()),
                 None => from_raw.push(h),
             }
         }
@@ -362,11 +358,7 @@ async fn restore_collected(
                 .iter()
                 .filter_map(|h| raws.get(h).map(|raw| (h, raw)))
                 .map(|(h, raw)| {
-                    Ok(NewBlob {
-                        sha256: *h,
-                        size: raw.len() as i64,
-                        zstd: blobs::compress(raw, zstd_level)?,
-                    })
+                    blobs::encode(raw, *h, &parse::parse(raw).binary_bodies, zstd_level)
                 })
                 .collect();
             (out, raws)
@@ -429,16 +421,17 @@ fn prepare(
                 scope.spawn(move || {
                     part.iter()
                         .map(|(m, sha, compress)| {
+                            let parsed = parse::parse(&m.raw);
                             let blob = if *compress {
-                                Some(NewBlob {
-                                    sha256: *sha,
-                                    size: m.raw.len() as i64,
-                                    zstd: blobs::compress(&m.raw, zstd_level)?,
-                                })
+                                Some(blobs::encode(
+                                    &m.raw,
+                                    *sha,
+                                    &parsed.binary_bodies,
+                                    zstd_level,
+                                )?)
                             } else {
                                 None
                             };
-                            let parsed = parse::parse(&m.raw);
                             let row = NewMessage {
                                 account_id: place.account_id,
                                 folder: place.folder.clone(),
