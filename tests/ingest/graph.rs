@@ -69,8 +69,7 @@ impl Env {
         )
         .await
         .expect("create account");
-        let mut conn = self.pool.acquire().await.expect("conn");
-        accounts::get(&mut conn, id).await.expect("account")
+        accounts::get(&self.pool, id).await.expect("account")
     }
 
     async fn sync(&self, account: &Account) -> daygle::error::Result<source::SyncOutcome> {
