@@ -10,6 +10,7 @@ mod ingest {
     mod fleet;
     mod follow;
     mod graph;
+    mod gmail;
     mod import;
     mod malformed;
     mod secrets;
