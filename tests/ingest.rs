@@ -9,8 +9,8 @@ mod ingest {
     mod delete;
     mod fleet;
     mod follow;
-    mod graph;
     mod gmail;
+    mod graph;
     mod import;
     mod malformed;
     mod secrets;
