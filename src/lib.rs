@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod logbook;
 pub mod notify;
 pub mod render;
 pub mod reports;

@@ -77,6 +77,14 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         );
         return;
     }
+    // The app's own log events fill /logs; one failure with a long error shows how it wraps.
+    daygle::telemetry::init("text", "warn");
+    tracing::warn!(
+        target: "daygle::ingest::scheduler",
+        account = "sales@example.org",
+        error = "the server refused the sign-in (AUTHENTICATIONFAILED Authentication failed.): check the user name and password",
+        "sync pass failed"
+    );
     let app = spawn_auth_app().await;
     let account = app.insert_account("sales@example.org").await;
     let long = "A subject long enough to push the table off the screen when nothing wraps it";
@@ -195,6 +203,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/settings", "settings".into()),
         ("/reports", "reports".into()),
         ("/profile", "profile".into()),
+        ("/logs", "logs".into()),
     ];
     let numbered = [
         (format!("/messages/{}", ids[0]), "message"),
