@@ -8,6 +8,7 @@ pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod http_client;
 pub mod ingest;
 pub mod logbook;
 pub mod notify;

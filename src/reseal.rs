@@ -20,14 +20,18 @@ pub enum Sealed {
     QuarantineDataKey,
     /// `settings.sealed`: secret runtime settings (the SMTP password), bound to their key.
     SettingSecret,
+    /// `accounts.oauth_refresh_sealed`: Gmail / Microsoft 365 refresh tokens, bound to the
+    /// account id, its kind and the token endpoint that issued them.
+    OAuthRefreshToken,
 }
 
 impl Sealed {
-    pub const ALL: [Sealed; 4] = [
+    pub const ALL: [Sealed; 5] = [
         Sealed::AccountPassword,
         Sealed::TotpSecret,
         Sealed::QuarantineDataKey,
         Sealed::SettingSecret,
+        Sealed::OAuthRefreshToken,
     ];
 
     /// Where the values live: (table, column).
@@ -37,6 +41,7 @@ impl Sealed {
             Sealed::TotpSecret => ("users", "totp_secret"),
             Sealed::QuarantineDataKey => ("quarantine", "wrapped_key"),
             Sealed::SettingSecret => ("settings", "sealed"),
+            Sealed::OAuthRefreshToken => ("accounts", "oauth_refresh_sealed"),
         }
     }
 
@@ -46,6 +51,7 @@ impl Sealed {
             Sealed::TotpSecret => "totp_secrets",
             Sealed::QuarantineDataKey => "quarantine_keys",
             Sealed::SettingSecret => "setting_secrets",
+            Sealed::OAuthRefreshToken => "oauth_refresh_tokens",
         }
     }
 }
@@ -89,6 +95,7 @@ pub async fn reseal_all(tx: &mut PgConnection, keys: &SealingKeys) -> Result<Res
             Sealed::TotpSecret => crate::auth::totp::reseal_all(tx, keys).await?,
             Sealed::QuarantineDataKey => crate::scan::quarantine::reseal_all(tx, keys).await?,
             Sealed::SettingSecret => crate::settings::store::reseal_all(tx, keys).await?,
+            Sealed::OAuthRefreshToken => crate::ingest::oauth::store::reseal_all(tx, keys).await?,
         };
         counts.push((kind, n));
     }

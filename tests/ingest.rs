@@ -13,8 +13,10 @@ mod ingest {
     mod malformed;
     mod secrets;
     mod serve;
+    mod shared;
     mod supervise;
     mod support;
     mod sync;
     mod web;
+    mod xoauth2;
 }

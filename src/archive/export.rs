@@ -7,13 +7,14 @@
 //! contains bytes that differ from what was archived.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 
-use super::blobs::sha256;
+use super::blobs::{self, PartMap, sha256};
 pub use super::export_manifest::ExportInfo;
 use super::export_manifest::{Line, ManifestWriter, write_mbox_manifest};
 use super::reading::safe_filename;
@@ -74,6 +75,7 @@ struct Item {
     id: i64,
     blob_sha256: Vec<u8>,
     size: i64,
+    layout: i16,
     /// None when the message is withheld: its bytes are never read.
     zstd: Option<Vec<u8>>,
     scan_status: String,
@@ -168,7 +170,7 @@ pub async fn export<W>(
 where
     W: Write + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Item>(IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<(Item, Arc<PartMap>)>(IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || write_all(rx, format, info, out, progress));
     let produced = produce(pool, grants, held, &ids, &tx).await;
     drop(tx);
@@ -184,13 +186,13 @@ async fn produce(
     grants: &Grants,
     held: HeldMail,
     ids: &[i64],
-    tx: &mpsc::Sender<Item>,
+    tx: &mpsc::Sender<(Item, Arc<PartMap>)>,
 ) -> Result<()> {
     let held_back: Vec<ScanStatus> = super::reading::HELD_BACK.to_vec();
     for chunk in ids.chunks(CHUNK) {
         let items = sqlx::query_as!(
             Item,
-            r#"SELECT m.id, m.blob_sha256, b.size,
+            r#"SELECT m.id, m.blob_sha256, b.size, b.layout,
                       CASE WHEN $3 OR m.scan_status <> ALL($4::text[]) THEN b.zstd END AS zstd,
                       m.scan_status, m.virus_name, m.subject, m.from_addr, m.sort_date AS "sort_date!",
                       a.name AS account, m.folder, m.uid, m.message_id, m.date, m.archived_at
@@ -205,8 +207,19 @@ async fn produce(
         )
         .fetch_all(pool)
         .await?;
+        // The attachments of the chunk's skeletons, in one query.
+        let skeletons: Vec<Vec<u8>> = items
+            .iter()
+            .filter(|i| i.layout == blobs::LAYOUT_SKELETON && i.zstd.is_some())
+            .map(|i| i.blob_sha256.clone())
+            .collect();
+        let parts = Arc::new(if skeletons.is_empty() {
+            PartMap::default()
+        } else {
+            blobs::parts_for(&mut *pool.acquire().await?, &skeletons).await?
+        });
         for item in items {
-            if tx.send(item).await.is_err() {
+            if tx.send((item, parts.clone())).await.is_err() {
                 // The writer stopped (e.g. the client went away); its error is reported.
                 return Ok(());
             }
@@ -216,7 +229,7 @@ async fn produce(
 }
 
 fn write_all<W: Write>(
-    mut rx: mpsc::Receiver<Item>,
+    mut rx: mpsc::Receiver<(Item, Arc<PartMap>)>,
     format: Format,
     mut info: ExportInfo,
     out: W,
@@ -229,9 +242,9 @@ fn write_all<W: Write>(
     match format {
         Format::Mbox => {
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
-            while let Some(item) = rx.blocking_recv() {
+            while let Some((item, parts)) = rx.blocking_recv() {
                 let verdict = item.verdict();
-                let Some(raw) = original(&item)? else {
+                let Some(raw) = original(&item, &parts)? else {
                     stats.withheld += 1;
                     manifest
                         .add(&item.line("", &withheld(&verdict)))
@@ -256,9 +269,9 @@ fn write_all<W: Write>(
             let options = SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .large_file(false);
-            while let Some(item) = rx.blocking_recv() {
+            while let Some((item, parts)) = rx.blocking_recv() {
                 let verdict = item.verdict();
-                let Some(raw) = original(&item)? else {
+                let Some(raw) = original(&item, &parts)? else {
                     stats.withheld += 1;
                     manifest
                         .add(&item.line("", &withheld(&verdict)))
@@ -292,20 +305,19 @@ fn withheld(verdict: &str) -> String {
     format!("{verdict}: withheld, needs the manage_quarantine permission")
 }
 
-/// Decompresses and re-verifies one stored original; None when it is withheld.
-fn original(item: &Item) -> Result<Option<Vec<u8>>> {
+/// Reassembles and re-verifies one stored original; None when it is withheld.
+fn original(item: &Item, parts: &PartMap) -> Result<Option<Vec<u8>>> {
     let Some(zstd) = &item.zstd else {
         return Ok(None);
     };
-    let raw = zstd::bulk::decompress(zstd, usize::try_from(item.size).unwrap_or(0).max(1))
-        .map_err(|e| Error::context(format!("decompress message {}", item.id), e))?;
-    if sha256(&raw).as_slice() != item.blob_sha256.as_slice() {
-        return Err(Error::Internal(format!(
-            "message {} no longer matches its SHA-256; export stopped",
-            item.id
-        )));
-    }
-    Ok(Some(raw))
+    blobs::decode(&item.blob_sha256, item.size, item.layout, zstd, parts)
+        .map(Some)
+        .map_err(|e| {
+            Error::Internal(format!(
+                "message {} does not read back as archived ({e}); export stopped",
+                item.id
+            ))
+        })
 }
 
 /// mboxrd: a `From ` separator line, then the message with every `>*From ` line given one more
@@ -358,6 +370,7 @@ mod tests {
             id: 1,
             blob_sha256: sha256(raw).to_vec(),
             size: raw.len() as i64,
+            layout: blobs::LAYOUT_WHOLE,
             zstd: Some(zstd::bulk::compress(raw, 1).unwrap()),
             scan_status: "clean".into(),
             subject: Some("=cmd|' /C calc'!A0".into()),
@@ -399,6 +412,6 @@ mod tests {
     fn a_corrupted_blob_is_refused() {
         let mut it = item(b"Subject: x\n\nbody\n");
         it.blob_sha256[0] ^= 1;
-        assert!(original(&it).is_err());
+        assert!(original(&it, &PartMap::default()).is_err());
     }
 }

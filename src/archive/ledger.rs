@@ -91,6 +91,69 @@ pub async fn advance(
     Ok(())
 }
 
+/// Moves a delta source's position (Gmail historyId, Graph deltaLink). Call it in the
+/// transaction that stores what the position covers. A listing in progress is finished by it.
+pub async fn set_delta(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    delta: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, delta, last_synced_at)
+         VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (account_id, folder) DO UPDATE
+           SET delta = $4, delta_pending = NULL, last_synced_at = now()",
+        account_id,
+        folder,
+        uidvalidity,
+        delta
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The delta positions of a folder: (position, where a full listing in progress started).
+pub async fn delta(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+) -> Result<(Option<String>, Option<String>)> {
+    let row = sqlx::query!(
+        "SELECT delta, delta_pending FROM sync_state WHERE account_id = $1 AND folder = $2",
+        account_id,
+        folder
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map_or((None, None), |r| (r.delta, r.delta_pending)))
+}
+
+/// Starts a full listing from `pending` (the position before listing), dropping the old
+/// position: it expired, or there never was one.
+pub async fn begin_listing(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    pending: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO sync_state (account_id, folder, uidvalidity, delta_pending)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (account_id, folder) DO UPDATE SET delta = NULL, delta_pending = $4",
+        account_id,
+        folder,
+        uidvalidity,
+        pending
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Records what the server reported for the folder at the start of this pass.
 pub async fn note_server_count(
     conn: &mut PgConnection,
@@ -215,6 +278,26 @@ pub async fn failed_uids(
         account_id,
         folder,
         uidvalidity
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Which of `uids` were skipped for good (too large, gone): not fetched again.
+pub async fn skipped_uids(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    uids: &[i64],
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT uid AS "uid!" FROM ledger_entries WHERE account_id = $1 AND folder = $2
+           AND uidvalidity = $3 AND kind = 'skipped' AND uid = ANY($4::bigint[])"#,
+        account_id,
+        folder,
+        uidvalidity,
+        uids
     )
     .fetch_all(&mut *conn)
     .await?)

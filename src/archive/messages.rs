@@ -295,3 +295,76 @@ pub async fn folder_holds(
     .fetch_one(&mut *conn)
     .await?)
 }
+
+/// Where a source's rows live: account, folder, UIDVALIDITY.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub account_id: i64,
+    pub folder: &'a str,
+    pub uidvalidity: i64,
+}
+
+/// Replaces the labels of the messages with these UIDs.
+pub async fn set_labels(
+    tx: &mut PgConnection,
+    place: Place<'_>,
+    labels: &[(i64, Vec<String>)],
+) -> Result<()> {
+    for (uid, set) in labels {
+        sqlx::query!(
+            "UPDATE messages SET labels = $5 WHERE account_id = $1 AND folder = $2
+               AND uidvalidity = $3 AND uid = $4 AND labels IS DISTINCT FROM $5",
+            place.account_id,
+            place.folder,
+            place.uidvalidity,
+            uid,
+            set,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds and removes labels of the messages with these UIDs (a label in both is removed).
+pub async fn change_labels(
+    tx: &mut PgConnection,
+    place: Place<'_>,
+    changes: &[(i64, Vec<String>, Vec<String>)],
+) -> Result<()> {
+    for (uid, added, removed) in changes {
+        sqlx::query!(
+            "UPDATE messages SET labels = (
+                 SELECT coalesce(array_agg(DISTINCT l ORDER BY l), '{}')
+                 FROM unnest(labels || $5::text[]) AS l WHERE l <> ALL($6::text[]))
+             WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3 AND uid = $4",
+            place.account_id,
+            place.folder,
+            place.uidvalidity,
+            uid,
+            added,
+            removed,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Which of `uids` are archived in this place already.
+pub async fn stored_uids(
+    conn: &mut PgConnection,
+    place: Place<'_>,
+    uids: &[i64],
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT uid AS "uid!" FROM messages WHERE account_id = $1 AND folder = $2
+           AND uidvalidity = $3 AND uid = ANY($4::bigint[])"#,
+        place.account_id,
+        place.folder,
+        place.uidvalidity,
+        uids,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}

@@ -8,6 +8,7 @@ pub mod export;
 pub mod export_jobs;
 pub mod export_manifest;
 pub mod folders;
+pub mod labels;
 pub mod ledger;
 pub mod listing;
 pub mod messages;

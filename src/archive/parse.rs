@@ -31,6 +31,9 @@ pub struct ParsedMessage {
     pub body_text: String,
     /// Every problem found, joined with "; ". None when the message is well-formed.
     pub parse_error: Option<String>,
+    /// Byte ranges of the encoded bodies of binary parts, where storage may cut attachments
+    /// out to store them once (see `archive::blobs::encode`).
+    pub binary_bodies: Vec<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +101,7 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
         }
     }
     let attachments = attachment_infos(&msg);
+    let binary_bodies = binary_bodies(&msg, raw.len());
     let body = msg
         .body_text(0)
         .or_else(|| msg.body_html(0))
@@ -126,6 +130,7 @@ fn parse_inner(raw: &[u8]) -> ParsedMessage {
         snippet,
         body_text: search_words(&body),
         parse_error: (!problems.is_empty()).then(|| clean(&problems.join("; "))),
+        binary_bodies,
     }
 }
 
@@ -139,6 +144,17 @@ pub fn attachments(raw: &[u8]) -> Vec<AttachmentInfo> {
             .unwrap_or_default()
     })
     .unwrap_or_default()
+}
+
+/// The encoded bodies of this message's own binary parts (a forwarded message/rfc822 part
+/// stays whole: its inner offsets are its own).
+fn binary_bodies(msg: &mail_parser::Message<'_>, len: usize) -> Vec<std::ops::Range<usize>> {
+    msg.parts
+        .iter()
+        .filter(|p| matches!(p.body, PartType::Binary(_) | PartType::InlineBinary(_)))
+        .map(|p| p.offset_body as usize..p.offset_end as usize)
+        .filter(|r| r.start <= r.end && r.end <= len)
+        .collect()
 }
 
 fn attachment_infos(msg: &mail_parser::Message<'_>) -> Vec<AttachmentInfo> {

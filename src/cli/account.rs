@@ -21,8 +21,11 @@ use super::context::{CliContext, Schema, require_archive, with_database};
 /// `daygle account …`: the subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Add an IMAP account. The password is read from standard input (prompted on a terminal).
-    Add(AddArgs),
+    /// Add an account. IMAP: the password is read from standard input (prompted on a terminal).
+    /// Gmail / Microsoft 365 (`--kind gmail|graph`): app-only access with the `[google]` /
+    /// `[microsoft]` credentials, one account per `--mailbox` (or per line of
+    /// `--mailboxes-file`).
+    Add(Box<AddArgs>),
     /// List accounts with their sync status and coverage.
     List,
     /// Remove an account and its archived mail (asks for --yes).
@@ -54,21 +57,33 @@ pub struct OptionsArgs {
     pub follow_flags: Option<String>,
 }
 
-/// `daygle account add`: the IMAP account to archive.
+/// `daygle account add`: the account to archive.
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// imap, gmail (Gmail API, service account with domain-wide delegation) or graph
+    /// (Microsoft Graph, client credentials).
+    #[arg(long, default_value = "imap")]
+    pub kind: String,
+    /// The account's name. Gmail / Microsoft 365 with several mailboxes: each account is named
+    /// by its mailbox address.
     #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
+    /// Gmail / Microsoft 365: the mailbox address to archive (repeat for more).
     #[arg(long)]
-    pub host: String,
+    pub mailbox: Vec<String>,
+    /// Gmail / Microsoft 365: a file with one mailbox address per line (`#` comments).
+    #[arg(long, value_name = "PATH")]
+    pub mailboxes_file: Option<std::path::PathBuf>,
+    #[arg(long, required_if_eq("kind", "imap"))]
+    pub host: Option<String>,
     /// Default: 993 for implicit TLS, 143 otherwise.
     #[arg(long)]
     pub port: Option<u16>,
     /// implicit, starttls or none.
     #[arg(long, default_value = "implicit")]
     pub tls: String,
-    #[arg(long)]
-    pub username: String,
+    #[arg(long, required_if_eq("kind", "imap"))]
+    pub username: Option<String>,
     /// Folders to archive, comma-separated patterns (`*` = any characters). Default: all.
     #[arg(long)]
     pub folders: Option<String>,
@@ -96,7 +111,7 @@ pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<Exit
     }
     with_database(settings, Schema::Migrate, async |ctx| {
         let result = match cmd {
-            AccountCommand::Add(args) => add(ctx, args).await,
+            AccountCommand::Add(args) => add(ctx, *args).await,
             AccountCommand::List => list(ctx.pool()).await,
             AccountCommand::Remove { name, yes } => remove(ctx, &name, yes).await,
             AccountCommand::Enable { name } => set_enabled(ctx, &name, true).await,
@@ -111,13 +126,16 @@ pub async fn run(settings: Settings, cmd: AccountCommand) -> anyhow::Result<Exit
 }
 
 async fn add(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
+    if args.kind != "imap" {
+        return add_app_only(ctx, args).await;
+    }
     let settings = &ctx.settings;
     let imap = AccountDraft {
-        name: args.name,
-        host: args.host,
+        name: args.name.context("--name is required")?,
+        host: args.host.unwrap_or_default(),
         port: args.port,
         tls: TlsMode::parse(&args.tls)?,
-        username: args.username,
+        username: args.username.unwrap_or_default(),
         folders_include: args.folders.as_deref().map(split_list).unwrap_or_default(),
         folders_exclude: args.exclude_folders.as_deref().map(split_list),
         poll_interval_secs: args.poll_secs,
@@ -141,6 +159,78 @@ async fn add(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
         imap.username
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Gmail / Microsoft 365 mailboxes with the instance's own credentials: checks the
+/// credentials can get a token for the first mailbox, then adds one account per mailbox.
+async fn add_app_only(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let kind = args.kind.as_str();
+    anyhow::ensure!(
+        matches!(kind, "gmail" | "graph"),
+        "--kind must be imap, gmail or graph"
+    );
+    let mut mailboxes: Vec<String> = args.mailbox.clone();
+    if let Some(path) = &args.mailboxes_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read the mailbox list {}", path.display()))?;
+        mailboxes.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    anyhow::ensure!(
+        !mailboxes.is_empty(),
+        "name the mailbox to archive with --mailbox ADDRESS (or --mailboxes-file PATH)"
+    );
+    anyhow::ensure!(
+        mailboxes.len() == 1 || args.name.is_none(),
+        "--name names one account; with several mailboxes each account is named by its address"
+    );
+    let poll = args
+        .poll_secs
+        .unwrap_or(i32::try_from(ctx.settings.sync.default_poll_secs).unwrap_or(300));
+    let drafts: Vec<accounts::OAuthSettings> = mailboxes
+        .iter()
+        .map(|m| accounts::OAuthSettings {
+            name: args.name.clone().unwrap_or_else(|| m.trim().to_string()),
+            kind: kind.to_string(),
+            mailbox: Some(m.clone()),
+            app_only: true,
+            poll_interval_secs: poll,
+        })
+        .collect();
+    for d in &drafts {
+        d.validate()?;
+    }
+    // Fail before adding anything when the credentials cannot work.
+    daygle::ingest::oauth::check_app_credentials(&ctx.settings, kind, drafts[0].mailbox.as_deref())
+        .await?;
+    let mut failed = false;
+    for d in drafts {
+        match manage::create_oauth_account(ctx.pool(), &Actor::cli(), &d).await {
+            Ok(id) => println!(
+                "added account {} (id {id}): {} mailbox {}",
+                d.name,
+                if kind == "gmail" {
+                    "Gmail"
+                } else {
+                    "Microsoft 365"
+                },
+                d.mailbox.as_deref().unwrap_or_default()
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: {e}", d.name);
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// From standard input: prompted without echo on a terminal, else the first line.
@@ -209,11 +299,13 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
                 Some(t) => format!("ok, last sync {}", t.date()),
                 None => w.state.to_string(),
             },
-            None if a.kind == "imap" => "never synced".into(),
+            None if a.oauth_state == "reconnect" => "reconnect this account".into(),
+            None if a.kind != "import" => "never synced".into(),
             None => "-".into(),
         };
-        let server_text = match (&a.host, a.port) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
+        let server_text = match (&a.host, a.port, &a.mailbox) {
+            (Some(h), Some(p), _) => format!("{h}:{p}"),
+            (_, _, Some(m)) => m.clone(),
             _ => "-".into(),
         };
         let failed_text = if failed > 0 {

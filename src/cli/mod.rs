@@ -234,6 +234,7 @@ pub fn load_settings(global: &GlobalArgs, extra: &[(&str, String)]) -> anyhow::R
     match config::load(global.config.as_deref(), &overrides) {
         Ok(settings) => {
             daygle::telemetry::init(&settings.logging.format, &settings.logging.level);
+            daygle::archive::blobs::set_min_part_bytes(settings.storage.attachment_min_bytes);
             Ok(settings)
         }
         Err(errors) => {

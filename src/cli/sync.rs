@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use daygle::config::Settings;
 use daygle::ingest::accounts;
 use daygle::ingest::scheduler::{self, RunResult};
+use daygle::ingest::source::SYNCED_KINDS;
 use daygle::secrets::Keys;
 
 use super::context::{CliContext, Schema, with_database};
@@ -15,7 +16,7 @@ use super::context::{CliContext, Schema, with_database};
 /// `daygle sync`: which accounts, once or on schedule.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Only this account (default: every enabled IMAP account).
+    /// Only this account (default: every enabled IMAP, Gmail and Microsoft 365 account).
     #[arg(long)]
     pub account: Option<String>,
     /// One pass, then exit (non-zero when an account failed). Without it, keep syncing on
@@ -66,8 +67,8 @@ async fn once(
         Some(name) => {
             let a = ctx.account(name).await?;
             anyhow::ensure!(
-                a.kind == "imap",
-                "account {} is not an IMAP account",
+                SYNCED_KINDS.contains(&a.kind.as_str()),
+                "account {} holds imported mail; it is not synced from a server",
                 a.name
             );
             vec![a]
@@ -75,11 +76,11 @@ async fn once(
         None => accounts::list(pool)
             .await?
             .into_iter()
-            .filter(|a| a.kind == "imap" && a.enabled)
+            .filter(|a| SYNCED_KINDS.contains(&a.kind.as_str()) && a.enabled)
             .collect(),
     };
     if chosen.is_empty() {
-        println!("no enabled IMAP accounts to sync");
+        println!("no enabled IMAP, Gmail or Microsoft 365 accounts to sync");
         return Ok(ExitCode::SUCCESS);
     }
     let runs = scheduler::sync_accounts(pool, settings, &keys.sealing, chosen).await;

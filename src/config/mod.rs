@@ -6,6 +6,7 @@
 mod api;
 mod data_dir;
 mod load;
+mod oauth;
 mod proxies;
 mod secret_files;
 mod sections;
@@ -14,6 +15,7 @@ mod validate;
 pub use api::ApiSettings;
 pub use data_dir::{SYSTEM_DATA_DIR, automatic_data_dir};
 pub use load::{DEFAULT_CONFIG_FILE, load, load_from};
+pub use oauth::{GoogleSettings, MicrosoftSettings, read_secret_file};
 pub use proxies::{IpNet, client_ip, parse_networks};
 pub use sections::*;
 pub use validate::{ConfigErrors, EXAMPLE_SEALING_KEY, EXAMPLE_SESSION_KEY, Problem};

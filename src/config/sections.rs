@@ -55,6 +55,8 @@ pub struct Settings {
     pub verify: VerifySettings,
     pub workers: WorkersSettings,
     pub api: super::ApiSettings,
+    pub google: super::GoogleSettings,
+    pub microsoft: super::MicrosoftSettings,
     /// Which keys the config file, the environment or a command-line flag set (`section.key`).
     /// The settings page shows those as locked: a value stored in the database never wins
     /// over them.
@@ -220,6 +222,9 @@ pub struct StorageSettings {
     pub data_dir: String,
     pub zstd_level: i32,
     pub max_message_bytes: u64,
+    /// Attachments whose encoded bytes are at least this long are stored once, apart from
+    /// their messages (0: every message is stored whole).
+    pub attachment_min_bytes: usize,
 }
 
 impl Default for StorageSettings {
@@ -228,6 +233,7 @@ impl Default for StorageSettings {
             data_dir: String::new(),
             zstd_level: 3,
             max_message_bytes: 50 * 1024 * 1024,
+            attachment_min_bytes: crate::archive::blobs::DEFAULT_MIN_PART_BYTES,
         }
     }
 }

@@ -105,6 +105,7 @@ impl Settings {
         if self.api.rate_limit_per_minute == 0 {
             p.push(problem("api.rate_limit_per_minute", "must be at least 1"));
         }
+        p.extend(self.validate_oauth());
         if let Err(e) = self.verify.interval() {
             p.push(problem("verify.schedule", e));
         }

@@ -54,6 +54,19 @@ pub struct Account {
     pub delete_after_days: Option<i32>,
     pub expunge: bool,
     pub pinned_cert_sha256: Option<String>,
+    /// Gmail / Microsoft 365: the mailbox archived (None for a delegated account not yet
+    /// connected, which archives whoever connects it).
+    pub mailbox: Option<String>,
+    /// `delegated` (a person connected it; refresh token stored) or `app` (the instance's own
+    /// credentials); None for IMAP and imports.
+    pub oauth_mode: Option<String>,
+    pub oauth_refresh_sealed: Option<String>,
+    pub oauth_token_url: Option<String>,
+    pub oauth_identity: Option<String>,
+    /// `ok`, or `reconnect` after the provider refused the grant.
+    pub oauth_state: String,
+    pub oauth_error: Option<String>,
+    pub oauth_expires_at: Option<time::OffsetDateTime>,
     /// Watch INBOX with IDLE; None follows `sync.idle`.
     pub idle: Option<bool>,
     /// Copy flag changes made on the server to the archived copies.
@@ -309,6 +322,78 @@ pub async fn update_imap(
     Ok(PasswordAfterEdit::Dropped)
 }
 
+/// What an operator gives to add a Gmail or Microsoft 365 account.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub name: String,
+    /// `gmail` or `graph`.
+    pub kind: String,
+    /// The mailbox address; required for app-only access, optional for a browser connection
+    /// (then whoever connects it).
+    pub mailbox: Option<String>,
+    /// App-only: the instance's own credentials (service account / client credentials).
+    /// Otherwise someone connects the account in the browser.
+    pub app_only: bool,
+    pub poll_interval_secs: i32,
+}
+
+impl OAuthSettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if !matches!(self.kind.as_str(), "gmail" | "graph") {
+            return Err(Error::invalid("kind", "must be gmail or graph"));
+        }
+        let mailbox = self.mailbox.as_deref().map(str::trim).unwrap_or_default();
+        if self.app_only && mailbox.is_empty() {
+            return Err(Error::invalid(
+                "mailbox",
+                "app-only access needs the mailbox address",
+            ));
+        }
+        if !mailbox.is_empty() && (!mailbox.contains('@') || mailbox.contains(char::is_whitespace))
+        {
+            return Err(Error::invalid(
+                "mailbox",
+                format!("`{mailbox}` is not an e-mail address"),
+            ));
+        }
+        if self.poll_interval_secs < 10 {
+            return Err(Error::invalid(
+                "poll interval",
+                "must be at least 10 seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Creates a Gmail or Microsoft 365 account. App-only accounts are ready to sync; the others
+/// wait until someone connects them.
+pub async fn create_oauth(tx: &mut PgConnection, settings: &OAuthSettings) -> Result<i64> {
+    settings.validate()?;
+    let mailbox = settings
+        .mailbox
+        .as_deref()
+        .map(|m| m.trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty());
+    let mode = settings.app_only.then_some("app");
+    sqlx::query_scalar!(
+        "INSERT INTO accounts (name, kind, mailbox, oauth_mode, oauth_identity, poll_interval_secs,
+             folders_exclude)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'app' THEN $3 END, $5, '{}') RETURNING id",
+        settings.name.trim(),
+        settings.kind,
+        mailbox,
+        mode,
+        settings.poll_interval_secs,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .on_constraint("accounts_name_key", || name_taken(&settings.name))
+}
+
 pub async fn set_enabled(conn: &mut PgConnection, id: i64, enabled: bool) -> Result<()> {
     let done = sqlx::query!(
         "UPDATE accounts SET enabled = $2 WHERE id = $1",
@@ -360,7 +445,9 @@ async fn select(
         Account,
         r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
-                  delete_after_days, expunge, pinned_cert_sha256, idle, follow_flags
+                  delete_after_days, expunge, pinned_cert_sha256, mailbox, oauth_mode,
+                  oauth_refresh_sealed, oauth_token_url, oauth_identity, oauth_state, oauth_error,
+                  oauth_expires_at, idle, follow_flags
            FROM accounts
            WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR name = $2)
            ORDER BY name"#,
@@ -501,7 +588,9 @@ async fn with_password(tx: &mut PgConnection) -> Result<Vec<Account>> {
         Account,
         r#"SELECT id, name::text AS "name!", kind, enabled, host, port, tls_mode, username,
                   password_sealed, folders_include, folders_exclude, poll_interval_secs,
-                  delete_after_days, expunge, pinned_cert_sha256, idle, follow_flags
+                  delete_after_days, expunge, pinned_cert_sha256, mailbox, oauth_mode,
+                  oauth_refresh_sealed, oauth_token_url, oauth_identity, oauth_state, oauth_error,
+                  oauth_expires_at, idle, follow_flags
            FROM accounts WHERE password_sealed IS NOT NULL ORDER BY id FOR UPDATE"#,
     )
     .fetch_all(&mut *tx)

@@ -29,7 +29,7 @@ pub async fn renew_and_claim(
     // Accounts added since the last look get their (free) lease row.
     sqlx::query!(
         "INSERT INTO account_leases (account_id)
-         SELECT id FROM accounts WHERE kind = 'imap' AND enabled
+         SELECT id FROM accounts WHERE kind IN ('imap', 'gmail', 'graph') AND enabled
          ON CONFLICT (account_id) DO NOTHING"
     )
     .execute(&mut *tx)
@@ -37,7 +37,7 @@ pub async fn renew_and_claim(
     let mut held: Vec<i64> = sqlx::query_scalar!(
         "UPDATE account_leases l SET expires_at = now() + make_interval(secs => $2)
          FROM accounts a
-         WHERE a.id = l.account_id AND l.holder = $1 AND a.kind = 'imap' AND a.enabled
+         WHERE a.id = l.account_id AND l.holder = $1 AND a.kind IN ('imap', 'gmail', 'graph') AND a.enabled
          RETURNING l.account_id",
         me,
         secs
@@ -82,7 +82,7 @@ pub async fn renew_and_claim(
              WHERE account_id IN (
                  SELECT l.account_id FROM account_leases l
                  JOIN accounts a ON a.id = l.account_id
-                 WHERE a.kind = 'imap' AND a.enabled
+                 WHERE a.kind IN ('imap', 'gmail', 'graph') AND a.enabled
                    AND (l.holder IS NULL OR l.expires_at IS NULL OR l.expires_at < now())
                  ORDER BY l.account_id
                  LIMIT $3
@@ -105,7 +105,7 @@ pub async fn renew_and_claim(
 async fn share_basis(conn: &mut PgConnection, lease_secs: f64) -> Result<(i64, i64)> {
     let row = sqlx::query!(
         r#"SELECT
-             (SELECT count(*) FROM accounts WHERE kind = 'imap' AND enabled) AS "accounts!",
+             (SELECT count(*) FROM accounts WHERE kind IN ('imap', 'gmail', 'graph') AND enabled) AS "accounts!",
              (SELECT count(*) FROM processes
               WHERE role IN ('worker', 'all') AND stopped_at IS NULL
                 AND heartbeat_at > now() - make_interval(secs => $1)) AS "workers!""#,

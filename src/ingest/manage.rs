@@ -5,7 +5,9 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::accounts::{self, ImapOptions, ImapSettings, PasswordAfterEdit, RemovalImpact, TlsMode};
+use super::accounts::{
+    self, ImapOptions, ImapSettings, OAuthSettings, PasswordAfterEdit, RemovalImpact, TlsMode,
+};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::config::SyncSettings;
 use crate::error::Result;
@@ -77,6 +79,25 @@ pub async fn create_account(
     let event = AuditEvent::by(actor, Action::AccountCreate)
         .target(Target::Account(id))
         .details(json!({ "name": imap.name, "host": imap.host, "username": imap.username }));
+    audit::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Creates a Gmail or Microsoft 365 account; returns its id.
+pub async fn create_oauth_account(
+    pool: &PgPool,
+    actor: &Actor,
+    settings: &OAuthSettings,
+) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let id = accounts::create_oauth(&mut tx, settings).await?;
+    let event = AuditEvent::by(actor, Action::AccountCreate)
+        .target(Target::Account(id))
+        .details(json!({
+            "name": settings.name, "kind": settings.kind, "mailbox": settings.mailbox,
+            "app_only": settings.app_only,
+        }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(id)

@@ -112,6 +112,51 @@ pub async fn store_ordered<T>(
     scan: Scan<'_>,
     before_commit: impl Future<Output = Result<T>>,
 ) -> Result<(Stored, T)> {
+    store_with(
+        pool,
+        zstd_level,
+        batch,
+        scan,
+        before_commit,
+        SourceWrites::default(),
+    )
+    .await
+}
+
+/// What a delta source (Gmail) commits with a batch besides the messages: the labels of the
+/// messages it carries and of ones stored before, and its new delta position.
+#[derive(Debug, Default)]
+pub struct SourceWrites {
+    /// Every label of these messages (by UID), replacing what was stored.
+    pub labels: Vec<(i64, Vec<String>)>,
+    /// Label changes of messages stored before: (UID, added, removed).
+    pub label_changes: Vec<(i64, Vec<String>, Vec<String>)>,
+    /// The folder's delta position (Gmail historyId) after this batch.
+    pub delta: Option<String>,
+}
+
+/// [`store_scanned`] for a delta source: `writes` commit in the same transaction as the rows,
+/// and the delta position does not move when the batch stops before unscanned mail.
+pub async fn store_source(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    scan: Scan<'_>,
+    writes: SourceWrites,
+) -> Result<Stored> {
+    store_with(pool, zstd_level, batch, scan, async { Ok(()) }, writes)
+        .await
+        .map(|(stored, ())| stored)
+}
+
+async fn store_with<T>(
+    pool: &PgPool,
+    zstd_level: i32,
+    batch: Batch,
+    scan: Scan<'_>,
+    before_commit: impl Future<Output = Result<T>>,
+    writes: SourceWrites,
+) -> Result<(Stored, T)> {
     let Batch {
         account_id,
         folder,
@@ -206,6 +251,19 @@ pub async fn store_ordered<T>(
     if let (Some(uidvalidity), Some(last_uid)) = (uidvalidity, advance_to) {
         ledger::advance(&mut tx, account_id, &folder, uidvalidity, last_uid).await?;
     }
+    if let Some(uidvalidity) = uidvalidity {
+        let place = messages::Place {
+            account_id,
+            folder: &folder,
+            uidvalidity,
+        };
+        messages::set_labels(&mut tx, place, &writes.labels).await?;
+        messages::change_labels(&mut tx, place, &writes.label_changes).await?;
+        // Mail held for a rescan is not stored yet: the delta must not pass it.
+        if let (Some(delta), None) = (&writes.delta, &held) {
+            ledger::set_delta(&mut tx, account_id, &folder, uidvalidity, delta).await?;
+        }
+    }
     tx.commit().await?;
     if let Some((reason, count)) = held {
         tracing::warn!(account_id, folder = %folder, held = count, %reason,
@@ -290,11 +348,7 @@ async fn restore_collected(
         let mut from_raw = Vec::new();
         for h in missing {
             match new_blobs.iter().find(|b| b.sha256 == h) {
-                Some(b) => again.push(NewBlob {
-                    sha256: b.sha256,
-                    size: b.size,
-                    zstd: b.zstd.clone(),
-                }),
+                Some(b) => again.push(b.clone()),
                 None => from_raw.push(h),
             }
         }
@@ -304,11 +358,7 @@ async fn restore_collected(
                 .iter()
                 .filter_map(|h| raws.get(h).map(|raw| (h, raw)))
                 .map(|(h, raw)| {
-                    Ok(NewBlob {
-                        sha256: *h,
-                        size: raw.len() as i64,
-                        zstd: blobs::compress(raw, zstd_level)?,
-                    })
+                    blobs::encode(raw, *h, &parse::parse(raw).binary_bodies, zstd_level)
                 })
                 .collect();
             (out, raws)
@@ -371,16 +421,17 @@ fn prepare(
                 scope.spawn(move || {
                     part.iter()
                         .map(|(m, sha, compress)| {
+                            let parsed = parse::parse(&m.raw);
                             let blob = if *compress {
-                                Some(NewBlob {
-                                    sha256: *sha,
-                                    size: m.raw.len() as i64,
-                                    zstd: blobs::compress(&m.raw, zstd_level)?,
-                                })
+                                Some(blobs::encode(
+                                    &m.raw,
+                                    *sha,
+                                    &parsed.binary_bodies,
+                                    zstd_level,
+                                )?)
                             } else {
                                 None
                             };
-                            let parsed = parse::parse(&m.raw);
                             let row = NewMessage {
                                 account_id: place.account_id,
                                 folder: place.folder.clone(),

@@ -19,7 +19,8 @@ use crate::db::DbHealth;
 use crate::error::Result;
 use crate::ingest::accounts::{self, Account};
 use crate::ingest::imap::idle::Watchers;
-use crate::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
+use crate::ingest::imap::sync::{SyncDeps, SyncOutcome};
+use crate::ingest::source::sync_account;
 use crate::ingest::workers::{self, Heartbeat};
 use crate::ingest::{leader, leases};
 use crate::secrets::SealingKeys;
@@ -167,12 +168,13 @@ async fn unlock(mut conn: PgConnection, account_id: i64) {
     let _ = conn.close().await;
 }
 
-/// Enabled IMAP accounts whose next run is due.
+/// Enabled accounts synced from a server (IMAP, Gmail, Microsoft 365) whose next run is due.
+/// An OAuth account waiting to be connected again is left alone until someone does.
 pub async fn due_accounts(pool: &PgPool) -> Result<Vec<Account>> {
     let due = sqlx::query_scalar!(
         "SELECT a.id FROM accounts a
          LEFT JOIN workers w ON w.name = 'sync:account:' || a.id
-         WHERE a.kind = 'imap' AND a.enabled
+         WHERE a.kind IN ('imap', 'gmail', 'graph') AND a.enabled AND a.oauth_state = 'ok'
            AND (w.next_run_at IS NULL OR w.next_run_at <= now())
          ORDER BY w.next_run_at NULLS FIRST",
     )

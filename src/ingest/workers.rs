@@ -284,9 +284,11 @@ impl SyncView {
 
 /// Every server-synced account's sync as people read it, by account id.
 pub async fn sync_views(pool: &PgPool) -> Result<Vec<(i64, SyncView)>> {
-    let accounts = sqlx::query!("SELECT id, enabled FROM accounts WHERE kind = 'imap' ORDER BY id")
-        .fetch_all(pool)
-        .await?;
+    let accounts = sqlx::query!(
+        "SELECT id, enabled FROM accounts WHERE kind IN ('imap', 'gmail', 'graph') ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?;
     let workers = list(pool).await?;
     let now = OffsetDateTime::now_utc();
     Ok(accounts

@@ -43,6 +43,7 @@ pub async fn check(ctx: &Context<'_>, config: &TriggerConfig) -> Result<Vec<Find
         Trigger::DiskSpace => Ok(disk_space(ctx.data_dir, t)),
         Trigger::RepeatedLockouts => repeated_lockouts(ctx.pool, t).await,
         Trigger::VerifyFailed => verify_failed(ctx.pool).await,
+        Trigger::AccountReconnect => account_reconnect(ctx.pool).await,
     }
 }
 
@@ -271,6 +272,31 @@ async fn repeated_lockouts(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>>
 
 /// The latest finished `verify archive` run found problems (critical: the archive may not be
 /// what arrived) or stopped with an error (warning: it is unproven). A later clean run clears it.
+/// Gmail / Microsoft 365 accounts whose authorisation the provider refused: they are not
+/// synced until someone connects them again.
+async fn account_reconnect(pool: &PgPool) -> Result<Vec<Finding>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, name::text AS "name!", oauth_error FROM accounts
+           WHERE enabled AND oauth_state = 'reconnect' ORDER BY id"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            about_account(
+                r.id,
+                Severity::Critical,
+                format!("Reconnect the account {}", r.name),
+                format!(
+                    "Its mail is not being archived: the provider refused the stored authorisation ({}). Connect the account again on its page.",
+                    r.oauth_error.unwrap_or_else(|| "no reason given".into())
+                ),
+            )
+        })
+        .collect())
+}
+
 async fn verify_failed(pool: &PgPool) -> Result<Vec<Finding>> {
     let Some(run) = crate::verify::runs::latest_finished(pool).await? else {
         return Ok(Vec::new());

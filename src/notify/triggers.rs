@@ -16,10 +16,11 @@ pub enum Trigger {
     DiskSpace,
     RepeatedLockouts,
     VerifyFailed,
+    AccountReconnect,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 9] = [
+    pub const ALL: [Trigger; 10] = [
         Trigger::SyncFailing,
         Trigger::AccountQuiet,
         Trigger::ScannerUnreachable,
@@ -29,6 +30,7 @@ impl Trigger {
         Trigger::DiskSpace,
         Trigger::RepeatedLockouts,
         Trigger::VerifyFailed,
+        Trigger::AccountReconnect,
     ];
 
     /// Stored in `alerts.trigger` and `alert_triggers.trigger`.
@@ -43,6 +45,7 @@ impl Trigger {
             Trigger::DiskSpace => "disk_space",
             Trigger::RepeatedLockouts => "repeated_lockouts",
             Trigger::VerifyFailed => "verify_failed",
+            Trigger::AccountReconnect => "account_reconnect",
         }
     }
 
@@ -61,6 +64,7 @@ impl Trigger {
             Trigger::DiskSpace => "Free disk space runs low",
             Trigger::RepeatedLockouts => "Repeated sign-in lockouts",
             Trigger::VerifyFailed => "Archive verification found problems or did not finish",
+            Trigger::AccountReconnect => "A Gmail or Microsoft 365 account must be connected again",
         }
     }
 
@@ -76,6 +80,7 @@ impl Trigger {
             Trigger::DiskSpace => Some("% free on the data directory's disk, below"),
             Trigger::RepeatedLockouts => Some("lockouts within an hour"),
             Trigger::VerifyFailed => None,
+            Trigger::AccountReconnect => None,
         }
     }
 
@@ -92,6 +97,7 @@ impl Trigger {
             Trigger::DiskSpace => 10,
             Trigger::RepeatedLockouts => 3,
             Trigger::VerifyFailed => 0,
+            Trigger::AccountReconnect => 0,
         };
         let on = self != Trigger::MailQuarantined;
         TriggerConfig {

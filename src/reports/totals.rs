@@ -64,6 +64,7 @@ pub async fn storage(pool: &PgPool) -> Result<Storage> {
                   (SELECT count(*) FROM blobs) AS "blobs!",
                   (SELECT coalesce(sum(size), 0)::bigint FROM blobs) AS "blob_bytes!",
                   (SELECT coalesce(sum(octet_length(zstd)), 0)::bigint FROM blobs)
+                    + (SELECT coalesce(sum(octet_length(zstd)), 0)::bigint FROM parts)
                     AS "stored_bytes!",
                   pg_database_size(current_database()) AS "database_bytes!""#,
     )

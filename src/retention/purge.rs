@@ -206,5 +206,15 @@ pub async fn collect_orphans(
             break;
         }
     }
+    // Attachments whose last message went without blob collection (a rescan removing an
+    // infected copy does its own; this catches interrupted runs).
+    if !stop.is_cancelled() {
+        let mut tx = pool.begin().await?;
+        let orphans =
+            crate::archive::blobs::orphan_parts(&mut tx, ORPHAN_GRACE.as_seconds_f64(), 10_000)
+                .await?;
+        crate::archive::blobs::collect_parts(&mut tx, &orphans).await?;
+        tx.commit().await?;
+    }
     Ok(total)
 }

@@ -162,6 +162,8 @@ pub async fn collect_blobs(tx: &mut PgConnection, hashes: &[Vec<u8>]) -> Result<
     if locked.is_empty() {
         return Ok(Collected::default());
     }
+    // Their attachments, read before the links cascade away with the blobs.
+    let parts = crate::archive::blobs::parts_of(&mut *tx, &locked).await?;
     let gone = sqlx::query!(
         r#"WITH gone AS (
                DELETE FROM blobs b WHERE b.sha256 = ANY($1::bytea[])
@@ -172,6 +174,8 @@ pub async fn collect_blobs(tx: &mut PgConnection, hashes: &[Vec<u8>]) -> Result<
     )
     .fetch_one(&mut *tx)
     .await?;
+    // An attachment another message still shares stays (its link keeps it).
+    crate::archive::blobs::collect_parts(&mut *tx, &parts).await?;
     Ok(Collected {
         blobs: gone.blobs as u64,
         bytes: gone.bytes,

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::facts::{MessageFacts, Source};
 use super::stage::ScanStage;
 use super::{Action, ScanStatus, Verdict, quarantine, rejections};
+use crate::archive::blobs;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
 
@@ -213,6 +214,8 @@ async fn remove_from_archive(conn: &mut PgConnection, row: &Row) -> Result<()> {
         .execute(&mut *conn)
         .await
         .map_err(|e| Error::context("remove an infected message from the archive", e))?;
+    // Its attachments too (when no other message has them): the infected bytes are likely there.
+    let parts = blobs::parts_of(conn, std::slice::from_ref(&row.blob_sha256)).await?;
     sqlx::query!(
         "DELETE FROM blobs WHERE sha256 = $1 \
          AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_sha256 = $1)",
@@ -221,6 +224,7 @@ async fn remove_from_archive(conn: &mut PgConnection, row: &Row) -> Result<()> {
     .execute(&mut *conn)
     .await
     .map_err(|e| Error::context("remove an infected message's content", e))?;
+    blobs::collect_parts(conn, &parts).await?;
     Ok(())
 }
 
@@ -229,11 +233,19 @@ async fn read_blobs(pool: &PgPool, rows: &[Row]) -> Result<Vec<Vec<u8>>> {
     let mut conn = pool.acquire().await?;
     let mut raws = Vec::with_capacity(rows.len());
     for row in rows {
-        let raw = crate::archive::blobs::read(&mut conn, &row.blob_sha256)
+        let sha: [u8; 32] = row
+            .blob_sha256
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Internal(format!("message {} has a malformed hash", row.id)))?;
+        let raw = blobs::read_verified(&mut conn, &sha)
             .await
             .map_err(|e| Error::context("read an archived message", e))?
             .ok_or_else(|| {
-                Error::Internal(format!("blob {} is missing", hex::encode(&row.blob_sha256)))
+                Error::Internal(format!(
+                    "blob {} is missing or does not match its SHA-256",
+                    hex::encode(&row.blob_sha256)
+                ))
             })?;
         raws.push(raw);
     }

@@ -182,7 +182,7 @@ async fn read_items(
 ) -> Result<Vec<Item>> {
     let blobs = sqlx::query_as!(
         StoredBlob,
-        "SELECT sha256, size, zstd FROM blobs WHERE sha256 = ANY($1::bytea[])",
+        "SELECT sha256, size, layout, zstd FROM blobs WHERE sha256 = ANY($1::bytea[])",
         &keys,
     )
     .fetch_all(pool)
@@ -202,11 +202,22 @@ async fn read_items(
     .fetch_all(pool)
     .await?;
     messages.sort_by(|a, b| a.blob_sha256.cmp(&b.blob_sha256).then(a.id.cmp(&b.id)));
+    let skeletons: Vec<Vec<u8>> = blobs
+        .iter()
+        .filter(|b| b.layout == crate::archive::blobs::LAYOUT_SKELETON)
+        .map(|b| b.sha256.clone())
+        .collect();
+    let parts = std::sync::Arc::new(if skeletons.is_empty() {
+        crate::archive::blobs::PartMap::default()
+    } else {
+        crate::archive::blobs::parts_for(&mut *pool.acquire().await?, &skeletons).await?
+    });
     let mut items: Vec<Item> = blobs
         .into_iter()
         .map(|blob| Item {
             blob,
             messages: Vec::new(),
+            parts: parts.clone(),
         })
         .collect();
     items.sort_by(|a, b| a.blob.sha256.cmp(&b.blob.sha256));

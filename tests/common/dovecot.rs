@@ -43,6 +43,17 @@ fn run(cmd: &mut Command, what: &str) {
 
 impl Dovecot {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A Dovecot that also accepts OAuth2 bearer tokens (SASL XOAUTH2 and OAUTHBEARER), checked
+    /// by its `oauth2` passdb against the token introspection endpoint at `introspection_url`
+    /// (RFC 7662, form POST; the answer's `username` must be the login name).
+    pub fn start_with_oauth2(introspection_url: &str) -> Self {
+        Self::start_with(Some(introspection_url))
+    }
+
+    fn start_with(introspection_url: Option<&str>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("daygle-dovecot-")
             .tempdir()
@@ -84,6 +95,25 @@ impl Dovecot {
         let port = free_port();
         let tls_port = free_port();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let (mechanisms, oauth2_passdb) = match introspection_url {
+            Some(url) => {
+                std::fs::write(
+                    d.join("oauth2.conf"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nforce_introspection = yes\nusername_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                    ),
+                )
+                .expect("oauth2.conf");
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}/oauth2.conf\n}}\n",
+                        d.display()
+                    ),
+                )
+            }
+            None => ("plain login", String::new()),
+        };
         let conf = format!(
             r#"instance_name = daygle-test-{pid}-{n}
 base_dir = {d}/run
@@ -96,12 +126,12 @@ ssl = yes
 ssl_cert = <{d}/cert.pem
 ssl_key = <{d}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 mail_location = maildir:{d}/mail/%u/Maildir
 mail_fsync = never
 first_valid_uid = 1
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
 }}

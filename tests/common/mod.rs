@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clamd;
 pub mod dovecot;
 pub mod mail;
+pub mod microsoft;
 pub mod pg;
 pub mod process;
 pub mod smtp;

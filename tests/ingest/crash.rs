@@ -44,8 +44,11 @@ async fn a_sync_killed_mid_batch_and_restarted_ends_with_exactly_the_servers_mes
     let total = 4000;
     env.dovecot
         .write_messages("alice", "INBOX", &messages("crash", total), NEW);
-    env.dovecot
-        .write_messages("alice", "Work", &messages("crash-work", 500), NEW);
+    // Work: 500 messages sharing 7 attachments, stored once each (#14).
+    let work: Vec<Vec<u8>> = (0..500)
+        .map(|i| with_shared_attachment("crash-work", i, 7))
+        .collect();
+    env.dovecot.write_messages("alice", "Work", &work, NEW);
 
     let mut child = daygle(&env, 25)
         .args(["sync", "--once"])
@@ -95,4 +98,17 @@ async fn a_sync_killed_mid_batch_and_restarted_ends_with_exactly_the_servers_mes
         env.count("SELECT count(*) FROM blobs").await,
         (total + 500) as i64
     );
+    // The shared attachments: each stored once, referenced by every message that has it, and
+    // every message of the folder reassembles to the server's bytes.
+    assert_eq!(env.count("SELECT count(*) FROM parts").await, 7);
+    assert_eq!(env.count("SELECT count(*) FROM blob_parts").await, 500);
+    let mut conn = env.pool.acquire().await.expect("conn");
+    for sha in env.archived(account.id, "Work").await.values() {
+        let sha: [u8; 32] = hex::decode(sha).unwrap().try_into().unwrap();
+        let raw = daygle::archive::blobs::read_verified(&mut conn, &sha)
+            .await
+            .expect("read")
+            .expect("reassembles and verifies");
+        assert_eq!(daygle::archive::blobs::sha256(&raw), sha);
+    }
 }

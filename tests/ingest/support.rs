@@ -227,6 +227,30 @@ pub fn messages(tag: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| message(tag, i)).collect()
 }
 
+/// Message `i` of a series whose attachments come from `distinct` different files (12 KB each,
+/// incompressible), so that many messages share each one — stored once by the archive.
+pub fn with_shared_attachment(tag: &str, i: usize, distinct: usize) -> Vec<u8> {
+    let which = i % distinct;
+    let mut x = (which as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let file: Vec<u8> = (0..12_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    mail_builder::MessageBuilder::new()
+        .from(("Ann", "ann@example.org"))
+        .to("bob@example.org")
+        .subject(format!("{tag} report {i}"))
+        .message_id(format!("{tag}-{i}@test.example"))
+        .text_body(format!("Report {i}, file {which}."))
+        .attachment("application/pdf", format!("report-{which}.pdf"), file)
+        .write_to_vec()
+        .expect("build message")
+}
+
 /// A message with a PDF-ish attachment, built with mail-builder.
 pub fn with_attachment(tag: &str) -> Vec<u8> {
     mail_builder::MessageBuilder::new()

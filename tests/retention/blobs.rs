@@ -100,3 +100,59 @@ async fn blob_collection_never_loses_a_blob_to_a_concurrent_ingest_of_the_same_c
         0
     );
 }
+
+/// Two messages (different headers: two blobs) carry the same attachment, which is stored
+/// once. Purging one keeps the other byte for byte and the attachment with it; purging the
+/// other frees the attachment too.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_one_of_two_messages_that_share_an_attachment_keeps_the_other_intact() {
+    let env = env().await;
+    let (first, second) = (env.account("First").await, env.account("Second").await);
+    let report: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let with = |subject: &str, id: &str| {
+        crate::common::mail::build(&crate::common::mail::Mail {
+            subject,
+            date: days_ago(400),
+            message_id: id,
+            attachment: Some(("report.pdf", &report)),
+            ..Default::default()
+        })
+    };
+    let (a, b) = (with("first copy", "a@test"), with("second copy", "b@test"));
+    env.store_raw(first, "INBOX", 1, vec![a.clone()]).await;
+    env.store_raw(second, "INBOX", 1, vec![b.clone()]).await;
+    assert_eq!(env.count("SELECT count(*) FROM blobs").await, 2);
+    assert_eq!(
+        env.count("SELECT count(*) FROM parts").await,
+        1,
+        "stored once"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM blob_parts").await, 2);
+
+    env.policy("purge first", 30, &[first], None, None).await;
+    let plan = env.plan().await;
+    assert_eq!(env.purge(&plan).await.messages, 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM parts").await,
+        1,
+        "still shared"
+    );
+    let mut conn = env.pool.acquire().await.expect("conn");
+    let kept = blobs::read_verified(&mut conn, &blobs::sha256(&b))
+        .await
+        .expect("read");
+    assert_eq!(kept.as_deref(), Some(b.as_slice()), "the other is intact");
+    drop(conn);
+
+    env.policy("purge second", 30, &[second], None, None).await;
+    let plan = env.plan().await;
+    assert_eq!(env.purge(&plan).await.messages, 1);
+    assert_eq!(env.count("SELECT count(*) FROM blobs").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM parts").await,
+        0,
+        "freed with its last message"
+    );
+}

@@ -108,6 +108,7 @@ struct Pending {
     id: i64,
     blob_sha256: Vec<u8>,
     size: i64,
+    layout: i16,
     zstd: Vec<u8>,
     search_language: String,
 }
@@ -118,7 +119,7 @@ struct Pending {
 pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
     let rows = sqlx::query_as!(
         Pending,
-        "SELECT m.id, m.blob_sha256, b.size, b.zstd, a.search_language
+        "SELECT m.id, m.blob_sha256, b.size, b.layout, b.zstd, a.search_language
          FROM messages m
          JOIN blobs b ON b.sha256 = m.blob_sha256
          JOIN accounts a ON a.id = m.account_id
@@ -132,8 +133,20 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
+    let skeletons: Vec<Vec<u8>> = rows
+        .iter()
+        .filter(|r| r.layout == blobs::LAYOUT_SKELETON)
+        .map(|r| r.blob_sha256.clone())
+        .collect();
+    let parts = if skeletons.is_empty() {
+        blobs::PartMap::default()
+    } else {
+        blobs::parts_for(&mut *pool.acquire().await?, &skeletons).await?
+    };
     let built = crate::telemetry::spawn_blocking_in_span(move || {
-        rows.into_iter().map(rebuild).collect::<Vec<_>>()
+        rows.into_iter()
+            .map(|row| rebuild(row, &parts))
+            .collect::<Vec<_>>()
     })
     .await
     .map_err(|e| Error::context("run the reindex task", e))?;
@@ -148,8 +161,16 @@ pub async fn run_batch(pool: &PgPool, scope: Scope) -> Result<u64> {
             note_text.push(p.outcome.note());
         }
     }
-    let vectors: Vec<Option<String>> = built.into_iter().map(|r| r.vector).collect();
+    let mut converted = Vec::new();
+    let vectors: Vec<Option<String>> = built
+        .into_iter()
+        .map(|r| {
+            converted.extend(r.converted);
+            r.vector
+        })
+        .collect();
     let mut tx = pool.begin().await?;
+    blobs::convert(&mut tx, &converted).await?;
     // Only rows still pending are written: a concurrent run may have done them already.
     sqlx::query!(
         "UPDATE messages m SET search = coalesce(t.v::tsvector, m.search), search_pending = false
@@ -180,13 +201,12 @@ struct Rebuilt {
     id: i64,
     vector: Option<String>,
     parts: Vec<PartText>,
+    /// A blob stored whole before attachments were stored once: its new form.
+    converted: Option<blobs::NewBlob>,
 }
 
-fn rebuild(row: Pending) -> Rebuilt {
-    let size = usize::try_from(row.size).unwrap_or(0).max(1);
-    let raw = zstd::bulk::decompress(&row.zstd, size)
-        .ok()
-        .filter(|raw| blobs::sha256(raw).as_slice() == row.blob_sha256.as_slice());
+fn rebuild(row: Pending, parts: &blobs::PartMap) -> Rebuilt {
+    let raw = blobs::decode(&row.blob_sha256, row.size, row.layout, &row.zstd, parts).ok();
     let Some(raw) = raw else {
         tracing::warn!(
             message_id = row.id,
@@ -196,10 +216,19 @@ fn rebuild(row: Pending) -> Rebuilt {
             id: row.id,
             vector: None,
             parts: Vec::new(),
+            converted: None,
         };
     };
     let language = Language::parse(&row.search_language).unwrap_or(Language::English);
     let parsed = parse::parse(&raw);
+    // The original is at hand: an archive from before attachments were stored once converts
+    // here, online and resumably (the migration flags its messages with attachments).
+    let converted = (row.layout == blobs::LAYOUT_WHOLE)
+        .then(|| {
+            let sha = <[u8; 32]>::try_from(row.blob_sha256.as_slice()).ok()?;
+            blobs::encode(&raw, sha, &parsed.binary_bodies, blobs::CONVERT_ZSTD_LEVEL).ok()
+        })
+        .flatten();
     let parts = if parsed.attachments.is_empty() {
         Vec::new()
     } else {
@@ -216,6 +245,7 @@ fn rebuild(row: Pending) -> Rebuilt {
         id: row.id,
         vector: Some(message_vector(&parsed, &texts, language)),
         parts,
+        converted,
     }
 }
 

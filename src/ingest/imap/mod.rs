@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod flags;
 pub mod folders;
 pub mod idle;
+pub mod sasl;
 pub mod sync;
 pub mod tls;
 pub mod utf7;
@@ -170,10 +171,29 @@ impl Endpoint {
     }
 }
 
+/// How a session proves who it is.
+pub enum Credential {
+    Password(Zeroizing<String>),
+    /// An OAuth2 access token over SASL `XOAUTH2` or `OAUTHBEARER`.
+    Bearer {
+        mechanism: sasl::Mechanism,
+        token: Zeroizing<String>,
+    },
+}
+
 /// Connects, reads the greeting, secures the connection as configured, and logs in.
 pub async fn connect(
     ep: &Endpoint,
     password: &Zeroizing<String>,
+    t: Timeouts,
+) -> Result<Session, ImapError> {
+    connect_with(ep, Credential::Password(password.clone()), t).await
+}
+
+/// [`connect`] with a password or an OAuth2 bearer token.
+pub async fn connect_with(
+    ep: &Endpoint,
+    credential: Credential,
     t: Timeouts,
 ) -> Result<Session, ImapError> {
     let addr = format!("{}:{}", ep.host, ep.port);
@@ -232,18 +252,34 @@ pub async fn connect(
         // No second greeting after STARTTLS (RFC 3501 6.2.1).
         client = Client::new(secured);
     }
-    let login = tokio::time::timeout(t.command, client.login(&ep.username, password.as_str()));
-    match login.await {
-        Err(_) => Err(ImapError::Timeout {
-            what: "login".into(),
-            secs: t.command.as_secs(),
-        }),
-        Ok(Ok(session)) => Ok(session),
-        Ok(Err((async_imap::error::Error::No(detail), _))) => Err(ImapError::Auth {
-            username: ep.username.clone(),
-            detail,
-        }),
-        Ok(Err((e, _))) => Err(ImapError::protocol("login", e)),
+    let refused = |detail: String| ImapError::Auth {
+        username: ep.username.clone(),
+        detail,
+    };
+    let timeout = || ImapError::Timeout {
+        what: "login".into(),
+        secs: t.command.as_secs(),
+    };
+    let result = match credential {
+        Credential::Password(password) => {
+            tokio::time::timeout(t.command, client.login(&ep.username, password.as_str()))
+                .await
+                .map_err(|_| timeout())?
+        }
+        Credential::Bearer { mechanism, token } => {
+            let mut auth = sasl::BearerAuth::new(mechanism, &ep.username, &ep.host, ep.port, token);
+            tokio::time::timeout(
+                t.command,
+                client.authenticate(mechanism.as_str(), &mut auth),
+            )
+            .await
+            .map_err(|_| timeout())?
+        }
+    };
+    match result {
+        Ok(session) => Ok(session),
+        Err((async_imap::error::Error::No(detail), _)) => Err(refused(detail)),
+        Err((e, _)) => Err(ImapError::protocol("login", e)),
     }
 }
 
