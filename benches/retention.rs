@@ -230,9 +230,7 @@ async fn main() {
     ] {
         for run in 0..3 {
             let t = Instant::now();
-            let p = Plan::current(&mut pool.acquire().await.unwrap(), &grants)
-                .await
-                .unwrap();
+            let p = Plan::current(&pool, &grants).await.unwrap();
             let shown = preview::preview(&pool, &p, 20).await.unwrap();
             let secs = t.elapsed().as_secs_f64();
             println!(

@@ -8,6 +8,8 @@ pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_client;
 pub mod ingest;
 pub mod logbook;
@@ -120,6 +122,11 @@ impl App {
             setup_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             db_health: db::DbHealth::default(),
             me: Arc::new(me),
+            oidc: auth::oidc::Provider::from_settings(
+                &settings,
+                &reachable_url(&settings, &listener),
+            )?
+            .map(Arc::new),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
@@ -148,11 +155,7 @@ impl App {
 
     /// The URL printed at startup: the public URL when set, else the bound address.
     pub fn url(&self) -> String {
-        if self.state.settings.server.public_url.trim().is_empty() {
-            format!("http://{}", self.local_addr())
-        } else {
-            self.state.settings.public_url()
-        }
+        reachable_url(&self.state.settings, &self.listener)
     }
 
     /// Cancelling this token stops the server gracefully.
@@ -250,6 +253,14 @@ impl App {
         database.close().await?;
         tracing::info!("stopped");
         served
+    }
+}
+
+/// The public URL when set, else the bound address (with the port a `:0` bind got).
+fn reachable_url(settings: &Settings, listener: &TcpListener) -> String {
+    match listener.local_addr() {
+        Ok(addr) if settings.server.public_url.trim().is_empty() => format!("http://{addr}"),
+        _ => settings.public_url(),
     }
 }
 

@@ -15,7 +15,9 @@ mod web {
     mod login;
     mod logs;
     mod matrix;
+    mod oidc;
     mod outage;
+    mod reach;
     mod reports;
     mod retention;
     mod sessions;

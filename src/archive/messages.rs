@@ -205,12 +205,12 @@ async fn insert_attachments(
 }
 
 /// How many copies an account has archived.
-pub async fn count_for_account(conn: &mut PgConnection, account_id: i64) -> Result<i64> {
+pub async fn count_for_account(db: impl PgExecutor<'_>, account_id: i64) -> Result<i64> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM messages WHERE account_id = $1"#,
         account_id
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(db)
     .await?)
 }
 
@@ -366,5 +366,15 @@ pub async fn stored_uids(
         uids,
     )
     .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The archive accounts the messages `ids` belong to (for binding an audit row to them).
+pub async fn accounts_of(db: impl PgExecutor<'_>, ids: &[i64]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT account_id AS "account_id!" FROM messages WHERE id = ANY($1) ORDER BY 1"#,
+        ids
+    )
+    .fetch_all(db)
     .await?)
 }

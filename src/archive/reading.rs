@@ -161,20 +161,30 @@ pub async fn one_part(raw: Vec<u8>, index: usize) -> Result<Option<Part>> {
 /// The only types served as inline images: plain raster formats browsers never run.
 pub const INLINE_IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
-/// A message's inline images by Content-ID (only [`INLINE_IMAGE_TYPES`]), from one parse.
+/// What the body frame and its inline images need of a message, from one parse: the bodies
+/// and the inline images by Content-ID (only [`INLINE_IMAGE_TYPES`]).
 #[derive(Debug, Default)]
 pub struct InlineImages {
     by_cid: HashMap<String, (&'static str, bytes::Bytes)>,
+    /// The HTML body, when the message has a real HTML part.
+    pub html_body: Option<String>,
+    /// The plain body (or, when nothing parses as a body, the text after the header).
+    pub text_body: Option<String>,
     bytes: usize,
 }
 
 impl InlineImages {
-    /// Parses `raw` once and keeps its inline images.
+    /// Parses `raw` once and keeps its bodies and inline images.
     pub fn parse(raw: &[u8]) -> Self {
         let mut images = Self::default();
         let Some(msg) = MessageParser::default().parse(raw) else {
+            images.text_body = Some(String::from_utf8_lossy(raw).into_owned());
+            images.bytes = raw.len();
             return images;
         };
+        (images.html_body, images.text_body) = bodies(&msg, raw);
+        images.bytes = images.html_body.as_ref().map_or(0, String::len)
+            + images.text_body.as_ref().map_or(0, String::len);
         for part in &msg.parts {
             let Some(cid) = part.content_id() else {
                 continue;
@@ -211,9 +221,9 @@ impl InlineImages {
     }
 }
 
-/// Recently opened messages' inline images, so a body with many `cid:` images is read,
-/// decompressed and parsed once — not once per image — however many readers ask at the same
-/// time (they wait for the one parse). Bounded by entries and bytes; the oldest go first.
+/// Recently opened messages' bodies and inline images, so a body with many `cid:` images is
+/// read, decompressed and parsed once — not once per image, nor once per reader of its body
+/// frame — however many readers ask at the same time (they wait for the one parse). Bounded by entries and bytes; the oldest go first.
 /// Whoever asks must have passed the access checks for the message first: the cache is keyed by
 /// message id only.
 pub struct InlineCache {
@@ -340,6 +350,17 @@ fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {
         })
         .map(|(index, part)| describe(index, part, keep_bytes))
         .collect();
+    let (html_body, text_body) = bodies(&msg, raw);
+    Rendered {
+        html_body,
+        text_body,
+        headers,
+        attachments,
+    }
+}
+
+/// The HTML body (only a real HTML part) and the text body of `msg`, parsed from `raw`.
+fn bodies(msg: &mail_parser::Message<'_>, raw: &[u8]) -> (Option<String>, Option<String>) {
     // mail-parser lists text parts among the HTML bodies too (converted); only a real HTML
     // part goes to the sanitiser and the frame.
     let has_html = msg.html_body.iter().any(|&i| {
@@ -357,12 +378,7 @@ fn parse_parts(raw: &[u8], keep_bytes: bool) -> Rendered {
         let start = msg.root_part().raw_body_offset() as usize;
         text_body = Some(String::from_utf8_lossy(raw.get(start..).unwrap_or(raw)).into_owned());
     }
-    Rendered {
-        html_body,
-        text_body,
-        headers,
-        attachments,
-    }
+    (html_body, text_body)
 }
 
 /// A safe download name: no path separators or control characters, never empty.
@@ -494,6 +510,11 @@ mod inline_tests {
             .await
             .unwrap();
         assert_eq!(images.len(), 50, "the HTML part is not an image");
+        assert_eq!(
+            images.html_body.as_deref(),
+            Some("<p>hi</p>"),
+            "the body frame reads its body from the same parse"
+        );
         assert!(images.get("page@x").is_none());
     }
 

@@ -54,6 +54,9 @@ pub enum Action {
     UserPasswordReset,
     UserSessionsEnd,
     UserTotpRemove,
+    UserOidcLink,
+    UserOidcProvision,
+    UserOidcAccess,
     RoleCreate,
     RoleUpdate,
     RoleDelete,
@@ -63,6 +66,7 @@ pub enum Action {
     ProfileSessionsEnd,
     ProfileTotpEnable,
     ProfileTotpRemove,
+    ProfileRecoveryCodes,
     AccountCreate,
     AccountUpdate,
     AccountEnable,
@@ -135,6 +139,9 @@ impl Action {
             Action::UserPasswordReset => "user.password_reset",
             Action::UserSessionsEnd => "user.sessions_end",
             Action::UserTotpRemove => "user.totp_remove",
+            Action::UserOidcLink => "user.oidc_link",
+            Action::UserOidcProvision => "user.oidc_provision",
+            Action::UserOidcAccess => "user.oidc_access",
             Action::RoleCreate => "role.create",
             Action::RoleUpdate => "role.update",
             Action::RoleDelete => "role.delete",
@@ -144,6 +151,7 @@ impl Action {
             Action::ProfileSessionsEnd => "profile.sessions_end",
             Action::ProfileTotpEnable => "profile.totp_enable",
             Action::ProfileTotpRemove => "profile.totp_remove",
+            Action::ProfileRecoveryCodes => "profile.recovery_codes",
             Action::AccountCreate => "account.create",
             Action::AccountUpdate => "account.update",
             Action::AccountEnable => "account.enable",
@@ -269,6 +277,12 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
     /// Copied from [`Actor::api_token`]; written into `details` as `api_token`.
     pub api_token: Option<i64>,
+    /// The archive accounts the row is about, when the target alone does not say (a search,
+    /// an export, a grant change). `None`: derived from the target in SQL
+    /// (`audit_target_accounts`), which is none for targets outside any archive.
+    pub accounts: Option<Vec<i64>>,
+    /// The action concerned every archive (e.g. a search by someone who may read them all).
+    pub all_accounts: bool,
 }
 
 impl AuditEvent {
@@ -282,7 +296,33 @@ impl AuditEvent {
             target: Target::None,
             details: serde_json::json!({}),
             api_token: actor.api_token,
+            accounts: None,
+            all_accounts: false,
         }
+    }
+
+    /// The row is about these archive accounts (see [`AuditEvent::accounts`]).
+    pub fn accounts(mut self, ids: impl Into<Vec<i64>>) -> Self {
+        let mut ids = ids.into();
+        ids.sort_unstable();
+        ids.dedup();
+        self.accounts = Some(ids);
+        self
+    }
+
+    /// The row is about what `grants` reach: every archive, or the listed accounts. For reads
+    /// over everything a user may see, such as a search.
+    pub fn reach(self, grants: &crate::auth::Grants) -> Self {
+        match grants {
+            crate::auth::Grants::All => self.every_archive(),
+            crate::auth::Grants::Accounts(ids) => self.accounts(ids.clone()),
+        }
+    }
+
+    /// The row is about every archive account.
+    pub fn every_archive(mut self) -> Self {
+        self.all_accounts = true;
+        self
     }
 
     pub fn target(mut self, target: Target) -> Self {

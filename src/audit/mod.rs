@@ -73,9 +73,14 @@ async fn append(conn: &mut PgConnection, prev: &mut String, event: &AuditEvent) 
         hash: String::new(),
     };
     let hash = chain::hash_row(&row);
+    // Which archives the row concerns: given by the caller, else derived from the target in
+    // the same statement (the target still exists: the row is written with its action).
     let id = sqlx::query_scalar!(
-        "INSERT INTO audit_log (at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        "INSERT INTO audit_log (at, user_id, username, ip, user_agent, action, target, details,
+                                prev_hash, hash, accounts, all_accounts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                 COALESCE($11::bigint[], audit_target_accounts($7)), $12 OR $7 = 'archive')
+         RETURNING id",
         row.at,
         row.user_id,
         row.username,
@@ -86,6 +91,8 @@ async fn append(conn: &mut PgConnection, prev: &mut String, event: &AuditEvent) 
         row.details,
         row.prev_hash,
         hash,
+        event.accounts.as_deref() as Option<&[i64]>,
+        event.all_accounts,
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -20,12 +20,50 @@ pub struct Filter {
     pub before_id: Option<i64>,
 }
 
-/// Up to `limit` rows matching `filter`, newest first.
-pub async fn list(pool: &PgPool, filter: &Filter, limit: i64) -> Result<Vec<Row>> {
+/// Which audit rows a reader may see. A reader whose grants cover every archive sees every
+/// row. A reader with grants to some archives sees the rows about any of those archives
+/// (including rows that also concern others: an auditor of one archive must see every read
+/// of its mail), rows about every archive, and their own rows — not rows that concern no
+/// archive at all (other people's sign-ins, user and role administration, settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Everything,
+    Archives {
+        accounts: Vec<i64>,
+        own_user_id: i64,
+    },
+}
+
+impl Scope {
+    /// The scope of a user with `grants`.
+    pub fn of(grants: &crate::auth::Grants, user_id: i64) -> Self {
+        match grants {
+            crate::auth::Grants::All => Scope::Everything,
+            crate::auth::Grants::Accounts(ids) => Scope::Archives {
+                accounts: ids.clone(),
+                own_user_id: user_id,
+            },
+        }
+    }
+}
+
+/// Up to `limit` rows matching `filter` that `scope` may see, newest first.
+pub async fn list(pool: &PgPool, scope: &Scope, filter: &Filter, limit: i64) -> Result<Vec<Row>> {
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT id, at, user_id, username, ip, user_agent, action, target, details, prev_hash, hash
          FROM audit_log WHERE TRUE",
     );
+    if let Scope::Archives {
+        accounts,
+        own_user_id,
+    } = scope
+    {
+        qb.push(" AND (all_accounts OR accounts && ")
+            .push_bind(accounts.clone())
+            .push("::bigint[] OR user_id = ")
+            .push_bind(*own_user_id)
+            .push(")");
+    }
     if let Some(u) = &filter.username {
         qb.push(" AND lower(username) = lower(")
             .push_bind(u.clone())

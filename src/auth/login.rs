@@ -118,6 +118,21 @@ pub async fn check_second_factor(
     Ok(LoginOutcome::Success(user))
 }
 
+/// A password sign-in while `oidc.local_login` is off, by someone not in
+/// `oidc.break_glass_users`: refused before the password is looked at, and audited.
+pub async fn refuse_local(pool: &PgPool, actor: &Actor, username: &str) -> Result<()> {
+    let attempted = Actor {
+        username: username.trim().chars().take(64).collect(),
+        ..actor.clone()
+    };
+    fail(
+        pool,
+        &attempted,
+        "password sign-in is off (oidc.local_login) and this user is not a break-glass user",
+    )
+    .await
+}
+
 async fn is_locked(pool: &PgPool, user_id: i64) -> Result<bool> {
     Ok(sqlx::query_scalar!(
         r#"SELECT coalesce(locked_until > now(), false) AS "locked!" FROM users WHERE id = $1"#,

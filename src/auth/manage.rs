@@ -42,6 +42,7 @@ pub async fn create_user(
         &mut tx,
         &AuditEvent::by(actor, Action::UserCreate)
             .target(Target::User(id))
+            .accounts(new.account_ids)
             .details(
                 json!({ "username": username, "roles": new.role_ids, "accounts": new.account_ids }),
             ),
@@ -218,6 +219,7 @@ pub async fn update_user(
             &mut tx,
             &AuditEvent::by(actor, Action::UserGrants)
                 .target(Target::User(user_id))
+                .accounts([before_accounts.as_slice(), change.account_ids].concat())
                 .details(
                     json!({ "accounts_before": before_accounts, "accounts": change.account_ids }),
                 ),

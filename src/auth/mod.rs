@@ -7,6 +7,7 @@ pub mod grants;
 pub mod login;
 pub mod manage;
 pub mod manage_roles;
+pub mod oidc;
 pub mod password;
 pub mod permissions;
 pub mod profile;

@@ -66,25 +66,60 @@ pub async fn end_sessions(pool: &PgPool, actor: &Actor, user_id: i64) -> Result<
     Ok(epoch)
 }
 
-/// Turns on two-factor sign-in with a secret whose code the user confirmed at `step`;
-/// returns the recovery codes, shown once.
+/// Refused unless `current_password` is the user's password (re-authentication for changes
+/// to the second factor; the web layer rate-limits these checks per user).
+async fn check_password(pool: &PgPool, user_id: i64, current_password: &str) -> Result<()> {
+    let stored = users::get(pool, user_id).await?.password_hash;
+    if password::verify(current_password, Some(stored)).await? {
+        Ok(())
+    } else {
+        Err(Error::invalid("password", "is not your current password"))
+    }
+}
+
+/// Turns on two-factor sign-in with a secret whose code the user confirmed at `step`; the
+/// user confirms with their current password. Returns the recovery codes, shown once.
 pub async fn enable_totp(
     pool: &PgPool,
     keys: &SealingKeys,
     actor: &Actor,
     user_id: i64,
+    current_password: &str,
     secret: &str,
     step: u64,
 ) -> Result<Vec<String>> {
+    check_password(pool, user_id, current_password).await?;
+    let codes = totp::RecoveryCodes::generate().await?;
     let mut tx = pool.begin().await?;
-    let codes = totp::enable(&mut tx, keys, user_id, secret, step).await?;
+    totp::enable(&mut tx, keys, user_id, secret, step, &codes).await?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::ProfileTotpEnable).target(Target::User(user_id)),
     )
     .await?;
     tx.commit().await?;
-    Ok(codes)
+    Ok(codes.plain)
+}
+
+/// Replaces the user's recovery codes (the old ones stop working); the user confirms with
+/// their current password. Returns the new codes, shown once.
+pub async fn regenerate_recovery_codes(
+    pool: &PgPool,
+    actor: &Actor,
+    user_id: i64,
+    current_password: &str,
+) -> Result<Vec<String>> {
+    check_password(pool, user_id, current_password).await?;
+    let codes = totp::RecoveryCodes::generate().await?;
+    let mut tx = pool.begin().await?;
+    totp::regenerate_recovery_codes(&mut tx, user_id, &codes).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::by(actor, Action::ProfileRecoveryCodes).target(Target::User(user_id)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(codes.plain)
 }
 
 /// Turns off two-factor sign-in; the user confirms with their current password.
@@ -94,10 +129,7 @@ pub async fn remove_totp(
     user_id: i64,
     current_password: &str,
 ) -> Result<()> {
-    let stored = users::get(pool, user_id).await?.password_hash;
-    if !password::verify(current_password, Some(stored)).await? {
-        return Err(Error::invalid("password", "is not your current password"));
-    }
+    check_password(pool, user_id, current_password).await?;
     let mut tx = pool.begin().await?;
     totp::disable(&mut tx, user_id).await?;
     audit::record(

@@ -1,10 +1,10 @@
 //! TOTP second factor: enrolment (otpauth URI + QR as SVG), checking codes without replay,
-//! and one-time recovery codes stored as SHA-256.
+//! and one-time recovery codes (100 random bits each, stored as argon2id).
 
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use totp_rs::{Builder, Secret, Totp};
 
+use super::password;
 use super::users::User;
 use crate::error::{Error, Result};
 use crate::secrets::SealingKeys;
@@ -96,14 +96,15 @@ pub async fn accept_code(
     Ok(accepted == 1)
 }
 
-/// Stores the confirmed secret (sealed) and returns fresh recovery codes, shown once.
+/// Stores the confirmed secret (sealed) and replaces the recovery codes with `codes`.
 pub async fn enable(
     conn: &mut PgConnection,
     sealing: &SealingKeys,
     user_id: i64,
     secret_b32: &str,
     confirmed_step: u64,
-) -> Result<Vec<String>> {
+    codes: &RecoveryCodes,
+) -> Result<()> {
     let sealed = sealing.seal(secret_b32.as_bytes(), &seal_context(user_id));
     sqlx::query!(
         "UPDATE users SET totp_secret = $2, totp_last_step = $3 WHERE id = $1",
@@ -113,31 +114,14 @@ pub async fn enable(
     )
     .execute(&mut *conn)
     .await?;
-    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
-        .execute(&mut *conn)
-        .await?;
-    let mut codes = Vec::with_capacity(RECOVERY_CODES);
-    for _ in 0..RECOVERY_CODES {
-        let mut raw = [0u8; 5];
-        getrandom::fill(&mut raw).map_err(|e| Error::context("read the random source", e))?;
-        let hex = hex::encode(raw);
-        let code = format!("{}-{}", &hex[..5], &hex[5..]);
-        sqlx::query!(
-            "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
-            user_id,
-            hash_recovery_code(&code),
-        )
-        .execute(&mut *conn)
-        .await?;
-        codes.push(code);
-    }
-    Ok(codes)
+    replace_recovery_codes(conn, user_id, codes).await
 }
 
 /// Removes the user's two-factor secret and recovery codes.
 pub async fn disable(conn: &mut PgConnection, user_id: i64) -> Result<()> {
     sqlx::query!(
-        "UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1",
+        "UPDATE users SET totp_secret = NULL, totp_last_step = NULL,
+                          recovery_codes_retired = FALSE WHERE id = $1",
         user_id,
     )
     .execute(&mut *conn)
@@ -148,30 +132,176 @@ pub async fn disable(conn: &mut PgConnection, user_id: i64) -> Result<()> {
     Ok(())
 }
 
-fn hash_recovery_code(code: &str) -> String {
-    let normalised: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    hex::encode(Sha256::digest(normalised.as_bytes()))
+/// Crockford's base32: no I, L, O or U, so codes read aloud or retyped are unambiguous.
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters of a code: 20 × 5 bits = 100 random bits, shown in five groups of four.
+const CODE_CHARS: usize = 20;
+/// The first group is the code's selector, stored in the clear to find its row, so one
+/// sign-in attempt costs one argon2 check; the other 16 characters (80 bits) are the secret.
+const SELECTOR_CHARS: usize = 4;
+
+/// Fresh recovery codes: shown once (`plain`), stored as their argon2id hashes.
+pub struct RecoveryCodes {
+    pub plain: Vec<String>,
+    /// (selector, argon2id hash of the whole normalised code), one per code.
+    stored: Vec<(String, String)>,
 }
 
-/// Marks an unused recovery code as used; true when it was valid.
+impl RecoveryCodes {
+    /// Ten new codes with distinct selectors, hashed on the password-hashing threads.
+    pub async fn generate() -> Result<Self> {
+        let mut normalised: Vec<String> = Vec::with_capacity(RECOVERY_CODES);
+        while normalised.len() < RECOVERY_CODES {
+            let code = random_code()?;
+            if normalised
+                .iter()
+                .all(|c| c[..SELECTOR_CHARS] != code[..SELECTOR_CHARS])
+            {
+                normalised.push(code);
+            }
+        }
+        let hashes =
+            futures::future::try_join_all(normalised.iter().map(|c| password::hash(c))).await?;
+        Ok(Self {
+            plain: normalised.iter().map(|c| grouped(c)).collect(),
+            stored: normalised
+                .iter()
+                .zip(hashes)
+                .map(|(c, h)| (c[..SELECTOR_CHARS].to_string(), h))
+                .collect(),
+        })
+    }
+}
+
+fn random_code() -> Result<String> {
+    let mut raw = [0u8; CODE_CHARS];
+    getrandom::fill(&mut raw).map_err(|e| Error::context("read the random source", e))?;
+    // 256 is a multiple of 32, so the low five bits of a random byte are uniform.
+    Ok(raw
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 31)] as char)
+        .collect())
+}
+
+/// `ABCD-EFGH-…`: groups of four for reading and typing.
+fn grouped(code: &str) -> String {
+    code.as_bytes()
+        .chunks(4)
+        .map(|g| String::from_utf8_lossy(g).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The code as stored: upper case, separators and spaces dropped, the letters people confuse
+/// with digits read as those digits; `None` when it cannot be one of our codes.
+fn normalise(code: &str) -> Option<String> {
+    let mut out = String::with_capacity(CODE_CHARS);
+    for c in code.chars() {
+        let c = match c.to_ascii_uppercase() {
+            '-' | ' ' | '\t' => continue,
+            'O' => '0',
+            'I' | 'L' => '1',
+            c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
+            _ => return None,
+        };
+        out.push(c);
+        if out.len() > CODE_CHARS {
+            return None;
+        }
+    }
+    (out.len() == CODE_CHARS).then_some(out)
+}
+
+/// Replaces the user's recovery codes (any older ones, also retired ones, stop working).
+async fn replace_recovery_codes(
+    conn: &mut PgConnection,
+    user_id: i64,
+    codes: &RecoveryCodes,
+) -> Result<()> {
+    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
+        .execute(&mut *conn)
+        .await?;
+    for (selector, hash) in &codes.stored {
+        sqlx::query!(
+            "INSERT INTO recovery_codes (user_id, selector, code_hash) VALUES ($1, $2, $3)",
+            user_id,
+            selector,
+            hash,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE users SET recovery_codes_retired = FALSE WHERE id = $1",
+        user_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the recovery codes of a user who has two-factor sign-in on; the caller checked
+/// the user's password and writes the audit row.
+pub async fn regenerate_recovery_codes(
+    conn: &mut PgConnection,
+    user_id: i64,
+    codes: &RecoveryCodes,
+) -> Result<()> {
+    let on = sqlx::query_scalar!(
+        r#"SELECT totp_secret IS NOT NULL AS "on!" FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !on {
+        return Err(Error::Conflict(
+            "Two-factor sign-in is off: there are no recovery codes to replace.".into(),
+        ));
+    }
+    replace_recovery_codes(conn, user_id, codes).await
+}
+
+/// Marks an unused recovery code as used; true when it was valid. The argon2id check runs
+/// (against a dummy hash when no unused code has that selector) so a wrong selector costs
+/// what a wrong secret costs, and the hash comparison is constant-time; the used mark is one
+/// conditional update, so two requests cannot both use a code.
 pub async fn use_recovery_code(pool: &PgPool, user_id: i64, code: &str) -> Result<bool> {
-    if code.trim().len() < 10 {
+    let Some(code) = normalise(code) else {
+        return Ok(false);
+    };
+    let selector = &code[..SELECTOR_CHARS];
+    let stored = sqlx::query_scalar!(
+        "SELECT code_hash FROM recovery_codes
+         WHERE user_id = $1 AND selector = $2 AND used_at IS NULL",
+        user_id,
+        selector,
+    )
+    .fetch_optional(pool)
+    .await?;
+    if !password::verify(&code, stored).await? {
         return Ok(false);
     }
     let n = sqlx::query!(
         "UPDATE recovery_codes SET used_at = now()
-         WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+         WHERE user_id = $1 AND selector = $2 AND used_at IS NULL",
         user_id,
-        hash_recovery_code(code),
+        selector,
     )
     .execute(pool)
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// True when the user's recovery codes were of the old weak kind and were retired on upgrade
+/// (the profile page asks them to make new ones).
+pub async fn recovery_codes_retired(pool: &PgPool, user_id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        "SELECT recovery_codes_retired FROM users WHERE id = $1",
+        user_id
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// How many of the user's recovery codes are still unused.
@@ -238,5 +368,35 @@ mod tests {
         assert!(matching_step(&secret, "alice", &code).unwrap().is_some());
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert!(matching_step(&secret, "alice", wrong).unwrap().is_none());
+    }
+
+    #[test]
+    fn recovery_codes_carry_100_bits_and_read_back_however_they_are_typed() {
+        let code = random_code().unwrap();
+        assert_eq!(code.len(), CODE_CHARS);
+        // 20 characters of a 32-letter alphabet: 100 bits, 80 of them behind the hash.
+        assert_eq!(ALPHABET.len().ilog2() as usize * CODE_CHARS, 100);
+        assert_eq!(
+            ALPHABET.len().ilog2() as usize * (CODE_CHARS - SELECTOR_CHARS),
+            80
+        );
+        let shown = grouped(&code);
+        assert_eq!(shown.len(), 24);
+        assert_eq!(normalise(&shown).as_deref(), Some(code.as_str()));
+        assert_eq!(
+            normalise(&shown.to_lowercase().replace('-', " ")).as_deref(),
+            Some(code.as_str())
+        );
+        assert_eq!(
+            normalise("oooo-iiii-llll-0000-1111").as_deref(),
+            Some("00001111111100001111")
+        );
+        assert_eq!(normalise("ABCD-EFGH"), None, "too short");
+        assert_eq!(
+            normalise("UUUU-AAAA-AAAA-AAAA-AAAA"),
+            None,
+            "not in the alphabet"
+        );
+        assert_eq!(normalise(&format!("{shown}-A")), None, "too long");
     }
 }

@@ -357,6 +357,18 @@ pub async fn set_preferences(
     Ok(())
 }
 
+/// Whether user `user_id` holds the role called `name`.
+pub async fn has_role(db: impl PgExecutor<'_>, user_id: i64, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+                          WHERE ur.user_id = $1 AND r.name = $2) AS "held!""#,
+        user_id,
+        name,
+    )
+    .fetch_one(db)
+    .await?)
+}
+
 /// Shared by the web layer and the CLI: the pool handle is enough.
 pub async fn role_id_by_name(pool: &PgPool, name: &str) -> Result<i64> {
     sqlx::query_scalar!("SELECT id FROM roles WHERE name = $1", name)

@@ -12,7 +12,7 @@ use daygle::archive::{ledger, messages};
 use daygle::audit::Actor;
 use daygle::config::{Settings, split_list};
 use daygle::ingest::accounts::{self, TlsMode};
-use daygle::ingest::imap::{self, Timeouts};
+use daygle::ingest::imap::Timeouts;
 use daygle::ingest::manage::{self, AccountDraft};
 use daygle::ingest::workers::{self, WorkerState, WorkerStatus};
 
@@ -269,11 +269,12 @@ async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
     // A fixed number of queries, however many accounts there are.
     let mut coverage = ledger::coverage_by_account(pool).await?;
     let totals = messages::count_by_account(pool).await?;
-    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(pool)
-        .await?
-        .into_iter()
-        .map(|w| (w.name.clone(), w))
-        .collect();
+    let mut sync_workers: HashMap<String, WorkerStatus> =
+        workers::list(pool, &daygle::auth::Grants::All)
+            .await?
+            .into_iter()
+            .map(|w| (w.name.clone(), w))
+            .collect();
     for a in all {
         let folders = coverage.remove(&a.id).unwrap_or_default();
         let skipped: i64 = folders.iter().map(|f| f.skipped).sum();
@@ -403,9 +404,10 @@ async fn test(ctx: &CliContext, name: &str) -> anyhow::Result<ExitCode> {
     let keys = ctx.keys().await?;
     daygle::reseal::upgrade_stored(ctx.pool(), &keys.sealing).await?;
     let account = ctx.account(name).await?;
-    let password = account.password(&keys.sealing)?;
-    match imap::test_connection(&account, &password, Timeouts::from_settings(&settings.sync)).await
-    {
+    // A missing password stops the command like any other error, before a connection is tried.
+    account.password(&keys.sealing)?;
+    let timeouts = Timeouts::from_settings(&settings.sync);
+    match manage::test_account(ctx.pool(), &keys.sealing, account.id, timeouts).await {
         Ok(report) => {
             println!("connected and logged in to {}", account.name);
             for (folder, count, included) in report.folders {

@@ -39,8 +39,7 @@ impl CliContext {
     /// The archive account called `name` (any case), with the one message every command gives
     /// when there is none.
     pub async fn account(&self, name: &str) -> anyhow::Result<Account> {
-        let mut conn = self.pool().acquire().await?;
-        accounts::find_by_name(&mut conn, name)
+        accounts::find_by_name(self.pool(), name)
             .await?
             .with_context(|| format!("no account named {name}; see `daygle account list`"))
     }

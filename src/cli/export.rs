@@ -81,11 +81,14 @@ pub async fn run(settings: Settings, args: ExportArgs) -> anyhow::Result<ExitCod
             sort: Sort::Newest,
         };
         let ids = listing.all_ids(pool, i64::MAX).await?;
-        let event = AuditEvent::by(&Actor::cli(), Action::MailExport).details(serde_json::json!({
-            "query": args.query, "account": args.account, "format": args.format,
-            "messages": ids.len(), "output": args.output.display().to_string(),
-            "include_infected": args.include_infected,
-        }));
+        let accounts = daygle::archive::messages::accounts_of(pool, &ids).await?;
+        let event = AuditEvent::by(&Actor::cli(), Action::MailExport)
+            .accounts(accounts)
+            .details(serde_json::json!({
+                "query": args.query, "account": args.account, "format": args.format,
+                "messages": ids.len(), "output": args.output.display().to_string(),
+                "include_infected": args.include_infected,
+            }));
         let seq = record_now_returning_id(pool, &event).await?;
         let query_text = [
             args.account.as_deref().map(|a| format!("account:{a}")),

@@ -76,17 +76,13 @@ pub async fn run(settings: Settings, cmd: HoldCommand) -> anyhow::Result<ExitCod
                 println!("placed hold {} (id {id}): {n} messages held now", args.name);
             }
             HoldCommand::List => {
-                let mut conn = pool.acquire().await?;
-                let all = holds::list(&mut conn, &Grants::All).await?;
+                let all = holds::list_with_held(pool, &Grants::All).await?;
                 if all.is_empty() {
                     println!("no legal holds");
                 }
-                for h in all {
+                for (h, held) in all {
                     let state = match &h.released_at {
-                        None => format!(
-                            "{} messages held",
-                            holds::count_held_by(&mut conn, &Grants::All, h.id).await?
-                        ),
+                        None => format!("{held} messages held"),
                         Some(at) => format!(
                             "released {} by {}",
                             at.date(),

@@ -109,7 +109,7 @@ async fn add(ctx: &CliContext, actor: &Actor, args: AddArgs) -> anyhow::Result<E
 }
 
 async fn list(pool: &sqlx::PgPool) -> anyhow::Result<ExitCode> {
-    let all = policies::list(&mut *pool.acquire().await?, &Grants::All).await?;
+    let all = policies::list(pool, &Grants::All).await?;
     if all.is_empty() {
         println!("no retention policies: mail is kept forever");
     }
@@ -135,7 +135,7 @@ fn day(t: Option<time::OffsetDateTime>) -> String {
 }
 
 async fn show_preview(pool: &sqlx::PgPool) -> anyhow::Result<preview::Preview> {
-    let plan = Plan::current(&mut *pool.acquire().await?, &Grants::All).await?;
+    let plan = Plan::current(pool, &Grants::All).await?;
     let p = preview::preview(pool, &plan, 0).await?;
     if plan.policies.is_empty() {
         println!("no enabled retention policies: nothing would be purged");
@@ -177,7 +177,7 @@ async fn run_purge(
         show_preview(pool).await?;
         bail!("Refusing to purge without --yes (the lines above are what would be deleted)");
     }
-    let plan = Plan::current(&mut *pool.acquire().await?, &Grants::All).await?;
+    let plan = Plan::current(pool, &Grants::All).await?;
     let stop = CancellationToken::new();
     let ctrl_c = stop.clone();
     tokio::spawn(async move {

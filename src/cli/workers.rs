@@ -14,8 +14,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let lease_secs = i32::try_from(settings.workers.lease_secs).unwrap_or(30);
     let (processes, rows) = with_database(settings, Schema::Migrate, async |ctx| {
         Ok((
-            processes::list(ctx.pool(), lease_secs).await?,
-            workers::list(ctx.pool()).await?,
+            processes::list(ctx.pool(), lease_secs, &daygle::auth::Grants::All).await?,
+            workers::list(ctx.pool(), &daygle::auth::Grants::All).await?,
         ))
     })
     .await?;

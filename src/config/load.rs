@@ -91,6 +91,9 @@ pub fn load_from(
     if let Some(o) = origins.get("smtp.password_file").cloned() {
         origins.set("smtp.password", o);
     }
+    if let Some(o) = origins.get("oidc.client_secret_file").cloned() {
+        origins.set("oidc.client_secret", o);
+    }
     settings.origins = origins;
     let mut problems = super::secret_files::read_secret_files(&mut settings);
     problems.extend(settings.validate());

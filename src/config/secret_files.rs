@@ -1,5 +1,5 @@
 //! Secrets handed over as files (Docker secrets, systemd credentials): `database.password_file`
-//! and `smtp.password_file` name a file whose content, without its trailing newline, is the
+//! and `smtp.password_file` and `oidc.client_secret_file` name a file whose content, without its trailing newline, is the
 //! password. Read once when the settings load, so every user of the settings sees the value.
 //! (The keys' own `security.*_key_file` settings are read where the keys load.)
 
@@ -47,6 +47,20 @@ pub(super) fn read_secret_files(settings: &mut Settings) -> Vec<Problem> {
             problems.push(problem(
                 "smtp.password_file",
                 "is set together with smtp.password; keep only one of the two",
+            ));
+        }
+    }
+    if let Some(secret) = read(
+        "oidc.client_secret_file",
+        &settings.oidc.client_secret_file,
+        &mut problems,
+    ) {
+        if settings.oidc.client_secret.is_empty() {
+            settings.oidc.client_secret = secret;
+        } else {
+            problems.push(problem(
+                "oidc.client_secret_file",
+                "is set together with oidc.client_secret; keep only one of the two",
             ));
         }
     }

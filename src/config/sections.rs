@@ -55,6 +55,7 @@ pub struct Settings {
     pub verify: VerifySettings,
     pub workers: WorkersSettings,
     pub api: super::ApiSettings,
+    pub oidc: super::OidcSettings,
     pub google: super::GoogleSettings,
     pub microsoft: super::MicrosoftSettings,
     /// Which keys the config file, the environment or a command-line flag set (`section.key`).

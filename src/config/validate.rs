@@ -105,6 +105,9 @@ impl Settings {
         if self.api.rate_limit_per_minute == 0 {
             p.push(problem("api.rate_limit_per_minute", "must be at least 1"));
         }
+        for (key, e) in self.oidc.problems() {
+            p.push(problem(key, e));
+        }
         p.extend(self.validate_oauth());
         if let Err(e) = self.verify.interval() {
             p.push(problem("verify.schedule", e));

@@ -254,7 +254,7 @@ pub async fn set_password(
     if password.is_empty() {
         return Err(Error::invalid("password", "must not be empty"));
     }
-    let account = get(tx, id).await?;
+    let account = get(&mut *tx, id).await?;
     let sealed = keys.seal(
         password.as_bytes(),
         &account.endpoint().password_context(id),
@@ -280,7 +280,7 @@ pub async fn update_imap(
     settings: &ImapSettings,
 ) -> Result<PasswordAfterEdit> {
     settings.validate()?;
-    let before = get(tx, id).await?;
+    let before = get(&mut *tx, id).await?;
     let moved = before.endpoint() != Endpoint::of_settings(settings);
     let pin = settings
         .pinned_cert_sha256
@@ -462,15 +462,15 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Account>> {
     select(pool, None, None).await
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Account> {
-    select(conn, Some(id), None)
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Account> {
+    select(db, Some(id), None)
         .await?
         .pop()
         .ok_or(Error::NotFound)
 }
 
-pub async fn find_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<Account>> {
-    Ok(select(conn, None, Some(name)).await?.pop())
+pub async fn find_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Option<Account>> {
+    Ok(select(db, None, Some(name)).await?.pop())
 }
 
 /// The import account called `name`, created on first use. An existing account of another
@@ -482,7 +482,7 @@ pub async fn import_account(conn: &mut PgConnection, name: &str) -> Result<Accou
     )
     .execute(&mut *conn)
     .await?;
-    let account = find_by_name(conn, name.trim())
+    let account = find_by_name(&mut *conn, name.trim())
         .await?
         .ok_or(Error::NotFound)?;
     if account.kind != "import" {

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use super::accounts::{
     self, ImapOptions, ImapSettings, OAuthSettings, PasswordAfterEdit, RemovalImpact, TlsMode,
 };
+use super::imap::{self, ConnectionReport, Timeouts};
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
 use crate::config::SyncSettings;
 use crate::error::Result;
@@ -184,7 +185,7 @@ pub async fn set_enabled(pool: &PgPool, actor: &Actor, id: i64, enabled: bool) -
 /// Removes an account and its archived mail (content other accounts share stays).
 pub async fn remove_account(pool: &PgPool, actor: &Actor, id: i64) -> Result<RemovalImpact> {
     let mut tx = pool.begin().await?;
-    let account = accounts::get(&mut tx, id).await?;
+    let account = accounts::get(&mut *tx, id).await?;
     let done = accounts::remove(&mut tx, id).await?;
     let event = AuditEvent::by(actor, Action::AccountDelete)
         .target(Target::Account(id))
@@ -192,4 +193,17 @@ pub async fn remove_account(pool: &PgPool, actor: &Actor, id: i64) -> Result<Rem
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// Connects to account `id`'s server with its stored password and lists the folders, changing
+/// nothing (the account page's and `daygle account test`'s check).
+pub async fn test_account(
+    pool: &PgPool,
+    keys: &SealingKeys,
+    id: i64,
+    timeouts: Timeouts,
+) -> Result<ConnectionReport> {
+    let account = accounts::get(pool, id).await?;
+    let password = account.password(keys)?;
+    imap::test_connection(&account, &password, timeouts).await
 }

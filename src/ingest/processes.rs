@@ -167,8 +167,13 @@ impl ProcessRow {
     }
 }
 
-/// Processes seen in the last day, live ones first, with what each holds.
-pub async fn list(pool: &PgPool, lease_secs: i32) -> Result<Vec<ProcessRow>> {
+/// Processes seen in the last day, live ones first, with what each holds of the archives
+/// `grants` reach (the processes themselves serve every archive, so each reader sees them).
+pub async fn list(
+    pool: &PgPool,
+    lease_secs: i32,
+    grants: &crate::auth::Grants,
+) -> Result<Vec<ProcessRow>> {
     Ok(sqlx::query_as!(
         ProcessRow,
         r#"SELECT p.id, p.hostname, p.pid, p.role, p.version, p.started_at, p.heartbeat_at,
@@ -178,13 +183,15 @@ pub async fn list(pool: &PgPool, lease_secs: i32) -> Result<Vec<ProcessRow>> {
                   EXISTS (SELECT 1 FROM leader_lease l WHERE l.holder = p.id AND l.expires_at > now())
                     AS "leader!",
                   array(SELECT a.name::text FROM account_leases al JOIN accounts a ON a.id = al.account_id
-                        WHERE al.holder = p.id AND al.expires_at > now() ORDER BY a.name)
+                        WHERE al.holder = p.id AND al.expires_at > now()
+                          AND ($2::bigint[] IS NULL OR a.id = ANY($2)) ORDER BY a.name)
                     AS "accounts!: Vec<String>"
            FROM processes p
            WHERE p.heartbeat_at > now() - interval '1 day'
            ORDER BY (p.stopped_at IS NULL AND p.heartbeat_at > now() - make_interval(secs => $1)) DESC,
                     p.started_at DESC"#,
-        f64::from(lease_secs)
+        f64::from(lease_secs),
+        grants.as_ids(),
     )
     .fetch_all(pool)
     .await?)

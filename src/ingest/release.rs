@@ -38,7 +38,7 @@ pub async fn release(
     let id = request.id;
     let mut tx = pool.begin().await?;
     // Visibility first: a foreign entry is "not found", whatever else is wrong.
-    let entry = quarantine::get_visible(&mut tx, grants, id).await?;
+    let entry = quarantine::get_visible(&mut *tx, grants, id).await?;
     let scanner = scanner.ok_or_else(|| {
         Error::Conflict(
             "Virus scanning is switched off (clamav.enabled), so the message cannot be re-scanned before release.".into(),
@@ -73,6 +73,7 @@ pub async fn release(
         &mut tx,
         &AuditEvent::by(actor, Action::QuarantineRelease)
             .target(Target::Quarantine(id))
+            .accounts([account_id])
             .details(serde_json::json!({
                 "virus": entry.virus_name,
                 "rescan": released.verdict.to_string(),

@@ -180,10 +180,9 @@ pub async fn due_accounts(pool: &PgPool) -> Result<Vec<Account>> {
     )
     .fetch_all(pool)
     .await?;
-    let mut conn = pool.acquire().await?;
     let mut out = Vec::with_capacity(due.len());
     for id in due {
-        out.push(accounts::get(&mut conn, id).await?);
+        out.push(accounts::get(pool, id).await?);
     }
     Ok(out)
 }
@@ -337,7 +336,7 @@ pub async fn run_until_stopped(
                 break;
             }
             match pool.acquire().await {
-                Ok(mut conn) => match accounts::get(&mut conn, id).await {
+                Ok(mut conn) => match accounts::get(&mut *conn, id).await {
                     Ok(a) if a.enabled && a.kind == "imap" => start.push(a),
                     Ok(_) | Err(crate::error::Error::NotFound) => {
                         woken.remove(&id);

@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+use crate::auth::Grants;
 use crate::error::Result;
 
 /// What a worker is doing (`workers.state`, checked by the table to these four values).
@@ -146,21 +147,29 @@ pub struct WorkerStatus {
     pub heartbeat_at: Option<OffsetDateTime>,
 }
 
-pub async fn list(pool: &PgPool) -> Result<Vec<WorkerStatus>> {
+/// The workers of the archives `grants` reach. Workers that belong to no archive (their
+/// activity and errors may name any archive) are listed only for `Grants::All`.
+pub async fn list(pool: &PgPool, grants: &Grants) -> Result<Vec<WorkerStatus>> {
     Ok(sqlx::query_as!(
         WorkerStatus,
-        r#"SELECT w.name, w.account_id, a.name::text AS account_name,
+        r#"SELECT w.name, w.account_id, a.name::text AS "account_name?",
                   w.state AS "state: WorkerState", w.activity,
                   w.last_run_at, w.last_success_at, w.last_error, w.last_error_at,
                   w.consecutive_failures, w.messages_archived, w.next_run_at, w.heartbeat_at
-           FROM workers w LEFT JOIN accounts a ON a.id = w.account_id ORDER BY w.name"#,
+           FROM workers w LEFT JOIN accounts a ON a.id = w.account_id
+           WHERE ($1::bigint[] IS NULL OR w.account_id = ANY($1))
+           ORDER BY w.name"#,
+        grants.as_ids(),
     )
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(pool: &PgPool, name: &str) -> Result<Option<WorkerStatus>> {
-    Ok(list(pool).await?.into_iter().find(|w| w.name == name))
+    Ok(list(pool, &Grants::All)
+        .await?
+        .into_iter()
+        .find(|w| w.name == name))
 }
 
 /// Failures in a row so far for this worker (0 when it has never failed or never ran).
@@ -180,7 +189,7 @@ pub async fn consecutive_failures(pool: &PgPool, name: &str) -> Result<i32> {
 pub async fn sync_now(pool: &PgPool, actor: &crate::audit::Actor, account_id: i64) -> Result<()> {
     use crate::audit::{self, Action, AuditEvent, Target};
     let mut tx = pool.begin().await?;
-    let account = crate::ingest::accounts::get(&mut tx, account_id).await?;
+    let account = crate::ingest::accounts::get(&mut *tx, account_id).await?;
     if account.kind != "imap" {
         return Err(crate::error::Error::Conflict(
             "Only accounts synced from a mail server can be synced now.".into(),
@@ -282,14 +291,17 @@ impl SyncView {
     }
 }
 
-/// Every server-synced account's sync as people read it, by account id.
-pub async fn sync_views(pool: &PgPool) -> Result<Vec<(i64, SyncView)>> {
+/// The sync of every server-synced account `grants` reach, as people read it, by account id.
+pub async fn sync_views(pool: &PgPool, grants: &Grants) -> Result<Vec<(i64, SyncView)>> {
     let accounts = sqlx::query!(
-        "SELECT id, enabled FROM accounts WHERE kind IN ('imap', 'gmail', 'graph') ORDER BY id"
+        "SELECT id, enabled FROM accounts
+         WHERE kind IN ('imap', 'gmail', 'graph') AND ($1::bigint[] IS NULL OR id = ANY($1))
+         ORDER BY id",
+        grants.as_ids(),
     )
     .fetch_all(pool)
     .await?;
-    let workers = list(pool).await?;
+    let workers = list(pool, grants).await?;
     let now = OffsetDateTime::now_utc();
     Ok(accounts
         .into_iter()

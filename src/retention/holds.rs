@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use serde_json::json;
-use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime};
 
 use super::policies::{Owner, check_reach, insert_accounts, name_taken};
@@ -107,7 +107,7 @@ impl Hold {
 /// granted accounts and messages; one hold (`id`) or all; only the active scope holds
 /// (`active_scopes`) for the delete filter. Active first, then released, newest first.
 async fn fetch(
-    conn: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     grants: Option<&[i64]>,
     id: Option<i64>,
     active_scopes: bool,
@@ -142,18 +142,34 @@ async fn fetch(
         id,
         active_scopes,
     )
-    .fetch_all(conn)
+    .fetch_all(db)
     .await?)
 }
 
 /// The holds that reach mail `grants` allows: active first, then released, newest first.
-pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Hold>> {
-    fetch(conn, grants.as_ids(), None, false).await
+pub async fn list(db: impl PgExecutor<'_>, grants: &Grants) -> Result<Vec<Hold>> {
+    fetch(db, grants.as_ids(), None, false).await
+}
+
+/// [`list`] with how many messages `grants` allows that each active hold covers now (0 for
+/// released holds), for the holds page and `daygle hold list`.
+pub async fn list_with_held(pool: &PgPool, grants: &Grants) -> Result<Vec<(Hold, i64)>> {
+    let mut conn = pool.acquire().await?;
+    let mut out = Vec::new();
+    for hold in list(&mut *conn, grants).await? {
+        let held = if hold.is_active() {
+            count_held_by(&mut conn, grants, hold.id).await?
+        } else {
+            0
+        };
+        out.push((hold, held));
+    }
+    Ok(out)
 }
 
 /// One hold, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
-pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Hold> {
-    fetch(conn, grants.as_ids(), Some(id), false)
+pub async fn get(db: impl PgExecutor<'_>, grants: &Grants, id: i64) -> Result<Hold> {
+    fetch(db, grants.as_ids(), Some(id), false)
         .await?
         .pop()
         .ok_or(Error::NotFound)
@@ -325,7 +341,7 @@ pub async fn release(
     sqlx::query_scalar!("SELECT id FROM legal_holds WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *tx)
         .await?;
-    if !get(&mut tx, grants, id).await?.releasable_by(grants) {
+    if !get(&mut *tx, grants, id).await?.releasable_by(grants) {
         return Err(Error::Forbidden);
     }
     let name = sqlx::query_scalar!(
@@ -407,9 +423,9 @@ pub async fn held_among(pool: &PgPool, ids: &[i64]) -> Result<HashSet<i64>> {
 /// How many messages `grants` allows that the hold `id` covers now (released holds: what they
 /// would cover).
 pub async fn count_held_by(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<i64> {
-    let hold = get(conn, &Grants::All, id).await?;
+    let hold = get(&mut *conn, &Grants::All, id).await?;
     if hold.kind == "messages" {
-        return Ok(get(conn, grants, id).await.map_or(0, |h| h.picked));
+        return Ok(get(&mut *conn, grants, id).await.map_or(0, |h| h.picked));
     }
     let stemmers = search::archive_stemmers(&mut *conn).await?;
     let mut qb = QueryBuilder::new("SELECT count(*) FROM messages m WHERE ");

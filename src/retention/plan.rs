@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::policies::{self, Policy};
@@ -44,25 +44,26 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for now, over the accounts `grants` allows.
-    pub async fn current(conn: &mut PgConnection, grants: &Grants) -> Result<Self> {
+    pub async fn current(pool: &PgPool, grants: &Grants) -> Result<Self> {
         let max_id =
             sqlx::query_scalar!(r#"SELECT coalesce(max(id), 0) AS "max_id!" FROM messages"#)
-                .fetch_one(&mut *conn)
+                .fetch_one(pool)
                 .await?;
-        Self::at(conn, grants, OffsetDateTime::now_utc(), max_id).await
+        Self::at(pool, grants, OffsetDateTime::now_utc(), max_id).await
     }
 
     /// The plan a preview made at `as_of` with `max_id`, with the policies as they are now.
     pub async fn at(
-        conn: &mut PgConnection,
+        pool: &PgPool,
         grants: &Grants,
         as_of: OffsetDateTime,
         max_id: i64,
     ) -> Result<Self> {
+        let mut conn = pool.acquire().await?;
         let as_of = as_of
             .replace_nanosecond(as_of.microsecond() * 1_000)
             .unwrap_or(as_of);
-        let policies: Vec<Policy> = policies::list(conn, grants)
+        let policies: Vec<Policy> = policies::list(&mut *conn, grants)
             .await?
             .into_iter()
             .filter(|p| p.enabled)

@@ -1,7 +1,7 @@
 //! Retention policies: which mail may leave the archive, and after how long.
 
 use serde_json::json;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
 use super::scope::{Scope, parse_query};
@@ -115,7 +115,7 @@ impl Policy {
 /// The policies that reach mail `grants` allows (`None`: every policy), one (`id`) or all, by
 /// name, with account ids and names limited to the granted ones, so a list never names other
 /// accounts.
-async fn fetch(conn: &mut PgConnection, grants: &Grants, id: Option<i64>) -> Result<Vec<Policy>> {
+async fn fetch(db: impl PgExecutor<'_>, grants: &Grants, id: Option<i64>) -> Result<Vec<Policy>> {
     Ok(sqlx::query_as!(
         Policy,
         r#"SELECT p.id, p.name AS "name!", p.all_accounts,
@@ -137,18 +137,18 @@ async fn fetch(conn: &mut PgConnection, grants: &Grants, id: Option<i64>) -> Res
         grants.as_ids() as Option<&[i64]>,
         id,
     )
-    .fetch_all(conn)
+    .fetch_all(db)
     .await?)
 }
 
 /// The policies that reach mail `grants` allows, by name.
-pub async fn list(conn: &mut PgConnection, grants: &Grants) -> Result<Vec<Policy>> {
-    fetch(conn, grants, None).await
+pub async fn list(db: impl PgExecutor<'_>, grants: &Grants) -> Result<Vec<Policy>> {
+    fetch(db, grants, None).await
 }
 
 /// One policy, if it reaches mail `grants` allows (otherwise `NotFound`, as if absent).
-pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Policy> {
-    fetch(conn, grants, Some(id))
+pub async fn get(db: impl PgExecutor<'_>, grants: &Grants, id: i64) -> Result<Policy> {
+    fetch(db, grants, Some(id))
         .await?
         .pop()
         .ok_or(Error::NotFound)
@@ -156,7 +156,7 @@ pub async fn get(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Po
 
 /// `get` for a change: the policy must be within the actor's reach (see [`Policy::editable_by`]).
 async fn get_editable(conn: &mut PgConnection, grants: &Grants, id: i64) -> Result<Policy> {
-    let policy = get(conn, grants, id).await?;
+    let policy = get(&mut *conn, grants, id).await?;
     if !policy.editable_by(grants) {
         return Err(Error::Forbidden);
     }

@@ -67,12 +67,14 @@ pub async fn purge(
     let report = result?;
     audit::record_now(
         pool,
-        &AuditEvent::by(actor, Action::RetentionPurge).details(json!({
-            "as_of": plan.as_of.to_string(), "max_id": plan.max_id,
-            "messages": report.messages, "bytes": report.bytes,
-            "blobs_freed": report.collected.blobs, "bytes_freed": report.collected.bytes,
-            "batches": report.batches, "interrupted": report.interrupted,
-        })),
+        &AuditEvent::by(actor, Action::RetentionPurge)
+            .every_archive()
+            .details(json!({
+                "as_of": plan.as_of.to_string(), "max_id": plan.max_id,
+                "messages": report.messages, "bytes": report.bytes,
+                "blobs_freed": report.collected.blobs, "bytes_freed": report.collected.bytes,
+                "batches": report.batches, "interrupted": report.interrupted,
+            })),
     )
     .await?;
     tracing::info!(
@@ -148,11 +150,13 @@ async fn run_batches(
         let bytes: i64 = gone.iter().map(|g| g.size).sum();
         audit::record(
             &mut tx,
-            &AuditEvent::by(actor, Action::RetentionPurgeBatch).details(json!({
-                "messages": gone.len(), "bytes": bytes, "by_policy_account": counts,
-                "blobs_freed": collected.blobs, "bytes_freed": collected.bytes,
-                "first_id": gone.first().map(|g| g.id), "last_id": gone.last().map(|g| g.id),
-            })),
+            &AuditEvent::by(actor, Action::RetentionPurgeBatch)
+                .accounts(gone.iter().map(|g| g.account_id).collect::<Vec<_>>())
+                .details(json!({
+                    "messages": gone.len(), "bytes": bytes, "by_policy_account": counts,
+                    "blobs_freed": collected.blobs, "bytes_freed": collected.bytes,
+                    "first_id": gone.first().map(|g| g.id), "last_id": gone.last().map(|g| g.id),
+                })),
         )
         .await?;
         tx.commit().await?;

@@ -74,8 +74,7 @@ pub async fn run_until_stopped(
             _ = shutdown.cancelled() => break,
         }
         let result = async {
-            let plan =
-                Plan::current(&mut *pool.acquire().await?, &crate::auth::Grants::All).await?;
+            let plan = Plan::current(&pool, &crate::auth::Grants::All).await?;
             purge::purge(&pool, &actor, &plan, None, batch_size, &shutdown).await
         }
         .await;

@@ -5,7 +5,7 @@
 //! pipeline quarantines a message in the same transaction that moves the folder position.
 
 use sha2::{Digest, Sha256};
-use sqlx::{Acquire, PgConnection};
+use sqlx::{Acquire, PgConnection, PgExecutor};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -115,7 +115,7 @@ pub async fn put(
 }
 
 /// Entries matching `filter`, newest first.
-pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>> {
+pub async fn list(db: impl PgExecutor<'_>, filter: &Filter) -> Result<Vec<Entry>> {
     let limit = if filter.limit > 0 {
         filter.limit
     } else {
@@ -147,19 +147,19 @@ pub async fn list(conn: &mut PgConnection, filter: &Filter) -> Result<Vec<Entry>
         filter.offset.max(0),
         filter.accounts.as_deref(),
     )
-    .fetch_all(conn)
+    .fetch_all(db)
     .await
     .map_err(|e| Error::context("list the quarantine", e))
 }
 
 /// One entry, or `NotFound`.
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Entry> {
-    get_visible(conn, &Grants::All, id).await
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Entry> {
+    get_visible(db, &Grants::All, id).await
 }
 
 /// One entry if `grants` cover its account, else `NotFound` (exactly as for a missing one, so
 /// entries of other accounts cannot be probed).
-pub async fn get_visible(conn: &mut PgConnection, grants: &Grants, id: Uuid) -> Result<Entry> {
+pub async fn get_visible(db: impl PgExecutor<'_>, grants: &Grants, id: Uuid) -> Result<Entry> {
     sqlx::query_as!(
         Entry,
         "SELECT id, account_id, folder, uidvalidity, uid, sha256, size, message_id, subject, \
@@ -169,7 +169,7 @@ pub async fn get_visible(conn: &mut PgConnection, grants: &Grants, id: Uuid) -> 
         id,
         grants.as_ids(),
     )
-    .fetch_optional(conn)
+    .fetch_optional(db)
     .await
     .map_err(|e| Error::context("read a quarantine entry", e))?
     .ok_or(Error::NotFound)
@@ -177,7 +177,7 @@ pub async fn get_visible(conn: &mut PgConnection, grants: &Grants, id: Uuid) -> 
 
 /// The original message bytes, unsealed and checked against the stored SHA-256.
 pub async fn open_raw(
-    conn: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     keys: &SealingKeys,
     id: Uuid,
 ) -> Result<Zeroizing<Vec<u8>>> {
@@ -185,7 +185,7 @@ pub async fn open_raw(
         "SELECT sha256, wrapped_key, sealed_raw FROM quarantine WHERE id = $1",
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(db)
     .await
     .map_err(|e| Error::context("read a quarantined message", e))?
     .ok_or(Error::NotFound)?;
@@ -320,6 +320,7 @@ pub async fn expire(conn: &mut PgConnection, now: OffsetDateTime) -> Result<u64>
         crate::audit::record(
             &mut tx,
             &crate::audit::AuditEvent::by(&actor, crate::audit::Action::QuarantineExpire)
+                .every_archive()
                 .details(serde_json::json!({ "deleted": deleted, "bytes": bytes })),
         )
         .await?;

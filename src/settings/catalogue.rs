@@ -28,6 +28,7 @@ pub struct Field {
 pub const SMTP: &str = "E-mail (SMTP)";
 pub const SYNC: &str = "Archiving";
 pub const SESSIONS: &str = "Sign-in sessions";
+pub const OIDC: &str = "Single sign-on (OIDC)";
 
 /// Every runtime setting, in the order the page shows them.
 pub const FIELDS: &[Field] = &[
@@ -115,6 +116,34 @@ pub const FIELDS: &[Field] = &[
         group: SESSIONS,
         kind: Kind::Number,
     },
+    Field {
+        key: "oidc.jit_provisioning",
+        label: "Create users at their first sign-in",
+        help: "Someone the identity provider signs in who has no user here gets one (just-in-time provisioning).",
+        group: OIDC,
+        kind: Kind::Bool,
+    },
+    Field {
+        key: "oidc.link_by_email",
+        label: "Link existing users by verified e-mail",
+        help: "A first sign-in takes over the local user with the same e-mail address, only when the provider says the address is verified.",
+        group: OIDC,
+        kind: Kind::Bool,
+    },
+    Field {
+        key: "oidc.group_roles",
+        label: "Groups → roles",
+        help: "group=Role pairs, comma-separated, e.g. archive-admins=Administrator, legal=Auditor. Applied at every sign-in: leaving a group removes the role. Needs the manage users and manage roles permissions, and only roles within your own rights.",
+        group: OIDC,
+        kind: Kind::Text,
+    },
+    Field {
+        key: "oidc.group_archives",
+        label: "Groups → archive accounts",
+        help: "group=archive account pairs, comma-separated, e.g. sales=sales@example.com. Applied at every sign-in like the roles.",
+        group: OIDC,
+        kind: Kind::Text,
+    },
 ];
 
 /// The runtime setting `key`, if there is one.
@@ -163,6 +192,10 @@ impl Field {
             "retention.schedule" => s.retention.schedule = text,
             "security.session_idle_minutes" => s.security.session_idle_minutes = number(value)?,
             "security.session_absolute_hours" => s.security.session_absolute_hours = number(value)?,
+            "oidc.jit_provisioning" => s.oidc.jit_provisioning = boolean(value)?,
+            "oidc.link_by_email" => s.oidc.link_by_email = boolean(value)?,
+            "oidc.group_roles" => s.oidc.group_roles = text,
+            "oidc.group_archives" => s.oidc.group_archives = text,
             other => return Err(format!("{other} cannot be changed here")),
         }
         Ok(())
@@ -183,6 +216,10 @@ impl Field {
             "retention.schedule" => s.retention.schedule.clone(),
             "security.session_idle_minutes" => s.security.session_idle_minutes.to_string(),
             "security.session_absolute_hours" => s.security.session_absolute_hours.to_string(),
+            "oidc.jit_provisioning" => s.oidc.jit_provisioning.to_string(),
+            "oidc.link_by_email" => s.oidc.link_by_email.to_string(),
+            "oidc.group_roles" => s.oidc.group_roles.clone(),
+            "oidc.group_archives" => s.oidc.group_archives.clone(),
             _ => String::new(),
         }
     }

@@ -11,8 +11,8 @@ pub mod store;
 use std::sync::{Arc, RwLock};
 
 pub use catalogue::{
-    FIELDS, Field, Kind, SESSIONS as GROUP_SESSIONS, SMTP as GROUP_SMTP, SYNC as GROUP_SYNC, field,
-    masked,
+    FIELDS, Field, Kind, OIDC as GROUP_OIDC, SESSIONS as GROUP_SESSIONS, SMTP as GROUP_SMTP,
+    SYNC as GROUP_SYNC, field, masked,
 };
 
 use crate::config::{Problem, Settings};

@@ -132,7 +132,7 @@ pub async fn save(
         return Ok(Saved::default());
     }
     let pairs: Vec<(String, String)> = next.into_iter().collect();
-    let (_, problems) = effective(live.base(), &pairs);
+    let (proposed, problems) = effective(live.base(), &pairs);
     let ours: Vec<Problem> = problems
         .into_iter()
         .filter(|p| field(&p.key).is_some())
@@ -141,6 +141,13 @@ pub async fn save(
         return Err(Error::Config(ConfigErrors(ours)));
     }
     let mut tx = pool.begin().await?;
+    // A group mapping hands out roles and archives: the delegation ceiling applies to it.
+    if changes
+        .iter()
+        .any(|(f, _, _)| f.key.starts_with("oidc.group_"))
+    {
+        crate::auth::oidc::mapping::check_may_set(&mut tx, actor, &proposed.oidc).await?;
+    }
     let mut details = Vec::new();
     for (f, old, new) in &changes {
         put(&mut tx, keys, f.key, new, f.is_secret(), &actor.username).await?;

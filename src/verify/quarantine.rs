@@ -41,7 +41,7 @@ pub(super) async fn check(
         for row in page {
             let (id, account, folder, virus) = (row.id, row.account, row.folder, row.virus_name);
             checked += 1;
-            match quarantine::open_raw(&mut conn, keys, id).await {
+            match quarantine::open_raw(&mut *conn, keys, id).await {
                 Ok(_) | Err(crate::error::Error::NotFound) => {}
                 Err(e) => {
                     found += 1;

@@ -52,8 +52,10 @@ impl TestApp {
             .await
             .expect("body");
         let token = csrf_from(&html);
-        let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf_token", &token));
+        // First, as a browser sends our forms' hidden field: the server looks for it in the
+        // body's first bytes.
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        form.extend_from_slice(fields);
         client
             .post(self.url(action))
             .form(&form)

@@ -59,9 +59,18 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     .await
     .expect("user");
     let mut conn = env.pool.acquire().await.expect("conn");
-    daygle::auth::totp::enable(&mut conn, &env.keys.sealing, user_id, "JBSWY3DPEHPK3PXP", 0)
-        .await
-        .expect("totp");
+    daygle::auth::totp::enable(
+        &mut conn,
+        &env.keys.sealing,
+        user_id,
+        "JBSWY3DPEHPK3PXP",
+        0,
+        &daygle::auth::totp::RecoveryCodes::generate()
+            .await
+            .expect("codes"),
+    )
+    .await
+    .expect("totp");
     let quarantined_raw = message("held", 1);
     let facts = daygle::scan::MessageFacts::from_raw(&quarantined_raw);
     let held = daygle::scan::quarantine::put(
@@ -105,12 +114,12 @@ async fn rotate_key_keeps_every_account_able_to_connect() {
     switched.security.sealing_key_file = moved.display().to_string();
     let keys = Keys::load(&switched.security, env.data_dir.path()).expect("new keys");
     let mut conn = env.pool.acquire().await.expect("conn");
-    let opened = daygle::scan::quarantine::open_raw(&mut conn, &keys.sealing, held)
+    let opened = daygle::scan::quarantine::open_raw(&mut *conn, &keys.sealing, held)
         .await
         .expect("the quarantined message opens under the new key alone");
     assert_eq!(opened.as_slice(), quarantined_raw.as_slice());
     assert!(
-        daygle::scan::quarantine::open_raw(&mut conn, &env.keys.sealing, held)
+        daygle::scan::quarantine::open_raw(&mut *conn, &env.keys.sealing, held)
             .await
             .is_err(),
         "a leaked old key no longer opens quarantined mail"
@@ -168,7 +177,7 @@ async fn a_password_opens_only_for_the_server_it_was_entered_for() {
             .await
             .expect("edit the row in SQL");
         let moved: daygle::ingest::accounts::Account =
-            daygle::ingest::accounts::get(&mut tx, account.id)
+            daygle::ingest::accounts::get(&mut *tx, account.id)
                 .await
                 .expect("row");
         assert!(
@@ -234,9 +243,18 @@ async fn every_sealed_column_is_in_the_rotation_list() {
     .await
     .expect("user");
     let mut conn = env.pool.acquire().await.expect("conn");
-    daygle::auth::totp::enable(&mut conn, &env.keys.sealing, user_id, "JBSWY3DPEHPK3PXP", 0)
-        .await
-        .expect("totp");
+    daygle::auth::totp::enable(
+        &mut conn,
+        &env.keys.sealing,
+        user_id,
+        "JBSWY3DPEHPK3PXP",
+        0,
+        &daygle::auth::totp::RecoveryCodes::generate()
+            .await
+            .expect("codes"),
+    )
+    .await
+    .expect("totp");
     let raw = message("listed", 1);
     daygle::scan::quarantine::put(
         &mut conn,

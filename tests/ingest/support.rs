@@ -83,7 +83,7 @@ impl Env {
 
     pub async fn reload(&self, id: i64) -> Account {
         let mut conn = self.pool.acquire().await.expect("conn");
-        accounts::get(&mut conn, id).await.expect("account")
+        accounts::get(&mut *conn, id).await.expect("account")
     }
 
     pub async fn sync(&self, account: &Account) -> daygle::error::Result<SyncOutcome> {

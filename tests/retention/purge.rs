@@ -216,14 +216,9 @@ async fn a_purge_refuses_a_preview_made_with_other_policies_and_skips_mail_archi
     )
     .await
     .expect("update policy");
-    let now = daygle::retention::Plan::at(
-        &mut env.pool.acquire().await.expect("conn"),
-        &Grants::All,
-        stale.as_of,
-        stale.max_id,
-    )
-    .await
-    .expect("plan");
+    let now = daygle::retention::Plan::at(&env.pool, &Grants::All, stale.as_of, stale.max_id)
+        .await
+        .expect("plan");
     let refused = daygle::retention::purge::purge(
         &env.pool,
         &actor(),

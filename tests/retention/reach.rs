@@ -96,7 +96,7 @@ async fn one_archive_retention_manager_cannot_scope_policies_beyond_their_grants
     )
     .await
     .expect("admin policy");
-    let listed: Vec<String> = policies::list(&mut env.pool.acquire().await.unwrap(), &mine)
+    let listed: Vec<String> = policies::list(&env.pool, &mine)
         .await
         .expect("list")
         .into_iter()
@@ -154,9 +154,7 @@ async fn one_archive_retention_manager_previews_and_purges_only_their_archive() 
     .await
     .expect("admin policy");
 
-    let mut conn = env.pool.acquire().await.unwrap();
-    let plan = Plan::current(&mut conn, &mine).await.expect("plan");
-    drop(conn);
+    let plan = Plan::current(&env.pool, &mine).await.expect("plan");
     let p = preview::preview(&env.pool, &plan, 20)
         .await
         .expect("preview");
@@ -252,7 +250,7 @@ async fn one_archive_retention_manager_cannot_place_or_release_holds_beyond_thei
     .await
     .expect("admin picks");
     let mut conn = env.pool.acquire().await.unwrap();
-    let listed: Vec<String> = holds::list(&mut conn, &mine)
+    let listed: Vec<String> = holds::list(&mut *conn, &mine)
         .await
         .unwrap()
         .into_iter()

@@ -184,9 +184,7 @@ impl Env {
     }
 
     pub async fn plan(&self) -> Plan {
-        Plan::current(&mut self.pool.acquire().await.expect("conn"), &Grants::All)
-            .await
-            .expect("plan")
+        Plan::current(&self.pool, &Grants::All).await.expect("plan")
     }
 
     pub async fn matching(&self, plan: &Plan) -> Vec<i64> {

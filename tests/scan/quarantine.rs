@@ -50,17 +50,17 @@ async fn a_quarantined_message_is_stored_sealed_and_opens_to_the_original_bytes(
         "no 16-byte run of the message may appear in the stored bytes"
     );
     let mut conn = pool.acquire().await.unwrap();
-    let entry = quarantine::get(&mut conn, id).await.unwrap();
+    let entry = quarantine::get(&mut *conn, id).await.unwrap();
     assert_eq!(entry.subject.as_deref(), Some("Invoice attached"));
     assert_eq!(entry.from_addr.as_deref(), Some("alice@example.org"));
     assert_eq!(entry.virus_name, "Eicar-Test-Signature");
     assert_eq!((entry.account_id, entry.uid), (Some(alice), Some(7)));
     let expires = entry.expires_at.expect("an expiry date");
     assert!((expires - entry.created_at - Duration::days(30)).abs() < Duration::minutes(1));
-    let opened = quarantine::open_raw(&mut conn, &keys(), id).await.unwrap();
+    let opened = quarantine::open_raw(&mut *conn, &keys(), id).await.unwrap();
     assert_eq!(opened.as_slice(), raw.as_slice());
     assert!(
-        quarantine::open_raw(&mut conn, &SealingKeys::new(&[1u8; 32]), id)
+        quarantine::open_raw(&mut *conn, &SealingKeys::new(&[1u8; 32]), id)
             .await
             .is_err()
     );
@@ -82,8 +82,8 @@ async fn sealed_bytes_moved_onto_another_entry_do_not_open() {
     .await
     .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    assert!(quarantine::open_raw(&mut conn, &keys(), a).await.is_ok());
-    assert!(quarantine::open_raw(&mut conn, &keys(), b).await.is_err());
+    assert!(quarantine::open_raw(&mut *conn, &keys(), a).await.is_ok());
+    assert!(quarantine::open_raw(&mut *conn, &keys(), b).await.is_err());
 }
 
 #[tokio::test]
@@ -142,12 +142,12 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
             .collect::<Vec<_>>()
     };
 
-    let all = quarantine::list(&mut conn, &Filter::default())
+    let all = quarantine::list(&mut *conn, &Filter::default())
         .await
         .unwrap();
     assert_eq!(all.len(), 3);
     let alices = quarantine::list(
-        &mut conn,
+        &mut *conn,
         &Filter {
             account_id: Some(alice),
             ..Filter::default()
@@ -157,7 +157,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
     .unwrap();
     assert_eq!(ids(alices), vec![2, 1], "newest first");
     let trojans = quarantine::list(
-        &mut conn,
+        &mut *conn,
         &Filter {
             virus: Some("trojan".into()),
             ..Filter::default()
@@ -168,7 +168,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
     assert_eq!(trojans.len(), 1);
     assert_eq!(trojans[0].virus_name, "Win.Trojan.Agent");
     let quoted = quarantine::list(
-        &mut conn,
+        &mut *conn,
         &Filter {
             text: Some("quot".into()),
             ..Filter::default()
@@ -179,7 +179,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
     assert_eq!(quoted.len(), 1);
     assert_eq!(quoted[0].id, bobs);
     let none = quarantine::list(
-        &mut conn,
+        &mut *conn,
         &Filter {
             text: Some("%".into()),
             ..Filter::default()
@@ -195,7 +195,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
         .await
         .unwrap();
     assert_eq!(
-        quarantine::list(&mut conn, &Filter::default())
+        quarantine::list(&mut *conn, &Filter::default())
             .await
             .unwrap()
             .len(),
@@ -206,7 +206,7 @@ async fn the_list_filters_by_account_virus_and_text_and_hides_released_entries()
         ..Filter::default()
     };
     assert_eq!(
-        quarantine::list(&mut conn, &with_released)
+        quarantine::list(&mut *conn, &with_released)
             .await
             .unwrap()
             .len(),
@@ -306,7 +306,7 @@ async fn a_message_that_is_still_infected_is_released_only_when_the_administrato
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(
-        quarantine::get(&mut conn, id)
+        quarantine::get(&mut *conn, id)
             .await
             .unwrap()
             .released_at
@@ -351,7 +351,7 @@ async fn nothing_is_released_while_the_scanner_is_down() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(
-        quarantine::get(&mut conn, id)
+        quarantine::get(&mut *conn, id)
             .await
             .unwrap()
             .released_at
@@ -367,11 +367,11 @@ async fn a_deleted_entry_is_gone_for_good() {
     let mut conn = pool.acquire().await.unwrap();
     quarantine::delete(&mut conn, id).await.unwrap();
     assert!(matches!(
-        quarantine::get(&mut conn, id).await,
+        quarantine::get(&mut *conn, id).await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
-        quarantine::open_raw(&mut conn, &keys(), id).await,
+        quarantine::open_raw(&mut *conn, &keys(), id).await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
@@ -404,12 +404,12 @@ async fn entries_past_their_expiry_are_deleted_and_the_others_kept() {
         .unwrap();
     assert_eq!(deleted, 1);
     assert!(matches!(
-        quarantine::get(&mut conn, old).await,
+        quarantine::get(&mut *conn, old).await,
         Err(Error::NotFound)
     ));
-    assert!(quarantine::get(&mut conn, young).await.is_ok());
+    assert!(quarantine::get(&mut *conn, young).await.is_ok());
     assert!(
-        quarantine::get(&mut conn, forever)
+        quarantine::get(&mut *conn, forever)
             .await
             .unwrap()
             .expires_at

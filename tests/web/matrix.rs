@@ -139,6 +139,8 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
         ("Only roles", "manage_roles"),
         ("Only accounts", "manage_accounts"),
         ("Only retention", "manage_retention"),
+        ("Only audit", "view_audit"),
+        ("Only workers", "view_workers"),
     ] {
         sqlx::query(
             "INSERT INTO roles (name, permissions) VALUES ($1, array_remove(ARRAY[$2], ''))",
@@ -157,6 +159,11 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
     // Manages retention for one archive: the pages open, what they reach is limited by the
     // domain (tests/web/retention.rs and tests/retention/reach.rs).
     app.create_user("retention-only", "Only retention", &[own])
+        .await;
+    // Audit and workers for one archive: the pages open, their rows are limited to that
+    // archive (tests/web/reach.rs).
+    app.create_user("audit-only", "Only audit", &[own]).await;
+    app.create_user("workers-only", "Only workers", &[own])
         .await;
     app.create_user("auditor", "Auditor", &[]).await;
     app.create_user("reader", "Read Only", &[own]).await;
@@ -182,6 +189,8 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
         (Persona::Only(Permission::ManageRoles), "roles-only"),
         (Persona::Only(Permission::ManageAccounts), "accounts-only"),
         (Persona::Only(Permission::ManageRetention), "retention-only"),
+        (Persona::Only(Permission::ViewAudit), "audit-only"),
+        (Persona::Only(Permission::ViewWorkers), "workers-only"),
         (Persona::Administrator, "admin"),
     ];
     let mut sessions = Vec::new();

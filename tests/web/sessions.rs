@@ -218,4 +218,23 @@ async fn guessing_the_current_password_on_the_profile_is_rate_limited() {
         )
         .await;
     assert_eq!(res.status(), 429, "second-factor removal shares the limit");
+    // Turning two-factor sign-in on (and making new recovery codes) checks the password too.
+    let res = app
+        .submit(
+            &here,
+            "/profile/totp",
+            "/profile/totp",
+            &[("code", "123456"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 429, "enabling two-factor shares the limit");
+    let res = app
+        .submit(
+            &here,
+            "/profile",
+            "/profile/totp/recovery",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 429, "new recovery codes share the limit");
 }

@@ -1,3 +1,4 @@
+use crate::common::TestApp;
 use crate::common::auth::{ADMIN, PASSWORD, spawn_auth_app};
 use crate::common::client;
 
@@ -260,24 +261,17 @@ async fn two_factor_sign_in_needs_a_fresh_code_or_an_unused_recovery_code() {
     let totp = daygle::auth::totp::build(&secret, ADMIN).unwrap();
     let code = totp.generate_current().to_string();
     let res = app
-        .submit(&admin, "/profile/totp", "/profile/totp", &[("code", &code)])
+        .submit(
+            &admin,
+            "/profile/totp",
+            "/profile/totp",
+            &[("code", &code), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(res.status(), 200);
-    let page = res.text().await.unwrap();
-    let codes: Vec<String> = page
-        .split("<li><code>")
-        .skip(1)
-        .map(|s| s[..s.find('<').unwrap()].to_string())
-        .collect();
+    let codes = shown_codes(&res.text().await.unwrap());
     assert_eq!(codes.len(), 10, "ten recovery codes are shown once");
-    let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM recovery_codes")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    assert!(
-        !stored.contains(&codes[0]),
-        "recovery codes are stored hashed"
-    );
+    assert_recovery_codes_are_strong_and_stored_slowly(&app, &codes).await;
 
     let c = client();
     let res = app.login(&c, ADMIN, PASSWORD).await;
@@ -338,4 +332,175 @@ async fn a_missing_page_is_a_friendly_404_with_the_users_navigation() {
             "{path}: the user menu is still there"
         );
     }
+}
+
+/// The recovery codes on a page that shows them.
+fn shown_codes(page: &str) -> Vec<String> {
+    page.split("<li><code>")
+        .skip(1)
+        .map(|s| s[..s.find('<').unwrap()].to_string())
+        .collect()
+}
+
+/// Codes of 20 characters from a 32-letter alphabet (100 bits; 80 behind the hash) in groups
+/// of four, stored as salted argon2id under a 4-character selector, never in the clear.
+async fn assert_recovery_codes_are_strong_and_stored_slowly(app: &TestApp, codes: &[String]) {
+    let alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    for c in codes {
+        let groups: Vec<&str> = c.split('-').collect();
+        assert_eq!(groups.len(), 5, "{c}");
+        assert!(groups.iter().all(|g| g.len() == 4), "{c}");
+        assert!(
+            c.chars().all(|ch| ch == '-' || alphabet.contains(ch)),
+            "{c}"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = codes.iter().collect();
+    assert_eq!(distinct.len(), codes.len());
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT selector, code_hash FROM recovery_codes WHERE used_at IS NULL")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), codes.len());
+    let salts: std::collections::HashSet<_> = stored
+        .iter()
+        .map(|(_, h)| h.split('$').nth(4).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(salts.len(), codes.len(), "each code has its own salt");
+    for (selector, hash) in &stored {
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_eq!(selector.len(), 4);
+        assert!(codes.iter().any(|c| c.starts_with(selector.as_str())));
+        assert!(!codes.iter().any(|c| hash.contains(&c.replace('-', ""))));
+    }
+}
+
+#[tokio::test]
+async fn two_factor_changes_need_the_current_password() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    let (_, html) = app.page(&admin, "/profile/totp").await;
+    let start = html.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let secret = html[start..start + html[start..].find('<').unwrap()].to_string();
+    let totp = daygle::auth::totp::build(&secret, ADMIN).unwrap();
+    let code = totp.generate_current().to_string();
+    for fields in [
+        vec![("code", code.as_str())],
+        vec![
+            ("code", code.as_str()),
+            ("password", "not the password at all"),
+        ],
+    ] {
+        let res = app
+            .submit(&admin, "/profile/totp", "/profile/totp", &fields)
+            .await;
+        assert_eq!(res.status(), 422, "{fields:?}");
+        let on: bool =
+            sqlx::query_scalar("SELECT totp_secret IS NOT NULL FROM users WHERE username = $1")
+                .bind(ADMIN)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert!(
+            !on,
+            "two-factor sign-in stays off without the password ({fields:?})"
+        );
+    }
+    let res = app
+        .submit(
+            &admin,
+            "/profile/totp",
+            "/profile/totp",
+            &[("code", &code), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let first = shown_codes(&res.text().await.unwrap());
+    assert_eq!(first.len(), 10);
+
+    // New recovery codes: refused with a wrong password, and the old ones then stop working.
+    let res = app
+        .submit(
+            &admin,
+            "/profile",
+            "/profile/totp/recovery",
+            &[("password", "not the password at all")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .submit(
+            &admin,
+            "/profile",
+            "/profile/totp/recovery",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let second = shown_codes(&res.text().await.unwrap());
+    assert_eq!(second.len(), 10);
+    assert_recovery_codes_are_strong_and_stored_slowly(&app, &second).await;
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&"profile.recovery_codes".to_string())
+    );
+
+    let c = client();
+    app.login(&c, ADMIN, PASSWORD).await;
+    let res = app
+        .submit(&c, "/login/totp", "/login/totp", &[("code", &first[0])])
+        .await;
+    assert_eq!(res.status(), 401, "an old code stopped working");
+    // Typed in lower case with spaces instead of dashes, a new code works.
+    let typed = second[3].to_lowercase().replace('-', " ");
+    let res = app
+        .submit(&c, "/login/totp", "/login/totp", &[("code", &typed)])
+        .await;
+    assert_eq!(res.status(), 303, "a new code works");
+
+    // Turning it off needs the password as well (unchanged), and leaves no codes behind.
+    let res = app
+        .submit(
+            &admin,
+            "/profile",
+            "/profile/totp/remove",
+            &[("password", "wrong")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .submit(
+            &admin,
+            "/profile",
+            "/profile/totp/remove",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn retired_old_style_recovery_codes_are_explained_on_the_profile() {
+    let app = spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    // What migration 0402 leaves for a user who had unused 40-bit SHA-256 codes.
+    sqlx::query(
+        "UPDATE users SET totp_secret = 'x', recovery_codes_retired = TRUE WHERE username = $1",
+    )
+    .bind(ADMIN)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (status, html) = app.page(&admin, "/profile").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"recovery-retired\""), "{html}");
+    assert!(html.contains("no longer work"));
+    assert!(html.contains("Make new recovery codes"));
 }

@@ -157,6 +157,25 @@ pub fn from_message(raw: &[u8], limits: &Limits) -> Vec<PartText> {
     out
 }
 
+/// The extractor for a file named `name`, run on the calling thread without the panic guard
+/// and thread of [`from_message`]; `None` for a kind no text is taken from. For the fuzz
+/// targets (`fuzz/`), which must see a panic or a hang rather than have it caught.
+#[doc(hidden)]
+pub fn extract_unguarded(
+    name: &str,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Option<Result<String, String>> {
+    let kind = kind(Some(name), None)?;
+    Some(run(
+        kind,
+        bytes,
+        limits,
+        Instant::now() + limits.max_time,
+        0,
+    ))
+}
+
 /// Runs one extraction on its own thread under `limits.max_time`.
 fn extract(kind: Kind, bytes: Vec<u8>, limits: &Limits) -> Outcome {
     if bytes.len() > limits.max_input_bytes {

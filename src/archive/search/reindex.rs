@@ -40,6 +40,17 @@ pub async fn pending(pool: &PgPool, scope: Scope) -> Result<i64> {
     .await?)
 }
 
+/// How many messages of the archives `grants` reach still wait for their vector.
+pub async fn pending_within(pool: &PgPool, grants: &crate::auth::Grants) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM messages
+           WHERE search_pending AND ($1::bigint[] IS NULL OR account_id = ANY($1))"#,
+        grants.as_ids(),
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Flags every message in `scope` for rebuilding, a chunk of ids per statement so no
 /// transaction holds many rows. Returns how many were flagged.
 pub async fn schedule(pool: &PgPool, scope: Scope) -> Result<u64> {

@@ -48,8 +48,7 @@ pub async fn begin(
     account_id: i64,
     redirect: &str,
 ) -> Result<(String, Pending)> {
-    let mut conn = pool.acquire().await?;
-    let account = accounts::get(&mut conn, account_id).await?;
+    let account = accounts::get(pool, account_id).await?;
     let provider = Provider::of_kind(&account.kind).ok_or_else(|| {
         Error::invalid(
             "account",
@@ -110,9 +109,7 @@ pub async fn finish(
         }
     };
     let pending = pending.ok_or_else(|| refuse("no connection was started in this session"))?;
-    let mut conn = pool.acquire().await?;
-    let account = accounts::get(&mut conn, pending.account_id).await?;
-    drop(conn);
+    let account = accounts::get(pool, pending.account_id).await?;
     let provider = Provider::of_kind(&account.kind)
         .ok_or_else(|| refuse("the account is not a Google or Microsoft 365 account"))?;
     let client = OAuthClient::from_settings(settings, provider)?;

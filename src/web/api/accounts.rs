@@ -111,7 +111,7 @@ pub async fn list(
     route: MatchedPath,
 ) -> Result<Response> {
     let mut coverage = ledger::coverage_by_account(&state.pool).await?;
-    let mut sync: HashMap<String, WorkerStatus> = workers::list(&state.pool)
+    let mut sync: HashMap<String, WorkerStatus> = workers::list(&state.pool, &user.grants)
         .await?
         .into_iter()
         .map(|w| (w.name.clone(), w))

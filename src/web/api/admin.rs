@@ -110,13 +110,11 @@ pub async fn quarantine_list(
         limit: params.limit.unwrap_or(100).clamp(1, 500),
         offset: params.offset.max(0),
     };
-    let mut conn = state.pool.acquire().await?;
-    let items: Vec<QuarantineItem> = quarantine::list(&mut conn, &filter)
+    let items: Vec<QuarantineItem> = quarantine::list(&state.pool, &filter)
         .await?
         .into_iter()
         .map(QuarantineItem::from)
         .collect();
-    drop(conn);
     audit_read(
         &state,
         &user,
@@ -257,22 +255,27 @@ pub async fn audit_log(
     };
     let filter = web.filter()?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let rows: Vec<AuditRow> = query::list(&state.pool, &filter, limit)
-        .await?
-        .into_iter()
-        .map(|r| AuditRow {
-            id: r.id,
-            at: rfc3339(r.at),
-            user_id: r.user_id,
-            username: r.username,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            action: r.action,
-            target: r.target,
-            details: r.details,
-            hash: r.hash,
-        })
-        .collect();
+    let rows: Vec<AuditRow> = query::list(
+        &state.pool,
+        &query::Scope::of(&user.grants, user.id),
+        &filter,
+        limit,
+    )
+    .await?
+    .into_iter()
+    .map(|r| AuditRow {
+        id: r.id,
+        at: rfc3339(r.at),
+        user_id: r.user_id,
+        username: r.username,
+        ip: r.ip,
+        user_agent: r.user_agent,
+        action: r.action,
+        target: r.target,
+        details: r.details,
+        hash: r.hash,
+    })
+    .collect();
     audit_read(
         &state,
         &user,

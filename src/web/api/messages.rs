@@ -165,11 +165,13 @@ pub async fn search(
         .unwrap_or(i64::from(user.page_size))
         .clamp(1, 500);
     let (page, count) = search_page(&state.pool, &user.grants, &parsed, cursor, limit).await?;
-    let event = AuditEvent::by(&user.actor, Action::MailSearch).details(serde_json::json!({
-        "query": params.q,
-        "filters": list.to_query_string(),
-        "after": params.after,
-    }));
+    let event = AuditEvent::by(&user.actor, Action::MailSearch)
+        .reach(&user.grants)
+        .details(serde_json::json!({
+            "query": params.q,
+            "filters": list.to_query_string(),
+            "after": params.after,
+        }));
     state.audit.record(event).await?;
     Ok(json(&SearchPage {
         items: page.items.into_iter().map(MessageItem::from).collect(),

@@ -194,9 +194,12 @@ pub async fn audit_read(
     state
         .audit
         .record(
-            AuditEvent::by(&user.actor, Action::ApiRead)
-                .target(target)
-                .details(details),
+            // A list read (no single target) is about what the reader may reach.
+            match target {
+                Target::None => AuditEvent::by(&user.actor, Action::ApiRead).reach(&user.grants),
+                t => AuditEvent::by(&user.actor, Action::ApiRead).target(t),
+            }
+            .details(details),
         )
         .await
         .map(|_| ())

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use futures::StreamExt;
 use tower_sessions::Session;
 
 use super::cookies;
@@ -83,20 +84,23 @@ async fn run(
         if new_nonce.is_some() {
             return Ok(csrf_refused());
         }
+        // The token is compared before the body is read: from the `x-csrf-token` header, or
+        // from the form's first bytes (our forms carry it as their first field). A POST
+        // without it is refused having read at most those bytes, never the whole body.
         let (parts, body) = req.into_parts();
-        let bytes = to_bytes(body, state.settings.server.max_request_bytes)
-            .await
-            .map_err(|_| Error::invalid("body", "the request body is too large"))?;
-        let given = parts
+        let header = parts
             .headers
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| form_field(&bytes, csrf::FIELD));
+            .map(str::to_owned);
+        let (given, body) = match header {
+            Some(h) => (Some(h), body),
+            None => form_token_first(body).await?,
+        };
         if !given.is_some_and(|g| csrf::matches(&token, &g)) {
             return Ok(csrf_refused());
         }
-        req = Request::from_parts(parts, Body::from(bytes));
+        req = Request::from_parts(parts, body);
     }
 
     req.extensions_mut().insert(CsrfToken(token.clone()));
@@ -295,13 +299,51 @@ fn origin_of(url: &str) -> String {
     }
 }
 
-/// The raw value of `name` in an urlencoded body (tokens are URL-safe, so no decoding needed).
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+/// The CSRF token must start within this many bytes of an urlencoded body.
+pub(crate) const TOKEN_WITHIN_BYTES: usize = 8 * 1024;
+
+/// Reads only as much of `body` as it takes to find the `csrf_token` field among its first
+/// [`TOKEN_WITHIN_BYTES`] bytes; returns the token (if found) and a body that replays what
+/// was read followed by the unread rest, so the handler still sees all of it.
+async fn form_token_first(body: Body) -> Result<(Option<String>, Body)> {
+    let mut stream = body.into_data_stream();
+    let mut head = Vec::new();
+    let mut ended = false;
+    let token = loop {
+        if let Some(t) = token_in(&head, ended) {
+            break Some(t);
+        }
+        if ended || head.len() >= TOKEN_WITHIN_BYTES {
+            break None;
+        }
+        match stream.next().await {
+            Some(chunk) => head
+                .extend_from_slice(&chunk.map_err(|e| Error::context("read the request body", e))?),
+            None => ended = true,
+        }
+    };
+    let replay = futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(head)) });
+    Ok((token, Body::from_stream(replay.chain(stream))))
+}
+
+/// The raw `csrf_token` value among the complete fields that start within the first
+/// [`TOKEN_WITHIN_BYTES`] of `head` (the last field is complete only when the body `ended`).
+/// Tokens are URL-safe, so no decoding is needed.
+fn token_in(head: &[u8], ended: bool) -> Option<String> {
+    let mut start = 0;
+    while start < head.len().min(TOKEN_WITHIN_BYTES) {
+        let end = match head[start..].iter().position(|&b| b == b'&') {
+            Some(n) => start + n,
+            None if ended => head.len(),
+            None => return None,
+        };
+        let field = &head[start..end];
+        if let Some(value) = field.strip_prefix(format!("{}=", csrf::FIELD).as_bytes()) {
+            return std::str::from_utf8(value).ok().map(str::to_owned);
+        }
+        start = end + 1;
+    }
+    None
 }
 
 fn csrf_refused() -> Response {
@@ -327,4 +369,36 @@ fn with_user_layout(response: Response, user: Option<&CurrentUser>, token: &str)
         }
     }
     fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_found_only_as_a_complete_field_near_the_start() {
+        assert_eq!(
+            token_in(b"csrf_token=abc&x=1", false).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token_in(b"x=1&csrf_token=abc", true).as_deref(),
+            Some("abc")
+        );
+        // Not yet known whether more of the value follows.
+        assert_eq!(token_in(b"x=1&csrf_token=ab", false), None);
+        assert_eq!(token_in(b"xcsrf_token=abc&y", false), None);
+        let mut late = vec![b'a'; TOKEN_WITHIN_BYTES];
+        late.extend_from_slice(b"&csrf_token=abc");
+        assert_eq!(token_in(&late, true), None, "too far into the body");
+    }
+
+    #[tokio::test]
+    async fn the_body_after_the_check_is_the_whole_body() {
+        let text = format!("csrf_token=abc&big={}", "b".repeat(100_000));
+        let (token, body) = form_token_first(Body::from(text.clone())).await.unwrap();
+        assert_eq!(token.as_deref(), Some("abc"));
+        let replayed = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        assert_eq!(replayed, text.as_bytes());
+    }
 }

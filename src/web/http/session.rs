@@ -167,6 +167,22 @@ pub async fn pending_second_factor(session: &Session) -> Result<Option<i64>> {
     Ok(pending.and_then(|(id, at)| (now() - at < 300).then_some(id)))
 }
 
+const OIDC_ID_TOKEN: &str = "oidc_id_token";
+
+/// Remembers the ID token of an OIDC sign-in: sent back to the provider as `id_token_hint`
+/// when the user signs out (RP-initiated logout).
+pub async fn set_oidc_id_token(session: &Session, id_token: &str) -> Result<()> {
+    session
+        .insert(OIDC_ID_TOKEN, id_token)
+        .await
+        .map_err(store_error)
+}
+
+/// The ID token of this session's OIDC sign-in, if it was one.
+pub async fn oidc_id_token(session: &Session) -> Result<Option<String>> {
+    session.get(OIDC_ID_TOKEN).await.map_err(store_error)
+}
+
 const TOTP_ENROL: &str = "totp_enrol";
 
 /// The TOTP secret shown on the enrolment page, until the user confirms it with a code.

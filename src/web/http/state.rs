@@ -51,4 +51,6 @@ pub struct AppState {
     pub db_health: DbHealth,
     /// This process: its id in `processes` and its role.
     pub me: Arc<Me>,
+    /// The OIDC identity provider, when `oidc.enabled`.
+    pub oidc: Option<Arc<crate::auth::oidc::Provider>>,
 }

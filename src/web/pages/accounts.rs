@@ -64,7 +64,7 @@ fn coverage_text(folders: &[FolderCoverage]) -> String {
 async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
     // Three queries for the whole page, however many accounts there are.
     let mut coverage = ledger::coverage_by_account(&state.pool).await?;
-    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(&state.pool)
+    let mut sync_workers: HashMap<String, WorkerStatus> = workers::list(&state.pool, &user.grants)
         .await?
         .into_iter()
         .map(|w| (w.name.clone(), w))
@@ -256,10 +256,8 @@ async fn show_page(
     error: String,
     test_folders: Vec<(String, u32, bool)>,
 ) -> Result<ShowPage> {
-    let mut conn = state.pool.acquire().await?;
-    let a = accounts::get(&mut conn, id).await?;
-    let archived = crate::archive::messages::count_for_account(&mut conn, id).await?;
-    drop(conn);
+    let a = accounts::get(&state.pool, id).await?;
+    let archived = crate::archive::messages::count_for_account(&state.pool, id).await?;
     let folders = ledger::coverage(&state.pool, id).await?;
     let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
     let a_enabled = a.enabled;
@@ -374,17 +372,8 @@ async fn test(
     Path(id): Path<i64>,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<ShowPage> {
-    let mut conn = state.pool.acquire().await?;
-    let account = accounts::get(&mut conn, id).await?;
-    drop(conn);
-    let result = match account.password(&state.keys.sealing) {
-        Ok(pw) => {
-            imap::test_connection(&account, &pw, Timeouts::from_settings(&state.settings.sync))
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
+    let timeouts = Timeouts::from_settings(&state.settings.sync);
+    match manage::test_account(&state.pool, &state.keys.sealing, id, timeouts).await {
         Ok(report) => {
             show_page(
                 &state,
@@ -422,9 +411,7 @@ async fn delete(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response> {
-    let mut conn = state.pool.acquire().await?;
-    let account = accounts::get(&mut conn, id).await?;
-    drop(conn);
+    let account = accounts::get(&state.pool, id).await?;
     if form.confirm.trim() != account.name {
         let mut page =
             show_page(&state, &user, id, String::new(), String::new(), Vec::new()).await?;
@@ -458,10 +445,8 @@ async fn status(
     _user: Admin,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let mut conn = state.pool.acquire().await?;
-    let a = accounts::get(&mut conn, id).await?;
-    let archived = crate::archive::messages::count_for_account(&mut conn, id).await?;
-    drop(conn);
+    let a = accounts::get(&state.pool, id).await?;
+    let archived = crate::archive::messages::count_for_account(&state.pool, id).await?;
     let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
     let view =
         workers::SyncView::describe(worker.as_ref(), a.enabled, time::OffsetDateTime::now_utc());

@@ -111,7 +111,8 @@ async fn list(
     Query(p): Query<Params>,
 ) -> Result<AuditPage> {
     let limit = i64::from(viewer.page_size);
-    let rows = query::list(&state.pool, &p.filter()?, limit + 1).await?;
+    let scope = query::Scope::of(&viewer.grants, viewer.id);
+    let rows = query::list(&state.pool, &scope, &p.filter()?, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
     let next_before = if more {
@@ -148,10 +149,11 @@ async fn list(
 
 async fn csv(
     State(state): State<AppState>,
-    _viewer: Require<perm::ViewAudit>,
+    viewer: Require<perm::ViewAudit>,
     Query(p): Query<Params>,
 ) -> Result<Response> {
-    let rows = query::list(&state.pool, &p.filter()?, CSV_LIMIT).await?;
+    let scope = query::Scope::of(&viewer.grants, viewer.id);
+    let rows = query::list(&state.pool, &scope, &p.filter()?, CSV_LIMIT).await?;
     let body = query::csv(&rows)?;
     Ok((
         [

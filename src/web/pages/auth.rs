@@ -29,6 +29,9 @@ pub fn area() -> Area {
         .post("/setup", setup_submit)
         .get("/login", login_page)
         .post("/login", login_submit)
+        .get("/login/local", local_login_page)
+        .post("/login/oidc", super::sso::start)
+        .get(crate::auth::oidc::CALLBACK_PATH, super::sso::callback)
         .get("/login/totp", totp_page)
         .post("/login/totp", totp_submit)
         .post("/logout", logout)
@@ -123,10 +126,35 @@ async fn setup_submit(
 
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/login.html")]
-struct LoginPage {
+pub(super) struct LoginPage {
     page: PageContext,
     username: String,
     error: String,
+    /// The identity provider's name for the "Sign in with …" button, when OIDC is on.
+    sso: Option<String>,
+    /// Show the username/password form.
+    local_form: bool,
+}
+
+impl LoginPage {
+    /// The sign-in page as `[oidc]` wants it: the provider's button, the password form unless
+    /// `local_login` is off (then only at `/login/local`, for the break-glass users).
+    pub(super) fn new(state: &AppState, token: &str, break_glass: bool) -> Self {
+        let o = &state.settings.oidc;
+        Self {
+            page: PageContext::anonymous("Sign in", "/login", token),
+            username: String::new(),
+            error: String::new(),
+            sso: o.enabled.then(|| o.display_name.clone()),
+            local_form: !o.enabled || o.local_login || break_glass,
+        }
+    }
+
+    pub(super) fn with_error(mut self, username: String, error: impl Into<String>) -> Self {
+        self.username = username;
+        self.error = error.into();
+        self
+    }
 }
 
 #[derive(Deserialize)]
@@ -135,16 +163,28 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_page(MaybeUser(user): MaybeUser, CsrfToken(token): CsrfToken) -> Response {
+async fn login_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    CsrfToken(token): CsrfToken,
+) -> Response {
     if user.is_some() {
         return Redirect::to("/").into_response();
     }
-    LoginPage {
-        page: PageContext::anonymous("Sign in", "/login", &token),
-        username: String::new(),
-        error: String::new(),
+    LoginPage::new(&state, &token, false).into_response()
+}
+
+/// The password form even when `oidc.local_login` is off: the break-glass way in (only the
+/// users in `oidc.break_glass_users` get past it).
+async fn local_login_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    CsrfToken(token): CsrfToken,
+) -> Response {
+    if user.is_some() {
+        return Redirect::to("/").into_response();
     }
-    .into_response()
+    LoginPage::new(&state, &token, true).into_response()
 }
 
 /// One message for every failure, so the page does not reveal which usernames exist.
@@ -159,7 +199,7 @@ fn policy(state: &AppState) -> LockoutPolicy {
 
 /// Per-address limit on sign-in attempts (password and TOTP steps share it), counted per IPv4
 /// address or IPv6 /64. Refusals are tallied and audited once a minute per address.
-async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response>> {
+pub(super) async fn rate_limited(state: &AppState, actor: &Actor) -> Result<Option<Response>> {
     let ip: IpAddr = actor
         .ip
         .parse()
@@ -189,6 +229,18 @@ async fn login_submit(
     if let Some(r) = rate_limited(&state, &actor).await? {
         return Ok(r);
     }
+    let failed = |username: String| {
+        (
+            StatusCode::UNAUTHORIZED,
+            LoginPage::new(&state, &token, true).with_error(username, SIGN_IN_FAILED),
+        )
+            .into_response()
+    };
+    let oidc = &state.settings.oidc;
+    if oidc.enabled && !oidc.local_login && !oidc.is_break_glass(&form.username) {
+        login::refuse_local(&state.pool, &actor, &form.username).await?;
+        return Ok(failed(form.username));
+    }
     let outcome = login::check_password(
         &state.pool,
         policy(&state),
@@ -206,20 +258,12 @@ async fn login_submit(
             session::set_pending_second_factor(&session, user.id).await?;
             Ok(Redirect::to("/login/totp").into_response())
         }
-        LoginOutcome::Failed => Ok((
-            StatusCode::UNAUTHORIZED,
-            LoginPage {
-                page: PageContext::anonymous("Sign in", "/login", &token),
-                username: form.username,
-                error: SIGN_IN_FAILED.into(),
-            },
-        )
-            .into_response()),
+        LoginOutcome::Failed => Ok(failed(form.username)),
     }
 }
 
 /// After sign-in: to the page asked for before the sign-in redirect, forgetting it.
-fn back_to_next(state: &AppState, headers: &HeaderMap) -> Response {
+pub(super) fn back_to_next(state: &AppState, headers: &HeaderMap) -> Response {
     let secure = cookies::Secure(state.settings.served_over_https());
     let (next, clear) = cookies::take_next(headers, secure);
     let mut r = Redirect::to(&next).into_response();
@@ -299,6 +343,13 @@ async fn logout(
         .audit
         .record(AuditEvent::by(&user.actor, Action::Logout).target(Target::User(user.id)))
         .await?;
+    let id_token = session::oidc_id_token(&session).await?;
     session::end(&session).await?;
+    // Signed in through the provider: sign out there too when it offers that.
+    if let (Some(hint), Some(provider)) = (id_token, state.oidc.as_ref())
+        && let Some(url) = provider.logout_url(Some(&hint)).await
+    {
+        return Ok(Redirect::to(url.as_str()).into_response());
+    }
     Ok(Redirect::to("/login").into_response())
 }

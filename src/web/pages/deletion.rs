@@ -134,8 +134,7 @@ async fn hold_selected(
     let ids = form.ids()?;
     if form.confirm != "yes" || form.name.trim().is_empty() || form.reason.trim().is_empty() {
         let (messages, held) = requests::count_selection(&state.pool, &user.grants, ids).await?;
-        let mut conn = state.pool.acquire().await?;
-        let holds = holds::list(&mut conn, &user.grants)
+        let holds = holds::list(&state.pool, &user.grants)
             .await?
             .into_iter()
             .filter(|h| h.is_active() && h.kind == "messages")

@@ -221,7 +221,7 @@ async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<A
         accounts: account_rows(
             user,
             accounts,
-            &crate::ingest::workers::sync_views(&state.pool).await?,
+            &crate::ingest::workers::sync_views(&state.pool, &user.grants).await?,
         ),
         live_status: user.can(Permission::ViewWorkers),
         enabled_accounts,

@@ -295,6 +295,7 @@ async fn list_page(
     // A page shown again after a refused action was audited when it was first shown.
     if searching && cursor.is_none() && action_problem.is_empty() {
         let event = AuditEvent::by(&user.actor, Action::MailSearch)
+            .reach(&user.grants)
             .details(serde_json::json!({ "query": params.q, "filters": params.to_query_string() }));
         state.audit.record(event).await?;
     }
@@ -474,7 +475,10 @@ pub(crate) async fn begin_export(
         ),
         None => format!("{} selected messages", ids.len()),
     };
-    let event = AuditEvent::by(&user.actor, Action::MailExport).details(details);
+    let accounts = crate::archive::messages::accounts_of(&state.pool, &ids).await?;
+    let event = AuditEvent::by(&user.actor, Action::MailExport)
+        .accounts(accounts)
+        .details(details);
     let seq = state.audit.record(event).await?;
     let info = export::ExportInfo::new(&user.actor.username, &query, format.extension(), Some(seq));
     let held = if user.can(crate::auth::Permission::ManageQuarantine) {

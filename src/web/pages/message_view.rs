@@ -268,7 +268,11 @@ async fn body(
     Query(params): Query<BodyParams>,
 ) -> Result<Response> {
     let m = find(&state, &user, id).await?;
-    let rendered = reading::render_parts(reading::raw(&state.pool, &m).await?, false).await?;
+    // The same one parse per message as its inline images (see `reading::InlineCache`).
+    let rendered = state
+        .inline_images
+        .get_or_load(m.id, reading::raw(&state.pool, &m))
+        .await?;
     let remote = params.remote == "1";
     audit(&state, &user, Action::MailBody, &m).await?;
     let html = match (&rendered.html_body, &rendered.text_body) {

@@ -19,6 +19,7 @@ pub mod reports;
 pub mod retention;
 pub mod roles;
 pub mod settings;
+pub mod sso;
 pub mod tokens;
 pub mod users;
 pub mod verify;

@@ -30,6 +30,7 @@ pub fn area() -> Area {
         .get("/profile/totp", totp_enrol_page)
         .post("/profile/totp", totp_confirm)
         .post("/profile/totp/remove", totp_remove)
+        .post("/profile/totp/recovery", recovery_regenerate)
 }
 
 #[derive(Template, WebTemplate)]
@@ -41,6 +42,8 @@ struct ProfilePage {
     error: String,
     min_length: usize,
     recovery_left: i64,
+    /// The user's old-style recovery codes were retired on upgrade: ask for new ones.
+    recovery_retired: bool,
     now_example: String,
     themes: [&'static str; 3],
 }
@@ -76,6 +79,7 @@ async fn render(
     let page = ProfilePage {
         page: PageContext::for_user("Your profile", "/profile", &user),
         recovery_left: totp::unused_recovery_codes(&state.pool, user.id).await?,
+        recovery_retired: totp::recovery_codes_retired(&state.pool, user.id).await?,
         now_example: user.format_time(time::OffsetDateTime::now_utc()),
         user,
         notice: notice.to_string(),
@@ -271,6 +275,7 @@ fn enrol_page(
 #[derive(Deserialize)]
 struct CodeForm {
     code: String,
+    password: String,
 }
 
 async fn totp_confirm(
@@ -282,6 +287,9 @@ async fn totp_confirm(
     let Some(secret) = session::enrolment_secret(&session).await? else {
         return Ok(Redirect::to("/profile/totp").into_response());
     };
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
     let Some(step) = totp::matching_step(&secret, &user.username, &form.code)? else {
         return enrol_page(
             &user,
@@ -290,25 +298,42 @@ async fn totp_confirm(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    let codes = profile::enable_totp(
+    let codes = match profile::enable_totp(
         &state.pool,
         &state.keys.sealing,
         &user.actor,
         user.id,
+        &form.password,
         &secret,
         step,
     )
-    .await?;
+    .await
+    {
+        Err(Error::Invalid { reason, .. }) => {
+            return enrol_page(
+                &user,
+                secret,
+                format!("The password {reason}."),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        other => other?,
+    };
     session::clear_enrolment_secret(&session).await?;
-    Ok(TotpPage {
-        page: PageContext::for_user("Two-factor sign-in", "/profile", &user),
+    Ok(codes_page(&user, codes))
+}
+
+/// The page that shows fresh recovery codes, once.
+fn codes_page(user: &CurrentUser, codes: Vec<String>) -> Response {
+    TotpPage {
+        page: PageContext::for_user("Two-factor sign-in", "/profile", user),
         secret: String::new(),
         otpauth: String::new(),
         qr_svg: String::new(),
         error: String::new(),
         recovery_codes: codes,
     }
-    .into_response())
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -327,5 +352,20 @@ async fn totp_remove(
     let result = profile::remove_totp(&state.pool, &user.actor, user.id, &form.password)
         .await
         .map(|()| Redirect::to("/profile?done=totp_removed").into_response());
+    or_form_error(&state, user, result).await
+}
+
+async fn recovery_regenerate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(form): CsrfForm<RemoveForm>,
+) -> Result<Response> {
+    if let Some(r) = password_check_limited(&state, &user) {
+        return Ok(r);
+    }
+    let result =
+        profile::regenerate_recovery_codes(&state.pool, &user.actor, user.id, &form.password)
+            .await
+            .map(|codes| codes_page(&user, codes));
     or_form_error(&state, user, result).await
 }

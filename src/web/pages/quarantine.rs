@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{VisibleAccount, roles, users, visible_accounts};
+use crate::auth::{VisibleAccount, visible_accounts};
 use crate::error::{Error, Result};
 use crate::ingest::release::ReleaseRequest;
 use crate::scan::facts::header_section;
@@ -112,7 +112,7 @@ async fn list(
         limit: i64::from(user.page_size.max(10)),
         offset: 0,
     };
-    let entries = quarantine::list(&mut *state.pool.acquire().await?, &filter).await?;
+    let entries = quarantine::list(&state.pool, &filter).await?;
     Ok(ListPage {
         rows: entries
             .into_iter()
@@ -182,14 +182,13 @@ async fn show_page(
     reason: String,
 ) -> Result<ShowPage> {
     // A foreign entry is "not found", exactly like a missing one.
-    let mut conn = state.pool.acquire().await?;
-    let entry = quarantine::get_visible(&mut conn, &user.grants, id).await?;
-    let raw = quarantine::open_raw(&mut conn, &state.keys.sealing, id).await?;
+    let (entry, raw) =
+        crate::scan::manage::show(&state.pool, &state.keys.sealing, &user.grants, id).await?;
     let accounts = visible_accounts(&state.pool, &user.grants).await?;
     Ok(ShowPage {
         headers: header_section(&raw, MAX_HEADER_BYTES),
         can_manage: user.can(crate::auth::Permission::ManageQuarantine),
-        can_download: is_administrator(state, user).await?,
+        can_download: crate::scan::manage::may_download(&state.pool, &user.actor).await?,
         notice: notice.into(),
         page: PageContext::for_user("Quarantined message", "/quarantine", user),
         row: Row::new(entry, &accounts, user),
@@ -316,9 +315,6 @@ async fn download(
     user: Require<perm::ManageQuarantine>,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    if !is_administrator(&state, &user).await? {
-        return Err(Error::Forbidden);
-    }
     let raw = crate::scan::manage::download(
         &state.pool,
         &state.keys.sealing,
@@ -334,11 +330,4 @@ async fn download(
         "application/octet-stream",
         raw.to_vec(),
     ))
-}
-
-async fn is_administrator(state: &AppState, user: &CurrentUser) -> Result<bool> {
-    let admin = users::role_id_by_name(&state.pool, roles::ADMINISTRATOR).await?;
-    Ok(users::role_ids(&state.pool, user.id)
-        .await?
-        .contains(&admin))
 }

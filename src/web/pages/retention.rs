@@ -77,10 +77,8 @@ async fn render_page(
     user: &Require<perm::ManageRetention>,
     done: Option<String>,
 ) -> Result<RetentionPage> {
-    let mut conn = state.pool.acquire().await?;
-    let policies = policies::list(&mut conn, &user.grants).await?;
-    let plan = Plan::current(&mut conn, &user.grants).await?;
-    drop(conn);
+    let policies = policies::list(&state.pool, &user.grants).await?;
+    let plan = Plan::current(&state.pool, &user.grants).await?;
     let p = preview::preview(&state.pool, &plan, 20).await?;
     let lines = p
         .rows
@@ -194,7 +192,7 @@ async fn edit_policy(
     user: Require<perm::ManageRetention>,
     Path(id): Path<i64>,
 ) -> Result<PolicyPage> {
-    let p = policies::get(&mut *state.pool.acquire().await?, &user.grants, id).await?;
+    let p = policies::get(&state.pool, &user.grants, id).await?;
     if !p.editable_by(&user.grants) {
         return Err(Error::Forbidden);
     }
@@ -252,13 +250,7 @@ async fn purge_now(
     }
     let as_of = OffsetDateTime::from_unix_timestamp_nanos(i128::from(form.as_of) * 1000)
         .map_err(|_| Error::invalid("as_of", "is not a time"))?;
-    let plan = Plan::at(
-        &mut *state.pool.acquire().await?,
-        &user.grants,
-        as_of,
-        form.max_id,
-    )
-    .await?;
+    let plan = Plan::at(&state.pool, &user.grants, as_of, form.max_id).await?;
     let report = purge::purge(
         &state.pool,
         &user.actor,
@@ -314,21 +306,16 @@ async fn holds_page(
     State(state): State<AppState>,
     user: Require<perm::ManageRetention>,
 ) -> Result<HoldsPage> {
-    let mut conn = state.pool.acquire().await?;
-    let mut lines = Vec::new();
-    for h in holds::list(&mut conn, &user.grants).await? {
-        let held = if h.is_active() {
-            holds::count_held_by(&mut conn, &user.grants, h.id).await?
-        } else {
-            0
-        };
-        lines.push(HoldLine {
+    let lines = holds::list_with_held(&state.pool, &user.grants)
+        .await?
+        .into_iter()
+        .map(|(h, held)| HoldLine {
             created: user.format_time(h.created_at),
             released: user.format_when(h.released_at),
             held,
             h,
-        });
-    }
+        })
+        .collect();
     Ok(HoldsPage {
         page: PageContext::for_user("Legal holds", "/holds", &user),
         holds: lines,

@@ -86,6 +86,7 @@ fn group_id(title: &str) -> &'static str {
     match title {
         crate::settings::GROUP_SMTP => "smtp",
         crate::settings::GROUP_SYNC => "archiving",
+        crate::settings::GROUP_OIDC => "oidc",
         _ => "sessions",
     }
 }

@@ -53,7 +53,12 @@ async fn list(
     user: Require<perm::ViewWorkers>,
 ) -> Result<WorkersPage> {
     let lease_secs = state.settings.workers.lease_secs;
-    let procs = processes::list(&state.pool, i32::try_from(lease_secs).unwrap_or(30)).await?;
+    let procs = processes::list(
+        &state.pool,
+        i32::try_from(lease_secs).unwrap_or(30),
+        &user.grants,
+    )
+    .await?;
     let holders = leases::account_holders(&state.pool).await?;
     let held_by = |account: Option<i64>| -> String {
         let holder = holders
@@ -66,7 +71,7 @@ async fn list(
             .map(ProcessRow::label)
             .unwrap_or_default()
     };
-    let workers = workers::list(&state.pool)
+    let workers = workers::list(&state.pool, &user.grants)
         .await?
         .into_iter()
         .map(|w| WorkerRow {
@@ -79,7 +84,7 @@ async fn list(
         })
         .collect();
     let search_backlog =
-        crate::archive::search::reindex::pending(&state.pool, Default::default()).await?;
+        crate::archive::search::reindex::pending_within(&state.pool, &user.grants).await?;
     let processes = procs
         .into_iter()
         .map(|p| ProcessLine {
@@ -101,9 +106,9 @@ async fn list(
 /// `GET /workers/status`: every account's sync state as JSON, polled by the dashboard.
 async fn status(
     State(state): State<AppState>,
-    _user: Require<perm::ViewWorkers>,
+    user: Require<perm::ViewWorkers>,
 ) -> Result<axum::Json<serde_json::Value>> {
-    let rows: Vec<serde_json::Value> = workers::sync_views(&state.pool)
+    let rows: Vec<serde_json::Value> = workers::sync_views(&state.pool, &user.grants)
         .await?
         .into_iter()
         .map(|(id, v)| serde_json::json!({ "id": id, "state": v.state, "text": v.text, "next": v.next }))

@@ -1,0 +1,4 @@
+//! See `daygle::fuzzing::parse_message` (the same body is replayed over the corpus by `cargo test`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| daygle::fuzzing::parse_message(data));
