@@ -80,6 +80,19 @@ impl App {
         let me = ingest::processes::Me::new(role);
         me.register(&database.pool).await?;
         tracing::info!(process = %me.label(), id = %me.id, role = %role, "registered this process");
+        // API exports a stopped or crashed process left "running" will never finish (#18).
+        let cut = archive::export_jobs::fail_orphaned(
+            &database.pool,
+            &settings.data_dir(),
+            settings.workers.lease_secs,
+        )
+        .await?;
+        if cut > 0 {
+            tracing::warn!(
+                exports = cut,
+                "marked exports cut short by a stop or crash as failed"
+            );
+        }
         let sealing_lock = db::hold_sealing_key(&database.pool, keys.sealing.current_id()).await?;
         reseal::upgrade_stored(&database.pool, &keys.sealing).await?;
         let listener = TcpListener::bind(&settings.server.bind)

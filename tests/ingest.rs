@@ -9,6 +9,7 @@ mod ingest {
     mod delete;
     mod fleet;
     mod follow;
+    mod gmail;
     mod import;
     mod malformed;
     mod secrets;

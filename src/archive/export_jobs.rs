@@ -44,22 +44,26 @@ pub fn file(data_dir: &Path, id: Uuid, format: Format) -> PathBuf {
     dir(data_dir).join(format!("{id}.{}", format.extension()))
 }
 
-/// Records a new running export of `user_id` (made with `token_id`, if any).
+/// Records a new running export of `user_id` (made with `token_id`, if any), run by the
+/// process `process_id`.
 pub async fn start(
     pool: &PgPool,
     user_id: i64,
     token_id: Option<i64>,
     format: Format,
     audit_id: Option<i64>,
+    process_id: Uuid,
 ) -> Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "INSERT INTO api_exports (id, user_id, token_id, format, audit_id) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_exports (id, user_id, token_id, format, audit_id, process_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         id,
         user_id,
         token_id,
         format.extension(),
         audit_id,
+        process_id,
     )
     .execute(pool)
     .await?;
@@ -117,6 +121,30 @@ pub async fn run(
     if let Err(e) = done {
         tracing::warn!(error = %e, export = %id, "could not record the end of an export");
     }
+}
+
+/// Marks failed the exports still "running" in a process that is gone (stopped, or silent for
+/// longer than `lease_secs`): a restart or crash cut them short, and nothing will finish them.
+/// Their partial files are removed. Returns how many.
+pub async fn fail_orphaned(pool: &PgPool, data_dir: &Path, lease_secs: u32) -> Result<u64> {
+    let cut = sqlx::query!(
+        "UPDATE api_exports SET status = 'failed', finished_at = now(),
+             error = 'the server stopped during the export; start it again'
+         WHERE status = 'running' AND NOT EXISTS (
+             SELECT 1 FROM processes p WHERE p.id = api_exports.process_id
+               AND p.stopped_at IS NULL
+               AND p.heartbeat_at > now() - make_interval(secs => $1))
+         RETURNING id, format",
+        f64::from(lease_secs),
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in &cut {
+        if let Some(format) = Format::parse(&row.format) {
+            let _ = std::fs::remove_file(file(data_dir, row.id, format));
+        }
+    }
+    Ok(cut.len() as u64)
 }
 
 /// Export `id` if it belongs to `user_id`; anyone else's is `None`.

@@ -944,3 +944,39 @@ async fn the_cli_creates_lists_and_revokes_tokens() {
     let (ok, _, stderr) = run(&["create", "admin", "--name", "x", "--scope", "mail:write"]);
     assert!(!ok && stderr.contains("mail:write"), "{stderr}");
 }
+
+/// An export whose process stopped or died is marked failed (it would otherwise stay
+/// "running" for ever); one of a live process is left alone.
+#[tokio::test]
+async fn exports_cut_short_by_a_stop_or_crash_are_marked_failed() {
+    let app = crate::common::spawn_app().await;
+    app.set_up_admin().await;
+    let live: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM processes WHERE stopped_at IS NULL LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .expect("this app's process");
+    for process in [uuid::Uuid::new_v4(), live] {
+        sqlx::query(
+            "INSERT INTO api_exports (id, user_id, format, process_id) VALUES ($1, 1, 'zip', $2)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(process)
+        .execute(&app.pool)
+        .await
+        .expect("export row");
+    }
+    let cut = daygle::archive::export_jobs::fail_orphaned(&app.pool, &app.data_path(), 30)
+        .await
+        .expect("sweep");
+    assert_eq!(cut, 1);
+    let states: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT process_id, status FROM api_exports ORDER BY status")
+            .fetch_all(&app.pool)
+            .await
+            .expect("rows");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].1, "failed");
+    assert_ne!(states[0].0, live);
+    assert_eq!(states[1], (live, "running".to_string()));
+}

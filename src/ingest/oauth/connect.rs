@@ -109,6 +109,26 @@ pub async fn finish(
         }
     };
     let pending = pending.ok_or_else(|| refuse("no connection was started in this session"))?;
+    let done = complete(pool, settings, keys, actor, &pending, code, redirect).await;
+    if let Err(e) = &done {
+        // A code the provider would not redeem (spent, wrong verifier) is refused too.
+        let event = AuditEvent::by(actor, Action::AccountConnectRefused)
+            .target(Target::Account(pending.account_id))
+            .details(serde_json::json!({ "reason": crate::error::chain(e) }));
+        audit::record_now(pool, &event).await?;
+    }
+    done
+}
+
+async fn complete(
+    pool: &PgPool,
+    settings: &Settings,
+    keys: &SealingKeys,
+    actor: &Actor,
+    pending: &Pending,
+    code: &str,
+    redirect: &str,
+) -> Result<(i64, String)> {
     let account = accounts::get(pool, pending.account_id).await?;
     let provider = Provider::of_kind(&account.kind)
         .ok_or_else(|| refuse("the account is not a Google or Microsoft 365 account"))?;

@@ -143,6 +143,7 @@ pub async fn create(
         user.actor.api_token,
         format,
         info.audit_seq,
+        state.me.id,
     )
     .await?;
     tokio::spawn(export_jobs::run(
