@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http_client;
 pub mod ingest;
+pub mod logbook;
 pub mod notify;
 pub mod render;
 pub mod reports;

@@ -1,4 +1,5 @@
-//! Structured logging: human-readable by default, JSON lines with `--log-format json`.
+//! Structured logging: human-readable by default, JSON lines with `--log-format json`; recent
+//! events also go to the in-memory [`crate::logbook`] for `/logs`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,14 +16,17 @@ pub fn init(format: &str, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(crate::logbook::Capture);
     // A second init (tests start several apps) keeps the first subscriber.
     let _ = if format == "json" {
-        builder.json().flatten_event(true).try_init()
+        registry.with(fmt.json().flatten_event(true)).try_init()
     } else {
-        builder.try_init()
+        registry.with(fmt).try_init()
     };
 }
 

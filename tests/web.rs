@@ -13,6 +13,7 @@ mod web {
     mod delete_results;
     mod floods;
     mod login;
+    mod logs;
     mod matrix;
     mod oidc;
     mod outage;

@@ -33,6 +33,7 @@ pub fn areas() -> Vec<routes::Area> {
         pages::auth::area(),
         pages::home::area(),
         pages::archives::area(),
+        pages::logs::area(),
         pages::message_list::area(),
         pages::message_view::area(),
         pages::profile::area(),

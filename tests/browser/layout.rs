@@ -83,6 +83,14 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         );
         return;
     }
+    // The app's own log events fill /logs; one failure with a long error shows how it wraps.
+    daygle::telemetry::init("text", "warn");
+    tracing::warn!(
+        target: "daygle::ingest::scheduler",
+        account = "sales@example.org",
+        error = "the server refused the sign-in (AUTHENTICATIONFAILED Authentication failed.): check the user name and password",
+        "sync pass failed"
+    );
     let app = spawn_auth_app().await;
     let account = app.insert_account("sales@example.org").await;
     let long = "A subject long enough to push the table off the screen when nothing wraps it";
@@ -201,6 +209,7 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         ("/settings", "settings".into()),
         ("/reports", "reports".into()),
         ("/profile", "profile".into()),
+        ("/logs", "logs".into()),
         ("/profile/tokens", "profile-tokens".into()),
         ("/tokens", "tokens".into()),
     ];
@@ -211,8 +220,6 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         (format!("/roles/{role}"), "role"),
         (format!("/retention/policies/{policy}"), "policy"),
         (format!("/archives/{account}"), "archive"),
-        ("/profile/tokens".to_string(), "tokens-mine"),
-        ("/tokens".to_string(), "tokens-all"),
         ("/messages/search-help".to_string(), "search-help"),
     ];
     // Every page in both themes (the dark one is where contrast slips).

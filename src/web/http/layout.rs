@@ -103,6 +103,7 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::ManageSettings,
     ),
     (menu::ADMIN, "/audit", "Audit log", Permission::ViewAudit),
+    (menu::ADMIN, "/logs", "Logs", Permission::ManageSettings),
     (menu::TOP, "/reports", "Reports", Permission::ViewReports),
     (menu::TOP, "/alerts", "Alerts", Permission::ViewWorkers),
 ];

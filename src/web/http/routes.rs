@@ -260,6 +260,7 @@ pub const ALL: &[Route] = &[
     r(Method::GET, "/reports", Permission(P::ViewReports)),
     r(Method::GET, "/reports/{name}", Permission(P::ViewReports)),
     r(Method::GET, "/settings", Permission(P::ManageSettings)),
+    r(Method::GET, "/logs", Permission(P::ManageSettings)),
     r(Method::POST, "/settings", Permission(P::ManageSettings)),
     r(
         Method::POST,

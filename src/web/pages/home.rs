@@ -145,6 +145,8 @@ struct AdminDashboard {
     failing: Vec<FailingRow>,
     scanner: ScannerLine,
     show_quarantine: bool,
+    /// Administrators read the recent log events (`/logs`).
+    show_logs: bool,
     quarantine_waiting: i64,
     ledger_failed: i64,
     open_alerts: i64,
@@ -206,6 +208,7 @@ async fn admin(state: &AppState, user: &CurrentUser, window: Window) -> Result<A
         failing,
         scanner: ScannerLine::from(scanner),
         show_quarantine: user.can(Permission::ViewQuarantine),
+        show_logs: user.can(Permission::ManageSettings),
         quarantine_waiting,
         ledger_failed,
         open_alerts: user.open_alerts,

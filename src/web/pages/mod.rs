@@ -10,6 +10,7 @@ pub mod dashboard_charts;
 pub mod delete_results;
 pub mod deletion;
 pub mod home;
+pub mod logs;
 pub mod message_list;
 pub mod message_view;
 pub mod profile;
