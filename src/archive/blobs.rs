@@ -167,43 +167,65 @@ fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
 /// barely compress, their base64 text only to ~75%) when re-encoding them with the same line
 /// length and line ending gives back exactly the same bytes; anything else is kept verbatim.
 fn encode_part(bytes: &[u8], sha256: [u8; 32]) -> Result<NewPart> {
-    let (form, payload) = match base64_layout(bytes) {
-        Some((layout, decoded)) => {
-            let mut payload = layout.to_vec();
-            payload.extend_from_slice(&decoded);
-            (FORM_BASE64, payload)
-        }
-        None => (FORM_VERBATIM, bytes.to_vec()),
+    let (form, zstd) = match base64_payload(bytes) {
+        Some(payload) => (FORM_BASE64, zstd::bulk::compress(&payload, PART_ZSTD_LEVEL)),
+        None => (FORM_VERBATIM, zstd::bulk::compress(bytes, PART_ZSTD_LEVEL)),
     };
     Ok(NewPart {
         sha256,
         size: bytes.len() as i64,
         form,
-        zstd: zstd::bulk::compress(&payload, PART_ZSTD_LEVEL)
-            .map_err(|e| Error::context("compress an attachment", e))?,
+        zstd: zstd.map_err(|e| Error::context("compress an attachment", e))?,
     })
 }
 
-/// The line layout of a regular base64 body (line length, CRLF or LF, whether the last line
-/// ends with a line break) and its decoded bytes, when re-encoding reproduces it exactly.
-fn base64_layout(bytes: &[u8]) -> Option<([u8; 4], Vec<u8>)> {
+/// For a regular base64 body: its line layout (line length, CRLF or LF, whether the last line
+/// ends with a line break) as a 4-byte header, then its decoded bytes — when re-encoding gives
+/// back exactly `bytes`. Decoded and checked a line at a time, so a 50 MB attachment costs
+/// its decoded size once and no more (memory stays flat for large messages).
+fn base64_payload(bytes: &[u8]) -> Option<Vec<u8>> {
     let first_end = bytes.iter().position(|&b| b == b'\n')?;
     let crlf = first_end > 0 && bytes[first_end - 1] == b'\r';
     let line_len = if crlf { first_end - 1 } else { first_end };
     if line_len == 0 || line_len % 4 != 0 || line_len > u16::MAX as usize {
         return None;
     }
-    let mut text = Vec::with_capacity(bytes.len());
-    text.extend(bytes.iter().filter(|&&b| b != b'\r' && b != b'\n'));
-    let decoded = BASE64_STANDARD.decode(&text).ok()?;
-    let final_break = bytes.ends_with(b"\n");
-    let layout = [
+    let ending: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let final_break = bytes.ends_with(ending);
+    let mut payload = Vec::with_capacity(4 + bytes.len() / 4 * 3);
+    payload.extend_from_slice(&[
         (line_len & 0xff) as u8,
         (line_len >> 8) as u8,
         u8::from(crlf) | (u8::from(final_break) << 1),
         0,
-    ];
-    (reencode(&layout, &decoded).as_slice() == bytes).then_some((layout, decoded))
+    ]);
+    let mut again = String::with_capacity(line_len);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let line = &rest[..line_len.min(rest.len())];
+        let line = match line.iter().position(|&b| b == b'\r' || b == b'\n') {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        let start = payload.len();
+        BASE64_STANDARD.decode_vec(line, &mut payload).ok()?;
+        again.clear();
+        BASE64_STANDARD.encode_string(&payload[start..], &mut again);
+        if again.as_bytes() != line {
+            return None;
+        }
+        rest = &rest[line.len()..];
+        match rest.strip_prefix(ending) {
+            Some(after) => rest = after,
+            None if rest.is_empty() => {}
+            None => return None,
+        }
+        // Only the last line may be short or padded.
+        if (line.len() < line_len || line.ends_with(b"=")) && !rest.is_empty() {
+            return None;
+        }
+    }
+    Some(payload)
 }
 
 fn reencode(layout: &[u8; 4], decoded: &[u8]) -> Vec<u8> {
