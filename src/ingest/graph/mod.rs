@@ -273,10 +273,7 @@ impl Pass<'_> {
             writes,
         )
         .await?;
-        outcome.archived += stored.inserted;
-        outcome.bytes += stored.raw_bytes;
-        outcome.quarantined += stored.quarantined;
-        outcome.rejected += stored.rejected;
+        outcome.add_stored(&stored);
         Ok(())
     }
 

@@ -70,6 +70,14 @@ impl SyncOutcome {
         self.rejected += o.rejected;
         self.flags_changed += o.flags_changed;
     }
+
+    /// Counts what one committed batch archived, whichever source fetched it.
+    pub fn add_stored(&mut self, stored: &Stored) {
+        self.archived += stored.inserted;
+        self.bytes += stored.raw_bytes;
+        self.quarantined += stored.quarantined;
+        self.rejected += stored.rejected;
+    }
 }
 
 /// Everything a pass needs besides the account itself.
@@ -327,10 +335,7 @@ async fn run_batches(
                     if let Some(chain) = last.take()
                         && let Ok(Ok(stored)) = chain.await
                     {
-                        outcome.archived += stored.inserted;
-                        outcome.bytes += stored.raw_bytes;
-                        outcome.quarantined += stored.quarantined;
-                        outcome.rejected += stored.rejected;
+                        outcome.add_stored(&stored);
                     }
                     return Err(e.into());
                 }
@@ -394,10 +399,7 @@ async fn run_batches(
         let stored = chain
             .await
             .map_err(|e| Error::context("run the batch store task", e))??;
-        outcome.archived += stored.inserted;
-        outcome.bytes += stored.raw_bytes;
-        outcome.quarantined += stored.quarantined;
-        outcome.rejected += stored.rejected;
+        outcome.add_stored(&stored);
         if let Some(h) = deps.heartbeat {
             h.progress(key.folder, done, total, stored.inserted).await;
         }
