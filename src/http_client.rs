@@ -21,6 +21,11 @@ impl From<HttpError> for crate::error::Error {
     }
 }
 
+/// The most an OAuth / OpenID endpoint (discovery, JWKS, token) may answer with. Real ones
+/// answer with a few kilobytes; a provider that sends more is refused rather than read into
+/// memory without end.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 /// A client that follows no redirects and gives up after `timeout`.
 pub fn client(timeout: Duration) -> crate::error::Result<reqwest::Client> {
     // reqwest is built without a crypto provider; `main` installs ring, and so does this for
@@ -54,9 +59,37 @@ pub async fn send(
     for (name, value) in response.headers() {
         out = out.header(name, value);
     }
-    let body = response.bytes().await.map_err(failed)?;
-    out.body(body.to_vec()).map_err(|e| HttpError {
+    let body = read_capped(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|detail| HttpError {
+            url: url.clone(),
+            detail,
+        })?;
+    out.body(body).map_err(|e| HttpError {
         url: url.clone(),
         detail: e.to_string(),
     })
+}
+
+/// The body of `response`, refused as soon as it is longer than `cap` bytes (by its
+/// `Content-Length` or while it streams in).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let too_large = || {
+        format!(
+            "the response is larger than {} KiB, more than any OAuth or OpenID endpoint sends; \
+             it was not read",
+            cap / 1024
+        )
+    };
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

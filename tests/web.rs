@@ -16,6 +16,7 @@ mod web {
     mod logs;
     mod matrix;
     mod oidc;
+    mod oidc_guards;
     mod outage;
     mod reach;
     mod reports;

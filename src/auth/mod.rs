@@ -13,6 +13,7 @@ pub mod permissions;
 pub mod profile;
 pub mod refusals;
 pub mod roles;
+pub mod token_limits;
 pub mod tokens;
 pub mod totp;
 pub mod users;

@@ -44,6 +44,7 @@ pub async fn check(ctx: &Context<'_>, config: &TriggerConfig) -> Result<Vec<Find
         Trigger::RepeatedLockouts => repeated_lockouts(ctx.pool, t).await,
         Trigger::VerifyFailed => verify_failed(ctx.pool).await,
         Trigger::AccountReconnect => account_reconnect(ctx.pool).await,
+        Trigger::ApiRateLimited => api_rate_limited(ctx.pool, t).await,
     }
 }
 
@@ -270,8 +271,6 @@ async fn repeated_lockouts(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>>
     ))
 }
 
-/// The latest finished `verify archive` run found problems (critical: the archive may not be
-/// what arrived) or stopped with an error (warning: it is unproven). A later clean run clears it.
 /// Gmail / Microsoft 365 accounts whose authorisation the provider refused: they are not
 /// synced until someone connects them again.
 async fn account_reconnect(pool: &PgPool) -> Result<Vec<Finding>> {
@@ -297,6 +296,8 @@ async fn account_reconnect(pool: &PgPool) -> Result<Vec<Finding>> {
         .collect())
 }
 
+/// The latest finished `verify archive` run found problems (critical: the archive may not be
+/// what arrived) or stopped with an error (warning: it is unproven). A later clean run clears it.
 async fn verify_failed(pool: &PgPool) -> Result<Vec<Finding>> {
     let Some(run) = crate::verify::runs::latest_finished(pool).await? else {
         return Ok(Vec::new());
@@ -327,4 +328,31 @@ async fn verify_failed(pool: &PgPool) -> Result<Vec<Finding>> {
         return Ok(Vec::new());
     };
     Ok(vec![finding])
+}
+
+/// API tokens refused by their rate limit at least `at_least` times within the window: a
+/// script that ignores `Retry-After`, or one that needs a higher limit. Named by token name
+/// and owner, never by secret; clears once the refusals age out of the window.
+async fn api_rate_limited(pool: &PgPool, at_least: i64) -> Result<Vec<Finding>> {
+    let window = super::triggers::API_RATE_WINDOW_MINUTES;
+    let rows = crate::auth::token_limits::refused_at_least(pool, at_least, window).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Finding {
+            subject: format!("api_token:{}", r.token_id),
+            severity: Severity::Warning,
+            title: format!(
+                "API token \u{201c}{}\u{201d} of {} keeps hitting its rate limit",
+                r.token_name, r.username
+            ),
+            detail: format!(
+                "{} requests with this token were refused (429) in the last {window} minutes. \
+                 The script using it should wait as long as each answer's Retry-After says; if \
+                 it needs more, raise api.rate_limit_per_minute. Revoke the token if you do not \
+                 know the script.",
+                r.refused
+            ),
+            link: "/tokens".into(),
+        })
+        .collect())
 }

@@ -17,10 +17,14 @@ pub enum Trigger {
     RepeatedLockouts,
     VerifyFailed,
     AccountReconnect,
+    ApiRateLimited,
 }
 
+/// The window of [`Trigger::ApiRateLimited`]: its threshold counts refusals within it.
+pub const API_RATE_WINDOW_MINUTES: i64 = 15;
+
 impl Trigger {
-    pub const ALL: [Trigger; 10] = [
+    pub const ALL: [Trigger; 11] = [
         Trigger::SyncFailing,
         Trigger::AccountQuiet,
         Trigger::ScannerUnreachable,
@@ -31,6 +35,7 @@ impl Trigger {
         Trigger::RepeatedLockouts,
         Trigger::VerifyFailed,
         Trigger::AccountReconnect,
+        Trigger::ApiRateLimited,
     ];
 
     /// Stored in `alerts.trigger` and `alert_triggers.trigger`.
@@ -46,6 +51,7 @@ impl Trigger {
             Trigger::RepeatedLockouts => "repeated_lockouts",
             Trigger::VerifyFailed => "verify_failed",
             Trigger::AccountReconnect => "account_reconnect",
+            Trigger::ApiRateLimited => "api_rate_limited",
         }
     }
 
@@ -65,6 +71,7 @@ impl Trigger {
             Trigger::RepeatedLockouts => "Repeated sign-in lockouts",
             Trigger::VerifyFailed => "Archive verification found problems or did not finish",
             Trigger::AccountReconnect => "A Gmail or Microsoft 365 account must be connected again",
+            Trigger::ApiRateLimited => "An API token keeps hitting its rate limit",
         }
     }
 
@@ -81,6 +88,7 @@ impl Trigger {
             Trigger::RepeatedLockouts => Some("lockouts within an hour"),
             Trigger::VerifyFailed => None,
             Trigger::AccountReconnect => None,
+            Trigger::ApiRateLimited => Some("refused requests within 15 minutes"),
         }
     }
 
@@ -98,6 +106,7 @@ impl Trigger {
             Trigger::RepeatedLockouts => 3,
             Trigger::VerifyFailed => 0,
             Trigger::AccountReconnect => 0,
+            Trigger::ApiRateLimited => 10,
         };
         let on = self != Trigger::MailQuarantined;
         TriggerConfig {
@@ -258,5 +267,14 @@ mod tests {
             assert_eq!(c.send_email, c.enabled, "{t:?}");
             assert_eq!(Trigger::parse(t.key()), Some(t));
         }
+    }
+
+    #[test]
+    fn the_rate_limit_trigger_names_its_window() {
+        let unit = Trigger::ApiRateLimited.threshold_unit().unwrap_or_default();
+        assert!(
+            unit.contains(&format!("{API_RATE_WINDOW_MINUTES} minutes")),
+            "{unit}"
+        );
     }
 }

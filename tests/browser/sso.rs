@@ -34,9 +34,21 @@ async fn a_person_signs_in_with_the_provider_button_and_out_again() {
     let chrome = Driver::start().await;
     let b = chrome.browser().await;
     let mut problems = Vec::new();
-    for width in [1366, 390] {
-        b.set_width(width, 900).await;
-        problems.extend(check(&b, &app, "/login", "login-sso", width).await);
+    // Light, then dark: an anonymous page follows the theme toggle's choice in this browser.
+    for (theme, name) in [("light", "login-sso"), ("dark", "login-sso-dark")] {
+        b.goto(&app.url("/login")).await;
+        b.execute(&format!(
+            "localStorage.setItem('daygle-theme', '{theme}'); return null;"
+        ))
+        .await;
+        for width in [1366, 390] {
+            b.set_width(width, 900).await;
+            problems.extend(check(&b, &app, "/login", name, width).await);
+            let shown: serde_json::Value = b
+                .execute("return document.documentElement.getAttribute('data-theme');")
+                .await;
+            assert_eq!(shown, theme, "{name} at {width}px");
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     b.set_width(1366, 900).await;

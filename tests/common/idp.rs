@@ -6,7 +6,8 @@
 //!
 //! The authorization endpoint signs in whoever the test last set with [`Idp::next_user`]
 //! (no login form), and the test can ask for a flawed ID token ([`Idp::flaw`]) or rotate the
-//! signing key ([`Idp::rotate`]). Killed by PID when dropped.
+//! signing key ([`Idp::rotate`]) or serve an oversized JWKS ([`Idp::oversized_jwks`]).
+//! Killed by PID when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -38,7 +39,7 @@ def jwk(k):
     e = pub.e.to_bytes((pub.e.bit_length() + 7) // 8, "big")
     return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k["kid"], "n": b64(n), "e": b64(e)}
 
-state = {"key": new_key(), "user": None, "flaw": "", "codes": {}, "log": []}
+state = {"key": new_key(), "user": None, "flaw": "", "codes": {}, "log": [], "big_jwks": False}
 
 def sign(header, claims, key):
     signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
@@ -88,7 +89,16 @@ class Handler(BaseHTTPRequestHandler):
             })
         if url.path == "/jwks":
             with lock:
-                return self.send(200, {"keys": [jwk(state["key"])]})
+                keys, big = {"keys": [jwk(state["key"])]}, state["big_jwks"]
+            if big:
+                # 2 MiB, streamed without a Content-Length (read until the connection closes).
+                keys["padding"] = "x" * (2 * 1024 * 1024)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(keys).encode())
+                return
+            return self.send(200, keys)
         if url.path == "/authorize":
             if q.get("client_id") != CLIENT_ID or q.get("response_type") != "code":
                 return self.send(400, {"error": "invalid_request"})
@@ -122,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
                     state["user"] = order["user"]
                 if "flaw" in order:
                     state["flaw"] = order["flaw"]
+                if "big_jwks" in order:
+                    state["big_jwks"] = order["big_jwks"]
                 if order.get("rotate"):
                     state["key"] = new_key()
                 kid = state["key"]["kid"]
@@ -247,6 +259,11 @@ impl Idp {
     /// A flaw for the ID tokens of the next authorizations ("" for none).
     pub async fn flaw(&self, flaw: &str) {
         self.control(json!({ "flaw": flaw })).await;
+    }
+
+    /// Whether the JWKS answers with 2 MiB (more than any real key set) from now on.
+    pub async fn oversized_jwks(&self, on: bool) {
+        self.control(json!({ "big_jwks": on })).await;
     }
 
     /// A new signing key (and key id); the JWKS serves only the new one. Returns the new kid.

@@ -266,3 +266,151 @@ async fn readers_neither_see_alerts_nor_their_badge() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn a_token_that_keeps_hitting_its_rate_limit_opens_one_alert_that_resolves_when_it_stops() {
+    if !smtp::available() {
+        eprintln!("skipped: needs python3-aiosmtpd and openssl (apt-get install python3-aiosmtpd)");
+        return;
+    }
+    let app = crate::common::spawn_app_with(|s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.enabled = false;
+        s.clamav.enabled = false;
+        s.api.rate_limit_per_minute = 2;
+    })
+    .await;
+    let admin = app.set_up_admin().await;
+    let server = SmtpServer::start();
+    let eval = evaluator(&app, &ClamavSettings::default(), Some(&server));
+    // Only this trigger can fire, whatever the test machine's disk looks like.
+    set_threshold(&app, Trigger::DiskSpace, 0).await;
+    set_threshold(&app, Trigger::ApiRateLimited, 5).await;
+    let robot = app.create_user("robot", "Read Only", &[]).await;
+    let (token, secret) = daygle::auth::tokens::create(
+        &app.pool,
+        &Actor::cli(),
+        robot,
+        daygle::auth::tokens::NewToken {
+            name: "nightly export".into(),
+            scopes: vec![daygle::auth::tokens::Scope::MailRead],
+            account_ids: None,
+            expires_in_days: Some(30),
+        },
+    )
+    .await
+    .unwrap();
+    let api = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let res = api
+            .get(app.url("/api/v1/accounts"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429, 429, 429, 429, 429, 429]);
+    let (rows, refused): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(refused), 0)::bigint FROM api_token_refusals",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(refused, 6, "every refusal counted");
+    assert!(
+        rows <= 2,
+        "a counter per minute, not a row per request: {rows}"
+    );
+
+    let first = eval.run_once().await.unwrap();
+    assert_eq!((first.opened, first.mailed), (1, 1), "{first:?}");
+    let open = open_alerts(&app).await;
+    assert_eq!(
+        open,
+        [(
+            "api_rate_limited".to_string(),
+            format!("api_token:{}", token.id),
+            1
+        )]
+    );
+    let mails = server.wait_for(1);
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(mail.starts_with("X-Rcpt: admin@example.org\r\n"), "{mail}");
+    assert!(mail.contains("keeps hitting its rate limit"), "{mail}");
+    assert!(
+        mail.contains("nightly export") && mail.contains("robot"),
+        "{mail}"
+    );
+    assert!(mail.contains("6 requests"), "{mail}");
+    assert!(
+        !mail.contains(&secret[4..]),
+        "never the token's secret: {mail}"
+    );
+    let (_, html) = app.page(&admin, "/alerts").await;
+    assert!(html.contains("nightly export"), "{html}");
+    assert!(!html.contains(&secret[4..]));
+
+    // Still refused a minute later: the same alert, no second mail.
+    api.get(app.url("/api/v1/accounts"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    let second = eval.run_once().await.unwrap();
+    assert_eq!((second.opened, second.mailed), (0, 0), "{second:?}");
+    assert_eq!(server.received().len(), 1);
+
+    // The script stops: once its refusals are older than the window, the alert resolves.
+    sqlx::query("UPDATE api_token_refusals SET minute = minute - interval '16 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let third = eval.run_once().await.unwrap();
+    assert_eq!(third.resolved, 1, "{third:?}");
+    assert!(open_alerts(&app).await.is_empty());
+    assert_eq!(server.received().len(), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limit_trigger_is_on_the_settings_page_and_can_be_switched_off() {
+    let clamav = dead_scanner();
+    let app = app(&clamav).await;
+    let admin = app.set_up_admin().await;
+    let (_, html) = app.page(&admin, "/settings").await;
+    assert!(
+        html.contains("An API token keeps hitting its rate limit")
+            && html.contains("refused requests within 15 minutes")
+            && html.contains("name=\"api_rate_limited.threshold\" value=\"10\""),
+        "{html}"
+    );
+    let mut form: Vec<(String, String)> = vec![("csrf_token".into(), csrf_from(&html))];
+    for t in Trigger::ALL {
+        let c = t.default_config();
+        if c.enabled && t != Trigger::ApiRateLimited {
+            form.push((format!("{}.enabled", t.key()), "on".into()));
+        }
+        if c.send_email {
+            form.push((format!("{}.send_email", t.key()), "on".into()));
+        }
+        form.push((format!("{}.threshold", t.key()), c.threshold.to_string()));
+    }
+    let res = admin
+        .post(app.url("/settings/alerts"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let stored = triggers::load_all(&app.pool).await.unwrap();
+    let rate = stored
+        .iter()
+        .find(|c| c.trigger == Trigger::ApiRateLimited)
+        .unwrap();
+    assert!(
+        !rate.enabled && rate.send_email && rate.threshold == 10,
+        "{rate:?}"
+    );
+}

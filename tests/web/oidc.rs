@@ -6,7 +6,10 @@ use crate::common::auth::{ADMIN, PASSWORD, csrf_from};
 use crate::common::idp::Idp;
 use crate::common::{TestApp, client, spawn_app_with};
 
-async fn app_with(idp: &Idp, adjust: impl FnOnce(&mut daygle::config::Settings)) -> TestApp {
+pub(super) async fn app_with(
+    idp: &Idp,
+    adjust: impl FnOnce(&mut daygle::config::Settings),
+) -> TestApp {
     let app = spawn_app_with(|s| {
         idp.configure(s);
         adjust(s);
@@ -18,7 +21,10 @@ async fn app_with(idp: &Idp, adjust: impl FnOnce(&mut daygle::config::Settings))
 
 /// One browser's trip: the login page's button, the provider, back to our callback. Returns
 /// the callback's response (not followed) and the callback URL.
-async fn through_provider(app: &TestApp, c: &reqwest::Client) -> (reqwest::Response, String) {
+pub(super) async fn through_provider(
+    app: &TestApp,
+    c: &reqwest::Client,
+) -> (reqwest::Response, String) {
     let html = c
         .get(app.url("/login"))
         .send()
@@ -47,7 +53,7 @@ async fn through_provider(app: &TestApp, c: &reqwest::Client) -> (reqwest::Respo
     (c.get(&callback).send().await.expect("callback"), callback)
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub(super) fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .expect("a redirect")
@@ -57,7 +63,7 @@ fn location(res: &reqwest::Response) -> String {
 }
 
 /// Signs in through the provider with a fresh browser; returns it when that worked.
-async fn sso(app: &TestApp) -> (reqwest::Client, u16, String) {
+pub(super) async fn sso(app: &TestApp) -> (reqwest::Client, u16, String) {
     let c = client();
     let (res, _) = through_provider(app, &c).await;
     let status = res.status().as_u16();
@@ -65,7 +71,7 @@ async fn sso(app: &TestApp) -> (reqwest::Client, u16, String) {
     (c, status, body)
 }
 
-async fn last_refusal(app: &TestApp) -> String {
+pub(super) async fn last_refusal(app: &TestApp) -> String {
     sqlx::query_scalar(
         "SELECT details->>'reason' FROM audit_log
          WHERE action = 'login.failure' AND details->>'method' = 'oidc' ORDER BY id DESC LIMIT 1",

@@ -59,9 +59,18 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
 
+/// The refusal of an answer whose `state` no sign-in started here (or one already used).
+const UNKNOWN_STATE: &str = "unknown or already used state (a replayed or forged answer)";
+
 impl Refusal {
     fn new(reason: impl Into<String>) -> Self {
         Self(reason.into())
+    }
+
+    /// True when the answer finished no sign-in started here: such a callback counts against
+    /// the sign-in rate limit, while one finishing a started sign-in does not count again.
+    pub fn is_unknown_state(&self) -> bool {
+        self.0 == UNKNOWN_STATE
     }
 }
 
@@ -273,9 +282,7 @@ impl Provider {
         .fetch_optional(pool)
         .await?;
         let Some(flow) = flow else {
-            return Ok(Err(Refusal::new(
-                "unknown or already used state (a replayed or forged answer)",
-            )));
+            return Ok(Err(Refusal::new(UNKNOWN_STATE)));
         };
         let same_browser = browser_secret.is_some_and(|b| {
             subtle::ConstantTimeEq::ct_eq(sha256_hex(b).as_bytes(), flow.browser_hash.as_bytes())

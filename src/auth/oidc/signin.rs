@@ -11,9 +11,9 @@ use sqlx::{PgConnection, PgPool};
 use super::mapping;
 use super::provider::Identity;
 use crate::audit::{self, Action, Actor, AuditEvent, Target};
-use crate::auth::{password, users};
+use crate::auth::{delegation, password, users};
 use crate::config::OidcSettings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What an OIDC sign-in came to.
 #[derive(Debug)]
@@ -226,8 +226,9 @@ async fn link(conn: &mut PgConnection, user_id: i64, id: &Identity) -> Result<()
 }
 
 /// Sets the user's roles and archive grants to what their groups map to. A change is audited;
-/// anything taken away also ends the user's other sessions. `Some(reason)` when no group maps
-/// to anything (the user keeps nothing and is refused).
+/// anything taken away also ends the user's other sessions. The last user who can manage
+/// users (or roles) keeps their roles whatever their groups say (issue #9's rule; the audit
+/// row says why). `Some(reason)` when they are left with nothing (refused).
 async fn apply_groups(
     conn: &mut PgConnection,
     o: &OidcSettings,
@@ -240,11 +241,28 @@ async fn apply_groups(
     let mut accounts_before = users::account_ids(&mut *conn, user_id).await?;
     roles_before.sort_unstable();
     accounts_before.sort_unstable();
-    let changed = roles_before != mapped.role_ids || accounts_before != mapped.account_ids;
-    if changed {
-        users::set_roles(conn, user_id, &mapped.role_ids).await?;
+    let mut roles = mapped.role_ids.clone();
+    let mut kept = None;
+    if roles_before != roles {
+        users::set_roles(conn, user_id, &roles).await?;
+        match delegation::check_managers_remain(conn).await {
+            Ok(()) => {}
+            Err(Error::Conflict(reason)) => {
+                users::set_roles(conn, user_id, &roles_before).await?;
+                roles.clone_from(&roles_before);
+                kept = Some(format!(
+                    "the roles were kept: the groups would take them away from the last user who can manage users or roles ({reason})"
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let accounts_changed = accounts_before != mapped.account_ids;
+    if accounts_changed {
         users::set_accounts(conn, user_id, &mapped.account_ids).await?;
-        let lost = roles_before.iter().any(|r| !mapped.role_ids.contains(r))
+    }
+    if roles_before != roles || accounts_changed || kept.is_some() {
+        let lost = roles_before.iter().any(|r| !roles.contains(r))
             || accounts_before
                 .iter()
                 .any(|a| !mapped.account_ids.contains(a));
@@ -257,14 +275,15 @@ async fn apply_groups(
                 .target(Target::User(user_id))
                 .details(json!({
                     "groups": id.groups,
-                    "roles": { "before": roles_before, "after": mapped.role_ids },
+                    "roles": { "before": roles_before, "after": roles, "mapped": mapped.role_ids },
                     "accounts": { "before": accounts_before, "after": mapped.account_ids },
                     "unknown_targets": mapped.unknown,
+                    "kept": kept,
                 })),
         )
         .await?;
     }
-    if mapped.is_empty() {
+    if roles.is_empty() && mapped.account_ids.is_empty() {
         return Ok(Some(
             "none of the user's groups is mapped to a role or an archive".into(),
         ));

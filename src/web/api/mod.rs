@@ -28,7 +28,7 @@ use super::http::guard::request_actor;
 use super::http::routes::Area;
 use super::http::state::AppState;
 use crate::audit::{Action, AuditEvent, Target};
-use crate::auth::{Grants, tokens, users};
+use crate::auth::{Grants, token_limits, tokens, users};
 use crate::error::Result;
 
 /// Where the API lives.
@@ -133,6 +133,10 @@ async fn authenticate(
     let token_id = user.actor.api_token.unwrap_or_default();
     if let Err(not_until) = limiter.check_key(&token_id) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
+        // Counted for the alert; a failure to count must not turn the 429 into a 500.
+        if let Err(e) = token_limits::record_refusal(&state.pool, token_id).await {
+            tracing::warn!(error = %e, token = token_id, "rate-limit refusal not counted");
+        }
         return problem::too_many_requests(wait.as_secs().max(1));
     }
     req.extensions_mut().insert(Arc::new(user));

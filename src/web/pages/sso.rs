@@ -83,7 +83,8 @@ pub struct Answer {
     error_description: String,
 }
 
-/// GET /login/oidc/callback: validate, sign in, back to the page asked for.
+/// GET /login/oidc/callback: validate, sign in, back to the page asked for. Not counted
+/// against the sign-in rate limit when it finishes a sign-in that `start` counted.
 pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -95,9 +96,6 @@ pub async fn callback(
     let Some(provider) = state.oidc.clone() else {
         return Err(Error::NotFound);
     };
-    if let Some(r) = rate_limited(&state, &actor).await? {
-        return Ok(r);
-    }
     let browser = cookies::read(&headers, FLOW_COOKIE);
     let clear = cookies::set(FLOW_COOKIE, "", Some(0), secure(&state));
     let with_clear = |mut r: Response| {
@@ -110,23 +108,35 @@ pub async fn callback(
             .await?
     } else {
         // The provider said no (the person cancelled, or is not allowed): our state is spent
-        // all the same.
-        let _ = provider
+        // all the same. An error answer for a state we never issued is a forged one.
+        match provider
             .finish(&state.pool, None, &answer.state, "")
-            .await?;
-        let text: String = format!("{} {}", answer.error, answer.error_description)
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
-        Err(crate::auth::oidc::Refusal(format!(
-            "the provider answered with an error: {}",
-            text.trim()
-        )))
+            .await?
+        {
+            Err(refusal) if refusal.is_unknown_state() => Err(refusal),
+            _ => {
+                let text: String = format!("{} {}", answer.error, answer.error_description)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
+                Err(crate::auth::oidc::Refusal(format!(
+                    "the provider answered with an error: {}",
+                    text.trim()
+                )))
+            }
+        }
     };
     let identity = match finished {
         Ok(identity) => identity,
         Err(refusal) => {
+            // A sign-in counts once against the per-address limit, at its start; an answer
+            // that finishes none started here (forged or replayed) counts on its own.
+            if refusal.is_unknown_state()
+                && let Some(r) = rate_limited(&state, &actor).await?
+            {
+                return Ok(with_clear(r));
+            }
             signin::refuse(&state.pool, &actor, &refusal.0).await?;
             return Ok(with_clear(refused(&state, &token, &refusal.0)));
         }
