@@ -1,8 +1,9 @@
 //! A fake Microsoft identity platform and Microsoft Graph on loopback, written to the published
 //! references: the v2.0 token endpoint (client credentials, refresh tokens, `invalid_client` /
 //! `invalid_grant`), `GET /v1.0/users/{id}/mailFolders` and `/childFolders` (with
-//! `@odata.nextLink` paging), `/mailFolders/{id}/messages/delta` (pages of at most
-//! `Prefer: odata.maxpagesize` entries linked by `@odata.nextLink`, the last one carrying
+//! `@odata.nextLink` paging), `/mailFolders/{id}` (also by well-known name, `deleteditems`),
+//! `/mailFolders/{id}/messages/delta` (`id` and `receivedDateTime` of each message, pages of
+//! at most `Prefer: odata.maxpagesize` entries linked by `@odata.nextLink`, the last one carrying
 //! `@odata.deltaLink`; an expired delta token answers 410 Gone `SyncStateNotFound`), and
 //! `/messages/{id}/$value` (the MIME bytes). Throttling answers 429 with `Retry-After`.
 //! Tokens are checked on every Graph call.
@@ -32,6 +33,10 @@ pub struct Folder {
     pub parent: Option<String>,
     /// (message id, MIME) in arrival order; deltas are positions in this list.
     pub messages: Vec<(String, Vec<u8>)>,
+    /// message id → `receivedDateTime` (ISO 8601 UTC, as Graph writes it).
+    pub received: BTreeMap<String, String>,
+    /// Its well-known name (`deleteditems`, `junkemail`, …), by which Graph also finds it.
+    pub well_known: Option<String>,
     /// Delta tokens issued before this epoch are expired.
     pub epoch: u32,
 }
@@ -60,6 +65,8 @@ pub struct World {
     pub value_delay_ms: u64,
     /// Access tokens the introspection endpoint vouches for, with their user.
     pub imap_tokens: BTreeMap<String, String>,
+    /// Messages delivered so far (each arrives a minute after the one before).
+    pub delivered: i64,
 }
 
 #[derive(Clone)]
@@ -78,6 +85,7 @@ impl FakeMicrosoft {
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/v1.0/users/{user}/mailFolders", get(folders))
+            .route("/v1.0/users/{user}/mailFolders/{folder}", get(one_folder))
             .route(
                 "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
                 get(child_folders),
@@ -122,9 +130,23 @@ impl FakeMicrosoft {
         id
     }
 
+    /// Adds a top-level folder that Graph also knows by a well-known name (`deleteditems`,
+    /// `junkemail`); `name` is what the mailbox's language calls it. Returns its id.
+    pub fn add_well_known_folder(&self, user: &str, name: &str, well_known: &str) -> String {
+        let id = self.add_folder(user, name, None);
+        let mut w = self.world.lock().unwrap();
+        let mb = w.mailboxes.get_mut(&user.to_lowercase()).expect("mailbox");
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == id) {
+            f.well_known = Some(well_known.into());
+        }
+        id
+    }
+
     /// Delivers messages into a folder; returns their ids.
     pub fn deliver(&self, user: &str, folder_id: &str, raws: &[Vec<u8>]) -> Vec<String> {
         let mut w = self.world.lock().unwrap();
+        let first = w.delivered;
+        w.delivered += raws.len() as i64;
         let mb = w.mailboxes.get_mut(&user.to_lowercase()).expect("mailbox");
         let f = mb
             .folders
@@ -132,12 +154,24 @@ impl FakeMicrosoft {
             .find(|f| f.id == folder_id)
             .expect("folder");
         raws.iter()
-            .map(|raw| {
+            .enumerate()
+            .map(|(i, raw)| {
                 let id = format!("AAMkAGI2{}/{}+x=", f.id.len(), f.messages.len());
                 f.messages.push((id.clone(), raw.clone()));
+                f.received.insert(id.clone(), received_at(first + i as i64));
                 id
             })
             .collect()
+    }
+
+    /// The `receivedDateTime` Graph reports for a message.
+    pub fn received(&self, user: &str, id: &str) -> String {
+        let w = self.world.lock().unwrap();
+        w.mailboxes[&user.to_lowercase()]
+            .folders
+            .iter()
+            .find_map(|f| f.received.get(id).cloned())
+            .expect("message")
     }
 
     /// Expires every delta token issued so far for the folder.
@@ -177,6 +211,13 @@ impl FakeMicrosoft {
 }
 
 type Shared = State<Arc<Mutex<World>>>;
+
+/// The arrival time of the `n`th message delivered: 2024-02-01 09:00 UTC, a minute apart.
+fn received_at(n: i64) -> String {
+    let t = time::macros::datetime!(2024-02-01 09:00 UTC) + time::Duration::minutes(n);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
 
 /// RFC 7662 token introspection, as Dovecot's `oauth2` passdb asks it (form POST `token=`).
 async fn introspect(State(world): Shared, body: Bytes) -> Response {
@@ -377,6 +418,40 @@ async fn folders(
     folder_page(&base, list, &q)
 }
 
+/// `GET /mailFolders/{id}`: one folder by id, or by its well-known name (any case).
+async fn one_folder(
+    State(world): Shared,
+    Path((user, folder)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut w = world.lock().unwrap();
+    count(&mut w, "folders");
+    if let Some(r) = refusal(&mut w, &headers) {
+        return r;
+    }
+    let Some(mb) = w.mailboxes.get(&user.to_lowercase()) else {
+        return graph_error(StatusCode::NOT_FOUND, "ErrorInvalidUser", "invalid user");
+    };
+    match mb.folders.iter().find(|f| {
+        f.id == folder
+            || f.well_known
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&folder))
+    }) {
+        Some(f) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            folder_json(f, &mb.folders).to_string(),
+        )
+            .into_response(),
+        None => graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        ),
+    }
+}
+
 async fn child_folders(
     State(world): Shared,
     Path((user, folder)): Path<(String, String)>,
@@ -472,7 +547,7 @@ async fn delta(
     let until = (from + page_size).min(end);
     let value: Vec<Value> = f.messages[from..until]
         .iter()
-        .map(|(id, _)| json!({ "@odata.type": "#microsoft.graph.message", "@odata.etag": "W/\"CQAAABYAAAA\"", "id": id }))
+        .map(|(id, _)| json!({ "@odata.type": "#microsoft.graph.message", "@odata.etag": "W/\"CQAAABYAAAA\"", "id": id, "receivedDateTime": f.received.get(id) }))
         .collect();
     let base = format!(
         "{}/v1.0/users/{user}/mailFolders/{}/messages/delta",

@@ -241,6 +241,78 @@ async fn revoked_consent_and_a_removed_secret_stop_the_pass_with_words_an_operat
     assert_eq!(rows, 0);
 }
 
+#[tokio::test]
+async fn deleted_items_and_junk_are_left_out_by_their_well_known_ids_unless_a_pattern_names_them() {
+    let env = env().await;
+    let inbox = env.ms.add_folder(USER, "Inbox", None);
+    // A German mailbox: the well-known folders have other names, and a folder the person made
+    // is called "Junk Email" without being the junk folder.
+    let deleted = env
+        .ms
+        .add_well_known_folder(USER, "Gelöschte Elemente", "deleteditems");
+    let deleted_child = env.ms.add_folder(USER, "Altes Projekt", Some(&deleted));
+    let junk = env
+        .ms
+        .add_well_known_folder(USER, "Junk-E-Mail", "junkemail");
+    let own = env.ms.add_folder(USER, "Junk Email", None);
+    let inbox_ids = env.ms.deliver(USER, &inbox, &batch("inbox", 2));
+    env.ms.deliver(USER, &deleted, &batch("deleted", 2));
+    env.ms
+        .deliver(USER, &deleted_child, &batch("deleted-child", 1));
+    env.ms.deliver(USER, &junk, &batch("junk", 1));
+    env.ms.deliver(USER, &own, &batch("own", 1));
+    let account = env.account("Contoso Ann", USER).await;
+
+    let pass = env.sync(&account).await.expect("first pass");
+    assert_eq!(pass.folders, 2);
+    assert_eq!(
+        env.archived(account.id).await,
+        env.server(&[("Inbox", inbox.as_str()), ("Junk Email", own.as_str())]),
+        "Deleted Items (and what is inside it) and Junk Email are left out by id"
+    );
+
+    // The arrival time is Graph's receivedDateTime, not when the archive fetched it.
+    for id in &inbox_ids {
+        let expected = time::OffsetDateTime::parse(
+            &env.ms.received(USER, id),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("time");
+        let stored: Option<time::OffsetDateTime> = sqlx::query_scalar(
+            "SELECT m.internal_date FROM messages m JOIN graph_ids g
+                 ON g.account_id = m.account_id AND g.folder = m.folder AND g.uid = m.uid
+             WHERE g.graph_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .expect("stored");
+        assert_eq!(stored, Some(expected), "{id}");
+    }
+
+    // An include pattern that names them brings them back: by well-known name, or by the
+    // folder's own name.
+    sqlx::query("UPDATE accounts SET folders_include = $2 WHERE id = $1")
+        .bind(account.id)
+        .bind(vec!["Inbox", "DeletedItems", "Junk-E-*"])
+        .execute(&env.pool)
+        .await
+        .expect("patterns");
+    let account = accounts::get(&env.pool, account.id).await.expect("account");
+    let pass = env.sync(&account).await.expect("second pass");
+    assert_eq!(pass.folders, 3);
+    assert_eq!(
+        env.archived(account.id).await,
+        env.server(&[
+            ("Inbox", inbox.as_str()),
+            ("Junk Email", own.as_str()),
+            ("Gelöschte Elemente", deleted.as_str()),
+            ("Junk-E-Mail", junk.as_str()),
+        ]),
+        "the named ones come back; the folder inside Deleted Items was not named"
+    );
+}
+
 fn daygle(env: &Env) -> Command {
     let mut cmd = Command::new(daygle_bin());
     let secret = env.data_dir.path().join("graph-secret");

@@ -1,7 +1,8 @@
 //! The Microsoft Graph calls the source makes, as the v1.0 reference describes them:
 //! `GET /users/{id}/mailFolders` and `/mailFolders/{id}/childFolders` (the folder tree),
-//! `GET /users/{id}/mailFolders/{id}/messages/delta` (paged by `@odata.nextLink`, ending with
-//! `@odata.deltaLink`), and `GET /users/{id}/messages/{id}/$value` (the MIME message, byte for
+//! `GET /users/{id}/mailFolders/{id}/messages/delta` (ids and `receivedDateTime`, paged by
+//! `@odata.nextLink`, ending with `@odata.deltaLink`), `GET /users/{id}/mailFolders/{name}`
+//! (the id of a well-known folder such as `deleteditems`), and `GET /users/{id}/messages/{id}/$value` (the MIME message, byte for
 //! byte). Every call asks for immutable ids (`Prefer: IdType="ImmutableId"`), so a message
 //! keeps its id when it moves.
 //!
@@ -16,6 +17,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -28,7 +30,7 @@ const BACKOFF_BASE_MS: u64 = 1000;
 const BACKOFF_MAX_MS: u64 = 32_000;
 /// The longest `Retry-After` honoured as given; longer ones end the pass (next poll).
 const RETRY_AFTER_MAX_SECS: u64 = 300;
-/// Delta pages: ids only, this many per page.
+/// Delta pages: ids and arrival times only, this many per page.
 const PAGE_SIZE: u32 = 100;
 
 /// Where bearer tokens come from (the OAuth2 token module).
@@ -126,17 +128,29 @@ struct Collection<T> {
 
 /// One entry of a delta page: a message that is new or changed, or one that was removed.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeltaItem {
     pub id: String,
     #[serde(rename = "@removed")]
     pub removed: Option<serde_json::Value>,
+    /// When the mailbox received it (ISO 8601, UTC): the analogue of IMAP's INTERNALDATE.
+    #[serde(default)]
+    pub received_date_time: Option<String>,
+}
+
+/// A message a delta page lists as present in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    /// `receivedDateTime`; None when the service left it out or it was unreadable.
+    pub received: Option<OffsetDateTime>,
 }
 
 /// One page of a delta round.
 #[derive(Debug)]
 pub struct DeltaPage {
     /// Messages present in the folder (new or changed since the round's start).
-    pub ids: Vec<String>,
+    pub messages: Vec<Listed>,
     /// Where the round continues; None on the last page.
     pub next_link: Option<String>,
     /// On the last page: where the next round starts.
@@ -226,25 +240,39 @@ impl<T: Bearer> GraphApi<T> {
         Ok(out)
     }
 
-    /// Where a full delta round of a folder starts.
+    /// Where a full delta round of a folder starts (the selection carries on in its links).
     pub fn initial_delta(&self, folder_id: &str) -> String {
         format!(
-            "{}/mailFolders/{}/messages/delta?$select=id",
+            "{}/mailFolders/{}/messages/delta?$select=id,receivedDateTime",
             self.user_url,
             segment(folder_id)
         )
+    }
+
+    /// The id of a well-known folder (`deleteditems`, `junkemail`, …: Graph accepts these
+    /// names in place of an id, whatever the folder is called in the mailbox's language); None
+    /// when the mailbox has no such folder.
+    pub async fn well_known_folder(&self, name: &str) -> Result<Option<String>> {
+        let url = format!("{}/mailFolders/{}?$select=id", self.user_url, segment(name));
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        match self
+            .get_json::<Id>(&url, "finding a well-known folder")
+            .await
+        {
+            Ok(f) => Ok(Some(f.id)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One page of a delta round (`url` is the start, a nextLink or a deltaLink).
     pub async fn delta_page(&self, url: &str) -> Result<DeltaPage, GraphError> {
         let page: Collection<DeltaItem> = self.get_json(url, "reading changes of a folder").await?;
         Ok(DeltaPage {
-            ids: page
-                .value
-                .into_iter()
-                .filter(|i| i.removed.is_none())
-                .map(|i| i.id)
-                .collect(),
+            messages: present(page.value),
             next_link: page.next_link,
             delta_link: page.delta_link,
         })
@@ -376,6 +404,20 @@ impl<T: Bearer> GraphApi<T> {
     }
 }
 
+/// The messages of a delta page that are in the folder (not `@removed`).
+fn present(items: Vec<DeltaItem>) -> Vec<Listed> {
+    items
+        .into_iter()
+        .filter(|i| i.removed.is_none())
+        .map(|i| Listed {
+            received: i.received_date_time.as_deref().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            }),
+            id: i.id,
+        })
+        .collect()
+}
+
 /// A path segment with everything but RFC 3986 unreserved characters percent-encoded (Graph ids
 /// hold `=`, `+`, `/`).
 fn segment(text: &str) -> String {
@@ -444,15 +486,27 @@ mod tests {
     fn delta_pages_keep_present_messages_and_drop_removed_ones() {
         let page: Collection<DeltaItem> = serde_json::from_str(
             r##"{"@odata.context":"x","value":[
-                {"@odata.type":"#microsoft.graph.message","@odata.etag":"W/\"1\"","id":"AAA="},
-                {"@odata.type":"#microsoft.graph.message","id":"BBB=","@removed":{"reason":"deleted"}}
+                {"@odata.type":"#microsoft.graph.message","@odata.etag":"W/\"1\"","id":"AAA=","receivedDateTime":"2024-03-05T07:08:09Z"},
+                {"@odata.type":"#microsoft.graph.message","id":"BBB=","@removed":{"reason":"deleted"}},
+                {"@odata.type":"#microsoft.graph.message","id":"CCC="}
             ],"@odata.deltaLink":"https://graph.microsoft.com/v1.0/d?$deltatoken=1"}"##,
         )
         .expect("page");
-        assert_eq!(page.value.len(), 2);
-        assert!(page.value[1].removed.is_some());
         assert!(page.next_link.is_none());
         assert!(page.delta_link.is_some());
+        assert_eq!(
+            present(page.value),
+            vec![
+                Listed {
+                    id: "AAA=".into(),
+                    received: Some(time::macros::datetime!(2024-03-05 07:08:09 UTC)),
+                },
+                Listed {
+                    id: "CCC=".into(),
+                    received: None,
+                },
+            ]
+        );
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! The Microsoft Graph source (#12). The folder tree comes from `/mailFolders` and their
 //! `childFolders`; each included folder (by its path, `Inbox/Projects`, through the account's
-//! folder patterns) is followed with `messages/delta`: a round pages through
+//! folder patterns; Deleted Items and Junk Email, found by their well-known names, only when a
+//! pattern names them) is followed with `messages/delta`: a round pages through
 //! `@odata.nextLink` and ends with an `@odata.deltaLink`, where the next round starts. Every
 //! new message is fetched with `/messages/{id}/$value` (MIME, byte for byte) and stored by the
-//! common pipeline; the deltaLink is stored in the same transaction as the last page's
-//! messages, so a pass cut short starts its round again from the previous deltaLink and
-//! finds what it stored already (ids map to UIDs once, see migration 0752): nothing is
+//! common pipeline with its `receivedDateTime` as the arrival time (IMAP's INTERNALDATE); the
+//! deltaLink is stored in the same transaction as the last page's messages, so a pass cut
+//! short starts its round again from the previous deltaLink and finds what it stored already (ids map to UIDs once, see migration 0752): nothing is
 //! fetched or stored twice, nothing is skipped. An expired delta token (410 Gone,
 //! `syncStateNotFound`) starts the folder's listing over, which likewise adds only what is
 //! missing. Throttling is honoured by [`api`].
 
 pub mod api;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 
@@ -24,10 +25,14 @@ use crate::ingest::imap::folders::FolderFilter;
 use crate::ingest::oauth::AccessTokens;
 use crate::ingest::pipeline::{self, Batch, Incoming, SourceWrites};
 use crate::ingest::source::{SyncDeps, SyncOutcome};
-use api::{Bearer, FolderPath, GraphApi, GraphError};
+use api::{Bearer, FolderPath, GraphApi, GraphError, Listed};
 
 /// Graph ids never change meaning: every folder has one fixed UIDVALIDITY.
 pub const UIDVALIDITY: i64 = 1;
+/// Well-known folders left out unless an include pattern names them (by their folder name or
+/// by these names), like the IMAP default excluding Trash and Junk. Found by id, not by display
+/// name, which follows the mailbox's language ("Gelöschte Elemente").
+const LEFT_OUT: [&str; 2] = ["deleteditems", "junkemail"];
 /// `$value` downloads in flight at once (Graph allows 4 concurrent requests per mailbox
 /// per application before throttling).
 const FETCHES_IN_FLIGHT: usize = 4;
@@ -79,11 +84,41 @@ impl Pass<'_> {
     async fn run(&self, user: &str) -> Result<SyncOutcome> {
         self.beat("listing mail folders").await;
         let tree = self.api.folder_tree().await.map_err(|e| refused(e, user))?;
+        let mut well_known: HashMap<String, &str> = HashMap::new();
+        for name in LEFT_OUT {
+            if let Some(id) = self
+                .api
+                .well_known_folder(name)
+                .await
+                .map_err(|e| refused(e, user))?
+            {
+                well_known.insert(id, name);
+            }
+        }
         let filter =
             FolderFilter::new(&self.account.folders_include, &self.account.folders_exclude);
         let mut outcome = SyncOutcome::default();
+        // Folders inside a left-out folder (a deleted folder lands in Deleted Items) are left
+        // out with it; parents come before their children.
+        let mut inside_left_out: HashSet<String> = HashSet::new();
         for f in tree {
-            if !filter.includes(&f.path) {
+            let wk = well_known.get(&f.folder.id).copied();
+            let mut names = vec![f.path.as_str()];
+            names.extend(wk);
+            let left_out = wk.is_some()
+                || f.folder
+                    .parent_folder_id
+                    .as_ref()
+                    .is_some_and(|p| inside_left_out.contains(p));
+            if left_out {
+                inside_left_out.insert(f.folder.id.clone());
+            }
+            let wanted = if left_out {
+                filter.names_explicitly(&names)
+            } else {
+                filter.includes_any(&names)
+            };
+            if !wanted {
                 continue;
             }
             outcome.folders += 1;
@@ -121,7 +156,7 @@ impl Pass<'_> {
             pages += 1;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => {
-                    self.archive(folder, page.ids, SourceWrites::default(), outcome)
+                    self.archive(folder, page.messages, SourceWrites::default(), outcome)
                         .await?;
                     url = next;
                 }
@@ -130,7 +165,7 @@ impl Pass<'_> {
                         delta: Some(delta),
                         ..SourceWrites::default()
                     };
-                    return self.archive(folder, page.ids, last, outcome).await;
+                    return self.archive(folder, page.messages, last, outcome).await;
                 }
                 (None, None) => {
                     return Err(GraphError::Malformed {
@@ -143,15 +178,16 @@ impl Pass<'_> {
         }
     }
 
-    /// Fetches and stores the messages of `ids` not archived yet, in batches; `last` commits
+    /// Fetches and stores the `listed` messages not archived yet, in batches; `last` commits
     /// with the final batch (or on its own when nothing is new).
     async fn archive(
         &self,
         folder: &str,
-        ids: Vec<String>,
+        listed: Vec<Listed>,
         last: SourceWrites,
         outcome: &mut SyncOutcome,
     ) -> Result<()> {
+        let ids: Vec<String> = listed.iter().map(|m| m.id.clone()).collect();
         let uids = uids_for(self.deps.pool, self.account.id, folder, &ids).await?;
         let all: Vec<i64> = uids.values().copied().collect();
         let mut conn = self.deps.pool.acquire().await?;
@@ -165,14 +201,14 @@ impl Pass<'_> {
             ledger::skipped_uids(&mut conn, self.account.id, folder, UIDVALIDITY, &all).await?,
         );
         drop(conn);
-        let mut seen: std::collections::HashSet<i64> = done.into_iter().collect();
-        let wanted: Vec<(i64, String)> = ids
+        let mut seen: HashSet<i64> = done.into_iter().collect();
+        let wanted: Vec<(i64, Listed)> = listed
             .into_iter()
-            .filter_map(|id| uids.get(&id).map(|u| (*u, id)))
+            .filter_map(|m| uids.get(&m.id).map(|u| (*u, m)))
             .filter(|(u, _)| seen.insert(*u))
             .collect();
         let per_batch = self.deps.settings.sync.batch_messages.max(1);
-        let chunks: Vec<&[(i64, String)]> = wanted.chunks(per_batch).collect();
+        let chunks: Vec<&[(i64, Listed)]> = wanted.chunks(per_batch).collect();
         if chunks.is_empty() {
             return self
                 .store(folder, Vec::new(), Vec::new(), last, outcome)
@@ -193,8 +229,8 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// `$value` of each message, a few at a time.
-    async fn fetch(&self, wanted: &[(i64, String)]) -> Result<(Vec<Incoming>, Vec<Entry>)> {
+    /// `$value` of each message, a few at a time; arrival time from the listing.
+    async fn fetch(&self, wanted: &[(i64, Listed)]) -> Result<(Vec<Incoming>, Vec<Entry>)> {
         let max = self.deps.settings.storage.max_message_bytes;
         let mut queue = wanted.iter();
         let mut running = futures::stream::FuturesUnordered::new();
@@ -202,7 +238,7 @@ impl Pass<'_> {
         loop {
             while running.len() < FETCHES_IN_FLIGHT {
                 match queue.next() {
-                    Some((uid, id)) => running.push(self.fetch_one(*uid, id)),
+                    Some((uid, m)) => running.push(self.fetch_one(*uid, &m.id)),
                     None => break,
                 }
             }
@@ -211,6 +247,10 @@ impl Pass<'_> {
                 None => break,
             }
         }
+        let received: HashMap<i64, time::OffsetDateTime> = wanted
+            .iter()
+            .filter_map(|(uid, m)| m.received.map(|r| (*uid, r)))
+            .collect();
         let mut incoming = Vec::new();
         let mut entries = Vec::new();
         for (uid, result) in results {
@@ -234,7 +274,7 @@ impl Pass<'_> {
                 Ok(raw) => incoming.push(Incoming {
                     uid: Some(uid),
                     raw,
-                    internal_date: None,
+                    internal_date: received.get(&uid).copied(),
                     flags: Vec::new(),
                 }),
             }

@@ -24,20 +24,32 @@ impl FolderFilter {
     /// For a folder known by several names (decoded and as the server spells it): a pattern
     /// may name it either way, and an exclusion by any name wins.
     pub fn includes_any(&self, names: &[&str]) -> bool {
-        let spellings: Vec<(String, String)> = names
+        let hit = hits(names);
+        (self.include.is_empty() || self.include.iter().any(&hit)) && !self.exclude.iter().any(hit)
+    }
+
+    /// For a folder left out unless asked for (Microsoft 365's Deleted Items and Junk Email):
+    /// whether an include pattern other than a bare `*` names it, and no exclusion does.
+    pub fn names_explicitly(&self, names: &[&str]) -> bool {
+        let hit = hits(names);
+        self.include.iter().filter(|p| *p != "*").any(&hit) && !self.exclude.iter().any(hit)
+    }
+}
+
+/// Whether a pattern matches any of a folder's names, whole or by its last segment.
+fn hits(names: &[&str]) -> impl Fn(&String) -> bool {
+    let spellings: Vec<(String, String)> = names
+        .iter()
+        .map(|n| {
+            let full = n.to_lowercase();
+            let leaf = full.rsplit(['/', '.']).next().unwrap_or(&full).to_string();
+            (full, leaf)
+        })
+        .collect();
+    move |p: &String| {
+        spellings
             .iter()
-            .map(|n| {
-                let full = n.to_lowercase();
-                let leaf = full.rsplit(['/', '.']).next().unwrap_or(&full).to_string();
-                (full, leaf)
-            })
-            .collect();
-        let hit = |p: &String| {
-            spellings
-                .iter()
-                .any(|(full, leaf)| glob(p, full) || glob(p, leaf))
-        };
-        (self.include.is_empty() || self.include.iter().any(hit)) && !self.exclude.iter().any(hit)
+            .any(|(full, leaf)| glob(p, full) || glob(p, leaf))
     }
 }
 
@@ -82,6 +94,19 @@ mod tests {
         assert!(!f.includes("Trash"));
         assert!(!f.includes("INBOX/Junk"));
         assert!(!f.includes("spam"));
+    }
+
+    #[test]
+    fn a_folder_left_out_by_default_needs_an_include_pattern_that_names_it() {
+        let names = ["Gelöschte Elemente", "deleteditems"];
+        assert!(!FolderFilter::new(&[], &[]).names_explicitly(&names));
+        assert!(!FolderFilter::new(&list(&["*"]), &[]).names_explicitly(&names));
+        assert!(FolderFilter::new(&list(&["Inbox", "DeletedItems"]), &[]).names_explicitly(&names));
+        assert!(FolderFilter::new(&list(&["gelöschte*"]), &[]).names_explicitly(&names));
+        assert!(
+            !FolderFilter::new(&list(&["deleteditems"]), &list(&["Gelöschte*"]))
+                .names_explicitly(&names)
+        );
     }
 
     #[test]
