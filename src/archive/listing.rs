@@ -6,6 +6,7 @@
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use time::{Date, OffsetDateTime, Time};
 
+use super::labels;
 use super::search::{self, Query, Stemmers, sql};
 use crate::auth::Grants;
 use crate::error::Result;
@@ -120,6 +121,9 @@ pub struct MessageSummary {
     pub virus_name: Option<String>,
     pub size: i64,
     pub rank: Option<f32>,
+    /// Its labels as tags (see [`labels::of_messages`]), filled in after the page is read.
+    #[sqlx(skip)]
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +218,11 @@ impl Listing<'_> {
         } else {
             None
         };
+        let ids: Vec<i64> = items.iter().map(|m| m.id).collect();
+        let mut tags = labels::of_messages(pool, &ids).await?;
+        for m in &mut items {
+            m.labels = tags.remove(&m.id).unwrap_or_default();
+        }
         Ok(Page { items, next })
     }
 

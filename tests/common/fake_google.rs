@@ -53,6 +53,8 @@ pub struct Inner {
     pub throttled: usize,
     /// Subjects the JWT bearer grant was used for.
     pub jwt_subjects: Vec<String>,
+    /// Each messages.get waits this long (a crash test kills the sync meanwhile).
+    pub get_delay_ms: u64,
     next: u64,
 }
 
@@ -379,11 +381,22 @@ async fn labels(State(st): Shared, headers: HeaderMap, Path(_user): Path<String>
         return r;
     }
     let mut out = vec![];
-    for id in ["INBOX", "SENT", "UNREAD", "STARRED", "SPAM", "TRASH"] {
+    for id in [
+        "INBOX",
+        "SENT",
+        "UNREAD",
+        "STARRED",
+        "IMPORTANT",
+        "SPAM",
+        "TRASH",
+        "CATEGORY_PROMOTIONS",
+    ] {
         out.push(json!({"id": id, "name": id, "type": "system"}));
     }
     out.push(json!({"id": "Label_1", "name": "Projects/Apollo", "type": "user"}));
     out.push(json!({"id": "Label_2", "name": "Invoices", "type": "user"}));
+    // A name with a space and markup: shown escaped, searched in quotes.
+    out.push(json!({"id": "Label_3", "name": "Client A <b>", "type": "user"}));
     Json(json!({"labels": out})).into_response()
 }
 
@@ -430,11 +443,18 @@ async fn message(
     Path((_user, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut s = st.lock().expect("state");
-    if let Some(r) = gate(&mut s, &headers) {
-        return r;
+    let delay = {
+        let mut s = st.lock().expect("state");
+        if let Some(r) = gate(&mut s, &headers) {
+            return r;
+        }
+        s.get_calls += 1;
+        s.get_delay_ms
+    };
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
-    s.get_calls += 1;
+    let s = st.lock().expect("state");
     if q.get("format").map(String::as_str) != Some("raw") {
         return google_error(
             StatusCode::BAD_REQUEST,

@@ -19,24 +19,36 @@ struct Env {
     pool: sqlx::PgPool,
     keys: Keys,
     _dir: tempfile::TempDir,
+    database_url: String,
     google: FakeGoogle,
 }
 
 async fn env() -> Env {
+    let (settings, dir, database_url) = common::test_settings().await;
+    let pool = common::pg::migrated_pool(&database_url).await;
+    env_on(settings, dir, pool, database_url).await
+}
+
+/// The Gmail side of a test on `pool` (a fresh database, or a running app's).
+async fn env_on(
+    mut settings: Settings,
+    dir: tempfile::TempDir,
+    pool: sqlx::PgPool,
+    database_url: String,
+) -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let google = FakeGoogle::start("alice@example.com").await;
-    let (mut settings, dir, database_url) = common::test_settings().await;
     let secret = dir.path().join("google_client_secret");
     std::fs::write(&secret, format!("{}\n", common::fake_google::CLIENT_SECRET)).expect("secret");
     google.configure(&mut settings, secret.to_str().expect("path"));
     settings.sync.batch_messages = 2;
-    let pool = common::pg::migrated_pool(&database_url).await;
     let keys = Keys::load(&settings.security, dir.path()).expect("keys");
     Env {
         settings,
         pool,
         keys,
         _dir: dir,
+        database_url,
         google,
     }
 }
@@ -462,4 +474,324 @@ async fn a_service_account_archives_each_mailbox_by_impersonating_it() {
             .iter()
             .all(|s| s == "bob@example.com")
     );
+}
+
+/// Message ids a list page links to, in order.
+fn listed(html: &str) -> Vec<i64> {
+    html.split("<a href=\"/messages/")
+        .skip(1)
+        .filter_map(|rest| rest[..rest.find(['"', '?'])?].parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn labels_show_as_tags_are_found_with_label_and_follow_gmail_changes() {
+    let app = common::auth::spawn_auth_app().await;
+    let admin = app.set_up_admin().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = Settings::default();
+    settings.storage.data_dir = dir.path().display().to_string();
+    let env = env_on(settings, dir, app.pool.clone(), app.database_url.clone()).await;
+    let two = env.google.deliver(
+        &raw(0),
+        &["INBOX", "IMPORTANT", "UNREAD", "Label_1", "Label_3"],
+    );
+    let sent = env.google.deliver(&raw(1), &["SENT"]);
+    let other_gmail = env.google.deliver(&raw(2), &["INBOX", "Label_2"]);
+    let account = env.connected("Alice Gmail").await;
+    env.sync(&account).await.expect("first sync");
+    // Another account names its own Label_2 "Projects/Apollo": that must not make this
+    // account's Label_2 (Invoices) answer to the name.
+    let elsewhere = app.insert_account("elsewhere").await;
+    sqlx::query("INSERT INTO account_labels (account_id, label_id, name) VALUES ($1, 'Label_2', 'Projects/Apollo')")
+        .bind(elsewhere)
+        .execute(&app.pool)
+        .await
+        .expect("other account's label");
+    let row = |gmail_id: String| {
+        let pool = app.pool.clone();
+        let account = account.id;
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM messages WHERE account_id = $1 AND uid = $2",
+            )
+            .bind(account)
+            .bind(daygle::ingest::gmail::uid_of(&gmail_id).expect("gmail id"))
+            .fetch_one(&pool)
+            .await
+            .expect("archived once")
+        }
+    };
+    let (two, sent, other) = (
+        row(two).await,
+        row(sent).await,
+        row(other_gmail.clone()).await,
+    );
+    let search = |q: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let url = format!("/messages?q={}", daygle::render::html::percent_encode(q));
+            let (status, html) = app.page(admin, &url).await;
+            assert_eq!(status, 200, "{q}");
+            let mut ids = listed(&html);
+            ids.sort();
+            (ids, html)
+        }
+    };
+
+    // One message, both user labels as tags (system labels by Gmail's names, no unread tag,
+    // no raw ids), escaped.
+    let (ids, html) = search("label:\"projects/apollo\"").await;
+    assert_eq!(ids, [two]);
+    for tag in [
+        "Inbox",
+        "Important",
+        "Client A &#60;b&#62;",
+        "Projects/Apollo",
+    ] {
+        assert!(
+            html.contains(&format!("<span class=\"tag\">{tag}</span>")),
+            "row tag {tag}: {html}"
+        );
+    }
+    assert!(!html.contains("Client A <b>"), "a label name is escaped");
+    for raw_id in ["Label_1", "Label_3", "UNREAD", "Unread", "IMPORTANT"] {
+        assert!(!html.contains(raw_id), "{raw_id} shown: {html}");
+    }
+    let (_, page) = app.page(&admin, &format!("/messages/{two}")).await;
+    let labels = &page[page
+        .find("id=\"labels\"")
+        .expect("labels on the message page")..];
+    let labels = &labels[..labels.find("</dd>").expect("end")];
+    let shown: Vec<&str> = labels
+        .split("class=\"tag\"")
+        .skip(1)
+        .filter_map(|t| {
+            t.split_once('>')
+                .and_then(|(_, r)| r.split_once('<'))
+                .map(|(n, _)| n)
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "Inbox",
+            "Important",
+            "Client A &#60;b&#62;",
+            "Projects/Apollo"
+        ]
+    );
+    assert!(
+        labels.contains("href=\"/messages?q=label%3A%22Projects%2FApollo%22\""),
+        "{labels}"
+    );
+
+    // Case-insensitive, quoted names with spaces, system labels by name, negation.
+    assert_eq!(search("label:\"CLIENT A <b>\"").await.0, [two]);
+    assert_eq!(search("label:sent").await.0, [sent]);
+    let mut inbox = vec![two, other];
+    inbox.sort();
+    assert_eq!(search("label:Inbox").await.0, inbox);
+    assert_eq!(search("label:invoices").await.0, [other]);
+    assert_eq!(search("gmail -label:inbox").await.0, [sent]);
+    assert_eq!(
+        search("label:Label_1").await.0,
+        Vec::<i64>::new(),
+        "not by raw id"
+    );
+
+    // Removed upstream (labelsRemoved), and added to another message (labelsAdded).
+    let two_gmail = daygle::ingest::gmail::id_of(
+        sqlx::query_scalar::<_, i64>("SELECT uid FROM messages WHERE id = $1")
+            .bind(two)
+            .fetch_one(&app.pool)
+            .await
+            .expect("uid"),
+    );
+    env.google.relabel(&two_gmail, "Label_1", false);
+    env.google.relabel(&other_gmail, "Label_1", true);
+    let again = env.sync(&account).await.expect("incremental sync");
+    assert_eq!(again.archived, 0, "a label change stores nothing new");
+    assert_eq!(search("label:\"projects/apollo\"").await.0, [other]);
+    let (_, page) = app.page(&admin, &format!("/messages/{two}")).await;
+    assert!(
+        !page.contains("Projects/Apollo"),
+        "the removed label is gone"
+    );
+    assert!(
+        page.contains("Client A &#60;b&#62;"),
+        "the other label stays"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 3, "still one row per Gmail message");
+}
+
+/// Writes the service account key the fake accepts; returns its path.
+fn service_account_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": common::fake_google::SA_EMAIL,
+        "private_key_id": "test-key-1",
+        "private_key": std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/google/service_account_test_key.pem")
+        ).expect("key"),
+    });
+    let path = dir.join("sa.json");
+    std::fs::write(&path, key.to_string()).expect("write key");
+    path
+}
+
+/// `daygle` as an operator runs it against this test's database and fake Google.
+fn daygle(env: &Env) -> std::process::Command {
+    let dir = env._dir.path();
+    let mut cmd = std::process::Command::new(common::daygle_bin());
+    cmd.current_dir(dir)
+        .env("DAYGLE__DATABASE__URL", &env.database_url)
+        .env("DAYGLE__STORAGE__DATA_DIR", dir)
+        .env("DAYGLE__SYNC__BATCH_MESSAGES", "4")
+        .env("DAYGLE__LOGGING__LEVEL", "warn")
+        .env("DAYGLE__GOOGLE__CLIENT_ID", common::fake_google::CLIENT_ID)
+        .env(
+            "DAYGLE__GOOGLE__CLIENT_SECRET_FILE",
+            &env.settings.google.client_secret_file,
+        )
+        .env(
+            "DAYGLE__GOOGLE__SERVICE_ACCOUNT_KEY_FILE",
+            service_account_key(dir),
+        )
+        .env("DAYGLE__GOOGLE__AUTH_URL", &env.settings.google.auth_url)
+        .env("DAYGLE__GOOGLE__TOKEN_URL", &env.settings.google.token_url)
+        .env("DAYGLE__GOOGLE__API_URL", &env.settings.google.api_url)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// `daygle sync --once` until the killed run's lock no longer turns it away.
+async fn sync_with_cli(env: &Env) {
+    for _ in 0..50 {
+        let out = daygle(env).args(["sync", "--once"]).output().expect("sync");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !stdout.contains("already being synced") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the killed process's lock was never released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_mid_full_listing_resumes_hash_equal_and_moves_the_history_id_only_with_the_rows()
+ {
+    let env = env().await;
+    env.google.lock().page_size = 10;
+    for n in 0..120 {
+        let labels: &[&str] = if n % 7 == 0 {
+            &["INBOX", "Label_1", "Label_2"]
+        } else {
+            &["INBOX"]
+        };
+        env.google.deliver(&raw(n), labels);
+    }
+    let listing_start = env.google.lock().history_id.to_string();
+    let out = daygle(&env)
+        .args([
+            "account",
+            "add",
+            "--kind",
+            "gmail",
+            "--name",
+            "Alice Gmail",
+            "--mailbox",
+            "alice@example.com",
+        ])
+        .output()
+        .expect("account add");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'gmail'")
+        .fetch_one(&env.pool)
+        .await
+        .expect("account");
+
+    env.google.lock().get_delay_ms = 40;
+    let mut child = daygle(&env)
+        .args(["sync", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start daygle sync");
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(&env.pool)
+            .await
+            .expect("count");
+        if n >= 12 {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("child").is_none(),
+            "sync ended before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    child.wait().expect("reap");
+    let partial = env.archived(account_id).await;
+    assert!(
+        !partial.is_empty() && partial.len() < 120,
+        "killed mid-listing ({} archived)",
+        partial.len()
+    );
+    assert_eq!(
+        env.position(account_id).await,
+        None,
+        "no history id before every listed message is archived"
+    );
+    // What the killed rows hold is what Gmail holds for them, labels included.
+    let expected = env.expected();
+    for (id, row) in &partial {
+        assert_eq!(Some(row), expected.get(id), "{id}");
+    }
+
+    // Meanwhile in Gmail: a new message, and a label removed from an archived one.
+    let late = env.google.deliver(&raw(500), &["INBOX", "Label_2"]);
+    let relabelled = partial.keys().next().expect("one archived").clone();
+    env.google.relabel(&relabelled, "INBOX", false);
+    env.google.lock().get_delay_ms = 0;
+    let gets_before = env.google.lock().get_calls;
+    sync_with_cli(&env).await;
+    assert_eq!(
+        env.position(account_id).await,
+        Some(listing_start),
+        "the listing's own start becomes the position once it is complete"
+    );
+    assert_eq!(
+        env.google.lock().get_calls - gets_before,
+        (121 - partial.len()) as usize,
+        "only what the killed run had not archived is fetched"
+    );
+    // The next pass follows the history from there: the label change arrives, nothing twice.
+    sync_with_cli(&env).await;
+    assert_eq!(env.archived(account_id).await, env.expected());
+    assert!(env.archived(account_id).await.contains_key(&late));
+    let now = env.google.lock().history_id.to_string();
+    assert_eq!(env.position(account_id).await, Some(now));
 }

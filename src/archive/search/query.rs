@@ -57,6 +57,8 @@ pub enum TermKind {
     Account(String),
     Folder(String),
     MessageId(String),
+    /// A label or category by name (`label:Invoices`, `label:"Projects/Apollo"`, `label:sent`).
+    Label(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,7 @@ pub const OPERATORS: &[&str] = &[
     "larger:",
     "smaller:",
     "msgid:",
+    "label:",
 ];
 
 impl Query {
@@ -276,6 +279,7 @@ fn term_kind(raw: &str, quoted: bool, position: usize) -> Result<TermKind, Parse
         "smaller" => Ok(TermKind::Smaller(size(value, position, "smaller")?)),
         "account" => Ok(TermKind::Account(value.to_string())),
         "folder" => Ok(TermKind::Folder(value.to_string())),
+        "label" => Ok(TermKind::Label(value.to_string())),
         "msgid" => Ok(TermKind::MessageId(
             value
                 .trim_start_matches('<')
@@ -304,6 +308,7 @@ fn is_operator(op: &str) -> bool {
             | "account"
             | "folder"
             | "msgid"
+            | "label"
     )
 }
 
@@ -331,6 +336,7 @@ fn example_for(op: &str) -> &'static str {
         "msgid" => "msgid:<id@example.org>",
         "account" => "account:sales",
         "folder" => "folder:INBOX",
+        "label" => "label:Invoices",
         _ => "from:alice@example.org",
     }
 }
@@ -413,6 +419,26 @@ mod tests {
                 ),
                 (false, TermKind::HasAttachment),
             ]
+        );
+    }
+
+    #[test]
+    fn labels_take_quoted_names_with_spaces_and_slashes() {
+        let q = parse(r#"label:"Client A/2024 Q1" -label:Spam LABEL:sent"#).unwrap();
+        let kinds: Vec<_> = q.terms().map(|t| (t.negated, t.kind.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (false, TermKind::Label("Client A/2024 Q1".into())),
+                (true, TermKind::Label("Spam".into())),
+                (false, TermKind::Label("sent".into())),
+            ]
+        );
+        assert!(
+            parse("label:")
+                .unwrap_err()
+                .message
+                .contains("label:Invoices")
         );
     }
 

@@ -209,9 +209,31 @@ fn push_term(qb: &mut QueryBuilder<'_, Postgres>, term: &Term, stemmers: &Stemme
             qb.push("m.message_id = ");
             qb.push_bind(id.clone());
         }
+        TermKind::Label(name) => push_label(qb, name),
         _ => unreachable!("full text is handled above"),
     }
     qb.push(")");
+}
+
+/// A message carries a label its account names `name` (any case), or a system label called
+/// that (`sent`, `Promotions`). The first half lets the GIN index on `m.labels` find the
+/// candidates (ids named so in any account); the second holds each message to its own
+/// account's names.
+fn push_label(qb: &mut QueryBuilder<'_, Postgres>, name: &str) {
+    let system = crate::archive::labels::system_ids_called(name);
+    qb.push("m.labels <> '{}' AND m.labels && ARRAY(SELECT n.label_id FROM account_labels n WHERE lower(n.name) = lower(");
+    qb.push_bind(name.to_string());
+    qb.push(") UNION SELECT unnest(");
+    qb.push_bind(system.clone());
+    qb.push(
+        "::text[])) AND EXISTS (SELECT 1 FROM unnest(m.labels) AS l(id) \
+         LEFT JOIN account_labels n ON n.account_id = m.account_id AND n.label_id = l.id \
+         WHERE lower(n.name) = lower(",
+    );
+    qb.push_bind(name.to_string());
+    qb.push(") OR l.id = ANY(");
+    qb.push_bind(system);
+    qb.push("::text[]))");
 }
 
 /// `%value%` with the LIKE wildcards in the user's text escaped.
@@ -291,6 +313,15 @@ mod tests {
             s.contains("NOT (coalesce(m.from_addr, '') ILIKE $2)"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_label_is_matched_by_bound_name_within_its_own_account() {
+        let s = sql("label:\"Client A\" -label:sent");
+        assert!(!s.contains("Client A") && !s.contains("SENT"), "{s}");
+        assert_eq!(s.matches("m.labels &&").count(), 2, "{s}");
+        assert!(s.contains("NOT (m.labels <> '{}'"), "{s}");
+        assert!(s.contains("n.account_id = m.account_id"), "{s}");
     }
 
     #[test]

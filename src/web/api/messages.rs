@@ -104,6 +104,9 @@ pub struct MessageItem {
     pub size: i64,
     pub verdict: String,
     pub virus: Option<String>,
+    /// Labels (Gmail), by the names the UI's tags show.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 impl From<MessageSummary> for MessageItem {
@@ -122,6 +125,7 @@ impl From<MessageSummary> for MessageItem {
             size: m.size,
             verdict: m.scan_status.as_str().to_string(),
             virus: m.virus_name,
+            labels: m.labels,
         }
     }
 }

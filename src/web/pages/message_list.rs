@@ -180,6 +180,8 @@ struct Row {
     place: String,
     /// Under a legal hold (badge).
     held: bool,
+    /// Labels (Gmail) as tags.
+    labels: Vec<String>,
 }
 
 fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
@@ -200,6 +202,7 @@ fn row(user: &CurrentUser, m: MessageSummary, query: &SearchQuery) -> Row {
         virus: m.virus_name.unwrap_or_default(),
         place: format!("{} / {}", m.account_name, m.folder),
         held: false,
+        labels: m.labels,
     }
 }
 

@@ -93,6 +93,8 @@ struct ViewPage {
     can_hold: bool,
     /// Under a legal hold (badge; deletion would keep it).
     held: bool,
+    /// Labels (Gmail) as tags, each with the search for its mail.
+    labels: Vec<(String, Option<String>)>,
     search: SearchContext,
 }
 
@@ -234,8 +236,27 @@ async fn view(
         held: crate::retention::holds::held_among(&state.pool, &[id])
             .await?
             .contains(&id),
+        labels: crate::archive::labels::of_message(&mut *state.pool.acquire().await?, id)
+            .await?
+            .into_iter()
+            .map(|name| {
+                let href = label_search(&name);
+                (name, href)
+            })
+            .collect(),
         search,
         m,
+    })
+}
+
+/// The list of a label's mail: `/messages?q=label:"NAME"`; None for a name the search box
+/// cannot quote.
+fn label_search(name: &str) -> Option<String> {
+    (!name.contains('"')).then(|| {
+        format!(
+            "/messages?q={}",
+            crate::render::html::percent_encode(&format!("label:\"{name}\""))
+        )
     })
 }
 
