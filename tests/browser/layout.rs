@@ -106,6 +106,17 @@ async fn every_page_keeps_its_layout_at_desktop_and_phone_width() {
         })],
     )
     .await;
+    // Gmail labels as tags beside the subject and on the message page, one of them long.
+    sqlx::query("INSERT INTO account_labels (account_id, label_id, name) VALUES ($1, 'Label_1', 'Clients/Northwind Traders/Quarterly reporting 2024'), ($1, 'Label_2', 'Invoices')")
+        .bind(account)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET labels = '{INBOX,IMPORTANT,Label_1,Label_2}' WHERE id = $1")
+        .bind(ids[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, detail, link) VALUES ('sync_failing', 'account:1', 'critical', 'Sync of sales@example.org is failing', '3 attempts in a row failed. Last error: LOGIN failed: authentication failed', '/accounts/1'), ('disk_space', '', 'critical', 'Only 3 % disk space left', '8.6 GB free of 252 GB on the disk holding /var/lib/daygle.', '/')").execute(&app.pool).await.unwrap();
     sqlx::query("INSERT INTO alerts (trigger, subject, severity, title, opened_at, resolved_at, acknowledged_at, acknowledged_by) VALUES ('scanner_unreachable', '', 'critical', 'The virus scanner is unreachable', now() - interval '2 hours', now() - interval '1 hour', now() - interval '90 minutes', 'admin')").execute(&app.pool).await.unwrap();
     let chrome = Driver::start().await;

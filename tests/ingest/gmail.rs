@@ -550,7 +550,7 @@ async fn labels_show_as_tags_are_found_with_label_and_follow_gmail_changes() {
         "Projects/Apollo",
     ] {
         assert!(
-            html.contains(&format!("<span class=\"tag\">{tag}</span>")),
+            html.contains(&format!("<span class=\"tag\" title=\"{tag}\">{tag}</span>")),
             "row tag {tag}: {html}"
         );
     }
