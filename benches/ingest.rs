@@ -11,6 +11,9 @@
 //! - large: three 48.8 MB messages (base64 attachments), `daygle sync --once`.
 //! - fanout: 250 messages each delivered to 20 recipients (different Delivered-To/Received
 //!   headers, the same body and attachments): 5,000 copies in one mailbox.
+//! - verify: `daygle verify archive` over everything the shapes before it stored, BENCH_RUNS
+//!   (3) times, with CPU-seconds per GB of raw mail beside MB/s (e.g.
+//!   BENCH_SHAPES=import,verify BENCH_MESSAGES=20000 for the figure in the README).
 //!
 //! Per shape: messages/s, CPU-seconds per message for `daygle` and for PostgreSQL (the
 //! postmaster and all its processes, from /proc), peak RSS of `daygle` (VmHWM, polled),
@@ -544,7 +547,7 @@ impl Bench {
     }
 
     /// Runs one measured command and prints its figures.
-    async fn phase(&self, shape: &str, args: &[&str], messages: usize, raw: u64) {
+    async fn phase(&self, shape: &str, args: &[&str], messages: usize, raw: u64) -> Measured {
         let (tables_before, db_before) = sizes(&self.pool).await;
         let all = self.perf.as_ref().map(|dir| {
             Command::new("perf")
@@ -606,6 +609,7 @@ impl Bench {
         if let Some(last) = m.output.lines().rev().find(|l| !l.trim().is_empty()) {
             println!("{shape}:   daygle said: {last}");
         }
+        m
     }
 }
 
@@ -785,6 +789,36 @@ async fn main() {
                 raw,
             )
             .await;
+    }
+
+    if wants("verify") {
+        let (messages, raw): (i64, i64) =
+            sqlx::query_as("SELECT count(*), coalesce(sum(size), 0)::bigint FROM messages")
+                .fetch_one(&bench.pool)
+                .await
+                .expect("archive size");
+        let runs: usize = std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        for run in 1..=runs {
+            let m = bench
+                .phase(
+                    &format!("verify {run}"),
+                    &["verify", "archive"],
+                    messages as usize,
+                    raw as u64,
+                )
+                .await;
+            let gb = raw as f64 / 1e9;
+            println!(
+                "verify {run}:   CPU per GB of raw mail: daygle {:.2} s, PostgreSQL {:.2} s, total {:.2} s = {:.0} MB/s on two free cores",
+                m.daygle_cpu / gb,
+                m.pg_cpu / gb,
+                (m.daygle_cpu + m.pg_cpu) / gb,
+                2.0 * 1e3 / ((m.daygle_cpu + m.pg_cpu) / gb),
+            );
+        }
     }
 
     bench.pool.close().await;

@@ -9,6 +9,8 @@ mod ingest_support;
 mod trust {
     mod backup;
     mod export;
+    mod pitr;
+    mod reindex;
     mod support;
     mod verify;
 }

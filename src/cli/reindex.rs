@@ -1,6 +1,8 @@
 //! `daygle reindex`: rebuild search vectors from the stored originals, a batch at a time, with
-//! progress. Resumable: a stopped run leaves the rest flagged, and the next run (or `serve`'s
-//! background task) continues there.
+//! progress. Resumable: a stopped run leaves the rest flagged, and `--resume` (or `serve`'s
+//! background task) continues there. Without it every message in scope is rebuilt: flagged
+//! rows are also new mail waiting for its attachment text, so they cannot tell a stopped run
+//! from a repair that has not started.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ pub struct ReindexArgs {
     /// indexes exact word forms only.
     #[arg(long, value_name = "LANGUAGE", requires = "account")]
     pub language: Option<String>,
+    /// Only the messages still flagged: continue a stopped run instead of rebuilding every
+    /// message.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Rebuilds the search vectors of the chosen mail, resuming a stopped run.
@@ -63,14 +69,14 @@ async fn reindex_with(
         reindex::set_language(pool, &actor, id, language).await?;
         println!("search language set to {}", language.as_str());
     }
-    // Pending rows are a run that was stopped (or the migration's schedule): continue it.
-    let mut total = reindex::pending(pool, scope).await?;
-    if total == 0 {
-        reindex::schedule(pool, scope).await?;
-        total = reindex::pending(pool, scope).await?;
-    } else {
+    let total = if args.resume {
+        let total = reindex::pending(pool, scope).await?;
         println!("continuing: {total} messages still to rebuild");
-    }
+        total
+    } else {
+        reindex::schedule(pool, scope).await?;
+        reindex::pending(pool, scope).await?
+    };
     let event = AuditEvent::by(&actor, Action::SearchReindex)
         .target(account_id.map_or(Target::Archive, Target::Account))
         .details(serde_json::json!({ "messages": total }));

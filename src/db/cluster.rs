@@ -24,6 +24,10 @@ pub const SUPERUSER: &str = "daygle";
 const START_TIMEOUT_SECS: u32 = 60;
 /// Unix socket paths are limited to 107 bytes on Linux.
 const MAX_SOCKET_PATH: usize = 107;
+/// Present in a data directory that is to replay archived WAL when it starts.
+const RECOVERY_SIGNAL: &str = "recovery.signal";
+/// Logged when the server takes writes; during recovery it logs "…read-only connections".
+const READY_FOR_WRITES: &str = "database system is ready to accept connections";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -323,6 +327,8 @@ impl Cluster {
         let options = format!(
             "-c listen_addresses='' -k '{root}' -p {SOCKET_PORT} -c unix_socket_permissions=0700"
         );
+        let recovering = self.data_dir().join(RECOVERY_SIGNAL).is_file();
+        let log_start = fs::metadata(self.log_file()).map_or(0, |m| m.len());
         self.run(
             "pg_ctl start",
             self.command("pg_ctl")
@@ -333,7 +339,65 @@ impl Cluster {
                 .arg(self.log_file())
                 .args(["-w", "-t", &START_TIMEOUT_SECS.to_string(), "-o", &options]),
         )?;
+        if recovering {
+            self.wait_for_recovery(log_start)?;
+        }
         Ok(())
+    }
+
+    /// A data directory restored from a base backup with `recovery.signal` (point-in-time
+    /// recovery, README "Backups") replays archived WAL up to its target before it takes
+    /// writes, while pg_ctl returns once it accepts read-only connections. Waits for the end
+    /// of recovery, however long the replay takes, unless PostgreSQL stops or pauses.
+    fn wait_for_recovery(&self, log_start: u64) -> Result<(), ClusterError> {
+        let started = std::time::Instant::now();
+        let mut reported = 0;
+        loop {
+            let log = self.log_since(log_start);
+            if log.contains(READY_FOR_WRITES) {
+                tracing::info!(
+                    secs = started.elapsed().as_secs(),
+                    "PostgreSQL finished recovery"
+                );
+                return Ok(());
+            }
+            let fail = |detail: &str| ClusterError::Command {
+                action: "point-in-time recovery".into(),
+                detail: format!("{detail} {}", self.log_tail()),
+            };
+            if log.contains("pausing at the end of recovery") || log.contains("recovery has paused")
+            {
+                let error = fail(
+                    "PostgreSQL paused at the recovery target, read-only: add recovery_target_action = 'promote' to postgresql.auto.conf and start again.",
+                );
+                // Stopped, it resumes from its last restart point when started again.
+                if let Err(e) = self.stop() {
+                    tracing::warn!(error = %e, "could not stop the paused PostgreSQL");
+                }
+                return Err(error);
+            }
+            if !self.is_running() {
+                return Err(fail("PostgreSQL stopped during recovery."));
+            }
+            let minutes = started.elapsed().as_secs() / 60;
+            if minutes > reported {
+                reported = minutes;
+                tracing::info!(minutes, "PostgreSQL is still replaying archived WAL");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What the server log gained since `offset` (a byte position).
+    fn log_since(&self, offset: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        if let Ok(mut log) = fs::File::open(self.log_file())
+            && log.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let _ = log.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Fast shutdown: open sessions are ended, data is flushed.

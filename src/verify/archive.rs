@@ -232,13 +232,7 @@ async fn read_items(
 /// Checks a batch on every core and merges the results in blob order.
 async fn check_in_parallel(items: Vec<Item>) -> Result<Outcome> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per_worker = items.len().div_ceil(workers).max(1);
-    let mut chunks: Vec<Vec<Item>> = Vec::new();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        chunks.push(items.by_ref().take(per_worker).collect());
-    }
-    let handles: Vec<_> = chunks
+    let handles: Vec<_> = split_by_size(items, workers)
         .into_iter()
         .map(|chunk| crate::telemetry::spawn_blocking_in_span(move || checks::check_items(&chunk)))
         .collect();
@@ -255,6 +249,29 @@ async fn check_in_parallel(items: Vec<Item>) -> Result<Outcome> {
     Ok(total)
 }
 
+/// Splits a batch into `workers` runs of about the same number of bytes, so that no core
+/// waits for another at the end of the batch: message sizes vary a hundredfold.
+fn split_by_size(items: Vec<Item>, workers: usize) -> Vec<Vec<Item>> {
+    let weight = |item: &Item| item.blob.size.max(1);
+    let total: i64 = items.iter().map(weight).sum();
+    let share = total / workers.max(1) as i64 + 1;
+    let mut chunks = Vec::with_capacity(workers);
+    let mut current = Vec::new();
+    let mut used = 0i64;
+    for item in items {
+        used += weight(&item);
+        current.push(item);
+        if used >= share && chunks.len() + 1 < workers {
+            chunks.push(std::mem::take(&mut current));
+            used = 0;
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +286,31 @@ mod tests {
         let groups = size_bounded(&keys, 10);
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
         assert_eq!(sizes, [2, 1, 2]);
+    }
+
+    #[test]
+    fn a_batch_is_split_between_the_cores_by_bytes_not_by_count() {
+        let items: Vec<Item> = [90, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
+            .iter()
+            .map(|&size| Item {
+                blob: checks::StoredBlob {
+                    sha256: Vec::new(),
+                    size,
+                    layout: 0,
+                    zstd: Vec::new(),
+                },
+                messages: Vec::new(),
+                parts: std::sync::Arc::default(),
+            })
+            .collect();
+        let sizes = |chunks: &[Vec<Item>]| -> Vec<i64> {
+            chunks
+                .iter()
+                .map(|c| c.iter().map(|i| i.blob.size).sum())
+                .collect()
+        };
+        assert_eq!(sizes(&split_by_size(items, 2)), [90, 50]);
+        assert!(split_by_size(Vec::new(), 2).is_empty());
     }
 
     #[test]

@@ -12,7 +12,24 @@ use super::daygle_bin;
 /// Without a configured data directory it uses `dir/data`, also as root (whose automatic one,
 /// /var/lib/daygle, parallel test runs must not share).
 pub fn daygle(dir: &Path) -> Command {
-    let mut cmd = Command::new(daygle_bin());
+    in_clean_env(Command::new(daygle_bin()), dir)
+}
+
+/// `sh -ec SCRIPT` as an operator's shell runs it: in `dir`, the environment of [`daygle`],
+/// with `daygle` and the PostgreSQL tools of the version the private cluster uses on `PATH`.
+pub fn shell(dir: &Path, script: &str) -> Command {
+    let mut path = vec![daygle_bin().parent().expect("bin dir").to_path_buf()];
+    path.extend(daygle::db::cluster::find_bin_dir(""));
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let mut cmd = Command::new("sh");
+    cmd.args(["-ec", script])
+        .env("PATH", std::env::join_paths(path).expect("PATH"));
+    in_clean_env(cmd, dir)
+}
+
+fn in_clean_env(mut cmd: Command, dir: &Path) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("DAYGLE") || key == "DATABASE_URL" || key == "RUST_LOG" {
             cmd.env_remove(key);
