@@ -125,6 +125,11 @@ impl App {
             password_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
+            link_base: reachable_url(&settings, &listener).into(),
+            reset_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_hour(
+                std::num::NonZeroU32::new(settings.security.password_reset_per_hour)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            ))),
             refusals: Arc::new(auth::refusals::Refusals::default()),
             trusted_proxies: Arc::new(
                 config::parse_networks(&settings.server.trusted_proxies)
@@ -416,6 +421,7 @@ async fn session_upkeep(state: AppState) {
                 }
                 state.login_limiter.retain_recent();
                 state.password_limiter.retain_recent();
+                state.reset_limiter.retain_recent();
                 flush_refusals(&state).await;
             }
             _ = state.shutdown.cancelled() => break,

@@ -18,6 +18,7 @@ mod web {
     mod oidc;
     mod oidc_guards;
     mod outage;
+    mod people;
     mod reach;
     mod reports;
     mod retention;

@@ -67,6 +67,12 @@ pub enum Action {
     ProfileTotpEnable,
     ProfileTotpRemove,
     ProfileRecoveryCodes,
+    InvitationCreate,
+    InvitationResend,
+    InvitationRevoke,
+    InvitationAccept,
+    PasswordResetRequest,
+    PasswordResetComplete,
     AccountCreate,
     AccountUpdate,
     AccountEnable,
@@ -152,6 +158,12 @@ impl Action {
             Action::ProfileTotpEnable => "profile.totp_enable",
             Action::ProfileTotpRemove => "profile.totp_remove",
             Action::ProfileRecoveryCodes => "profile.recovery_codes",
+            Action::InvitationCreate => "invitation.create",
+            Action::InvitationResend => "invitation.resend",
+            Action::InvitationRevoke => "invitation.revoke",
+            Action::InvitationAccept => "invitation.accept",
+            Action::PasswordResetRequest => "password_reset.request",
+            Action::PasswordResetComplete => "password_reset.complete",
             Action::AccountCreate => "account.create",
             Action::AccountUpdate => "account.update",
             Action::AccountEnable => "account.enable",
@@ -245,6 +257,7 @@ pub enum Target {
     RetentionPolicy(i64),
     DeletionRequest(i64),
     Alert(i64),
+    Invitation(i64),
 }
 
 impl fmt::Display for Target {
@@ -260,6 +273,7 @@ impl fmt::Display for Target {
             Target::LegalHold(id) => write!(f, "legal_hold:{id}"),
             Target::RetentionPolicy(id) => write!(f, "retention_policy:{id}"),
             Target::DeletionRequest(id) => write!(f, "deletion_request:{id}"),
+            Target::Invitation(id) => write!(f, "invitation:{id}"),
             Target::Alert(id) => write!(f, "alert:{id}"),
         }
     }

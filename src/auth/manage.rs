@@ -38,6 +38,9 @@ pub async fn create_user(
     }
     let id = users::insert(&mut tx, &username, &email, &hash, new.role_ids).await?;
     users::set_accounts(&mut tx, id, new.account_ids).await?;
+    if chosen_by_someone_else(actor, id) {
+        users::require_password_change(&mut tx, id).await?;
+    }
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::UserCreate)
@@ -90,7 +93,7 @@ pub async fn create_first_admin(
 }
 
 /// Sets a new password for someone (an administrator's reset or the CLI) and ends all of
-/// their sessions.
+/// their sessions. Set through the web UI, the user must change it at their next sign-in.
 pub async fn reset_password(
     pool: &PgPool,
     actor: &Actor,
@@ -103,7 +106,13 @@ pub async fn reset_password(
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
     may_act_on(&mut tx, actor, user_id).await?;
-    users::set_password(&mut tx, user_id, &hash).await?;
+    users::set_password(
+        &mut tx,
+        user_id,
+        &hash,
+        chosen_by_someone_else(actor, user_id),
+    )
+    .await?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::UserPasswordReset).target(Target::User(user_id)),
@@ -133,7 +142,7 @@ pub async fn change_own_password(
     password::check_policy(new_password, &user.username, min_password_length)?;
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
-    let epoch = users::set_password(&mut tx, user_id, &hash).await?;
+    let epoch = users::set_password(&mut tx, user_id, &hash, false).await?;
     audit::record(
         &mut tx,
         &AuditEvent::by(actor, Action::ProfilePasswordChange).target(Target::User(user_id)),
@@ -143,8 +152,15 @@ pub async fn change_own_password(
     Ok(epoch)
 }
 
+/// A password set through the web UI or API by someone other than its owner must be changed
+/// by the owner at their next sign-in. The command line is the operator on the server, who
+/// hands over passwords as they see fit, so its passwords carry no such flag.
+fn chosen_by_someone_else(actor: &Actor, user_id: i64) -> bool {
+    actor.user_id.is_some_and(|me| me != user_id)
+}
+
 /// Each role and archive account to assign must lie within the actor's own holdings.
-async fn check_assignment(
+pub(super) async fn check_assignment(
     tx: &mut sqlx::PgConnection,
     me: &delegation::Holdings,
     role_ids: &[i64],

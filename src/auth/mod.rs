@@ -4,14 +4,17 @@
 pub mod csrf;
 pub mod delegation;
 pub mod grants;
+pub mod invitations;
 pub mod login;
 pub mod manage;
 pub mod manage_roles;
 pub mod oidc;
+pub mod onetime;
 pub mod password;
 pub mod permissions;
 pub mod profile;
 pub mod refusals;
+pub mod resets;
 pub mod roles;
 pub mod token_limits;
 pub mod tokens;

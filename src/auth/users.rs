@@ -24,6 +24,8 @@ pub struct User {
     pub page_size: i32,
     pub theme: String,
     pub last_login_at: Option<OffsetDateTime>,
+    /// Someone else chose the password: it must be changed before anything else.
+    pub must_change_password: bool,
 }
 
 impl User {
@@ -64,7 +66,7 @@ pub async fn find_by_username(db: impl PgExecutor<'_>, username: &str) -> Result
         User,
         r#"SELECT id, username::text AS "username!", email, password_hash, enabled, session_epoch,
                   failed_logins, locked_until, totp_secret, totp_last_step, timezone, date_format,
-                  page_size, theme, last_login_at
+                  page_size, theme, last_login_at, must_change_password
            FROM users WHERE username = $1"#,
         username.trim(),
     )
@@ -78,7 +80,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> Result<Option<User>> {
         User,
         r#"SELECT id, username::text AS "username!", email, password_hash, enabled, session_epoch,
                   failed_logins, locked_until, totp_secret, totp_last_step, timezone, date_format,
-                  page_size, theme, last_login_at
+                  page_size, theme, last_login_at, must_change_password
            FROM users WHERE id = $1"#,
         id,
     )
@@ -222,18 +224,36 @@ pub async fn permissions(db: impl PgExecutor<'_>, user_id: i64) -> Result<Permis
 }
 
 /// Sets a new password and bumps the session epoch, which ends every session of the user.
-/// Returns the new epoch.
-pub async fn set_password(conn: &mut PgConnection, user_id: i64, hash: &str) -> Result<i64> {
+/// `chosen_by_someone_else` (an administrator set it) makes the user change it at the next
+/// sign-in. Returns the new epoch.
+pub async fn set_password(
+    conn: &mut PgConnection,
+    user_id: i64,
+    hash: &str,
+    chosen_by_someone_else: bool,
+) -> Result<i64> {
     sqlx::query_scalar!(
         "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1,
-             failed_logins = 0, locked_until = NULL
+             failed_logins = 0, locked_until = NULL, must_change_password = $3
          WHERE id = $1 RETURNING session_epoch",
         user_id,
         hash,
+        chosen_by_someone_else,
     )
     .fetch_optional(conn)
     .await?
     .ok_or(Error::NotFound)
+}
+
+/// Marks the user's password as chosen by someone else (see [`User::must_change_password`]).
+pub async fn require_password_change(conn: &mut PgConnection, user_id: i64) -> Result<()> {
+    sqlx::query!(
+        "UPDATE users SET must_change_password = true WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Ends every session of the user.

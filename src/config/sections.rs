@@ -194,6 +194,11 @@ pub struct SecuritySettings {
     pub session_idle_minutes: u32,
     /// A session ends this long after sign-in, however active.
     pub session_absolute_hours: u32,
+    /// An invitation link works for this long after it was sent.
+    pub invitation_expiry_hours: u32,
+    /// "Forgot password" requests per username or e-mail address per hour; more are answered
+    /// the same way but send nothing.
+    pub password_reset_per_hour: u32,
 }
 
 impl Default for SecuritySettings {
@@ -213,6 +218,8 @@ impl Default for SecuritySettings {
             login_rate_per_minute: 10,
             session_idle_minutes: 60,
             session_absolute_hours: 12,
+            invitation_expiry_hours: 72,
+            password_reset_per_hour: 3,
         }
     }
 }

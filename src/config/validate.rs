@@ -207,6 +207,18 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if !(1..=24 * 30).contains(&s.invitation_expiry_hours) {
+            p.push(problem(
+                "security.invitation_expiry_hours",
+                "must be between 1 and 720 (30 days)",
+            ));
+        }
+        if s.password_reset_per_hour == 0 {
+            p.push(problem(
+                "security.password_reset_per_hour",
+                "must be at least 1",
+            ));
+        }
     }
 
     fn validate_clamav(&self, p: &mut Vec<Problem>) {

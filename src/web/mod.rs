@@ -39,6 +39,8 @@ pub fn areas() -> Vec<routes::Area> {
         pages::profile::area(),
         pages::tokens::area(),
         pages::users::area(),
+        pages::invitations::area(),
+        pages::password::area(),
         pages::roles::area(),
         pages::audit::area(),
         pages::accounts::area(),

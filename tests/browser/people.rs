@@ -1,5 +1,6 @@
-use super::driver::{self, Driver};
+use super::driver::{self, Browser, Driver};
 use crate::common::auth::{PASSWORD, spawn_auth_app};
+use crate::common::smtp::{self, SmtpServer};
 
 #[tokio::test]
 async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_archive() {
@@ -57,11 +58,27 @@ async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_ar
     b.click(".usermenu button").await;
     b.wait_path("/login").await;
 
-    // Carol sees only what was shared with her.
+    // Carol sees only what was shared with her, once she has replaced the password the
+    // administrator chose.
     b.fill("input[name=username]", "carol").await;
     b.fill("input[name=password]", PASSWORD).await;
     b.click("main button[type=submit]").await;
-    b.wait_path("/").await;
+    b.wait_path("/password/change").await;
+    assert!(
+        b.text("#change-required")
+            .await
+            .contains("An administrator chose")
+    );
+    b.goto(&app.url("/archives")).await;
+    b.wait_path("/password/change").await;
+    b.fill("input[name=current_password]", PASSWORD).await;
+    b.fill("input[name=password]", "carol's own passphrase")
+        .await;
+    b.fill("input[name=password_confirm]", "carol's own passphrase")
+        .await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/profile?done=password").await;
+    b.goto(&app.url("/")).await;
     let summary = b.text("#archive-summary").await;
     assert!(
         summary.contains("sales@example.org") && !summary.contains("board@example.org"),
@@ -93,5 +110,101 @@ async fn a_new_install_is_set_up_and_a_read_only_user_sees_only_their_granted_ar
     b.wait_path("/login").await;
     b.goto(&app.url("/archives")).await;
     b.wait_path("/login").await;
+    b.close().await;
+}
+
+/// `url` at desktop and phone width, light and dark: a screenshot of each, and none may scroll
+/// sideways.
+async fn shots(b: &Browser, url: &str, name: &str) {
+    for theme in ["light", "dark"] {
+        for width in [1366, 390] {
+            b.set_width(width, 900).await;
+            b.goto(url).await;
+            b.execute(&format!(
+                "localStorage.setItem('daygle-theme', '{theme}'); document.documentElement.setAttribute('data-theme', '{theme}');"
+            ))
+            .await;
+            let fits = b
+                .execute("const r = document.documentElement; return r.scrollWidth <= r.clientWidth + 1;")
+                .await;
+            assert_eq!(
+                fits,
+                serde_json::json!(true),
+                "{name} scrolls sideways at {width}px"
+            );
+            b.screenshot(&format!("{name}-{theme}-{width}")).await;
+        }
+    }
+    b.execute("localStorage.removeItem('daygle-theme');").await;
+    b.set_width(1366, 900).await;
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_replaced_through_the_link_in_the_mail() {
+    if !driver::available() || !smtp::available() {
+        eprintln!("skipped: needs chromium, chromium-driver and python3-aiosmtpd");
+        return;
+    }
+    let server = SmtpServer::start();
+    let smtp_settings = server.settings();
+    let app = crate::common::spawn_app_with(move |s| {
+        s.security.login_rate_per_minute = 10_000;
+        s.sync.enabled = false;
+        s.smtp = smtp_settings;
+    })
+    .await;
+    app.set_up_admin().await;
+    let alice = app.create_user("alice", "Read Only", &[]).await;
+    sqlx::query("UPDATE users SET email = 'alice@example.org' WHERE id = $1")
+        .bind(alice)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let chrome = Driver::start().await;
+    let b = chrome.browser().await;
+
+    b.goto(&app.url("/login")).await;
+    b.click("a[href='/password/forgot']").await;
+    b.wait_path("/password/forgot").await;
+    shots(&b, &app.url("/password/forgot"), "people-forgot").await;
+    b.fill("input[name=who]", "alice@example.org").await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/password/forgot").await;
+    assert!(
+        b.text("#forgot-answer")
+            .await
+            .contains("If that username or e-mail address belongs to an account here")
+    );
+    b.screenshot("people-forgot-answer-light-1366").await;
+
+    let mut mail = None;
+    for _ in 0..200 {
+        if let Some(m) = server.received().into_iter().next() {
+            mail = Some(m);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mail = mail.expect("the reset mail arrives");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mail.as_bytes())
+        .unwrap();
+    let body = parsed.body_text(0).unwrap().to_string();
+    let start = body.find("/password/reset?token=").expect("a link");
+    let link: String = body[start..].split_whitespace().next().unwrap().into();
+
+    shots(&b, &app.url(&link), "people-set-password").await;
+    assert_eq!(
+        b.execute("return document.querySelector('input[name=username]').value")
+            .await,
+        serde_json::json!("alice")
+    );
+    b.fill("input[name=password]", "alice's new passphrase")
+        .await;
+    b.fill("input[name=password_confirm]", "alice's new passphrase")
+        .await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/").await;
+    assert!(b.text(".usermenu").await.contains("alice"));
     b.close().await;
 }

@@ -30,6 +30,21 @@ async fn a_read_only_user_sees_only_the_archive_accounts_granted_to_them() {
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
 
     let carol = app.sign_in("carol", PASSWORD).await;
+    // The administrator chose her password: she chooses her own before anything else.
+    assert_eq!(app.page(&carol, "/archives").await.0, 303);
+    let res = app
+        .submit(
+            &carol,
+            "/password/change",
+            "/password/change",
+            &[
+                ("current_password", PASSWORD),
+                ("password", "carol's own passphrase"),
+                ("password_confirm", "carol's own passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
     let (_, archives) = app.page(&carol, "/archives").await;
     assert!(archives.contains("sales@example.org"));
     assert!(!archives.contains("board@example.org"));

@@ -70,7 +70,14 @@ async fn run(
         }
     }
     let actor = request_actor(&req, &state);
-    let user = load_user(&state, &session, &actor).await?;
+    let (user, must_change) = match load_user(&state, &session, &actor).await? {
+        Some((user, must_change)) => (Some(user), must_change),
+        None => (None, false),
+    };
+    if must_change && !may_wait_for_password_change(path) {
+        // An administrator chose this password: nothing else until its owner changes it.
+        return Ok(Redirect::to(crate::web::pages::password::CHANGE_PATH).into_response());
+    }
     let secure = cookies::Secure(state.settings.served_over_https());
     let nonce = cookies::read(req.headers(), cookies::CSRF);
     let (token, new_nonce) = csrf_token(&state, &session, nonce).await?;
@@ -141,12 +148,19 @@ async fn csrf_token(
     })
 }
 
-/// The signed-in user, if the session is still valid; an invalid one is ended here.
+/// What a user who must change their password can still reach: that page, signing out, and
+/// the sign-in pages themselves.
+fn may_wait_for_password_change(path: &str) -> bool {
+    matches!(path, crate::web::pages::password::CHANGE_PATH | "/logout")
+}
+
+/// The signed-in user, if the session is still valid (an invalid one is ended here), and
+/// whether they must change their password before anything else.
 async fn load_user(
     state: &AppState,
     session: &Session,
     actor: &Actor,
-) -> Result<Option<Arc<CurrentUser>>> {
+) -> Result<Option<(Arc<CurrentUser>, bool)>> {
     let Some(s) = session::signed_in(session).await? else {
         return Ok(None);
     };
@@ -176,25 +190,29 @@ async fn load_user(
     } else {
         0
     };
-    Ok(Some(Arc::new(CurrentUser {
-        actor: Actor {
-            user_id: Some(user.id),
+    let must_change = user.must_change_password;
+    Ok(Some((
+        Arc::new(CurrentUser {
+            actor: Actor {
+                user_id: Some(user.id),
+                username: user.username.clone(),
+                ..actor.clone()
+            },
+            id: user.id,
             username: user.username.clone(),
-            ..actor.clone()
-        },
-        id: user.id,
-        username: user.username.clone(),
-        email: user.email.clone(),
-        has_totp: user.has_totp(),
-        timezone: user.timezone.clone(),
-        date_format: user.date_format.clone(),
-        page_size: user.page_size,
-        theme: user.theme.clone(),
-        permissions,
-        grants,
-        csrf,
-        open_alerts,
-    })))
+            email: user.email.clone(),
+            has_totp: user.has_totp(),
+            timezone: user.timezone.clone(),
+            date_format: user.date_format.clone(),
+            page_size: user.page_size,
+            theme: user.theme.clone(),
+            permissions,
+            grants,
+            csrf,
+            open_alerts,
+        }),
+        must_change,
+    )))
 }
 
 /// Who is asking: the client's address (behind a `server.trusted_proxies` proxy, the one its

@@ -37,6 +37,9 @@ pub struct AppState {
     /// Current-password checks on the profile (password change, second-factor removal) per
     /// user, at the sign-in rate: a stolen session cannot guess the password quickly.
     pub password_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
+    /// "Forgot password" requests per typed username or e-mail address (lower case), at
+    /// security.password_reset_per_hour: nobody can flood someone's mailbox with links.
+    pub reset_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// Sign-in attempts the limiter refused, written to the audit log once a minute.
     pub refusals: Arc<Refusals>,
     /// `server.trusted_proxies`, parsed.
@@ -51,6 +54,10 @@ pub struct AppState {
     pub db_health: DbHealth,
     /// This process: its id in `processes` and its role.
     pub me: Arc<Me>,
+    /// Where links in e-mail (invitations, password resets) point: `server.public_url`, or
+    /// without it the address this process listens on. Never the request's Host header,
+    /// which whoever asks for a reset link could choose.
+    pub link_base: Arc<str>,
     /// The OIDC identity provider, when `oidc.enabled`.
     pub oidc: Option<Arc<crate::auth::oidc::Provider>>,
 }

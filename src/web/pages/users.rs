@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use crate::auth::invitations;
 use crate::auth::manage::{self, NewUser};
 use crate::auth::roles::{self, Role};
 use crate::auth::users::{self, UserSummary};
@@ -40,7 +41,19 @@ type Admin = Require<perm::ManageUsers>;
 struct ListPage {
     page: PageContext,
     users: Vec<UserSummary>,
+    invitations: Vec<InvitationRow>,
     notice: String,
+}
+
+/// An open invitation as the users page lists it.
+struct InvitationRow {
+    id: i64,
+    username: String,
+    email: String,
+    invited_by: String,
+    sent: String,
+    expires: String,
+    expired: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,11 +64,12 @@ struct Notice {
 
 fn notice_text(key: &str) -> String {
     match key {
-        "created" => "User created.",
+        "created" => "User created. They choose their own password when they first sign in.",
         "saved" => "Changes saved.",
         "enabled" => "User enabled.",
         "disabled" => "User disabled; their sessions have ended.",
-        "password" => "Password reset; their sessions have ended.",
+        "password" => "Password reset; their sessions have ended. They must choose a new one when they next sign in.",
+        "revoked" => "Invitation withdrawn; its link no longer works.",
         "sessions" => "All of their sessions have ended.",
         "totp" => "Two-factor sign-in removed.",
         "deleted" => "User deleted.",
@@ -69,19 +83,33 @@ async fn list(
     user: Admin,
     Query(n): Query<Notice>,
 ) -> Result<ListPage> {
+    let invitations = invitations::list_open(&state.pool)
+        .await?
+        .into_iter()
+        .map(|i| InvitationRow {
+            id: i.id,
+            username: i.username,
+            email: i.email,
+            invited_by: i.invited_by_name,
+            sent: user.format_time(i.sent_at),
+            expires: user.format_time(i.expires_at),
+            expired: i.expired,
+        })
+        .collect();
     Ok(ListPage {
         page: PageContext::for_user("Users", "/users", &user),
         users: users::list(&state.pool).await?,
+        invitations,
         notice: notice_text(&n.done),
     })
 }
 
 /// A checkbox in the role or account list.
-struct Choice {
-    id: i64,
-    label: String,
-    hint: String,
-    checked: bool,
+pub(super) struct Choice {
+    pub(super) id: i64,
+    pub(super) label: String,
+    pub(super) hint: String,
+    pub(super) checked: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -102,7 +130,7 @@ struct FormPage {
     is_self: bool,
 }
 
-fn role_choices(all: &[Role], chosen: &[i64]) -> Vec<Choice> {
+pub(super) fn role_choices(all: &[Role], chosen: &[i64]) -> Vec<Choice> {
     all.iter()
         .map(|r| Choice {
             id: r.id,
@@ -113,7 +141,7 @@ fn role_choices(all: &[Role], chosen: &[i64]) -> Vec<Choice> {
         .collect()
 }
 
-fn account_choices(all: &[VisibleAccount], chosen: &[i64]) -> Vec<Choice> {
+pub(super) fn account_choices(all: &[VisibleAccount], chosen: &[i64]) -> Vec<Choice> {
     all.iter()
         .map(|a| Choice {
             id: a.id,
