@@ -555,3 +555,45 @@ async fn a_password_an_administrator_chose_must_be_changed_before_anything_else(
     let res = bob.get(app.url("/archives")).send().await.unwrap();
     assert_eq!(res.headers()["location"], "/password/change");
 }
+
+#[tokio::test]
+async fn a_reset_link_does_not_skip_the_second_factor() {
+    if smtp_missing() {
+        return;
+    }
+    let server = SmtpServer::start();
+    let app = app_with(Some(&server), |_| {}).await;
+    app.set_up_admin().await;
+    user_with_email(&app, "alice", "alice@example.org").await;
+    let alice = app.sign_in("alice", PASSWORD).await;
+    let (_, html) = app.page(&alice, "/profile/totp").await;
+    let marker = "<code class=\"secret\">";
+    let start = html.find(marker).unwrap() + marker.len();
+    let secret = html[start..start + html[start..].find('<').unwrap()].to_string();
+    let code = daygle::auth::totp::build(&secret, "alice")
+        .unwrap()
+        .generate_current()
+        .to_string();
+    let res = app
+        .submit(
+            &alice,
+            "/profile/totp",
+            "/profile/totp",
+            &[("code", &code), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    ask_for_reset(&app, &client(), "alice").await;
+    let link = link_in(&mails(&server, 1).await[0], "/password/reset");
+    let browser = client();
+    let res = set_password_through(&app, &browser, &link).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login/totp");
+    let res = browser.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/login", "not signed in yet");
+    assert_eq!(app.page(&browser, "/login/totp").await.0, 200);
+    // The new password is in force; the code is still asked for at every sign-in.
+    let res = app.login(&client(), "alice", NEW_PASSWORD).await;
+    assert_eq!(res.headers()["location"], "/login/totp");
+}
