@@ -145,6 +145,7 @@ impl App {
                 &reachable_url(&settings, &listener),
             )?
             .map(Arc::new),
+            url: reachable_url(&settings, &listener).into(),
             pool: database.pool.clone(),
             settings: Arc::new(settings),
             keys: Arc::new(keys),

@@ -5,6 +5,7 @@
 mod common;
 
 mod browser {
+    mod connect;
     mod driver;
     mod hostile;
     mod layout;

@@ -7,6 +7,7 @@ mod web {
     mod api;
     mod audit;
     mod cli;
+    mod connect;
     mod csrf;
     mod dashboard;
     mod delegation;

@@ -131,6 +131,25 @@ pub async fn delta(
     Ok(row.map_or((None, None), |r| (r.delta, r.delta_pending)))
 }
 
+/// One folder's delta position (Gmail historyId, Graph deltaLink), for the account page.
+#[derive(Debug, Clone)]
+pub struct DeltaPosition {
+    pub folder: String,
+    pub delta: Option<String>,
+    pub delta_pending: Option<String>,
+}
+
+/// The delta positions of every folder of `account_id`, by folder.
+pub async fn delta_positions(pool: &PgPool, account_id: i64) -> Result<Vec<DeltaPosition>> {
+    Ok(sqlx::query_as!(
+        DeltaPosition,
+        "SELECT folder, delta, delta_pending FROM sync_state WHERE account_id = $1 ORDER BY folder",
+        account_id
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Starts a full listing from `pending` (the position before listing), dropping the old
 /// position: it expired, or there never was one.
 pub async fn begin_listing(

@@ -148,8 +148,15 @@ async fn add(ctx: &CliContext, args: AddArgs) -> anyhow::Result<ExitCode> {
     imap.validate()?;
     let password = read_password(&format!("IMAP password for {}: ", imap.username))?;
     let keys = ctx.keys().await?;
-    let id =
-        manage::create_account(ctx.pool(), &keys.sealing, &Actor::cli(), &imap, &password).await?;
+    let id = manage::create_account(
+        ctx.pool(),
+        &keys.sealing,
+        &Actor::cli(),
+        &imap,
+        &password,
+        None,
+    )
+    .await?;
     println!(
         "added account {} (id {id}): {}:{} ({}), user {}",
         imap.name,

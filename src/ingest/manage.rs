@@ -67,19 +67,26 @@ impl AccountDraft {
     }
 }
 
-/// Creates an IMAP account with its sealed password; returns its id.
+/// Creates an IMAP account with its sealed password (and IDLE / flag following when given);
+/// returns its id.
 pub async fn create_account(
     pool: &PgPool,
     keys: &SealingKeys,
     actor: &Actor,
     imap: &ImapSettings,
     password: &str,
+    options: Option<ImapOptions>,
 ) -> Result<i64> {
     let mut tx = pool.begin().await?;
     let id = accounts::create_imap(&mut tx, keys, imap, password).await?;
+    if let Some(options) = options {
+        accounts::set_imap_options(&mut tx, id, options).await?;
+    }
     let event = AuditEvent::by(actor, Action::AccountCreate)
         .target(Target::Account(id))
-        .details(json!({ "name": imap.name, "host": imap.host, "username": imap.username }));
+        .details(json!({
+            "name": imap.name, "host": imap.host, "username": imap.username, "options": options,
+        }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(id)
@@ -113,9 +120,9 @@ pub enum PasswordOutcome {
     Dropped,
 }
 
-/// Changes an account's settings and, when `password` is given, its password. A changed
-/// endpoint (server, port, TLS, user, pin) drops the stored password: it is never sent to a
-/// server it was not given for.
+/// Changes an account's settings and, when given, its password and its IDLE / flag following.
+/// A changed endpoint (server, port, TLS, user, pin) drops the stored password: it is never
+/// sent to a server it was not given for.
 pub async fn update_account(
     pool: &PgPool,
     keys: &SealingKeys,
@@ -123,11 +130,15 @@ pub async fn update_account(
     id: i64,
     imap: &ImapSettings,
     password: Option<&str>,
+    options: Option<ImapOptions>,
 ) -> Result<PasswordOutcome> {
     let mut tx = pool.begin().await?;
     let kept = accounts::update_imap(&mut tx, id, imap).await?;
     if let Some(password) = password {
         accounts::set_password(&mut tx, keys, id, password).await?;
+    }
+    if let Some(options) = options {
+        accounts::set_imap_options(&mut tx, id, options).await?;
     }
     let outcome = match (password, kept) {
         (Some(_), _) => PasswordOutcome::Replaced,
@@ -140,7 +151,7 @@ pub async fn update_account(
             "name": imap.name, "host": imap.host, "port": imap.port,
             "username": imap.username, "password_changed": password.is_some(),
             "password_dropped": outcome == PasswordOutcome::Dropped,
-            "delete_after_days": imap.delete_after_days,
+            "delete_after_days": imap.delete_after_days, "options": options,
         }));
     audit::record(&mut tx, &event).await?;
     tx.commit().await?;

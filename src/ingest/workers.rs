@@ -190,7 +190,7 @@ pub async fn sync_now(pool: &PgPool, actor: &crate::audit::Actor, account_id: i6
     use crate::audit::{self, Action, AuditEvent, Target};
     let mut tx = pool.begin().await?;
     let account = crate::ingest::accounts::get(&mut *tx, account_id).await?;
-    if account.kind != "imap" {
+    if !crate::ingest::source::SYNCED_KINDS.contains(&account.kind.as_str()) {
         return Err(crate::error::Error::Conflict(
             "Only accounts synced from a mail server can be synced now.".into(),
         ));

@@ -55,6 +55,8 @@ pub struct Inner {
     pub jwt_subjects: Vec<String>,
     /// Each messages.get waits this long (a crash test kills the sync meanwhile).
     pub get_delay_ms: u64,
+    /// The person declines on the consent page (`error=access_denied`).
+    pub decline: bool,
     next: u64,
 }
 
@@ -245,7 +247,8 @@ async fn authorize(State(st): Shared, Query(q): Query<HashMap<String, String>>) 
         )
             .into_response();
     }
-    let code = format!("code-{}", s.codes.len() + 1);
+    s.next += 1;
+    let code = format!("code-{}", s.next);
     let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
     s.codes.insert(
         code.clone(),
@@ -255,6 +258,11 @@ async fn authorize(State(st): Shared, Query(q): Query<HashMap<String, String>>) 
         ),
     );
     let state = q.get("state").cloned().unwrap_or_default();
+    if s.decline {
+        s.codes.remove(&code);
+        return Redirect::to(&format!("{redirect}?error=access_denied&state={state}"))
+            .into_response();
+    }
     Redirect::to(&format!("{redirect}?state={state}&code={code}")).into_response()
 }
 

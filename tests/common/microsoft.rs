@@ -6,7 +6,11 @@
 //! at most `Prefer: odata.maxpagesize` entries linked by `@odata.nextLink`, the last one carrying
 //! `@odata.deltaLink`; an expired delta token answers 410 Gone `SyncStateNotFound`), and
 //! `/messages/{id}/$value` (the MIME bytes). Throttling answers 429 with `Retry-After`.
-//! Tokens are checked on every Graph call.
+//! Tokens are checked on every Graph call. For "Connect Microsoft 365 account": the v2.0
+//! authorize endpoint (PKCE S256 required; it signs in `signed_in` and consents at once, or
+//! answers `error=access_denied` when the person declines), the `authorization_code` grant
+//! (code bound to its challenge and redirect URI, single use, client secret checked) and the
+//! `refresh_token` grant (rotating the refresh token), and `GET /v1.0/me`.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -67,6 +71,16 @@ pub struct World {
     pub imap_tokens: BTreeMap<String, String>,
     /// Messages delivered so far (each arrives a minute after the one before).
     pub delivered: i64,
+    /// Who signs in on the authorize page (delegated connections).
+    pub signed_in: String,
+    /// The person declines on the consent page.
+    pub decline: bool,
+    /// Authorization code → (PKCE challenge, redirect URI, user).
+    pub codes: BTreeMap<String, (String, String, String)>,
+    /// Refresh token → user.
+    pub refresh: BTreeMap<String, String>,
+    /// Delegated access token → user (for `/me`).
+    pub token_users: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -84,6 +98,8 @@ impl FakeMicrosoft {
         }));
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+            .route("/v1.0/me", get(me))
             .route("/v1.0/users/{user}/mailFolders", get(folders))
             .route("/v1.0/users/{user}/mailFolders/{folder}", get(one_folder))
             .route(
@@ -97,6 +113,13 @@ impl FakeMicrosoft {
             .route("/v1.0/users/{user}/messages/{id}/{value}", get(value))
             .route("/introspect", post(introspect))
             .with_state(world.clone());
+        let app =
+            Router::new()
+                .fallback_service(app)
+                .layer(axum::middleware::map_request_with_state(
+                    world.clone(),
+                    me_alias,
+                ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -114,6 +137,26 @@ impl FakeMicrosoft {
     /// The `token_url` setting for this fake (`{tenant}` filled in by the app).
     pub fn token_url(&self) -> String {
         format!("{}/{{tenant}}/oauth2/v2.0/token", self.url)
+    }
+
+    /// The `auth_url` setting for this fake (`{tenant}` filled in by the app).
+    pub fn auth_url(&self) -> String {
+        format!("{}/{{tenant}}/oauth2/v2.0/authorize", self.url)
+    }
+
+    /// Points `[microsoft]` at this fake; `secret_file` holds [`CLIENT_SECRET`].
+    pub fn configure(&self, settings: &mut daygle::config::Settings, secret_file: &str) {
+        settings.microsoft.tenant_id = TENANT.into();
+        settings.microsoft.client_id = CLIENT_ID.into();
+        settings.microsoft.client_secret_file = secret_file.into();
+        settings.microsoft.auth_url = self.auth_url();
+        settings.microsoft.token_url = self.token_url();
+        settings.microsoft.api_url = self.url.clone();
+    }
+
+    /// The person revoked the app's consent: refresh tokens stop working.
+    pub fn revoke_refresh(&self) {
+        self.world.lock().unwrap().refresh.clear();
     }
 
     /// Adds a folder (under `parent`'s id when given); returns its id.
@@ -275,7 +318,54 @@ async fn token(State(world): Shared, body: Bytes) -> Response {
             "AADSTS700016: Application not found.",
         );
     }
+    let secret_ok = form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET);
+    let mut user = None;
     match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            if !secret_ok {
+                return bad(
+                    "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided.",
+                );
+            }
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some((challenge, redirect, who)) = w.codes.remove(&code) else {
+                return bad(
+                    "invalid_grant",
+                    "AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+                );
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            if pkce_s256(&verifier) != challenge {
+                return bad(
+                    "invalid_grant",
+                    "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                );
+            }
+            if form.get("redirect_uri") != Some(&redirect) {
+                return bad(
+                    "invalid_grant",
+                    "AADSTS50148: The redirect_uri specified in the token request does not match the redirect_uri used when acquiring the authorization code.",
+                );
+            }
+            user = Some(who);
+        }
+        Some("refresh_token") => {
+            if !secret_ok {
+                return bad(
+                    "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided.",
+                );
+            }
+            let old = form.get("refresh_token").cloned().unwrap_or_default();
+            let Some(who) = w.refresh.remove(&old) else {
+                return bad(
+                    "invalid_grant",
+                    "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+                );
+            };
+            user = Some(who);
+        }
         Some("client_credentials") => {
             if w.secret_revoked
                 || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
@@ -305,12 +395,120 @@ async fn token(State(world): Shared, body: Bytes) -> Response {
     w.issued += 1;
     let access = format!("eyJ0eXAi.fake.{}", w.issued);
     w.tokens.insert(access.clone());
+    let mut body = json!({ "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": access });
+    if let Some(user) = user {
+        // Delegated: a new refresh token every time (Microsoft rotates them).
+        let refresh = format!("0.AAAA-refresh.{}", w.issued);
+        w.refresh.insert(refresh.clone(), user.clone());
+        w.token_users.insert(access, user);
+        body["refresh_token"] = json!(refresh);
+        body["scope"] =
+            json!("https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/User.Read");
+    }
     (
         StatusCode::OK,
         [("content-type", "application/json")],
-        json!({ "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": access }).to_string(),
+        body.to_string(),
     )
         .into_response()
+}
+
+fn pkce_s256(verifier: &str) -> String {
+    use base64::prelude::*;
+    use sha2::Digest;
+    BASE64_URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// The sign-in and consent page, answered at once: back to the redirect URI with a code (or
+/// `error=access_denied` when the person declines), the state passed through.
+async fn authorize(
+    State(world): Shared,
+    Path(_tenant): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut w = world.lock().unwrap();
+    count(&mut w, "authorize");
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID
+        || get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "AADSTS900144: client_id, response_type=code and a PKCE S256 challenge are required",
+        )
+            .into_response();
+    }
+    let redirect = get("redirect_uri");
+    let state = encode(&get("state"));
+    if w.decline {
+        let to = format!(
+            "{redirect}?error=access_denied&error_description={}&state={state}",
+            encode("AADSTS65004: User declined to consent to access the app.")
+        );
+        return axum::response::Redirect::to(&to).into_response();
+    }
+    w.issued += 1;
+    let code = format!("0.AXcode{}", w.issued);
+    let user = w.signed_in.clone();
+    w.codes.insert(
+        code.clone(),
+        (get("code_challenge"), redirect.clone(), user),
+    );
+    axum::response::Redirect::to(&format!("{redirect}?code={code}&state={state}")).into_response()
+}
+
+/// `/v1.0/me/...` is `/v1.0/users/{signed-in user}/...` for a delegated token.
+async fn me_alias(State(world): Shared, mut req: axum::extract::Request) -> axum::extract::Request {
+    let Some(rest) = req.uri().path().strip_prefix("/v1.0/me/").map(String::from) else {
+        return req;
+    };
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let Some(user) = world.lock().unwrap().token_users.get(&token).cloned() else {
+        return req;
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    if let Ok(uri) = format!("/v1.0/users/{}/{rest}{query}", encode(&user)).parse() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// `GET /v1.0/me?$select=mail,userPrincipalName`: the signed-in user of a delegated token.
+async fn me(State(world): Shared, headers: HeaderMap) -> Response {
+    let mut w = world.lock().unwrap();
+    if let Some(r) = refusal(&mut w, &headers) {
+        return r;
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match w.token_users.get(token) {
+        Some(user) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            json!({ "mail": user, "userPrincipalName": user, "displayName": user }).to_string(),
+        )
+            .into_response(),
+        None => graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        ),
+    }
 }
 
 /// Checks the bearer token, consent and throttling; `Some` is the refusal to answer with.

@@ -61,11 +61,18 @@ pub enum GraphError {
     ForeignLink { base: String },
     #[error("HTTP request for {what} failed: {detail}")]
     Http { what: String, detail: String },
+    /// No bearer token: the token module's error, kept whole so a refused grant is still
+    /// recognised (the account then waits to be connected again).
+    #[error("{0}")]
+    Token(Box<Error>),
 }
 
 impl From<GraphError> for Error {
     fn from(e: GraphError) -> Self {
-        Error::part(e)
+        match e {
+            GraphError::Token(inner) => *inner,
+            other => Error::part(other),
+        }
     }
 }
 
@@ -334,10 +341,7 @@ impl<T: Bearer> GraphApi<T> {
                 .await
                 .bearer()
                 .await
-                .map_err(|e| GraphError::Http {
-                    what: format!("a token for {what}"),
-                    detail: crate::error::chain(&e),
-                })?;
+                .map_err(|e| GraphError::Token(Box::new(e)))?;
             let sent = self
                 .http
                 .get(url)

@@ -71,6 +71,24 @@ pub async fn begin(
     ))
 }
 
+/// [`begin`] for a person in the UI, with an audit row naming the account and provider (the
+/// outcome is audited by [`finish`]).
+pub async fn start(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    account_id: i64,
+    redirect: &str,
+) -> Result<(String, Pending)> {
+    let started = begin(pool, settings, account_id, redirect).await?;
+    let account = accounts::get(pool, account_id).await?;
+    let event = AuditEvent::by(actor, Action::AccountConnectStart)
+        .target(Target::Account(account_id))
+        .details(serde_json::json!({ "name": account.name, "kind": account.kind }));
+    audit::record_now(pool, &event).await?;
+    Ok(started)
+}
+
 /// What the provider sent back to the callback.
 pub struct Callback<'a> {
     pub state: Option<&'a str>,
@@ -140,6 +158,18 @@ async fn complete(
         refuse("the provider issued no refresh token (offline access was not granted)")
     })?;
     let identity = identity(settings, provider, &grant.access).await?;
+    if let Some(mailbox) = account.mailbox.as_deref()
+        && !mailbox.eq_ignore_ascii_case(&identity)
+    {
+        // The token reads only the mailbox of whoever signed in: stored for another mailbox it
+        // would fail at every sync (or, with delegated access, archive the wrong mailbox).
+        return Err(Error::invalid(
+            "connection",
+            format!(
+                "the provider signed in {identity}, but this account archives {mailbox}: sign in as {mailbox}"
+            ),
+        ));
+    }
     let mut tx = pool.begin().await?;
     store::save_connection(
         &mut tx,

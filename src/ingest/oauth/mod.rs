@@ -10,6 +10,7 @@
 pub mod connect;
 pub mod jwt;
 pub mod store;
+pub mod view;
 
 use std::time::Duration;
 
@@ -195,6 +196,11 @@ impl OAuthClient {
             token_url: token.trim().to_string(),
             http: http_client::client(TOKEN_TIMEOUT)?,
         })
+    }
+
+    /// Whether `client_id` is set (connecting in the browser needs it).
+    pub fn has_client_id(&self) -> bool {
+        !self.client_id.is_empty()
     }
 
     fn require_client_id(&self) -> Result<()> {

@@ -272,6 +272,16 @@ pub const ALL: &[Route] = &[
         "/accounts/{id}/status",
         Permission(P::ManageAccounts),
     ),
+    r(
+        Method::POST,
+        "/accounts/{id}/connect",
+        Permission(P::ManageAccounts),
+    ),
+    r(
+        Method::GET,
+        "/accounts/oauth/callback",
+        Permission(P::ManageAccounts),
+    ),
     r(Method::GET, "/workers", Permission(P::ViewWorkers)),
     r(Method::GET, "/workers/status", Permission(P::ViewWorkers)),
     r(Method::GET, "/alerts", Permission(P::ViewWorkers)),

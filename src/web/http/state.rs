@@ -60,4 +60,7 @@ pub struct AppState {
     pub link_base: Arc<str>,
     /// The OIDC identity provider, when `oidc.enabled`.
     pub oidc: Option<Arc<crate::auth::oidc::Provider>>,
+    /// Where people reach this instance: `server.public_url`, or the bound address when it is
+    /// not set (provider redirect URLs start with it).
+    pub url: Arc<str>,
 }

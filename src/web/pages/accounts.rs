@@ -1,19 +1,23 @@
-//! `/accounts`: administrators add IMAP accounts, see each account's completeness ledger, test
-//! the connection, pause/resume syncing and delete accounts. Passwords are write-only.
+//! `/accounts`: administrators add IMAP, Google (Gmail API) and Microsoft 365 (Graph) accounts,
+//! see each account's completeness ledger, test the connection, pause/resume syncing and delete
+//! accounts. Passwords are write-only; connecting Google and Microsoft accounts is in
+//! `account_connect`.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::account_connect::{self, OAuthPanel};
 use crate::archive::ledger::{self, FolderCoverage, LedgerRow};
 use crate::config::split_list;
 use crate::error::{Error, Result};
-use crate::ingest::accounts::{self, Account, ImapSettings, TlsMode};
+use crate::ingest::accounts::{self, Account, ImapOptions, ImapSettings, OAuthSettings, TlsMode};
 use crate::ingest::imap::{self, Timeouts};
 use crate::ingest::manage::{self, AccountDraft, PasswordOutcome};
 use crate::ingest::workers::{self, WorkerState, WorkerStatus};
@@ -24,7 +28,7 @@ use crate::web::http::state::AppState;
 
 /// The routes of the archive accounts pages.
 pub fn area() -> Area {
-    Area::new()
+    let area = Area::new()
         .get("/accounts", list)
         .post("/accounts", create)
         .get("/accounts/{id}", show)
@@ -33,10 +37,11 @@ pub fn area() -> Area {
         .post("/accounts/{id}/test", test)
         .post("/accounts/{id}/delete", delete)
         .post("/accounts/{id}/sync", sync_now)
-        .get("/accounts/{id}/status", status)
+        .get("/accounts/{id}/status", status);
+    account_connect::routes(area)
 }
 
-type Admin = Require<perm::ManageAccounts>;
+pub(super) type Admin = Require<perm::ManageAccounts>;
 
 struct AccountRow {
     a: Account,
@@ -46,12 +51,15 @@ struct AccountRow {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/list.html")]
-struct ListPage {
+pub(super) struct ListPage {
     page: PageContext,
     accounts: Vec<AccountRow>,
     error: String,
     form: CreateForm,
     default_exclude: String,
+    /// Why Google / Microsoft 365 accounts cannot be connected yet (client id not set), or empty.
+    google_missing: String,
+    microsoft_missing: String,
 }
 
 fn coverage_text(folders: &[FolderCoverage]) -> String {
@@ -91,22 +99,97 @@ async fn rows(state: &AppState, user: &CurrentUser) -> Result<Vec<AccountRow>> {
     Ok(out)
 }
 
-async fn list(State(state): State<AppState>, user: Admin) -> Result<ListPage> {
+/// Which kind of account the add form is for (`?add=imap|google|microsoft`).
+#[derive(Deserialize, Default)]
+struct AddChoice {
+    #[serde(default)]
+    add: String,
+}
+
+/// The accounts page with the add form as given (or empty, for `source`).
+async fn list_with(
+    state: &AppState,
+    user: &Admin,
+    error: String,
+    form: CreateForm,
+) -> Result<ListPage> {
+    let missing = |key: &str, id: &str| {
+        if id.trim().is_empty() {
+            format!("{key} is not set yet: register the app (README) before connecting accounts.")
+        } else {
+            String::new()
+        }
+    };
     Ok(ListPage {
-        page: PageContext::for_user("Accounts", "/accounts", &user),
-        accounts: rows(&state, &user).await?,
-        error: String::new(),
-        form: CreateForm {
-            tls: "implicit".into(),
-            ..CreateForm::default()
-        },
+        page: PageContext::for_user("Accounts", "/accounts", user),
+        accounts: rows(state, user).await?,
+        error,
+        form,
         default_exclude: state.settings.sync.exclude_folders.clone(),
+        google_missing: missing("google.client_id", &state.settings.google.client_id),
+        microsoft_missing: missing("microsoft.client_id", &state.settings.microsoft.client_id),
     })
+}
+
+/// The accounts page with `error` above an empty add form (a refused connection).
+pub(super) async fn list_page(state: &AppState, user: &Admin, error: String) -> Result<ListPage> {
+    list_with(state, user, error, CreateForm::empty("imap")).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: Admin,
+    Query(choice): Query<AddChoice>,
+) -> Result<ListPage> {
+    let form = CreateForm::empty(Source::parse(&choice.add).as_str());
+    list_with(&state, &user, String::new(), form).await
+}
+
+/// The three kinds of account the add form offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Imap,
+    Google,
+    Microsoft,
+}
+
+impl Source {
+    /// Anything unknown is IMAP, the form's first choice.
+    fn parse(text: &str) -> Self {
+        match text {
+            "google" => Self::Google,
+            "microsoft" => Self::Microsoft,
+            _ => Self::Imap,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Google => "google",
+            Self::Microsoft => "microsoft",
+        }
+    }
+
+    /// The account kind it creates.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Google => "gmail",
+            Self::Microsoft => "graph",
+        }
+    }
 }
 
 /// Everything arrives as text so a bad number is a form error, not a bare 422.
 #[derive(Deserialize, Default, Clone)]
-struct CreateForm {
+pub(super) struct CreateForm {
+    /// imap, google or microsoft (the add form's choice).
+    #[serde(default)]
+    source: String,
+    /// Google / Microsoft 365: the mailbox to archive; blank means whoever connects it.
+    #[serde(default)]
+    mailbox: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -133,12 +216,30 @@ struct CreateForm {
     /// "false" keeps deleted-flagged mail until the server expunges it; anything else expunges.
     #[serde(default)]
     expunge: String,
+    /// IDLE on INBOX: "default" (sync.idle), "on" or "off".
+    #[serde(default)]
+    idle: String,
+    /// "on" when the box is ticked.
+    #[serde(default)]
+    follow_flags: String,
 }
 
 impl CreateForm {
+    /// An empty add form for `source`.
+    fn empty(source: &str) -> Self {
+        Self {
+            source: source.into(),
+            tls: "implicit".into(),
+            idle: "default".into(),
+            ..Self::default()
+        }
+    }
+
     /// The edit form, filled in from the stored account (the password stays write-only).
     fn from_account(a: &Account) -> Self {
         Self {
+            source: a.kind.clone(),
+            mailbox: a.mailbox.clone().unwrap_or_default(),
             name: a.name.clone(),
             host: a.host.clone().unwrap_or_default(),
             port: a.port.map(|p| p.to_string()).unwrap_or_default(),
@@ -154,7 +255,46 @@ impl CreateForm {
             pin_cert: a.pinned_cert_sha256.clone().unwrap_or_default(),
             poll_secs: a.poll_interval_secs.to_string(),
             expunge: a.expunge.to_string(),
+            idle: match a.idle {
+                None => "default",
+                Some(true) => "on",
+                Some(false) => "off",
+            }
+            .into(),
+            follow_flags: if a.follow_flags { "on" } else { "" }.into(),
         }
+    }
+
+    /// IDLE and flag following as the domain reads them.
+    fn options(&self) -> Result<ImapOptions> {
+        let idle = match self.idle.as_str() {
+            "" | "default" => None,
+            "on" => Some(true),
+            "off" => Some(false),
+            other => {
+                return Err(Error::invalid(
+                    "IDLE",
+                    format!("`{other}` is not known; use default, on or off"),
+                ));
+            }
+        };
+        Ok(ImapOptions {
+            idle,
+            follow_flags: self.follow_flags == "on",
+        })
+    }
+
+    /// A Google or Microsoft 365 account as the domain reads it.
+    fn oauth_settings(&self, source: Source, state: &AppState) -> Result<OAuthSettings> {
+        let default_poll = i32::try_from(state.live.get().sync.default_poll_secs).unwrap_or(300);
+        Ok(OAuthSettings {
+            name: self.name.clone(),
+            kind: source.kind().into(),
+            mailbox: Some(self.mailbox.trim().to_string()).filter(|m| !m.is_empty()),
+            app_only: false,
+            poll_interval_secs: number::<i32>("poll interval", &self.poll_secs)?
+                .unwrap_or(default_poll),
+        })
     }
 }
 
@@ -191,41 +331,42 @@ async fn create(
     user: Admin,
     CsrfForm(form): CsrfForm<CreateForm>,
 ) -> Result<Response> {
+    let source = Source::parse(&form.source);
     let attempt = async {
+        if source != Source::Imap {
+            let settings = form.oauth_settings(source, &state)?;
+            let id = manage::create_oauth_account(&state.pool, &user.actor, &settings).await?;
+            return Ok((id, "created-oauth"));
+        }
         let imap = settings_from(&form, &state)?;
-        manage::create_account(
+        let options = form.options()?;
+        let id = manage::create_account(
             &state.pool,
             &state.keys.sealing,
             &user.actor,
             &imap,
             &form.password,
+            Some(options),
         )
-        .await
+        .await?;
+        Ok((id, "created"))
     };
     match attempt.await {
-        Ok(id) => Ok(Redirect::to(&format!("/accounts/{id}?done=created")).into_response()),
+        Ok((id, done)) => Ok(Redirect::to(&format!("/accounts/{id}?done={done}")).into_response()),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
             let mut form = form.clone();
             form.password.clear();
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ListPage {
-                    page: PageContext::for_user("Accounts", "/accounts", &user),
-                    accounts: rows(&state, &user).await?,
-                    error: e.to_string(),
-                    form,
-                    default_exclude: state.settings.sync.exclude_folders.clone(),
-                },
-            )
-                .into_response())
+            form.source = source.as_str().into();
+            let page = list_with(&state, &user, e.to_string(), form).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(e),
     }
 }
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "accounts/show.html")]
-struct ShowPage {
+pub(super) struct ShowPage {
     page: PageContext,
     a: Account,
     folders: Vec<(FolderCoverage, String, String)>,
@@ -240,6 +381,26 @@ struct ShowPage {
     sync: workers::SyncView,
     /// The delete form's name as typed when it did not match (shown again with the reason).
     delete_typed: Option<String>,
+    /// Gmail / Microsoft 365: source, identity, token state, delta positions.
+    oauth: Option<OAuthPanel>,
+    /// The page's own policy when its connect button leaves for the provider.
+    csp: Option<HeaderValue>,
+}
+
+impl IntoResponse for ShowPage {
+    fn into_response(self) -> Response {
+        let csp = self.csp.clone();
+        let mut response = match self.render() {
+            Ok(html) => axum::response::Html(html).into_response(),
+            Err(e) => Error::context("render the account page", e).into_response(),
+        };
+        if let Some(policy) = csp {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+        }
+        response
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -248,7 +409,7 @@ struct Notice {
     done: String,
 }
 
-async fn show_page(
+pub(super) async fn show_page(
     state: &AppState,
     user: &Admin,
     id: i64,
@@ -261,6 +422,8 @@ async fn show_page(
     let folders = ledger::coverage(&state.pool, id).await?;
     let worker = workers::get(&state.pool, &workers::sync_worker_name(id)).await?;
     let a_enabled = a.enabled;
+    let oauth = OAuthPanel::of(state, &a).await?;
+    let csp = account_connect::page_csp(state, &a);
     Ok(ShowPage {
         page: PageContext::for_user(format!("Account {}", a.name), "/accounts", user),
         coverage: coverage_text(&folders),
@@ -289,6 +452,8 @@ async fn show_page(
         ),
         last_error: worker.and_then(|w| w.last_error).unwrap_or_default(),
         delete_typed: None,
+        oauth,
+        csp,
     })
 }
 
@@ -300,6 +465,10 @@ async fn show(
 ) -> Result<ShowPage> {
     let notice = match n.done.as_str() {
         "created" => "Account added. It is synced on the next scheduler pass.",
+        "created-oauth" => {
+            "Account added. Connect it now: the button below opens the provider's consent page."
+        }
+        "connected" => "Connected. The mailbox is synced on the next scheduler pass.",
         "enabled" => "Syncing resumed.",
         "disabled" => "Syncing paused; the archive stays.",
         "updated" => "Settings saved. They apply from the next sync.",
@@ -323,6 +492,7 @@ async fn edit(
 ) -> Result<Response> {
     let attempt = async {
         let imap = settings_from(&form, &state)?;
+        let options = form.options()?;
         let password = Some(form.password.as_str()).filter(|p| !p.is_empty());
         manage::update_account(
             &state.pool,
@@ -331,6 +501,7 @@ async fn edit(
             id,
             &imap,
             password,
+            Some(options),
         )
         .await
     };

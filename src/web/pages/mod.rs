@@ -1,6 +1,7 @@
 //! The pages of the UI, one module per area: its routes, handlers and templates. Handlers
 //! parse the request, call the domain and render; the plumbing they share is in `web::http`.
 
+pub mod account_connect;
 pub mod accounts;
 pub mod alerts;
 pub mod archives;
