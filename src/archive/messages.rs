@@ -228,51 +228,74 @@ pub async fn count_by_account(db: impl PgExecutor<'_>) -> Result<HashMap<i64, i6
 
 /// After a folder's UIDVALIDITY changed, copies archived under the old one are moved to the
 /// new UIDs when the same content turns up again, instead of being stored a second time.
-/// Returns how many rows were moved. Cheap when nothing changed (no old rows match).
+/// Cheap when nothing changed (no old rows match).
 pub async fn rebind_to_new_uidvalidity(
     tx: &mut PgConnection,
     account_id: i64,
     folder: &str,
     uidvalidity: i64,
     batch: &[NewMessage],
-) -> Result<u64> {
-    let uids: Vec<i64> = batch.iter().filter_map(|m| m.uid).collect();
-    let shas: Vec<Vec<u8>> = batch
+) -> Result<()> {
+    let positions: Vec<(i64, [u8; 32])> = batch
         .iter()
-        .filter(|m| m.uid.is_some())
-        .map(|m| m.sha256.to_vec())
+        .filter_map(|m| m.uid.map(|uid| (uid, m.sha256)))
         .collect();
-    if uids.is_empty() {
-        return Ok(0);
+    rebind_positions(tx, account_id, folder, uidvalidity, &positions).await?;
+    Ok(())
+}
+
+/// [`rebind_to_new_uidvalidity`] for server positions (UID, SHA-256 of the content): each old
+/// copy moves to one new position, the n-th old copy of a content (in old UID order) to its
+/// n-th new position, so a folder holding the same content twice keeps both. A moved row
+/// keeps everything else (scan status, legal holds, id). Returns the UIDs that hold a copy at
+/// the new place now (moved here, or there already).
+pub async fn rebind_positions(
+    tx: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    positions: &[(i64, [u8; 32])],
+) -> Result<Vec<i64>> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
     }
-    let done = sqlx::query!(
-        "WITH t AS (
-             SELECT DISTINCT ON (sha) uid, sha FROM unnest($4::bigint[], $5::bytea[]) AS t(uid, sha)
+    let uids: Vec<i64> = positions.iter().map(|(uid, _)| *uid).collect();
+    let shas: Vec<Vec<u8>> = positions.iter().map(|(_, sha)| sha.to_vec()).collect();
+    let moved = sqlx::query_scalar!(
+        r#"WITH t AS (
+             SELECT uid, sha, row_number() OVER (PARTITION BY sha ORDER BY uid) AS n
+             FROM unnest($4::bigint[], $5::bytea[]) AS t(uid, sha)
              WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.account_id = $1 AND m.folder = $2
-                               AND m.uidvalidity = $3 AND m.uid = t.uid)
-             ORDER BY sha, uid),
+                               AND m.uidvalidity = $3 AND m.uid = t.uid)),
          -- SKIP LOCKED: a concurrent batch already moving that row keeps it (at worst this
          -- copy is stored again); never a lock cycle between batches.
          locked AS (
-             SELECT m.id, m.blob_sha256 FROM messages m
-             JOIN t ON m.blob_sha256 = t.sha
+             SELECT m.id, m.blob_sha256, m.uid FROM messages m
              WHERE m.account_id = $1 AND m.folder = $2 AND m.uidvalidity <> $3
+               AND m.blob_sha256 IN (SELECT sha FROM t)
              FOR UPDATE OF m SKIP LOCKED),
          old AS (
-             SELECT DISTINCT ON (blob_sha256) id, blob_sha256 FROM locked
-             ORDER BY blob_sha256, id)
-         UPDATE messages m SET uidvalidity = $3, uid = t.uid
-         FROM old JOIN t ON t.sha = old.blob_sha256
-         WHERE m.id = old.id",
+             SELECT id, blob_sha256,
+                    row_number() OVER (PARTITION BY blob_sha256 ORDER BY uid, id) AS n
+             FROM locked),
+         moved AS (
+             UPDATE messages m SET uidvalidity = $3, uid = t.uid
+             FROM old JOIN t ON t.sha = old.blob_sha256 AND t.n = old.n
+             WHERE m.id = old.id
+             RETURNING m.uid)
+         SELECT uid AS "uid!" FROM moved
+         UNION ALL
+         SELECT uid AS "uid!" FROM messages
+         WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3 AND uid = ANY($4)"#,
         account_id,
         folder,
         uidvalidity,
         &uids,
         &shas,
     )
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(done.rows_affected())
+    Ok(moved)
 }
 
 /// Whether the folder holds a copy with this content under `uidvalidity`.

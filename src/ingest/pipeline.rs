@@ -230,12 +230,12 @@ async fn store_with<T>(
     let hashes: Vec<[u8; 32]> = rows.iter().map(|r| r.sha256).collect();
     restore_collected(&mut tx, &hashes, &new_blobs, known_raw, zstd_level).await?;
     drop(new_blobs);
+    if let Some(uidvalidity) = uidvalidity {
+        let place = (account_id, folder.as_str(), uidvalidity);
+        rebind(&mut tx, place, &rows, &mut diverted).await?;
+    }
     let (quarantined, rejected) =
         divert(&mut tx, scan, account_id, &folder, uidvalidity, &diverted).await?;
-    if let Some(uidvalidity) = uidvalidity {
-        messages::rebind_to_new_uidvalidity(&mut tx, account_id, &folder, uidvalidity, &rows)
-            .await?;
-    }
     let inserted = messages::insert_many(&mut tx, &rows).await?;
     if let Some(uidvalidity) = uidvalidity {
         ledger::record(&mut tx, account_id, &folder, uidvalidity, &entries).await?;
@@ -279,6 +279,40 @@ async fn store_with<T>(
         rejected,
     };
     Ok((stored, earlier))
+}
+
+/// After a UIDVALIDITY change, copies stored under the folder's earlier one move to the new
+/// positions of their content. Infected mail whose copy is archived (released, flagged, under
+/// a legal hold) or still held in the quarantine keeps that state at its new position: it is
+/// taken out of `diverted` instead of being quarantined (or refused) a second time.
+async fn rebind(
+    tx: &mut PgConnection,
+    (account_id, folder, uidvalidity): (i64, &str, i64),
+    rows: &[NewMessage],
+    diverted: &mut Vec<(Incoming, Disposition)>,
+) -> Result<()> {
+    let infected: Vec<(i64, [u8; 32])> = diverted
+        .iter()
+        .filter_map(|(m, _)| m.uid.map(|uid| (uid, blobs::sha256(&m.raw))))
+        .collect();
+    let positions: Vec<(i64, [u8; 32])> = rows
+        .iter()
+        .filter_map(|r| r.uid.map(|uid| (uid, r.sha256)))
+        .chain(infected.iter().copied())
+        .collect();
+    let archived =
+        messages::rebind_positions(tx, account_id, folder, uidvalidity, &positions).await?;
+    let still: Vec<(i64, String)> = infected
+        .into_iter()
+        .filter(|(uid, _)| !archived.contains(uid))
+        .map(|(uid, sha)| (uid, hex::encode(sha)))
+        .collect();
+    let held = quarantine::rebind_positions(tx, account_id, folder, uidvalidity, &still).await?;
+    diverted.retain(|(m, _)| {
+        m.uid
+            .is_none_or(|uid| !archived.contains(&uid) && !held.contains(&uid))
+    });
+    Ok(())
 }
 
 /// Writes the quarantine and rejection rows for infected mail that is not archived.

@@ -114,6 +114,50 @@ pub async fn put(
     Ok(inserted)
 }
 
+/// After a folder's UIDVALIDITY changed, entries still held for this folder under an earlier
+/// one follow their content to its new positions (UID, SHA-256 hex), the n-th held copy of a
+/// content to its n-th position, instead of the message being quarantined a second time. An
+/// entry keeps its id, seal, expiry and history. Returns the UIDs now held.
+pub async fn rebind_positions(
+    conn: &mut PgConnection,
+    account_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    positions: &[(i64, String)],
+) -> Result<Vec<i64>> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let uids: Vec<i64> = positions.iter().map(|(uid, _)| *uid).collect();
+    let shas: Vec<String> = positions.iter().map(|(_, sha)| sha.clone()).collect();
+    Ok(sqlx::query_scalar!(
+        r#"WITH t AS (
+             SELECT uid, sha, row_number() OVER (PARTITION BY sha ORDER BY uid) AS n
+             FROM unnest($4::bigint[], $5::text[]) AS t(uid, sha)
+             WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.account_id = $1
+                               AND q.folder = $2 AND q.uidvalidity = $3 AND q.uid = t.uid)),
+         locked AS (
+             SELECT id, sha256, uid FROM quarantine
+             WHERE account_id = $1 AND folder = $2 AND uidvalidity <> $3 AND uid IS NOT NULL
+               AND released_at IS NULL AND sha256 IN (SELECT sha FROM t)
+             FOR UPDATE SKIP LOCKED),
+         old AS (
+             SELECT id, sha256, row_number() OVER (PARTITION BY sha256 ORDER BY uid, id) AS n
+             FROM locked)
+         UPDATE quarantine q SET uidvalidity = $3, uid = t.uid
+         FROM old JOIN t ON t.sha = old.sha256 AND t.n = old.n
+         WHERE q.id = old.id
+         RETURNING q.uid AS "uid!""#,
+        account_id,
+        folder,
+        uidvalidity,
+        &uids,
+        &shas,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 /// Entries matching `filter`, newest first.
 pub async fn list(db: impl PgExecutor<'_>, filter: &Filter) -> Result<Vec<Entry>> {
     let limit = if filter.limit > 0 {

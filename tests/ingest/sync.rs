@@ -145,6 +145,47 @@ async fn a_uidvalidity_reset_rescans_the_folder_without_duplicating_it() {
 }
 
 #[tokio::test]
+async fn a_uidvalidity_reset_rebinds_every_copy_of_content_the_folder_holds_twice() {
+    let env = env().await;
+    let account = env.account("Alice", "alice").await;
+    let twice = message("twice", 0);
+    env.dovecot.write_messages(
+        "alice",
+        "INBOX",
+        &[twice.clone(), message("once", 1), twice.clone()],
+        NEW,
+    );
+    env.sync(&account).await.expect("first sync");
+    let ids_before = env.count("SELECT sum(id)::bigint FROM messages").await;
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 3);
+
+    env.dovecot.set_uidvalidity("alice", "INBOX", 4242);
+    let outcome = env.sync(&account).await.expect("sync after reset");
+
+    assert_eq!(outcome.fetched, 3);
+    assert_eq!(
+        outcome.archived, 0,
+        "both copies are re-bound, none stored again"
+    );
+    assert_eq!(
+        env.archived(account.id, "INBOX").await,
+        env.server("alice", "INBOX").await
+    );
+    assert_eq!(env.count("SELECT count(*) FROM messages").await, 3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM messages WHERE uidvalidity <> 4242")
+            .await,
+        0,
+        "no copy is left behind under the old UIDVALIDITY"
+    );
+    assert_eq!(
+        env.count("SELECT sum(id)::bigint FROM messages").await,
+        ids_before,
+        "the same rows, moved"
+    );
+}
+
+#[tokio::test]
 async fn an_oversize_message_is_skipped_in_the_ledger_with_its_size() {
     let env = env_with(|s| s.storage.max_message_bytes = 4096).await;
     let account = env.account("Alice", "alice").await;

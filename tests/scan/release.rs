@@ -114,48 +114,88 @@ async fn releasing_a_message_the_resync_already_archived_adds_no_second_copy() {
 }
 
 #[tokio::test]
-async fn a_message_held_twice_across_a_uidvalidity_change_is_archived_once_whichever_is_released_first()
- {
-    for newest_first in [false, true] {
-        let clamd = Clamd::spawn();
-        let env = env(&clamd).await;
-        let (account, infected) = held_after_first_sync(&env).await;
+async fn a_held_message_follows_a_uidvalidity_change_and_is_held_once() {
+    let clamd = Clamd::spawn();
+    let env = env(&clamd).await;
+    let (account, infected) = held_after_first_sync(&env).await;
+    let (held, _) = entries(&env).await[0];
 
-        // After the reset the resync detects the message again and holds it at its new place.
-        env.dovecot.set_uidvalidity("alice", "INBOX", RESET as u32);
-        let resync = env.sync(&account).await.expect("sync after the reset");
-        assert_eq!(resync.quarantined, 1);
-        let held = entries(&env).await;
-        assert_eq!(held.len(), 2, "{held:?}");
-        assert_ne!(held[0].1, RESET);
-        assert_eq!(held[1].1, RESET);
+    // After the reset the resync detects the message again: the entry moves with it.
+    env.dovecot.set_uidvalidity("alice", "INBOX", RESET as u32);
+    let resync = env.sync(&account).await.expect("sync after the reset");
+    assert_eq!((resync.archived, resync.quarantined), (0, 0));
+    assert_eq!(
+        entries(&env).await,
+        vec![(held, RESET)],
+        "one entry, the same one, at the folder's new UIDVALIDITY"
+    );
 
-        let order = if newest_first {
-            [held[1].0, held[0].0]
-        } else {
-            [held[0].0, held[1].0]
-        };
-        release_anyway(&env, order[0]).await;
-        assert_eq!(
-            copies(&env, &account, &infected).await.len(),
-            1,
-            "the first release archives the message (newest first: {newest_first})"
-        );
-        release_anyway(&env, order[1]).await;
+    release_anyway(&env, held).await;
+    assert_eq!(copies(&env, &account, &infected).await, vec![(RESET, 2)]);
+    assert_eq!(
+        env.archived(account.id, "INBOX").await,
+        env.server("alice", "INBOX").await
+    );
+    let again = env.sync(&account).await.expect("next sync");
+    assert_eq!((again.archived, again.quarantined), (0, 0));
+    assert_eq!(copies(&env, &account, &infected).await.len(), 1);
+}
 
-        assert_eq!(
-            copies(&env, &account, &infected).await,
-            vec![(RESET, 2)],
-            "one copy, at the folder's current place (newest first: {newest_first})"
-        );
-        assert_eq!(
-            env.archived(account.id, "INBOX").await,
-            env.server("alice", "INBOX").await
-        );
-        let again = env.sync(&account).await.expect("next sync");
-        assert_eq!((again.archived, again.quarantined), (0, 0));
-        assert_eq!(copies(&env, &account, &infected).await.len(), 1);
-    }
+#[tokio::test]
+async fn a_released_message_under_legal_hold_keeps_its_state_across_a_uidvalidity_change() {
+    let clamd = Clamd::spawn();
+    let env = env(&clamd).await;
+    let (account, infected) = held_after_first_sync(&env).await;
+    let (held, _) = entries(&env).await[0];
+    release_anyway(&env, held).await;
+    let (id, status): (i64, String) =
+        sqlx::query_as("SELECT id, scan_status FROM messages WHERE blob_sha256 = $1")
+            .bind(daygle::archive::blobs::sha256(&infected).as_slice())
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    sqlx::query(
+        "WITH h AS (INSERT INTO legal_holds (name, reason, kind, created_by)
+                    VALUES ('Case 7', 'litigation', 'messages', 'test') RETURNING id)
+         INSERT INTO legal_hold_messages (hold_id, message_id) SELECT id, $1 FROM h",
+    )
+    .bind(id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+
+    // The server rebuilt the folder; clamd still detects the released message.
+    env.dovecot.set_uidvalidity("alice", "INBOX", RESET as u32);
+    let resync = env.sync(&account).await.expect("sync after the reset");
+
+    assert_eq!(
+        (resync.archived, resync.quarantined),
+        (0, 0),
+        "nothing stored or quarantined again"
+    );
+    assert_eq!(copies(&env, &account, &infected).await, vec![(RESET, 2)]);
+    let (id_after, status_after, holds): (i64, String, i64) = sqlx::query_as(
+        "SELECT m.id, m.scan_status, (SELECT count(*) FROM legal_hold_messages h
+                                      WHERE h.message_id = m.id)
+         FROM messages m WHERE m.blob_sha256 = $1",
+    )
+    .bind(daygle::archive::blobs::sha256(&infected).as_slice())
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((id_after, status_after, holds), (id, status, 1));
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM quarantine WHERE released_at IS NULL")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap(),
+        0,
+        "not quarantined again"
+    );
+    assert_eq!(
+        env.archived(account.id, "INBOX").await,
+        env.server("alice", "INBOX").await
+    );
 }
 
 #[tokio::test]
