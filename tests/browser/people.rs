@@ -208,3 +208,66 @@ async fn a_forgotten_password_is_replaced_through_the_link_in_the_mail() {
     assert!(b.text(".usermenu").await.contains("alice"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn without_e_mail_an_invitation_link_is_shown_once_to_copy_and_works() {
+    if !driver::available() {
+        eprintln!("skipped: needs chromium and chromium-driver");
+        return;
+    }
+    let app = spawn_auth_app().await;
+    let chrome = Driver::start().await;
+    let b = chrome.browser().await;
+    b.goto(&app.url("/setup")).await;
+    b.fill("input[name=username]", "admin").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=password_confirm]", PASSWORD).await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/").await;
+
+    b.goto(&app.url("/users")).await;
+    b.click("a[href='/users/invite']").await;
+    b.wait_path("/users/invite").await;
+    assert!(b.text("#smtp-off").await.contains("E-mail is not set up"));
+    b.fill("input[name=username]", "erin").await;
+    b.fill("input[name=email]", "erin@example.org").await;
+    b.screenshot("people-invite-light-1366").await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/users/invitations").await;
+    let link = b
+        .execute("return document.querySelector('#link').value")
+        .await;
+    let link = link.as_str().expect("the link to copy").to_string();
+    assert!(link.contains("/invitation?token="), "{link}");
+    for width in [1366, 390] {
+        b.set_width(width, 900).await;
+        let fits = b
+            .execute(
+                "const r = document.documentElement; return r.scrollWidth <= r.clientWidth + 1;",
+            )
+            .await;
+        assert_eq!(
+            fits,
+            serde_json::json!(true),
+            "the link page scrolls sideways at {width}px"
+        );
+        b.screenshot(&format!("people-invited-light-{width}")).await;
+    }
+    b.goto(&app.url("/users")).await;
+    assert!(b.text("#invitations").await.contains("erin"));
+    b.screenshot("people-users-invitations-light-390").await;
+
+    // The link as the invitee would open it.
+    b.click(".usermenu button").await;
+    b.wait_path("/login").await;
+    let path = &link[link.find("/invitation").unwrap()..];
+    b.goto(&app.url(path)).await;
+    b.fill("input[name=password]", "erin's own passphrase")
+        .await;
+    b.fill("input[name=password_confirm]", "erin's own passphrase")
+        .await;
+    b.click("main button[type=submit]").await;
+    b.wait_path("/").await;
+    assert!(b.text(".usermenu").await.contains("erin"));
+    b.close().await;
+}

@@ -119,7 +119,7 @@ async fn deliver(state: &AppState, user: &Admin, issued: Issued) -> InvitedPage 
     };
     let why_link = match Mailer::from_settings(&state.live.get().smtp) {
         None => {
-            "E-mail is not set up on this server (Settings → E-mail), so no invitation was sent."
+            "E-mail is not set up on this server (Settings → E-mail (SMTP)), so no invitation was sent."
                 .to_string()
         }
         Some(mailer) => {
