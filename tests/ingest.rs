@@ -10,6 +10,7 @@ mod ingest {
     mod fleet;
     mod follow;
     mod gmail;
+    mod gmail_imap;
     mod graph;
     mod import;
     mod malformed;

@@ -54,6 +54,11 @@ pub fn display_name(id: &str, name: Option<&str>) -> Option<String> {
     }
 }
 
+/// Whether `id` is one of Gmail's system labels (API id or IMAP spelling), named by this module.
+pub fn is_system(id: &str) -> bool {
+    SYSTEM.iter().any(|(s, _)| *s == id)
+}
+
 /// The system label ids a person means by `typed` (its friendly name or its id, any case):
 /// `sent` → SENT and \Sent, `promotions` → CATEGORY_PROMOTIONS.
 pub fn system_ids_called(typed: &str) -> Vec<String> {
@@ -112,6 +117,31 @@ pub async fn replace(tx: &mut PgConnection, account_id: i64, labels: &[LabelName
          SELECT $1, t.id, t.name, t.kind FROM unnest($2::text[], $3::text[], $4::text[])
              AS t(id, name, kind)
          ON CONFLICT (account_id, label_id) DO UPDATE SET name = excluded.name, kind = excluded.kind",
+        account_id,
+        &ids as &[&str],
+        &names as &[&str],
+        &kinds as &[&str],
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds label names the source reported with messages, keeping every other name the account
+/// has (a source that sees labels only on messages, like Gmail IMAP, never lists them all).
+pub async fn add(tx: &mut PgConnection, account_id: i64, labels: &[LabelName]) -> Result<()> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = labels.iter().map(|l| l.id.as_str()).collect();
+    let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+    let kinds: Vec<&str> = labels.iter().map(|l| l.kind.as_str()).collect();
+    sqlx::query!(
+        "INSERT INTO account_labels (account_id, label_id, name, kind)
+         SELECT DISTINCT ON (t.id) $1, t.id, t.name, t.kind
+         FROM unnest($2::text[], $3::text[], $4::text[]) AS t(id, name, kind)
+         ON CONFLICT (account_id, label_id) DO UPDATE SET name = excluded.name, kind = excluded.kind
+         WHERE account_labels.name <> excluded.name OR account_labels.kind <> excluded.kind",
         account_id,
         &ids as &[&str],
         &names as &[&str],

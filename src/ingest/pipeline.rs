@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::archive::attachment_text;
 use crate::archive::blobs::{self, NewBlob};
+use crate::archive::labels::{self, LabelName};
 use crate::archive::ledger::{self, Entry};
 use crate::archive::messages::{self, NewMessage};
 use crate::archive::parse;
@@ -86,15 +87,22 @@ pub async fn store_scanned(
     batch: Batch,
     scan: Scan<'_>,
 ) -> Result<Stored> {
-    store_ordered(pool, zstd_level, batch, scan, async { Ok(()) })
-        .await
-        .map(|(stored, ())| stored)
+    store_ordered(
+        pool,
+        zstd_level,
+        batch,
+        scan,
+        async { Ok(()) },
+        SourceWrites::default(),
+    )
+    .await
+    .map(|(stored, ())| stored)
 }
 
-/// Like [`store`], but waits for `before_commit` (e.g. the previous batch of the same folder)
-/// after the rows are written and before the position moves and the transaction commits, so
-/// batches can be written concurrently yet commit in order. An error from `before_commit`
-/// rolls this batch back.
+/// Like [`store`] with the source's `writes`, but waits for `before_commit` (e.g. the previous
+/// batch of the same folder) after the rows are written and before the position moves and the
+/// transaction commits, so batches can be written concurrently yet commit in order. An error
+/// from `before_commit` rolls this batch back.
 ///
 /// New blobs commit first, in their own short transaction: they are content-addressed, so a
 /// blob whose message row never commits is harmless (the replay references it), and two
@@ -111,24 +119,19 @@ pub async fn store_ordered<T>(
     batch: Batch,
     scan: Scan<'_>,
     before_commit: impl Future<Output = Result<T>>,
+    writes: SourceWrites,
 ) -> Result<(Stored, T)> {
-    store_with(
-        pool,
-        zstd_level,
-        batch,
-        scan,
-        before_commit,
-        SourceWrites::default(),
-    )
-    .await
+    store_with(pool, zstd_level, batch, scan, before_commit, writes).await
 }
 
-/// What a delta source (Gmail) commits with a batch besides the messages: the labels of the
-/// messages it carries and of ones stored before, and its new delta position.
+/// What a source commits with a batch besides the messages: the labels of the messages it
+/// carries and of ones stored before (Gmail API; Gmail IMAP), and its new delta position.
 #[derive(Debug, Default)]
 pub struct SourceWrites {
     /// Every label of these messages (by UID), replacing what was stored.
     pub labels: Vec<(i64, Vec<String>)>,
+    /// Names of labels seen on these messages, added to the account's (none removed).
+    pub label_names: Vec<LabelName>,
     /// Label changes of messages stored before: (UID, added, removed).
     pub label_changes: Vec<(i64, Vec<String>, Vec<String>)>,
     /// The folder's delta position (Gmail historyId) after this batch.
@@ -257,6 +260,7 @@ async fn store_with<T>(
             folder: &folder,
             uidvalidity,
         };
+        labels::add(&mut tx, account_id, &writes.label_names).await?;
         messages::set_labels(&mut tx, place, &writes.labels).await?;
         messages::change_labels(&mut tx, place, &writes.label_changes).await?;
         // Mail held for a rescan is not stored yet: the delta must not pass it.

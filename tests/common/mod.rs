@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clamd;
 pub mod dovecot;
 pub mod fake_google;
+pub mod gmail_imap;
 pub mod idp;
 pub mod mail;
 pub mod microsoft;

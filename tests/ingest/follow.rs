@@ -8,9 +8,6 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{self, Env, env, env_with, message};
-use daygle::archive::listing::{Filters, Listing, Sort};
-use daygle::archive::search::query;
-use daygle::auth::grants::Grants;
 use daygle::ingest::accounts::{self, ImapOptions};
 use daygle::ingest::imap::utf7;
 use daygle::ingest::scheduler::{self, Assignment};
@@ -25,20 +22,6 @@ async fn append(env: &Env, user: &str, wire: &str, raw: &[u8]) {
     let mut s = env.session(user).await;
     s.append(wire, None, None, raw).await.expect("APPEND");
     let _ = s.logout().await;
-}
-
-/// Ids of the messages a full-access reader finds with `q`.
-async fn search(env: &Env, q: &str) -> Vec<i64> {
-    let query = query::parse(q).expect("query");
-    let filters = Filters::default();
-    let listing = Listing {
-        grants: &Grants::All,
-        query: &query,
-        filters: &filters,
-        sort: Sort::Newest,
-    };
-    let page = listing.page(&env.pool, None, 100).await.expect("search");
-    page.items.into_iter().map(|m| m.id).collect()
 }
 
 #[tokio::test]
@@ -76,14 +59,14 @@ async fn non_ascii_folders_are_archived_under_their_decoded_names_and_found_by_t
             .await,
         2
     );
-    assert_eq!(search(&env, "folder:Entwürfe").await.len(), 3);
-    assert_eq!(search(&env, "folder:台北").await.len(), 1);
+    assert_eq!(env.search("folder:Entwürfe").await.len(), 3);
+    assert_eq!(env.search("folder:台北").await.len(), 1);
 
     // The next pass finds its position under the decoded name: nothing is fetched again.
     append(&env, "intl", &drafts, &message("draft", 3)).await;
     let second = env.sync(&account).await.expect("second sync");
     assert_eq!((second.archived, second.fetched), (1, 1));
-    assert_eq!(search(&env, "folder:Entwürfe").await.len(), 4);
+    assert_eq!(env.search("folder:Entwürfe").await.len(), 4);
 
     // Folder patterns may use the decoded name.
     let mut s = env.imap_settings("Intl", "intl");

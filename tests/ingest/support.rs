@@ -8,6 +8,9 @@ use sqlx::PgPool;
 use zeroize::Zeroizing;
 
 use crate::common::{self, dovecot::Dovecot};
+use daygle::archive::listing::{Filters, Listing, Sort};
+use daygle::archive::search::query;
+use daygle::auth::grants::Grants;
 use daygle::config::Settings;
 use daygle::ingest::accounts::{self, Account, ImapSettings, TlsMode};
 use daygle::ingest::imap::sync::{SyncDeps, SyncOutcome, sync_account};
@@ -130,6 +133,20 @@ impl Env {
 
     pub async fn session(&self, user: &str) -> imap::Session {
         session(self.dovecot.port, user).await
+    }
+
+    /// Ids of the messages a full-access reader finds with `q`, newest first.
+    pub async fn search(&self, q: &str) -> Vec<i64> {
+        let query = query::parse(q).expect("query");
+        let filters = Filters::default();
+        let listing = Listing {
+            grants: &Grants::All,
+            query: &query,
+            filters: &filters,
+            sort: Sort::Newest,
+        };
+        let page = listing.page(&self.pool, None, 100).await.expect("search");
+        page.items.into_iter().map(|m| m.id).collect()
     }
 }
 

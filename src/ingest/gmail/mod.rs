@@ -221,9 +221,9 @@ impl Pass<'_> {
             })
             .collect();
         let writes = SourceWrites {
-            labels: Vec::new(),
             label_changes,
             delta: Some(latest),
+            ..SourceWrites::default()
         };
         self.archive(added, writes, outcome).await?;
         Ok(Some(()))

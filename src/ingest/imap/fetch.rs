@@ -61,20 +61,39 @@ pub fn plan_batches(
     out
 }
 
-/// The full messages of `set`, read one FETCH item at a time so only the batch is held.
+/// What one body FETCH returned.
+#[derive(Default)]
+pub struct Bodies {
+    pub messages: Vec<Incoming>,
+    /// Each message's Gmail labels by UID (only when they were asked for).
+    pub labels: Vec<(i64, Vec<String>)>,
+}
+
+/// The full messages of `set`, read one FETCH item at a time so only the batch is held; with
+/// `gmail_labels`, their `X-GM-LABELS` too.
 pub async fn fetch_bodies(
     session: &mut Session,
     t: Timeouts,
     set: &str,
-) -> Result<Vec<Incoming>, ImapError> {
+    gmail_labels: bool,
+) -> Result<Bodies, ImapError> {
+    let items = if gmail_labels {
+        "(UID RFC822.SIZE INTERNALDATE FLAGS X-GM-LABELS BODY.PEEK[])"
+    } else {
+        "(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])"
+    };
     timed(t.command, "UID FETCH (messages)", async {
-        let mut stream = session
-            .uid_fetch(set, "(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])")
-            .await?;
-        let mut out = Vec::new();
+        let mut stream = session.uid_fetch(set, items).await?;
+        let mut out = Bodies::default();
         while let Some(item) = stream.next().await {
-            if let Some(m) = incoming(&item?) {
-                out.push(m);
+            let f = item?;
+            if let Some(m) = incoming(&f) {
+                if let (true, Some(uid), Some(labels)) =
+                    (gmail_labels, m.uid, super::gmail::labels_of(&f))
+                {
+                    out.labels.push((uid, labels));
+                }
+                out.messages.push(m);
             }
         }
         Ok::<_, async_imap::error::Error>(out)

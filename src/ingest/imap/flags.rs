@@ -1,30 +1,38 @@
 //! Following flag changes made on the server after a message was archived (read, answered,
 //! flagged, keywords), for accounts that ask for it. With CONDSTORE (RFC 7162) a pass asks only
 //! for the messages changed since the folder's stored HIGHESTMODSEQ; without it every archived
-//! message's flags are fetched and compared. The flags and the new mod-sequence commit in one
-//! transaction, so a pass cut short asks again for the same changes.
+//! message's flags are fetched and compared. A Gmail account (see [`super::gmail`]) follows its
+//! messages' labels the same way (`X-GM-LABELS`). The flags, labels and the new mod-sequence
+//! commit in one transaction, so a pass cut short asks again for the same changes.
 
 use futures::StreamExt;
 use sqlx::PgPool;
 
 use super::{Session, Timeouts, timed};
+use crate::archive::labels;
+use crate::archive::messages::Place;
 use crate::error::Result;
 
 /// Rows updated per statement.
 const CHUNK: usize = 5000;
 
-/// Brings the archived copies of `folder` (archive name) in line with the flags on the server;
-/// the folder must be selected or examined. `highest_modseq` is what EXAMINE reported when
-/// CONDSTORE is enabled. Returns how many archived copies changed.
+/// Brings the archived copies of `place` (archive folder name) in line with the flags on the
+/// server, and with `gmail_labels` their labels too; the folder must be selected or examined.
+/// `highest_modseq` is what EXAMINE reported when CONDSTORE is enabled. Returns how many
+/// archived copies changed.
 pub async fn follow(
     pool: &PgPool,
     session: &mut Session,
     t: Timeouts,
-    account_id: i64,
-    folder: &str,
-    uidvalidity: i64,
+    place: Place<'_>,
     highest_modseq: Option<u64>,
+    gmail_labels: bool,
 ) -> Result<u64> {
+    let Place {
+        account_id,
+        folder,
+        uidvalidity,
+    } = place;
     let state = sqlx::query!(
         "SELECT last_uid, flags_modseq FROM sync_state
          WHERE account_id = $1 AND folder = $2 AND uidvalidity = $3",
@@ -39,10 +47,15 @@ pub async fn follow(
         return Ok(0);
     }
     let known = state.flags_modseq.and_then(|m| u64::try_from(m).ok());
+    let items = if gmail_labels {
+        "(UID FLAGS X-GM-LABELS)"
+    } else {
+        "(UID FLAGS)"
+    };
     let query = match (highest_modseq, known) {
         (Some(now), Some(known)) if known >= now => return Ok(0),
-        (Some(_), Some(known)) => format!("(UID FLAGS) (CHANGEDSINCE {known})"),
-        _ => "(UID FLAGS)".to_string(),
+        (Some(_), Some(known)) => format!("{items} (CHANGEDSINCE {known})"),
+        _ => items.to_string(),
     };
     let set = format!("1:{}", state.last_uid);
     let changes = timed(t.command, "UID FETCH (flags)", async {
@@ -56,21 +69,31 @@ pub async fn follow(
                     .filter_map(|f| super::fetch::flag_text(&f))
                     .collect();
                 flags.sort();
-                out.push(serde_json::json!({ "uid": uid, "flags": flags }));
+                let labels = super::gmail::labels_of(&f).filter(|_| gmail_labels);
+                out.push(serde_json::json!({ "uid": uid, "flags": flags, "labels": labels }));
             }
         }
         Ok::<_, async_imap::error::Error>(out)
     })
     .await?;
+    let seen: Vec<String> = changes
+        .iter()
+        .filter_map(|c| c["labels"].as_array())
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
     let mut tx = pool.begin().await?;
+    labels::add(&mut tx, account_id, &super::gmail::names(&seen)).await?;
     let mut changed = 0u64;
     for chunk in changes.chunks(CHUNK) {
-        // Compared as sets: servers do not promise an order.
+        // Compared as sets: servers do not promise an order. Labels (sorted when fetched and
+        // when stored) only when the server sent them.
         changed += sqlx::query!(
-            "UPDATE messages m SET flags = u.flags
-             FROM jsonb_to_recordset($4::jsonb) AS u(uid bigint, flags text[])
+            "UPDATE messages m SET flags = u.flags, labels = coalesce(u.labels, m.labels)
+             FROM jsonb_to_recordset($4::jsonb) AS u(uid bigint, flags text[], labels text[])
              WHERE m.account_id = $1 AND m.folder = $2 AND m.uidvalidity = $3 AND m.uid = u.uid
-               AND NOT (m.flags @> u.flags AND m.flags <@ u.flags)",
+               AND (NOT (m.flags @> u.flags AND m.flags <@ u.flags)
+                    OR (u.labels IS NOT NULL AND m.labels IS DISTINCT FROM u.labels))",
             account_id,
             folder,
             uidvalidity,

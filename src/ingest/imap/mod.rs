@@ -5,6 +5,7 @@ pub mod delete;
 pub mod fetch;
 pub mod flags;
 pub mod folders;
+pub mod gmail;
 pub mod idle;
 pub mod sasl;
 pub mod sync;
@@ -314,6 +315,8 @@ pub struct FolderInfo {
     /// The name as people read it (decoded), used in the archive.
     pub display: String,
     pub selectable: bool,
+    /// The RFC 6154 `\All` special-use folder (Gmail's "All Mail").
+    pub all: bool,
 }
 
 impl FolderInfo {
@@ -345,6 +348,10 @@ pub async fn list_folders(
                 .attributes()
                 .iter()
                 .any(|a| matches!(a, NameAttribute::NoSelect)),
+            all: n
+                .attributes()
+                .iter()
+                .any(|a| matches!(a, NameAttribute::All)),
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
-use super::fetch::{fetch_bodies, fetch_sizes, plan_batches, uid_set};
+use super::fetch::{Bodies, fetch_bodies, fetch_sizes, plan_batches, uid_set};
 use super::{Endpoint, ImapError, Session, Timeouts, folders::FolderFilter, timed};
 use crate::archive::ledger::{self, Entry, EntryKind};
+use crate::archive::messages::Place;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
-use crate::ingest::pipeline::{self, Batch, Stored};
+use crate::ingest::pipeline::{self, Batch, SourceWrites, Stored};
 
 use crate::ingest::workers::Heartbeat;
 use crate::secrets::SealingKeys;
@@ -26,12 +27,13 @@ async fn fetch_checked(
     session: &mut Session,
     t: Timeouts,
     wanted: &[i64],
-) -> Result<Vec<pipeline::Incoming>, ImapError> {
-    let messages = fetch_bodies(session, t, &uid_set(wanted)).await?;
-    if messages.len() < wanted.len() {
+    gmail_labels: bool,
+) -> Result<Bodies, ImapError> {
+    let bodies = fetch_bodies(session, t, &uid_set(wanted), gmail_labels).await?;
+    if bodies.messages.len() < wanted.len() {
         timed(t.command, "NOOP after an incomplete FETCH", session.noop()).await?;
     }
-    Ok(messages)
+    Ok(bodies)
 }
 
 /// Batches being written at once per folder (each holds its messages in memory).
@@ -88,7 +90,8 @@ pub struct SyncDeps<'a> {
     pub heartbeat: Option<&'a Heartbeat>,
 }
 
-/// Syncs every included folder of `account` once.
+/// Syncs every included folder of `account` once; a Gmail account (see [`super::gmail`]) syncs
+/// its "All Mail" folder only, with each message's labels.
 pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<SyncOutcome> {
     let t = Timeouts::from_settings(&deps.settings.sync);
     let password = account.password(deps.keys)?;
@@ -98,6 +101,7 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
     drop(password);
     let caps = timed(t.command, "CAPABILITY", session.capabilities()).await?;
     let uidplus = caps.has_str("UIDPLUS");
+    let gmail_server = caps.has_str(super::gmail::CAPABILITY);
     // With CONDSTORE enabled, EXAMINE reports HIGHESTMODSEQ and flag changes can be asked
     // for since the last pass (RFC 7162); without it flags are compared in full.
     let condstore = account.follow_flags && caps.has_str("CONDSTORE") && caps.has_str("ENABLE");
@@ -111,26 +115,35 @@ pub async fn sync_account(deps: &SyncDeps<'_>, account: &Account) -> Result<Sync
     }
     let filter = FolderFilter::new(&account.folders_include, &account.folders_exclude);
     let mut total = SyncOutcome::default();
-    for folder in super::list_folders(&mut session, t).await? {
-        if !folder.wanted(&filter) {
-            continue;
-        }
+    let listed = super::list_folders(&mut session, t).await?;
+    let all_mail =
+        super::gmail::all_mail(deps.pool, account.id, gmail_server, &listed, &filter).await?;
+    let gmail_labels = all_mail.is_some();
+    let chosen: Vec<&super::FolderInfo> = match all_mail {
+        Some(all) => vec![all],
+        None => listed.iter().filter(|f| f.wanted(&filter)).collect(),
+    };
+    for folder in chosen {
         let name = FolderName {
             wire: &folder.name,
             archive: &folder.display,
         };
-        let pass = sync_folder(deps, &mut session, t, account, name).await?;
+        let pass = sync_folder(deps, &mut session, t, account, name, gmail_labels).await?;
         total.add(pass.outcome);
         if account.follow_flags {
             beat(deps, &format!("{}: following flag changes", name.archive)).await;
+            let place = Place {
+                account_id: account.id,
+                folder: name.archive,
+                uidvalidity: pass.uidvalidity,
+            };
             total.flags_changed += super::flags::follow(
                 deps.pool,
                 &mut session,
                 t,
-                account.id,
-                name.archive,
-                pass.uidvalidity,
+                place,
                 pass.highest_modseq.filter(|_| condstore),
+                gmail_labels,
             )
             .await?;
         }
@@ -188,6 +201,7 @@ async fn sync_folder(
     t: Timeouts,
     account: &Account,
     name: FolderName<'_>,
+    gmail_labels: bool,
 ) -> Result<FolderPass> {
     let folder = name.archive;
     let mailbox = timed(t.command, "EXAMINE", session.examine(name.wire)).await?;
@@ -225,6 +239,7 @@ async fn sync_folder(
         account_id: account.id,
         folder,
         uidvalidity,
+        gmail_labels,
     };
     if !retry.is_empty() {
         let set = uid_set(&retry);
@@ -277,6 +292,8 @@ struct FolderKey<'a> {
     account_id: i64,
     folder: &'a str,
     uidvalidity: i64,
+    /// Fetch and store each message's Gmail labels.
+    gmail_labels: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -325,10 +342,10 @@ async fn run_batches(
                 size: Some(*size as i64),
             });
         }
-        let messages = if wanted.is_empty() {
-            Vec::new()
+        let Bodies { messages, labels } = if wanted.is_empty() {
+            Bodies::default()
         } else {
-            match fetch_checked(session, t, &wanted).await {
+            match fetch_checked(session, t, &wanted, key.gmail_labels).await {
                 Ok(m) => m,
                 Err(e) => {
                     // Let the batches already fetched finish committing before reporting.
@@ -375,6 +392,11 @@ async fn run_batches(
         let scan = scan.clone();
         let pool = deps.pool.clone();
         let level = s.storage.zstd_level;
+        let writes = SourceWrites {
+            label_names: super::gmail::names(labels.iter().flat_map(|(_, l)| l)),
+            labels,
+            ..SourceWrites::default()
+        };
         last = Some(tokio::spawn(async move {
             let _permit = permit;
             let wait_for_previous = async move {
@@ -387,7 +409,8 @@ async fn run_batches(
             };
             let scan = scan.as_ref().map(|(stage, keys)| (stage, keys.as_ref()));
             let (own, before) =
-                pipeline::store_ordered(&pool, level, batch, scan, wait_for_previous).await?;
+                pipeline::store_ordered(&pool, level, batch, scan, wait_for_previous, writes)
+                    .await?;
             Ok(before.plus(own))
         }));
         done += plan.len();
