@@ -283,10 +283,12 @@ async fn every_sealed_column_is_in_the_rotation_list() {
     .expect("columns");
     // Columns whose names suggest a secret but that hold none, with the reason.
     let not_sealed = [
-        ("users", "password_hash"),      // argon2id, not reversible
-        ("api_tokens", "token_hash"),    // SHA-256 of the token, not reversible
-        ("settings", "key"),             // the name of a setting
-        ("accounts", "oauth_token_url"), // where a refresh token may be sent, not a secret
+        ("users", "password_hash"),        // argon2id, not reversible
+        ("api_tokens", "token_hash"),      // SHA-256 of the token, not reversible
+        ("invitations", "token_hash"),     // SHA-256 of the invitation link's token
+        ("password_resets", "token_hash"), // SHA-256 of the reset link's token
+        ("settings", "key"),               // the name of a setting
+        ("accounts", "oauth_token_url"),   // where a refresh token may be sent, not a secret
     ];
     for (table, column) in columns {
         let key = (table.clone(), column.clone());
