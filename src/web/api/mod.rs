@@ -10,6 +10,7 @@ pub mod exports;
 pub mod messages;
 pub mod openapi;
 pub mod problem;
+pub mod reference;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
