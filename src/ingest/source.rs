@@ -11,6 +11,46 @@ use crate::ingest::{gmail, graph, imap};
 
 pub use crate::ingest::imap::sync::{SyncDeps, SyncOutcome};
 
+/// The UIDVALIDITY the API sources (Gmail, Graph) file their folders under: their ids never
+/// change meaning, so one constant stands where IMAP has the server's value.
+pub const API_UIDVALIDITY: i64 = 1;
+
+/// Stores one batch fetched by an API source (Gmail, Graph) with the source's own writes
+/// (labels, delta position) in one transaction, and tallies it into `outcome`.
+pub async fn store_api_batch(
+    deps: &SyncDeps<'_>,
+    scan: Option<&crate::scan::ScanStage>,
+    account_id: i64,
+    folder: &str,
+    (incoming, entries): (
+        Vec<crate::ingest::pipeline::Incoming>,
+        Vec<crate::archive::ledger::Entry>,
+    ),
+    writes: crate::ingest::pipeline::SourceWrites,
+    outcome: &mut SyncOutcome,
+) -> Result<()> {
+    outcome.fetched += incoming.len() as u64;
+    outcome.skipped += entries.len() as u64;
+    let batch = crate::ingest::pipeline::Batch {
+        account_id,
+        folder: folder.to_string(),
+        uidvalidity: Some(API_UIDVALIDITY),
+        messages: incoming,
+        ledger: entries,
+        advance_to: None,
+    };
+    let stored = crate::ingest::pipeline::store_source(
+        deps.pool,
+        deps.settings.storage.zstd_level,
+        batch,
+        scan.map(|s| (s, deps.keys)),
+        writes,
+    )
+    .await?;
+    outcome.add_stored(&stored);
+    Ok(())
+}
+
 /// Account kinds synced from a server (the rest, `import`, are filled from files).
 pub const SYNCED_KINDS: [&str; 3] = ["imap", "gmail", "graph"];
 

@@ -21,14 +21,14 @@ use crate::archive::messages;
 use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
 use crate::ingest::oauth::AccessTokens;
-use crate::ingest::pipeline::{self, Batch, Incoming, SourceWrites};
-use crate::ingest::source::{SyncDeps, SyncOutcome};
+use crate::ingest::pipeline::{Incoming, SourceWrites};
+use crate::ingest::source::{self, SyncDeps, SyncOutcome};
 use api::{GmailApi, History, RawMessage};
 
 /// The archive folder of a Gmail mailbox.
 pub const FOLDER: &str = "All Mail";
 /// Gmail ids never change meaning, so the folder has one fixed UIDVALIDITY.
-pub const UIDVALIDITY: i64 = 1;
+pub const UIDVALIDITY: i64 = source::API_UIDVALIDITY;
 /// messages.get calls in flight at once: 5 quota units each stays well inside Google's
 /// per-user 250 units per second.
 const FETCHES_IN_FLIGHT: usize = 8;
@@ -353,28 +353,17 @@ impl Pass<'_> {
         mut writes: SourceWrites,
         outcome: &mut SyncOutcome,
     ) -> Result<()> {
-        outcome.fetched += fetched.incoming.len() as u64;
-        outcome.skipped += fetched.entries.len() as u64;
         writes.labels.extend(fetched.labels);
-        let batch = Batch {
-            account_id: self.account.id,
-            folder: FOLDER.to_string(),
-            uidvalidity: Some(UIDVALIDITY),
-            messages: fetched.incoming,
-            ledger: fetched.entries,
-            advance_to: None,
-        };
-        let scan = self.scan.as_ref().map(|s| (s, self.deps.keys));
-        let stored = pipeline::store_source(
-            self.deps.pool,
-            self.deps.settings.storage.zstd_level,
-            batch,
-            scan,
+        source::store_api_batch(
+            self.deps,
+            self.scan.as_ref(),
+            self.account.id,
+            FOLDER,
+            (fetched.incoming, fetched.entries),
             writes,
+            outcome,
         )
-        .await?;
-        outcome.add_stored(&stored);
-        Ok(())
+        .await
     }
 
     /// The end of a full listing: its starting historyId becomes the position.

@@ -23,12 +23,12 @@ use crate::error::{Error, Result};
 use crate::ingest::accounts::Account;
 use crate::ingest::imap::folders::FolderFilter;
 use crate::ingest::oauth::AccessTokens;
-use crate::ingest::pipeline::{self, Batch, Incoming, SourceWrites};
-use crate::ingest::source::{SyncDeps, SyncOutcome};
+use crate::ingest::pipeline::{Incoming, SourceWrites};
+use crate::ingest::source::{self, SyncDeps, SyncOutcome};
 use api::{Bearer, FolderPath, GraphApi, GraphError, Listed};
 
 /// Graph ids never change meaning: every folder has one fixed UIDVALIDITY.
-pub const UIDVALIDITY: i64 = 1;
+pub const UIDVALIDITY: i64 = source::API_UIDVALIDITY;
 /// Well-known folders left out unless an include pattern names them (by their folder name or
 /// by these names), like the IMAP default excluding Trash and Junk. Found by id, not by display
 /// name, which follows the mailbox's language ("Gelöschte Elemente").
@@ -294,27 +294,16 @@ impl Pass<'_> {
         writes: SourceWrites,
         outcome: &mut SyncOutcome,
     ) -> Result<()> {
-        outcome.fetched += incoming.len() as u64;
-        outcome.skipped += entries.len() as u64;
-        let batch = Batch {
-            account_id: self.account.id,
-            folder: folder.to_string(),
-            uidvalidity: Some(UIDVALIDITY),
-            messages: incoming,
-            ledger: entries,
-            advance_to: None,
-        };
-        let scan = self.scan.as_ref().map(|s| (s, self.deps.keys));
-        let stored = pipeline::store_source(
-            self.deps.pool,
-            self.deps.settings.storage.zstd_level,
-            batch,
-            scan,
+        source::store_api_batch(
+            self.deps,
+            self.scan.as_ref(),
+            self.account.id,
+            folder,
+            (incoming, entries),
             writes,
+            outcome,
         )
-        .await?;
-        outcome.add_stored(&stored);
-        Ok(())
+        .await
     }
 
     async fn beat(&self, text: &str) {
